@@ -1,0 +1,46 @@
+# The README's two commands:
+#   make bench   set-up, build, fetch the default model, run the main job
+#   make test    set-up, build, fetch the default model, run the whole suite
+# Other targets: build, sanitize (ASan + UBSan suite), fuzz (libFuzzer, clang), clean.
+
+BUILD      ?= build
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+# CI (CI=true) builds with -Werror; set WERROR=ON to do the same locally.
+WERROR     ?= $(if $(filter true 1,$(CI)),ON,OFF)
+CMAKE_ARGS ?=
+FAIRBENCH  := $(BUILD)/fairbench
+
+.PHONY: bench test setup build model sanitize fuzz clean
+
+bench: build model
+	$(FAIRBENCH) inspect "$$(scripts/fetch-model.sh --path)"
+
+test: build
+	@scripts/fetch-model.sh >/dev/null || echo "make test: the default model could not be fetched; its tests will be skipped" >&2
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	cmake -S . -B $(BUILD) -DFB_WERROR=$(WERROR) $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+model: setup
+	@scripts/fetch-model.sh >/dev/null
+
+sanitize: setup
+	cmake -S . -B build-asan -DFB_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DFB_WERROR=$(WERROR)
+	cmake --build build-asan -j $(JOBS)
+	@scripts/fetch-model.sh >/dev/null || true
+	ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+fuzz: setup
+	CC=clang cmake -S . -B build-fuzz -DFB_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_gguf
+	mkdir -p build-fuzz/corpus
+	build-fuzz/tests/fuzz_gguf -max_total_time=$${FUZZ_SECONDS:-600} -timeout=10 -rss_limit_mb=2048 \
+	  build-fuzz/corpus tests/fuzz/corpus tests/data/bad
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz
