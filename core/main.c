@@ -25,10 +25,11 @@ static void print_usage(FILE *out) {
             "        and the bytes one decode step reads at f32, f16 and the file's own types\n"
             "  synth -o FILE.gguf [--preset NAME] [--type TYPE] [--seed N] [--threads N]\n"
             "        [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ff N] [--vocab N]\n"
-            "        [--ctx N] [--tied | --untied]\n"
+            "        [--ctx N] [--tied | --untied] [--llama3-rope]\n"
             "        write a LLaMA GGUF with seeded random weights of realistic scale and a\n"
             "        working byte-level BPE tokenizer; presets: %s\n"
-            "        (default tiny); types: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K\n"
+            "        (default tiny); types: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K;\n"
+            "        --llama3-rope adds Llama-3 RoPE frequency factors, as llama3.2-1b has\n"
             "  version\n"
             "        version, git commit and build flavour\n"
             "  help\n"
@@ -74,7 +75,7 @@ static long long parse_count(const char *opt, const char *s, long long max) {
 }
 
 static int cmd_synth(int argc, char **argv) {
-    enum { O_DIM = 256, O_LAYERS, O_HEADS, O_KV_HEADS, O_FF, O_VOCAB, O_CTX, O_TIED, O_UNTIED, O_SEED, O_THREADS };
+    enum { O_DIM = 256, O_LAYERS, O_HEADS, O_KV_HEADS, O_FF, O_VOCAB, O_CTX, O_TIED, O_UNTIED, O_SEED, O_THREADS, O_LLAMA3_ROPE };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'}, {"preset", required_argument, NULL, 'p'},
         {"type", required_argument, NULL, 't'},   {"seed", required_argument, NULL, O_SEED},
@@ -83,7 +84,8 @@ static int cmd_synth(int argc, char **argv) {
         {"heads", required_argument, NULL, O_HEADS}, {"kv-heads", required_argument, NULL, O_KV_HEADS},
         {"ff", required_argument, NULL, O_FF},    {"vocab", required_argument, NULL, O_VOCAB},
         {"ctx", required_argument, NULL, O_CTX},  {"tied", no_argument, NULL, O_TIED},
-        {"untied", no_argument, NULL, O_UNTIED},  {"help", no_argument, NULL, 'h'}, {0}};
+        {"untied", no_argument, NULL, O_UNTIED},  {"llama3-rope", no_argument, NULL, O_LLAMA3_ROPE},
+        {"help", no_argument, NULL, 'h'}, {0}};
     /* First pass: the preset, which the other options then modify. */
     const char *preset = "tiny", *output = NULL;
     for (int i = 1; i < argc; i++) {
@@ -136,6 +138,7 @@ static int cmd_synth(int argc, char **argv) {
 #undef DIM
         case O_TIED: spec.tied_output = true; custom = true; break;
         case O_UNTIED: spec.tied_output = false; custom = true; break;
+        case O_LLAMA3_ROPE: spec.llama3_rope = true; custom = true; break;
         case 'h': print_usage(stdout); return EXIT_OK;
         default: return EXIT_USAGE;
         }
