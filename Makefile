@@ -30,7 +30,7 @@ model: setup
 	@scripts/fetch-model.sh >/dev/null
 
 sanitize: setup
-	cmake -S . -B build-asan -DFB_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DFB_WERROR=$(WERROR)
+	cmake -S . -B build-asan -DFB_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFB_WERROR=$(WERROR)
 	cmake --build build-asan -j $(JOBS)
 	@scripts/fetch-model.sh >/dev/null || true
 	ctest --test-dir build-asan --output-on-failure -j $(JOBS)

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cmd_backends.h"
+#include "cmd_tokenize.h"
 #include "fb_version.h"
 #include "inspect.h"
 #include "quant.h"
@@ -30,6 +32,15 @@ static void print_usage(FILE *out) {
             "        working byte-level BPE tokenizer; presets: %s\n"
             "        (default tiny); types: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K;\n"
             "        --llama3-rope adds Llama-3 RoPE frequency factors, as llama3.2-1b has\n"
+            "  plugins [--plugin-dir DIR]...\n"
+            "        every backend found (name, version, ABI, capabilities, availability) and\n"
+            "        every .so that cannot be used, with the reason\n"
+            "  generate -m MODEL.gguf --ids ID,... [-n N] [--backend NAME] [--precision P]\n"
+            "        [--threads N] [--dump-logits FILE] [--plugin-dir DIR]\n"
+            "        greedy generation through one backend (default cpu_ref, f32)\n"
+            "  tokenize MODEL.gguf (TEXT | --file PATH) [--ids] [--parse-special] [--no-bos-eos]\n"
+            "  tokenize MODEL.gguf --decode ID,ID,... [--skip-special]\n"
+            "        the model's own tokenizer: ids and pieces of a text, or the text of ids\n"
             "  version\n"
             "        version, git commit and build flavour\n"
             "  help\n"
@@ -179,6 +190,9 @@ int main(int argc, char **argv) {
     /* Subcommands parse their own options from argv[1] on. */
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "synth") == 0) return cmd_synth(argc - 1, argv + 1);
+    if (strcmp(cmd, "tokenize") == 0) return fb_cmd_tokenize(argc - 1, argv + 1);
+    if (strcmp(cmd, "plugins") == 0) return fb_cmd_plugins(argc - 1, argv + 1);
+    if (strcmp(cmd, "generate") == 0) return fb_cmd_generate(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("fairbench %s (commit %s, %s build)\n", FB_VERSION_STRING, FB_GIT_COMMIT, FB_BUILD_FLAVOUR);
         return EXIT_OK;
