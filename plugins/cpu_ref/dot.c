@@ -11,8 +11,9 @@
  * Both sets decode every weight to the same f32 value (see dot.h); they
  * differ only in the order of the sum. In the AVX2 kernels a weight is
  * decoded with one FMA where the format says `q*d + m` or `dl*q - ml`: the
- * product is exact in f32 (at most 11 + 6 + 6 significant bits), so the fused
- * result rounds exactly as the separate multiply and add do.
+ * product is exact in f32 (a half's 11 significant bits times small integer
+ * scales and quants: at most 24 bits, for Q6_K), so the fused result rounds
+ * exactly as the separate multiply and add do.
  *
  * Blocks sit at any byte offset (inside an mmap'd file), so block structs hold
  * only uint8_t arrays and multi-byte fields are read as little-endian bytes.
