@@ -4,6 +4,7 @@
 #include "cmd_backends.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "backends.h"
 #include "model.h"
 #include "plugin_host.h"
+#include "tokenizer.h"
 
 enum { EXIT_OK = 0, EXIT_FAILURES = 1, EXIT_USAGE = 2 };
 
@@ -194,31 +196,42 @@ static int dump_write(logits_dump *d) {
 
 static void generate_usage(FILE *out) {
     fprintf(out,
-            "usage: fairbench generate -m MODEL.gguf --ids ID,ID,... [-n N] [--backend NAME]\n"
-            "                          [--precision f32|f16|bf16|native] [--threads N]\n"
+            "usage: fairbench generate -m MODEL.gguf (-p TEXT | --ids ID,ID,...) [-n N]\n"
+            "                          [--backend NAME] [--precision f32|f16|bf16|native]\n"
+            "                          [--threads N] [--special] [--ignore-eos] [--print-ids]\n"
             "                          [--dump-logits FILE] [--plugin-dir DIR]\n"
-            "greedy generation of N tokens (default 32) after the prompt; prints the\n"
-            "generated token ids, and the decode speed on stderr. --dump-logits writes the\n"
-            "logits of every position fed (prompt and generated) for checks.\n");
+            "greedy generation of up to N tokens (default 32) after the prompt, stopping at\n"
+            "the end-of-sequence token unless --ignore-eos. Prints the prompt and the\n"
+            "generated text (--print-ids: the generated ids instead), and the speed on\n"
+            "stderr. -p TEXT is tokenized with the model's tokenizer (BOS as its metadata\n"
+            "says; --special: control-token texts such as <|im_start|> become those tokens).\n"
+            "--dump-logits writes the logits of every position fed (prompt and generated).\n");
 }
 
 int fb_cmd_generate(int argc, char **argv) {
-    const char *model_path = NULL, *ids_text = NULL, *backend_name = "cpu_ref", *dump_path = NULL;
+    const char *model_path = NULL, *ids_text = NULL, *prompt_text = NULL, *backend_name = "cpu_ref", *dump_path = NULL;
+    bool parse_special = false, ignore_eos = false, print_ids = false;
     const char *dirs[MAX_PLUGIN_DIRS];
     size_t n_dirs = 0;
     long n_generate = 32, threads = 0;
     fb_precision precision = FB_PRECISION_F32;
-    enum { O_IDS = 256, O_BACKEND, O_PRECISION, O_THREADS, O_DUMP, O_PLUGIN_DIR };
+    enum { O_IDS = 256, O_BACKEND, O_PRECISION, O_THREADS, O_DUMP, O_PLUGIN_DIR, O_SPECIAL, O_IGNORE_EOS, O_PRINT_IDS };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},      {"ids", required_argument, NULL, O_IDS},
         {"backend", required_argument, NULL, O_BACKEND}, {"precision", required_argument, NULL, O_PRECISION},
         {"threads", required_argument, NULL, O_THREADS}, {"dump-logits", required_argument, NULL, O_DUMP},
-        {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR}, {"help", no_argument, NULL, 'h'}, {0}};
+        {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR}, {"prompt", required_argument, NULL, 'p'},
+        {"special", no_argument, NULL, O_SPECIAL}, {"ignore-eos", no_argument, NULL, O_IGNORE_EOS},
+        {"print-ids", no_argument, NULL, O_PRINT_IDS}, {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     char *end;
-    while ((c = getopt_long(argc, argv, "m:n:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:n:p:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': model_path = optarg; break;
+        case 'p': prompt_text = optarg; break;
+        case O_SPECIAL: parse_special = true; break;
+        case O_IGNORE_EOS: ignore_eos = true; break;
+        case O_PRINT_IDS: print_ids = true; break;
         case 'n':
             n_generate = strtol(optarg, &end, 10);
             if (*end || n_generate < 1 || n_generate > 1000000) {
@@ -250,13 +263,13 @@ int fb_cmd_generate(int argc, char **argv) {
         default: return EXIT_USAGE;
         }
     }
-    if (!model_path || !ids_text || optind != argc) {
+    if (!model_path || !ids_text == !prompt_text || optind != argc) {
         generate_usage(stderr);
         return EXIT_USAGE;
     }
-    int32_t *prompt;
-    size_t n_prompt;
-    if (parse_ids(ids_text, &prompt, &n_prompt)) {
+    int32_t *prompt = NULL;
+    size_t n_prompt = 0;
+    if (ids_text && parse_ids(ids_text, &prompt, &n_prompt)) {
         fprintf(stderr, "fairbench generate: --ids expects comma-separated token ids, got '%s'\n", ids_text);
         return EXIT_USAGE;
     }
@@ -270,9 +283,24 @@ int fb_cmd_generate(int argc, char **argv) {
     const fb_backend *b = NULL;
     logits_dump dump = {.path = dump_path};
     int32_t *generated = NULL;
+    fb_tokenizer *tok = NULL;
+    long n_done = 0;
 
     if (fb_model_open(model_path, &model, &err) || fb_model_view_build(model, &view, &err)) {
         fprintf(stderr, "fairbench generate: %s\n", err.msg);
+        goto out;
+    }
+    /* The tokenizer: needed for -p and for printing text; optional with --ids --print-ids. */
+    if (fb_tokenizer_load(model->file, &tok, &err) && (prompt_text || !print_ids)) {
+        fprintf(stderr, "fairbench generate: %s\n", err.msg);
+        goto out;
+    }
+    if (prompt_text && fb_tokenize(tok, prompt_text, strlen(prompt_text), true, parse_special, &prompt, &n_prompt, &err)) {
+        fprintf(stderr, "fairbench generate: %s\n", err.msg);
+        goto out;
+    }
+    if (n_prompt == 0) {
+        fprintf(stderr, "fairbench generate: the prompt is empty (no tokens)\n");
         goto out;
     }
     for (size_t i = 0; i < n_prompt; i++)
@@ -342,27 +370,46 @@ int fb_cmd_generate(int argc, char **argv) {
     for (size_t i = 0; dump_path && i < n_prompt; i++)
         if (dump_add(&dump, prompt[i], logits + i * n_vocab)) goto oom;
 
-    // decode: feed each generated token back
+    // decode: feed each generated token back, until N tokens or end of sequence
+    int32_t eos = tok && !ignore_eos ? fb_tokenizer_eos(tok) : -1;
     generated[0] = next;
+    n_done = 1;
     t0 = now_seconds();
-    for (long i = 1; i < n_generate; i++) {
-        st = b->api->decode(session, generated[i - 1], logits, &next);
+    while (n_done < n_generate && generated[n_done - 1] != eos) {
+        st = b->api->decode(session, generated[n_done - 1], logits, &next);
         if (st != FB_OK) goto backend_failed;
-        if (dump_path && dump_add(&dump, generated[i - 1], logits)) goto oom;
-        generated[i] = next;
+        if (dump_path && dump_add(&dump, generated[n_done - 1], logits)) goto oom;
+        generated[n_done++] = next;
     }
     double t_decode = now_seconds() - t0;
     free(logits);
     logits = NULL;
 
-    for (long i = 0; i < n_generate; i++) printf("%s%d", i ? "," : "", generated[i]);
-    printf("\n");
+    if (print_ids) {
+        for (long i = 0; i < n_done; i++) printf("%s%d", i ? "," : "", generated[i]);
+        printf("\n");
+    } else {
+        char *text[2] = {NULL, NULL};
+        size_t len[2];
+        if (fb_detokenize(tok, prompt, n_prompt, true, &text[0], &len[0], &err) ||
+            fb_detokenize(tok, generated, (size_t)n_done, true, &text[1], &len[1], &err)) {
+            fprintf(stderr, "fairbench generate: %s\n", err.msg);
+            free(text[0]);
+            rc = EXIT_FAILURES;
+            goto out;
+        }
+        fwrite(text[0], 1, len[0], stdout);
+        fwrite(text[1], 1, len[1], stdout);
+        printf("\n");
+        free(text[0]);
+        free(text[1]);
+    }
     fb_effective_settings eff = {.struct_size = sizeof eff};
     b->api->effective_settings(session, &eff);
     fprintf(stderr,
             "fairbench generate: %s (%s), load %.3f s, prefill %zu tokens %.1f tok/s, decode %ld tokens %.2f tok/s\n",
-            backend_name, eff.notes, t_load, n_prompt, (double)n_prompt / t_prefill, n_generate - 1,
-            n_generate > 1 ? (double)(n_generate - 1) / t_decode : 0.0);
+            backend_name, eff.notes, t_load, n_prompt, (double)n_prompt / t_prefill, n_done - 1,
+            n_done > 1 ? (double)(n_done - 1) / t_decode : 0.0);
     if (dump_path && dump_write(&dump)) {
         fprintf(stderr, "fairbench generate: cannot write %s: %s\n", dump_path, strerror(errno));
         rc = EXIT_FAILURES;
@@ -388,5 +435,6 @@ out:
     free(dump.logits);
     free(generated);
     free(prompt);
+    fb_tokenizer_free(tok);
     return rc;
 }
