@@ -17,14 +17,36 @@ typedef struct read_job {
     float sum;
 } read_job;
 
+/* 32 independent partial sums: wide enough for the compiler to keep several
+ * vector adds in flight (baseline SSE2 or AVX2, below). */
+#define READ_SUM_BODY                                                          \
+    float acc[32] = {0};                                                       \
+    size_t i = 0;                                                              \
+    for (; i + 32 <= n; i += 32)                                               \
+        for (int k = 0; k < 32; k++) acc[k] += data[i + k];                    \
+    for (; i < n; i++) acc[0] += data[i];                                      \
+    float sum = 0;                                                             \
+    for (int k = 0; k < 32; k++) sum += acc[k];                                \
+    return sum;
+
+static float read_sum_baseline(const float *restrict data, size_t n) { READ_SUM_BODY }
+
+#if defined(__x86_64__)
+/* A plain SSE2 loop reads about 15% slower from one core than the machine
+ * can deliver (7.3 vs 8.2 GB/s on a 2-core EPYC VM), which would flatter
+ * every backend's roofline share: use AVX2 where the CPU has it. */
+__attribute__((target("avx2"))) static float read_sum_avx2(const float *restrict data, size_t n) { READ_SUM_BODY }
+#endif
+
 static void *read_share(void *arg) {
     read_job *job = arg;
-    float acc[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= job->n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += job->data[i + k];
-    for (; i < job->n; i++) acc[0] += job->data[i];
-    job->sum = acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2")) {
+        job->sum = read_sum_avx2(job->data, job->n);
+        return NULL;
+    }
+#endif
+    job->sum = read_sum_baseline(job->data, job->n);
     return NULL;
 }
 
