@@ -1,5 +1,7 @@
 # The README's two commands:
 #   make bench   set-up, build, fetch the default model, run the main job
+#                (profiles/fair.ini where a GPU answers nvidia-smi, else profiles/cpu.ini;
+#                PROFILE=... chooses another)
 #   make test    set-up, build, fetch the default model, run the whole suite
 # Other targets: build, sanitize (ASan + UBSan suite), fuzz (libFuzzer, clang), clean.
 
@@ -12,8 +14,10 @@ FAIRBENCH  := $(BUILD)/fairbench
 
 .PHONY: bench test setup build model sanitize fuzz clean
 
+PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),fair.ini,cpu.ini)
+
 bench: build model
-	$(FAIRBENCH) inspect "$$(scripts/fetch-model.sh --path)"
+	$(FAIRBENCH) -c profiles/$(PROFILE)
 
 test: build
 	@scripts/fetch-model.sh >/dev/null || echo "make test: the default model could not be fetched; its tests will be skipped" >&2

@@ -122,7 +122,7 @@ static void load_one(fb_backend_list *list, fb_backend *b) {
         return;
     }
     snprintf(b->name, sizeof b->name, "%s", api->name);
-    const fb_backend *first = fb_backends_find(list, api->name);
+    const fb_backend *first = list ? fb_backends_find(list, api->name) : NULL;
     if (first) {
         snprintf(b->reason, sizeof b->reason, "%s: backend name '%s' is already taken by %s (found first)", b->path,
                  api->name, first->path);
@@ -217,6 +217,13 @@ void fb_backends_free(fb_backend_list *list) {
     for (size_t i = 0; i < list->n_dirs; i++) free(list->dirs[i]);
     free(list->dirs);
     memset(list, 0, sizeof *list);
+}
+
+int fb_backend_load(const char *path, fb_backend *out) {
+    memset(out, 0, sizeof *out);
+    if (!(out->path = strdup(path))) return -1;
+    load_one(NULL, out);
+    return out->usable ? 0 : -1;
 }
 
 const fb_backend *fb_backends_find(const fb_backend_list *list, const char *name) {

@@ -41,6 +41,10 @@ void fb_backends_free(fb_backend_list *list);
 /* The usable backend of that name, or NULL. */
 const fb_backend *fb_backends_find(const fb_backend_list *list, const char *name);
 
+/* dlopen and vet the one .so at path (no folder scan); 0 when usable, else
+ * -1 with out->reason. out->path is malloc'd (free it). */
+int fb_backend_load(const char *path, fb_backend *out);
+
 /* Vet one already-dlopened entry table; 0 when usable, else -1 with reason. */
 int fb_backend_vet(const fb_plugin *api, const char *path, char *reason, size_t reason_size);
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cmd_backends.h"
+#include "cmd_run.h"
 #include "cmd_tokenize.h"
 #include "fb_version.h"
 #include "inspect.h"
@@ -19,7 +20,13 @@ enum { EXIT_OK = 0, EXIT_FAILURES = 1, EXIT_USAGE = 2 };
 
 static void print_usage(FILE *out) {
     fprintf(out,
-            "usage: fairbench COMMAND [ARGS]\n"
+            "usage: fairbench -c PROFILE [--set SECTION.KEY=VALUE]... [--model FILE.gguf]\n"
+            "                 [--backends A,B] [--format text|md|json|csv] [-o FILE] [-q]\n"
+            "       fairbench COMMAND [ARGS]\n"
+            "\n"
+            "the main job (-c, or: fairbench run -c ...): every backend of the profile in a\n"
+            "child process of its own under one timing harness, checked against the reference,\n"
+            "with a fairness audit; fairbench run --help says more\n"
             "\n"
             "commands:\n"
             "  inspect FILE.gguf [--metadata] [--no-tensors]\n"
@@ -187,6 +194,9 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
+    /* The main job: fairbench -c PROFILE ... (also: fairbench run -c ...). */
+    if (strcmp(cmd, "-c") == 0 || strncmp(cmd, "--config", 8) == 0) return fb_cmd_run(argc, argv);
+    if (strcmp(cmd, "run") == 0) return fb_cmd_run(argc - 1, argv + 1);
     /* Subcommands parse their own options from argv[1] on. */
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "synth") == 0) return cmd_synth(argc - 1, argv + 1);
