@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cmd_backends.h"
+#include "cmd_compare.h"
 #include "cmd_run.h"
 #include "cmd_tokenize.h"
 #include "fb_version.h"
@@ -48,6 +49,9 @@ static void print_usage(FILE *out) {
             "  tokenize MODEL.gguf (TEXT | --file PATH) [--ids] [--parse-special] [--no-bos-eos]\n"
             "  tokenize MODEL.gguf --decode ID,ID,... [--skip-special]\n"
             "        the model's own tokenizer: ids and pieces of a text, or the text of ids\n"
+            "  compare A.json B.json\n"
+            "        per backend, B's figures against A's and whether the decode-latency\n"
+            "        difference is significant (Mann-Whitney U on the raw samples)\n"
             "  version\n"
             "        version, git commit and build flavour\n"
             "  help\n"
@@ -202,6 +206,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "synth") == 0) return cmd_synth(argc - 1, argv + 1);
     if (strcmp(cmd, "tokenize") == 0) return fb_cmd_tokenize(argc - 1, argv + 1);
     if (strcmp(cmd, "plugins") == 0) return fb_cmd_plugins(argc - 1, argv + 1);
+    if (strcmp(cmd, "compare") == 0) return fb_cmd_compare(argc - 1, argv + 1);
     if (strcmp(cmd, "generate") == 0) return fb_cmd_generate(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("fairbench %s (commit %s, %s build)\n", FB_VERSION_STRING, FB_GIT_COMMIT, FB_BUILD_FLAVOUR);

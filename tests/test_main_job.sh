@@ -42,6 +42,21 @@ for k in ("fairbench_version", "git_commit", "cpu", "cores", "kernel", "date"):
 assert len(r["model"]["sha256"]) == 64 and r["model"]["bytes"] > 0
 assert r["fairness"]["verdict"].startswith(("fair", "unfair"))
 PY
+"$fairbench" compare "$tmp/report.json" "$tmp/report.json" > "$tmp/compare.txt"; rc=$?
+check "compare: a report against itself differs in nothing (rc=$rc)" bash -c \
+  "test $rc -eq 0 && grep -q '^2 backends compared, 0 with a significant decode-latency difference' '$tmp/compare.txt'"
+python3 - "$tmp/report.json" "$tmp/slower.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+b = r["backends"][1]
+b["samples"]["decode_latency_ms"] = [x * 1.5 for x in b["samples"]["decode_latency_ms"]]
+json.dump(r, open(sys.argv[2], "w"))
+PY
+"$fairbench" compare "$tmp/report.json" "$tmp/slower.json" > "$tmp/compare.txt"; rc=$?
+check "compare: 1.5x slower samples are a significant difference (rc=$rc)" bash -c \
+  "test $rc -eq 1 && grep -qE '^cpu_ref_b .* B slower by 50\.0%' '$tmp/compare.txt' && grep -qE '^cpu_ref_a .* no significant difference' '$tmp/compare.txt'"
+"$fairbench" compare "$tmp/report.json" "$tmp/report.txt" 2>/dev/null; rc=$?
+check "compare: a file that is not a JSON report is status 2 (rc=$rc)" test $rc -eq 2
 run --format csv > "$tmp/report.csv" 2>/dev/null
 check "csv report" grep -qE '^throughput_tok_s,"[0-9.]+","[0-9.]+"' "$tmp/report.csv"
 run --format md > "$tmp/report.md" 2>/dev/null
