@@ -106,6 +106,8 @@ typedef struct ready_msg {
 typedef struct final_msg {
     fb_memory_stats memory;
     uint64_t rss_peak_bytes;
+    fb_effective_settings effective; /* again at the end: what the session did over the whole run */
+    int32_t has_effective;
 } final_msg;
 
 typedef struct child_ctx {
@@ -318,6 +320,8 @@ static void child_main(const child_ctx *c, int cmd_fd, int res_fd) {
             fin.memory.struct_size = sizeof fin.memory;
             api->memory(s, &fin.memory);
             fin.rss_peak_bytes = rss_peak_bytes();
+            fin.effective.struct_size = sizeof fin.effective;
+            fin.has_effective = api->effective_settings(s, &fin.effective) == FB_OK;
             send_msg(res_fd, MSG_FINAL, 0, &fin, sizeof fin);
             api->destroy(s);
             _exit(0);
@@ -591,6 +595,12 @@ static void child_final(child *ch, double timeout_s) {
     const final_msg *f = payload;
     ch->res->device_peak_bytes = f->memory.device_peak_bytes;
     ch->res->host_rss_peak_bytes = f->rss_peak_bytes;
+    /* A backend may only know at the end what it did (graphs are reported
+     * once replayed): the audit uses the final word. */
+    if (f->has_effective) {
+        ch->res->effective = f->effective;
+        ch->res->has_effective = true;
+    }
     free(payload);
     bury_child(ch, false, 0, "exit");
 }

@@ -1,0 +1,104 @@
+# eager_ops: the CUDA backend in the style of an eager framework (one
+# precompiled kernel per op from kernels/eager_ops.cu, cuBLAS matmuls), its
+# tests and its benchmark. Included from the top CMakeLists.txt when a CUDA
+# toolkit is found; builds with no GPU or driver present.
+#
+# Targets:
+#   eager_ops.so            the plugin, in the build tree's plugin folder
+#   eager_ops_kernels       the kernels as a static library (plugin and kernel test)
+#   test_eager_ops_host     host-side code (shapes, memory plan, weight conversion): no device
+#   test_eager_ops          through the loader: no-device contract, and agreement with cpu_ref
+#   test_eager_ops_kernels  every op against a CPU twin (needs a device)
+#   bench_gpu               decode speed of any backend through the ABI (not a test)
+
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
+
+# A100 (sm_80) and H100 (sm_90) machine code, plus sm_90 PTX for newer GPUs.
+set(FB_CUDA_ARCHITECTURES "80-real;90" CACHE STRING "CUDA architectures of the CUDA plugins")
+
+# The directory's compile options (-Wall -Wextra, -Werror, sanitizers) are
+# gcc's: give them to C sources only, and nvcc its own spelling.
+function(fb_cuda_warnings target)
+  get_property(_opts DIRECTORY ${CMAKE_SOURCE_DIR} PROPERTY COMPILE_OPTIONS)
+  set(_wrapped "")
+  foreach(opt IN LISTS _opts)
+    list(APPEND _wrapped "$<$<COMPILE_LANGUAGE:C>:${opt}>")
+  endforeach()
+  set_property(TARGET ${target} PROPERTY COMPILE_OPTIONS ${_wrapped})
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)
+  if(FB_WERROR)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings -Xcompiler=-Werror>)
+  endif()
+endfunction()
+
+# ---------------------------------------------------------------- kernels
+add_library(eager_ops_kernels STATIC ${CMAKE_SOURCE_DIR}/kernels/eager_ops.cu)
+target_include_directories(eager_ops_kernels PUBLIC ${CMAKE_SOURCE_DIR}/kernels)
+set_target_properties(eager_ops_kernels PROPERTIES
+  CUDA_ARCHITECTURES "${FB_CUDA_ARCHITECTURES}"
+  POSITION_INDEPENDENT_CODE ON
+  CUDA_VISIBILITY_PRESET hidden
+  CUDA_RUNTIME_LIBRARY Static)
+# cudart linked statically: the plugin then needs only the driver (libcuda)
+# and cuBLAS from the machine it runs on.
+target_link_libraries(eager_ops_kernels PUBLIC CUDA::cublas CUDA::cudart_static)
+fb_cuda_warnings(eager_ops_kernels)
+
+# ---------------------------------------------------------------- the plugin
+# As fb_plugin() does, plus a version script: the static CUDA runtime's own
+# symbols stay local, and fb_plugin_entry is the one dynamic symbol.
+set(_eager_map ${CMAKE_CURRENT_BINARY_DIR}/eager_ops.map)
+file(WRITE ${_eager_map} "{\n  global: fb_plugin_entry;\n  local: *;\n};\n")
+add_library(eager_ops MODULE
+  ${CMAKE_SOURCE_DIR}/plugins/eager_ops/eager_ops.c
+  ${CMAKE_SOURCE_DIR}/plugins/eager_ops/eager_ops_host.c)
+target_include_directories(eager_ops PRIVATE ${CMAKE_SOURCE_DIR}/core/include ${CMAKE_SOURCE_DIR}/plugins/eager_ops)
+target_link_libraries(eager_ops PRIVATE eager_ops_kernels m)
+set_target_properties(eager_ops PROPERTIES
+  PREFIX ""
+  LIBRARY_OUTPUT_DIRECTORY ${FB_PLUGIN_BUILD_DIR}
+  CUDA_RUNTIME_LIBRARY Static
+  LINK_DEPENDS ${_eager_map})
+target_link_options(eager_ops PRIVATE -Wl,--no-undefined -Wl,--version-script=${_eager_map})
+
+# ---------------------------------------------------------------- tests
+# Host-side code with no device: the memory plan, weight conversion, RoPE.
+add_executable(test_eager_ops_host
+  ${CMAKE_SOURCE_DIR}/tests/test_eager_ops_host.c
+  ${CMAKE_SOURCE_DIR}/plugins/eager_ops/eager_ops_host.c)
+target_include_directories(test_eager_ops_host PRIVATE ${CMAKE_SOURCE_DIR}/plugins/eager_ops
+                           ${CMAKE_SOURCE_DIR}/kernels ${CUDAToolkit_INCLUDE_DIRS})
+target_link_libraries(test_eager_ops_host PRIVATE fbcore)
+add_test(NAME eager_ops_host COMMAND test_eager_ops_host)
+set_tests_properties(eager_ops_host PROPERTIES TIMEOUT 120)
+
+# Through the real loader. --no-device: the contract that holds on any
+# machine (probe says why not, create refuses with a sentence); without it:
+# agreement with cpu_ref, graphs on and off (exit 77 without a device).
+add_executable(test_eager_ops ${CMAKE_SOURCE_DIR}/tests/test_eager_ops.c)
+target_link_libraries(test_eager_ops PRIVATE fbcore)
+add_dependencies(test_eager_ops eager_ops cpu_ref)
+add_test(NAME eager_ops_no_device COMMAND test_eager_ops --no-device ${CMAKE_BINARY_DIR}/tests/tmp)
+set_tests_properties(eager_ops_no_device PROPERTIES TIMEOUT 120)
+add_test(NAME eager_ops_agreement COMMAND test_eager_ops ${CMAKE_BINARY_DIR}/tests/tmp)
+set_tests_properties(eager_ops_agreement PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS gpu)
+
+# Every op against its CPU twin on random inputs (exit 77 without a device).
+add_executable(test_eager_ops_kernels ${CMAKE_SOURCE_DIR}/tests/test_eager_ops_kernels.c)
+target_link_libraries(test_eager_ops_kernels PRIVATE eager_ops_kernels fbcore m)
+set_target_properties(test_eager_ops_kernels PROPERTIES CUDA_RUNTIME_LIBRARY Static)
+add_test(NAME eager_ops_kernels COMMAND test_eager_ops_kernels)
+set_tests_properties(eager_ops_kernels PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS gpu)
+
+# `fairbench plugins` lists eager_ops (unavailable here, with CUDA's reason),
+# and the .so exports exactly one dynamic symbol.
+add_test(NAME eager_ops_plugins
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/test_eager_ops_plugins.sh $<TARGET_FILE:fairbench> $<TARGET_FILE:eager_ops>)
+set_tests_properties(eager_ops_plugins PROPERTIES TIMEOUT 60)
+
+# ---------------------------------------------------------------- benchmark (not a test)
+#   bench_gpu MODEL.gguf [--backend NAME] [--precision f16,f32] [--graphs 0,1] [--tokens N]
+add_executable(bench_gpu ${CMAKE_SOURCE_DIR}/bench/bench_gpu.c)
+target_link_libraries(bench_gpu PRIVATE fbcore)
+add_dependencies(bench_gpu eager_ops cpu_ref)

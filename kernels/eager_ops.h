@@ -1,0 +1,108 @@
+/* eager_ops.h - the eager_ops backend's device operations, one per block of
+ * the network, each the CUDA twin of a cpu_ref function of the same name
+ * (llm.c style: `rmsnorm` in cpu_ref.c, eo_rmsnorm_forward here).
+ *
+ * Every launcher runs on `stream` and returns at once: the kernels return
+ * cudaGetLastError() after their launch, the cuBLAS ones cuBLAS's status.
+ * Nothing here allocates, synchronises or reads a position on the host, so
+ * every call may be captured into a CUDA graph: the positions of a step are
+ * read on the device from `pos` (the position of row 0; row b is at
+ * *pos + b).
+ *
+ * Layouts (row-major, like cpu_ref):
+ *   activations     (batch, n) f32, rows of n contiguous values
+ *   weight matrix   (n_out rows, n_in cols), dtype `type`: GGUF order, ne[0] = n_in contiguous
+ *   KV cache        (max_seq, kv_dim) f32 per layer; position t's key at key_cache + t * kv_dim
+ *   attention       att (n_heads, max_seq) f32: head h's scores at att + h * max_seq
+ *
+ * Plain C declarations (C and CUDA both include this file). */
+#ifndef FB_EAGER_OPS_KERNELS_H
+#define FB_EAGER_OPS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Storage type of weights and of GEMM inputs. */
+typedef enum eo_dtype { EO_F32 = 0, EO_F16 = 1, EO_BF16 = 2 } eo_dtype;
+
+/* Bytes of one element of `type`. */
+static inline size_t eo_dtype_size(eo_dtype type) { return type == EO_F32 ? 4 : 2; }
+
+/* embed: x (batch, dim) = rows tokens[b] of table (n_vocab, dim), widened to f32. */
+cudaError_t eo_embedding_forward(float *x, const void *table, eo_dtype type, const int32_t *tokens, int batch, int dim,
+                                 cudaStream_t stream);
+
+/* rmsnorm: out (batch, dim) = x / sqrt(mean(x^2) + eps) * weight, row by row. out may be x. */
+cudaError_t eo_rmsnorm_forward(float *out, const float *x, const float *weight, int batch, int dim, float eps,
+                               cudaStream_t stream);
+
+/* rope: rotate adjacent pairs (2i, 2i+1), i < n_rot / 2, of each of the
+ * n_heads heads of row b of vec (batch, row_stride) by (*pos + b) * inv_freq[i].
+ * The angle, its cosine and sine are computed in double, as cpu_ref does. */
+cudaError_t eo_rope_forward(float *vec, int batch, int row_stride, int n_heads, int head_dim, int n_rot,
+                            const int32_t *pos, const float *inv_freq, cudaStream_t stream);
+
+/* KV-cache append: rows b of k and v (batch, kv_dim) into position *pos + b
+ * of one layer's key_cache and value_cache (max_seq, kv_dim). */
+cudaError_t eo_kv_append_forward(float *key_cache, float *value_cache, const float *k, const float *v, int batch,
+                                 int kv_dim, const int32_t *pos, cudaStream_t stream);
+
+/* softmax: for each of n_rows rows of att (stride row_stride): the first
+ * len = *pos + pos_offset + 1 values (at most n_cols) become
+ * softmax(scale * x); the values from len to n_cols become 0 (the causal
+ * mask, so a GEMM over n_cols positions adds nothing past the query's own). */
+cudaError_t eo_softmax_forward(float *att, int n_rows, int row_stride, int n_cols, const int32_t *pos, int pos_offset,
+                               float scale, cudaStream_t stream);
+
+/* silu: out = x / (1 + exp(-x)), n values. out may be x. */
+cudaError_t eo_silu_forward(float *out, const float *x, size_t n, cudaStream_t stream);
+
+/* out = a * b, elementwise, n values. out may be a or b. */
+cudaError_t eo_mul_forward(float *out, const float *a, const float *b, size_t n, cudaStream_t stream);
+
+/* out = a + b, elementwise, n values (the residual connection). out may be a or b. */
+cudaError_t eo_add_forward(float *out, const float *a, const float *b, size_t n, cudaStream_t stream);
+
+/* argmax: *out = the index of the largest of x's n values, lowest on ties. */
+cudaError_t eo_argmax_forward(int32_t *out, const float *x, int n, cudaStream_t stream);
+
+/* out (n values of `type`) = x (n f32), rounded to nearest even (the GEMM
+ * input at 16-bit precisions). type EO_F32 copies. */
+cudaError_t eo_convert_forward(void *out, eo_dtype type, const float *x, size_t n, cudaStream_t stream);
+
+/* matmul: y (batch, n_out) f32 = x (batch, n_in) @ W^T, W (n_out, n_in) in
+ * `type`, x already in `type` (see eo_convert_forward); f32 accumulation
+ * (CUBLAS_COMPUTE_32F). cuBLAS is column-major: W is the n_in x n_out matrix
+ * A (lda = n_in) used transposed, x the n_in x batch matrix B (ldb = n_in),
+ * y the n_out x batch matrix C (ldc = n_out). */
+cublasStatus_t eo_matmul_forward(cublasHandle_t handle, float *y, const void *x, const void *w, eo_dtype type,
+                                 int batch, int n_in, int n_out);
+
+/* Attention scores for one query row, as one strided-batched GEMM with a
+ * batch per KV head g: the kv_mul = n_heads / n_kv_heads query heads of the
+ * group are the columns of Q_g (head_dim x kv_mul, contiguous in q), the
+ * keys of positions 0..n_pos-1 the columns of K_g (head_dim x n_pos, ld
+ * kv_dim, in the layer's key cache):
+ *   att[h * max_seq + t] = q_h . k_t  for t < n_pos      (S_g = K_g^T Q_g)
+ * (scaling and the mask are the softmax's). */
+cublasStatus_t eo_attention_scores_forward(cublasHandle_t handle, float *att, const float *q, const float *key_cache,
+                                           int n_pos, int n_heads, int n_kv_heads, int head_dim, int max_seq);
+
+/* Attention output for one query row, batched per KV head as above:
+ *   out_h = sum over t < n_pos of att[h * max_seq + t] * v_t   (O_g = V_g P_g)
+ * out (n_heads * head_dim) f32. */
+cublasStatus_t eo_attention_values_forward(cublasHandle_t handle, float *out, const float *att, const float *value_cache,
+                                           int n_pos, int n_heads, int n_kv_heads, int head_dim, int max_seq);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,888 @@
+/* eager_ops.c - the CUDA backend in the style of an eager framework.
+ *
+ * One precompiled kernel per op (kernels/eager_ops.cu), matmuls through
+ * cuBLAS, every intermediate materialised in a device buffer between ops,
+ * exactly the work an eager PyTorch decode loop launches. The structure
+ * follows cpu_ref.c block for block, so the two read side by side:
+ * Config/weights/run state, loading, then forward() with one call per op.
+ *
+ * Precision: weights are stored at the profile's precision (f32, f16 or
+ * bf16, converted on the host at load, quantised types dequantised); the
+ * GEMM inputs are converted to the same type by a kernel; every product
+ * accumulates in f32 (CUBLAS_COMPUTE_32F; TF32 and reduced-precision
+ * reductions disallowed, so f32 really is f32). Norms, activations and the
+ * KV cache are f32, as cpu_ref's.
+ *
+ * CUDA graphs (the analogue of a framework's "reduce-overhead" mode): when
+ * the profile allows them, decode() captures the ops of one step once and
+ * replays the graph at every position. Kernels read the token and the
+ * position from device memory, so one graph serves every position; the
+ * attention GEMMs, whose size a graph freezes, run over a bucket of 256
+ * positions with the softmax masking positions past the query's (up to 255
+ * positions of extra attention work per step, a few microseconds). One graph
+ * is captured per bucket the decode reaches, right after that bucket's first
+ * step ran plainly (which warms kernels and cuBLAS); prefill always launches.
+ *
+ * Errors: every CUDA and cuBLAS call is checked; a failure becomes a status
+ * and a sentence naming the call, file:line and CUDA's own error string.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "eager_ops.h"
+#include "eager_ops_host.h"
+#include "fairbench/plugin.h"
+
+#define EAGER_OPS_VERSION "1.0.0"
+#define MAX_BATCH 64          /* prefill chunk: positions per forward pass */
+#define GRAPH_BUCKET 256      /* attention positions per captured decode graph */
+#define STAGING_BYTES ((size_t)64 << 20)
+
+// ----------------------------------------------------------------------------
+// Weights (device pointers)
+
+typedef struct LayerWeights {
+    float *attn_norm;     // (dim) f32
+    void *wq;             // (q_dim rows, dim cols) in wtype
+    void *wk, *wv;        // (kv_dim, dim)
+    void *wo;             // (dim, q_dim)
+    float *ffn_norm;      // (dim) f32
+    void *w_gate, *w_up;  // (hidden_dim, dim)
+    void *w_down;         // (dim, hidden_dim)
+} LayerWeights;
+
+typedef struct TransformerWeights {
+    void *token_embd;     // (vocab_size, dim) in wtype
+    LayerWeights *layers; // n_layers (host array of device pointers)
+    float *output_norm;   // (dim)
+    void *output;         // (vocab_size, dim); == token_embd when tied
+    float *rope_inv_freq; // (n_rot / 2)
+} TransformerWeights;
+
+// ----------------------------------------------------------------------------
+// Activations (device), allocated once for up to max_batch positions
+
+typedef struct RunState {
+    int32_t *step;      // (1 + max_batch): [0] position of row 0, then the token ids
+    int32_t *pos;       // = step
+    int32_t *tokens;    // = step + 1
+    int32_t *next_token;// (1) argmax of the last row's logits
+    float *x;           // (batch, dim) residual stream
+    float *xb;          // (batch, dim) normed input of a block
+    float *q;           // (batch, q_dim)
+    float *k, *v;       // (batch, kv_dim)
+    float *att_out;     // (batch, q_dim)
+    float *xb2;         // (batch, dim) block output before the residual add
+    float *hb, *hb2;    // (batch, hidden_dim) gate, up
+    float *logits;      // (batch, vocab_size)
+    float *att;         // (n_heads, max_seq) attention scores of one query row
+    void *xh;           // (batch, widest) GEMM input in wtype (16-bit precisions only)
+    float *key_cache;   // (layer, max_seq, kv_dim)
+    float *value_cache; // (layer, max_seq, kv_dim)
+    int32_t *pinned;    // host, page-locked: (2 + max_batch) staging for step and next token
+} RunState;
+
+// ----------------------------------------------------------------------------
+// The session
+
+struct fb_session {
+    const fb_host *host;
+    eo_config config;
+    eo_dtype wtype;
+    fb_precision precision;
+    TransformerWeights weights;
+    RunState state;
+    int device;
+    char device_name[128];
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    void *workspace;
+    int pos;                     // next position to fill
+    // device memory: our own accounting, and cudaMemGetInfo's view
+    void **allocs;
+    size_t n_allocs, cap_allocs;
+    uint64_t device_bytes, device_peak;
+    size_t free_at_start;        // cudaMemGetInfo free bytes before this session allocated anything
+    uint64_t observed_peak;      // largest (free_at_start - free now) seen
+    uint64_t host_bytes;
+    // CUDA graphs
+    bool allow_graphs;
+    bool graphs_failed;          // capture failed once: plain launches from then on
+    cudaGraphExec_t *graphs;     // one per bucket of GRAPH_BUCKET positions, captured on first use
+    int n_graphs;
+    uint64_t graph_replays;
+    char notes[256];
+    char error[512];
+};
+
+static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->error, sizeof s->error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static fb_status status_of_cuda(cudaError_t err) {
+    switch (err) {
+    case cudaErrorMemoryAllocation: return FB_ERR_OUT_OF_MEMORY;
+    case cudaErrorNoDevice:
+    case cudaErrorInsufficientDriver:
+    case cudaErrorInvalidDevice:
+    case cudaErrorDevicesUnavailable:
+    case cudaErrorCompatNotSupportedOnDevice:
+    case cudaErrorNoKernelImageForDevice:
+    case cudaErrorSystemDriverMismatch:
+    case cudaErrorUnsupportedPtxVersion: return FB_ERR_UNAVAILABLE;
+    default: return FB_ERR_INTERNAL;
+    }
+}
+
+static fb_status cuda_fail(fb_session *s, cudaError_t err, const char *call, const char *file, int line) {
+    (void)cudaGetLastError(); // clear a non-sticky error so the session stays usable where CUDA allows
+    return fail(s, status_of_cuda(err), "eager_ops: %s failed at %s:%d: %s (%s)", call, base_name(file), line,
+                cudaGetErrorString(err), cudaGetErrorName(err));
+}
+
+static fb_status cublas_fail(fb_session *s, cublasStatus_t st, const char *call, const char *file, int line) {
+    fb_status status = st == CUBLAS_STATUS_ALLOC_FAILED ? FB_ERR_OUT_OF_MEMORY
+                       : st == CUBLAS_STATUS_NOT_INITIALIZED ? FB_ERR_UNAVAILABLE
+                       : st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_ARCH_MISMATCH ? FB_ERR_UNSUPPORTED
+                                                                                                 : FB_ERR_INTERNAL;
+    return fail(s, status, "eager_ops: %s failed at %s:%d: %s (%s)", call, base_name(file), line,
+                cublasGetStatusString(st), cublasGetStatusName(st));
+}
+
+/* cudaCheck / cublasCheck in llm.c's manner, returning a status instead of exiting. */
+#define CUDA_CHECK(s, call)                                                                                    \
+    do {                                                                                                       \
+        cudaError_t err_ = (call);                                                                             \
+        if (err_ != cudaSuccess) return cuda_fail((s), err_, #call, __FILE__, __LINE__);                       \
+    } while (0)
+#define CUBLAS_CHECK(s, call)                                                                                  \
+    do {                                                                                                       \
+        cublasStatus_t st_ = (call);                                                                           \
+        if (st_ != CUBLAS_STATUS_SUCCESS) return cublas_fail((s), st_, #call, __FILE__, __LINE__);              \
+    } while (0)
+#define TRY(call)                                                                                              \
+    do {                                                                                                       \
+        fb_status st_ = (call);                                                                                \
+        if (st_ != FB_OK) return st_;                                                                          \
+    } while (0)
+
+// ----------------------------------------------------------------------------
+// Device memory with accounting
+
+static void sample_mem_info(fb_session *s) {
+    size_t free_bytes = 0, total = 0;
+    if (s->free_at_start && cudaMemGetInfo(&free_bytes, &total) == cudaSuccess && free_bytes < s->free_at_start) {
+        uint64_t used = (uint64_t)(s->free_at_start - free_bytes);
+        if (used > s->observed_peak) s->observed_peak = used;
+    }
+}
+
+static fb_status dev_alloc(fb_session *s, void **out, size_t bytes, const char *what) {
+    *out = NULL;
+    if (s->n_allocs == s->cap_allocs) {
+        size_t cap = s->cap_allocs ? 2 * s->cap_allocs : 64;
+        void **p = realloc(s->allocs, cap * sizeof *p);
+        if (!p) return fail(s, FB_ERR_OUT_OF_MEMORY, "eager_ops: out of host memory");
+        s->allocs = p;
+        s->cap_allocs = cap;
+    }
+    cudaError_t err = cudaMalloc(out, bytes ? bytes : 1);
+    if (err != cudaSuccess) {
+        *out = NULL;
+        size_t free_bytes = 0, total = 0;
+        cudaGetLastError();
+        cudaMemGetInfo(&free_bytes, &total);
+        return fail(s, status_of_cuda(err), "eager_ops: cudaMalloc of %.1f MiB for %s failed: %s (%.1f MiB free of %.1f MiB)",
+                    (double)bytes / (1 << 20), what, cudaGetErrorString(err), (double)free_bytes / (1 << 20),
+                    (double)total / (1 << 20));
+    }
+    s->allocs[s->n_allocs++] = *out;
+    s->device_bytes += bytes;
+    if (s->device_bytes > s->device_peak) s->device_peak = s->device_bytes;
+    return FB_OK;
+}
+
+#define DEV_ALLOC(s, ptr, bytes, what)                                                                         \
+    do {                                                                                                       \
+        void *p_;                                                                                              \
+        TRY(dev_alloc((s), &p_, (bytes), (what)));                                                             \
+        (ptr) = p_;                                                                                            \
+    } while (0)
+
+// ----------------------------------------------------------------------------
+// Loading: weights converted on the host to the storage type, then uploaded
+
+/* Upload tensor t as (rows, cols) of s->wtype to a new device buffer. When
+ * the file already holds that type, the mapped bytes go up as they are. */
+static fb_status upload_matrix(fb_session *s, const fb_tensor_view *t, void **out, void *staging, float *scratch) {
+    const fb_host *host = s->host;
+    int64_t rows = t->ne[1], cols = t->ne[0];
+    size_t elem = eo_dtype_size(s->wtype), row_bytes = (size_t)cols * elem;
+    size_t bytes = row_bytes * (size_t)rows;
+    DEV_ALLOC(s, *out, bytes, t->name);
+    if (t->type == eo_dtype_gguf_type(s->wtype)) {
+        if (t->n_bytes < bytes)
+            return fail(s, FB_ERR_INVALID_ARGUMENT, "eager_ops: tensor '%s' has %llu bytes, expected %zu", t->name,
+                        (unsigned long long)t->n_bytes, bytes);
+        CUDA_CHECK(s, cudaMemcpy(*out, t->data, bytes, cudaMemcpyHostToDevice));
+        return FB_OK;
+    }
+    size_t src_row_bytes = (size_t)host->row_bytes(t->type, cols);
+    if (src_row_bytes == 0)
+        return fail(s, FB_ERR_UNSUPPORTED, "eager_ops: tensor '%s' is %s, which cannot be decoded", t->name,
+                    host->type_name(t->type));
+    int64_t chunk_rows = (int64_t)(STAGING_BYTES / row_bytes);
+    if (chunk_rows < 1) chunk_rows = 1;
+    for (int64_t r = 0; r < rows; r += chunk_rows) {
+        int64_t n = rows - r < chunk_rows ? rows - r : chunk_rows;
+        if (eo_convert_rows(host, t->type, (const uint8_t *)t->data + (size_t)r * src_row_bytes, staging, s->wtype, n,
+                            cols, scratch) != 0)
+            return fail(s, FB_ERR_UNSUPPORTED, "eager_ops: cannot decode tensor '%s' of type %s", t->name,
+                        host->type_name(t->type));
+        CUDA_CHECK(s, cudaMemcpy((uint8_t *)*out + (size_t)r * row_bytes, staging, (size_t)n * row_bytes,
+                                 cudaMemcpyHostToDevice));
+        if (host->is_cancelled(host)) return fail(s, FB_ERR_CANCELLED, "eager_ops: cancelled while loading '%s'", t->name);
+    }
+    return FB_OK;
+}
+
+/* Norm vectors are always f32. */
+static fb_status upload_vector(fb_session *s, const fb_tensor_view *t, float **out, float *scratch) {
+    DEV_ALLOC(s, *out, (size_t)t->ne[0] * sizeof(float), t->name);
+    if (s->host->dequantize_row_f32(t->type, t->data, scratch, t->ne[0]) != 0)
+        return fail(s, FB_ERR_UNSUPPORTED, "eager_ops: cannot decode '%s' of type %s", t->name,
+                    s->host->type_name(t->type));
+    CUDA_CHECK(s, cudaMemcpy(*out, scratch, (size_t)t->ne[0] * sizeof(float), cudaMemcpyHostToDevice));
+    return FB_OK;
+}
+
+static fb_status load_weights_with(fb_session *s, const fb_model_view *mv, void *staging, float *scratch) {
+    const eo_config *p = &s->config;
+    TransformerWeights *w = &s->weights;
+    TRY(upload_matrix(s, mv->token_embd, &w->token_embd, staging, scratch));
+    for (int l = 0; l < p->n_layers; l++) {
+        const fb_layer_view *L = &mv->layers[l];
+        LayerWeights *lw = &w->layers[l];
+        TRY(upload_vector(s, &L->attn_norm, &lw->attn_norm, scratch));
+        TRY(upload_matrix(s, &L->attn_q, &lw->wq, staging, scratch));
+        TRY(upload_matrix(s, &L->attn_k, &lw->wk, staging, scratch));
+        TRY(upload_matrix(s, &L->attn_v, &lw->wv, staging, scratch));
+        TRY(upload_matrix(s, &L->attn_output, &lw->wo, staging, scratch));
+        TRY(upload_vector(s, &L->ffn_norm, &lw->ffn_norm, scratch));
+        TRY(upload_matrix(s, &L->ffn_gate, &lw->w_gate, staging, scratch));
+        TRY(upload_matrix(s, &L->ffn_up, &lw->w_up, staging, scratch));
+        TRY(upload_matrix(s, &L->ffn_down, &lw->w_down, staging, scratch));
+        s->host->progress(s->host, "eager_ops: converting and uploading weights", (double)(l + 1) / p->n_layers);
+    }
+    TRY(upload_vector(s, mv->output_norm, &w->output_norm, scratch));
+    if (mv->tied_output) w->output = w->token_embd;
+    else TRY(upload_matrix(s, mv->output, &w->output, staging, scratch));
+    // RoPE frequencies: theta_i = pos * base^(-2i / n_rot) / factor_i
+    eo_rope_inv_freq(scratch, p->n_rot, mv->rope_freq_base, mv->rope_freqs ? (const float *)mv->rope_freqs->data : NULL);
+    DEV_ALLOC(s, w->rope_inv_freq, (size_t)(p->n_rot / 2) * sizeof(float), "rope frequencies");
+    CUDA_CHECK(s, cudaMemcpy(w->rope_inv_freq, scratch, (size_t)(p->n_rot / 2) * sizeof(float), cudaMemcpyHostToDevice));
+    return FB_OK;
+}
+
+static size_t n_layers_bytes(const fb_session *s) { return (size_t)s->config.n_layers * sizeof(LayerWeights); }
+
+static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
+    const eo_config *p = &s->config;
+    s->weights.layers = calloc((size_t)p->n_layers, sizeof *s->weights.layers);
+    int widest = p->widest > p->vocab_size ? p->widest : p->vocab_size;
+    size_t row_bytes = (size_t)widest * sizeof(float);
+    size_t staging_bytes = STAGING_BYTES > row_bytes ? STAGING_BYTES : row_bytes;
+    void *staging = NULL;
+    float *scratch = malloc(row_bytes);
+    // page-locked staging uploads at full PCIe speed; pageable works too
+    bool pinned = cudaMallocHost(&staging, staging_bytes) == cudaSuccess;
+    if (!pinned) {
+        cudaGetLastError();
+        staging = malloc(staging_bytes);
+    }
+    if (!s->weights.layers || !staging || !scratch) {
+        free(scratch);
+        if (!pinned) free(staging);
+        else cudaFreeHost(staging);
+        return fail(s, FB_ERR_OUT_OF_MEMORY, "eager_ops: out of host memory for the weight staging buffer");
+    }
+    s->host_bytes += (uint64_t)n_layers_bytes(s); // the staging buffers are freed before create() returns
+    fb_status st = load_weights_with(s, mv, staging, scratch);
+    if (pinned) cudaFreeHost(staging);
+    else free(staging);
+    free(scratch);
+    return st;
+}
+
+static fb_status alloc_state(fb_session *s) {
+    const eo_config *p = &s->config;
+    RunState *r = &s->state;
+    size_t B = (size_t)p->max_batch, f = sizeof(float);
+    size_t kv = (size_t)p->n_layers * p->max_seq * p->kv_dim;
+    DEV_ALLOC(s, r->step, (B + 1) * sizeof(int32_t), "step inputs");
+    r->pos = r->step;
+    r->tokens = r->step + 1;
+    DEV_ALLOC(s, r->next_token, sizeof(int32_t), "next token");
+    DEV_ALLOC(s, r->x, B * p->dim * f, "activations");
+    DEV_ALLOC(s, r->xb, B * p->dim * f, "activations");
+    DEV_ALLOC(s, r->xb2, B * p->dim * f, "activations");
+    DEV_ALLOC(s, r->q, B * p->q_dim * f, "activations");
+    DEV_ALLOC(s, r->att_out, B * p->q_dim * f, "activations");
+    DEV_ALLOC(s, r->k, B * p->kv_dim * f, "activations");
+    DEV_ALLOC(s, r->v, B * p->kv_dim * f, "activations");
+    DEV_ALLOC(s, r->hb, B * p->hidden_dim * f, "activations");
+    DEV_ALLOC(s, r->hb2, B * p->hidden_dim * f, "activations");
+    DEV_ALLOC(s, r->logits, B * p->vocab_size * f, "logits");
+    DEV_ALLOC(s, r->att, (size_t)p->n_heads * p->max_seq * f, "attention scores");
+    if (s->wtype != EO_F32) DEV_ALLOC(s, r->xh, B * p->widest * eo_dtype_size(s->wtype), "GEMM inputs");
+    DEV_ALLOC(s, r->key_cache, kv * f, "the key cache");
+    DEV_ALLOC(s, r->value_cache, kv * f, "the value cache");
+    // Zeroed once: a decode graph's GEMMs read the whole bucket, and masked
+    // positions must hold finite values (0 * NaN would be NaN).
+    // (On our stream: a non-blocking stream does not wait for the legacy one.)
+    CUDA_CHECK(s, cudaMemsetAsync(r->key_cache, 0, kv * f, s->stream));
+    CUDA_CHECK(s, cudaMemsetAsync(r->value_cache, 0, kv * f, s->stream));
+    CUDA_CHECK(s, cudaMemsetAsync(r->att, 0, (size_t)p->n_heads * p->max_seq * f, s->stream));
+    CUDA_CHECK(s, cudaMallocHost((void **)&r->pinned, (B + 2) * sizeof(int32_t)));
+    s->host_bytes += (B + 2) * sizeof(int32_t);
+    return FB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// The blocks of the network (each op is one launch; see kernels/eager_ops.cu)
+
+/* The input of a GEMM in the weights' type: x itself at f32, else converted into xh. */
+static fb_status gemm_input(fb_session *s, const float *x, size_t n, const void **out) {
+    if (s->wtype == EO_F32) {
+        *out = x;
+        return FB_OK;
+    }
+    CUDA_CHECK(s, eo_convert_forward(s->state.xh, s->wtype, x, n, s->stream));
+    *out = s->state.xh;
+    return FB_OK;
+}
+
+/* y (batch, n_out) = x (batch, n_in, already in wtype) @ W^T */
+static fb_status matmul(fb_session *s, float *y, const void *x, const void *w, int batch, int n_in, int n_out) {
+    CUBLAS_CHECK(s, eo_matmul_forward(s->cublas, y, x, w, s->wtype, batch, n_in, n_out));
+    return FB_OK;
+}
+
+/* Grouped-query attention of query row b (position pos0 + b) of layer l
+ * over n_pos cache positions (n_pos > the query's position only in a graph,
+ * where the softmax masks the rest). */
+static fb_status attention(fb_session *s, int l, int b, int n_pos) {
+    const eo_config *p = &s->config;
+    RunState *r = &s->state;
+    size_t layer = (size_t)l * p->max_seq * p->kv_dim;
+    float scale = 1.0f / sqrtf((float)p->head_dim);
+    // scores: att[h][t] = q_h . k_t (one GEMM, a batch per KV head)
+    CUBLAS_CHECK(s, eo_attention_scores_forward(s->cublas, r->att, r->q + (size_t)b * p->q_dim, r->key_cache + layer,
+                                                n_pos, p->n_heads, p->n_kv_heads, p->head_dim, p->max_seq));
+    // softmax over positions 0..pos0+b, scaled by 1/sqrt(head_dim); zeros past it
+    CUDA_CHECK(s, eo_softmax_forward(r->att, p->n_heads, p->max_seq, n_pos, r->pos, b, scale, s->stream));
+    // weighted sum of the values
+    CUBLAS_CHECK(s, eo_attention_values_forward(s->cublas, r->att_out + (size_t)b * p->q_dim, r->att,
+                                                r->value_cache + layer, n_pos, p->n_heads, p->n_kv_heads, p->head_dim,
+                                                p->max_seq));
+    return FB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// forward: `batch` tokens (already in state.tokens, position pos0 in
+// state.pos) -> logits of the last position (or of all, logits_all) and the
+// argmax of the last in state.next_token. attention_span > 0 fixes the
+// attention GEMMs' length (graph capture); 0 uses each query's exact length.
+
+static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, int attention_span) {
+    const eo_config *p = &s->config;
+    const TransformerWeights *w = &s->weights;
+    RunState *r = &s->state;
+    cudaStream_t st = s->stream;
+    int dim = p->dim;
+    const void *in;
+
+    CUDA_CHECK(s, eo_embedding_forward(r->x, w->token_embd, s->wtype, r->tokens, batch, dim, st));
+
+    for (int l = 0; l < p->n_layers; l++) {
+        const LayerWeights *lw = &w->layers[l];
+        size_t layer = (size_t)l * p->max_seq * p->kv_dim;
+
+        // attention rmsnorm
+        CUDA_CHECK(s, eo_rmsnorm_forward(r->xb, r->x, lw->attn_norm, batch, dim, p->rms_eps, st));
+
+        // q, k, v = W_q x, W_k x, W_v x
+        TRY(gemm_input(s, r->xb, (size_t)batch * dim, &in));
+        TRY(matmul(s, r->q, in, lw->wq, batch, dim, p->q_dim));
+        TRY(matmul(s, r->k, in, lw->wk, batch, dim, p->kv_dim));
+        TRY(matmul(s, r->v, in, lw->wv, batch, dim, p->kv_dim));
+
+        // RoPE on q and k, then k and v into the cache at their positions
+        CUDA_CHECK(s, eo_rope_forward(r->q, batch, p->q_dim, p->n_heads, p->head_dim, p->n_rot, r->pos, w->rope_inv_freq, st));
+        CUDA_CHECK(s, eo_rope_forward(r->k, batch, p->kv_dim, p->n_kv_heads, p->head_dim, p->n_rot, r->pos, w->rope_inv_freq, st));
+        CUDA_CHECK(s, eo_kv_append_forward(r->key_cache + layer, r->value_cache + layer, r->k, r->v, batch, p->kv_dim, r->pos, st));
+
+        // multi-head attention over the cache, one query row at a time
+        for (int b = 0; b < batch; b++) TRY(attention(s, l, b, attention_span > 0 ? attention_span : pos0 + b + 1));
+
+        // output projection, then the residual connection back into x
+        TRY(gemm_input(s, r->att_out, (size_t)batch * p->q_dim, &in));
+        TRY(matmul(s, r->xb2, in, lw->wo, batch, p->q_dim, dim));
+        CUDA_CHECK(s, eo_add_forward(r->x, r->x, r->xb2, (size_t)batch * dim, st));
+
+        // feed-forward rmsnorm
+        CUDA_CHECK(s, eo_rmsnorm_forward(r->xb, r->x, lw->ffn_norm, batch, dim, p->rms_eps, st));
+
+        // SwiGLU: w_down( silu(w_gate x) * (w_up x) )
+        TRY(gemm_input(s, r->xb, (size_t)batch * dim, &in));
+        TRY(matmul(s, r->hb, in, lw->w_gate, batch, dim, p->hidden_dim));
+        TRY(matmul(s, r->hb2, in, lw->w_up, batch, dim, p->hidden_dim));
+        CUDA_CHECK(s, eo_silu_forward(r->hb, r->hb, (size_t)batch * p->hidden_dim, st));
+        CUDA_CHECK(s, eo_mul_forward(r->hb, r->hb, r->hb2, (size_t)batch * p->hidden_dim, st));
+        TRY(gemm_input(s, r->hb, (size_t)batch * p->hidden_dim, &in));
+        TRY(matmul(s, r->xb2, in, lw->w_down, batch, p->hidden_dim, dim));
+
+        // residual connection
+        CUDA_CHECK(s, eo_add_forward(r->x, r->x, r->xb2, (size_t)batch * dim, st));
+    }
+
+    // final rmsnorm and the classifier, for the positions asked for; argmax of the last
+    int first = logits_all ? 0 : batch - 1, n_out = batch - first;
+    CUDA_CHECK(s, eo_rmsnorm_forward(r->xb, r->x + (size_t)first * dim, w->output_norm, n_out, dim, p->rms_eps, st));
+    TRY(gemm_input(s, r->xb, (size_t)n_out * dim, &in));
+    TRY(matmul(s, r->logits, in, w->output, n_out, dim, p->vocab_size));
+    CUDA_CHECK(s, eo_argmax_forward(r->next_token, r->logits + (size_t)(n_out - 1) * p->vocab_size, p->vocab_size, st));
+    return FB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// CUDA graphs: one decode step captured per bucket of attention positions
+
+/* Capture forward(batch 1) with the attention GEMMs over `span` positions. */
+static fb_status capture_decode_graph(fb_session *s, int span, cudaGraphExec_t *exec) {
+    cudaGraph_t graph = NULL;
+    *exec = NULL;
+    CUDA_CHECK(s, cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal));
+    fb_status st = forward(s, 0, 1, false, span); // pos0 is unused when span > 0
+    cudaError_t end = cudaStreamEndCapture(s->stream, &graph);
+    if (st != FB_OK) {
+        if (graph) cudaGraphDestroy(graph);
+        cudaGetLastError();
+        return st;
+    }
+    if (end != cudaSuccess) return cuda_fail(s, end, "cudaStreamEndCapture(s->stream, &graph)", __FILE__, __LINE__);
+    cudaError_t err = cudaGraphInstantiate(exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (err != cudaSuccess) {
+        *exec = NULL;
+        return cuda_fail(s, err, "cudaGraphInstantiate(exec, graph, 0)", __FILE__, __LINE__);
+    }
+    sample_mem_info(s);
+    return FB_OK;
+}
+
+/* Run one decode step (inputs already uploaded) through the graph for this
+ * position's bucket. The first step of a bucket is launched plainly, which
+ * also warms every kernel and cuBLAS's choice of algorithm, and the graph is
+ * captured after it (capture records, it does not run): later steps replay
+ * it. When capture fails, plain launches from then on, and the effective
+ * settings say so. */
+static fb_status decode_with_graph(fb_session *s) {
+    const eo_config *p = &s->config;
+    int bucket = s->pos / GRAPH_BUCKET;
+    if (s->graphs[bucket]) {
+        CUDA_CHECK(s, cudaGraphLaunch(s->graphs[bucket], s->stream));
+        s->graph_replays++;
+        return FB_OK;
+    }
+    TRY(forward(s, s->pos, 1, false, 0));
+    int span = (bucket + 1) * GRAPH_BUCKET;
+    if (span > p->max_seq) span = p->max_seq;
+    if (capture_decode_graph(s, span, &s->graphs[bucket]) != FB_OK) {
+        s->graphs_failed = true;
+        snprintf(s->notes, sizeof s->notes, "graph capture failed, so plain launches: %.200s", s->error);
+        s->error[0] = '\0';
+    }
+    return FB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// The ABI calls
+
+static void format_device(char *buf, size_t size, const struct cudaDeviceProp *prop) {
+    snprintf(buf, size, "%.64s (sm_%d%d, %.1f GiB, %d SMs)", prop->name, prop->major, prop->minor,
+             (double)prop->totalGlobalMem / (double)(1u << 30), prop->multiProcessorCount);
+}
+
+static fb_status eager_ops_probe(const fb_host *host, fb_probe_result *out) {
+    (void)host;
+    int count = 0;
+    out->available = 0;
+    out->device[0] = '\0';
+    out->reason[0] = '\0';
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) {
+        snprintf(out->reason, sizeof out->reason, "%s", cudaGetErrorString(err));
+        cudaGetLastError();
+        return FB_OK;
+    }
+    if (count == 0) {
+        snprintf(out->reason, sizeof out->reason, "%s", cudaGetErrorString(cudaErrorNoDevice));
+        return FB_OK;
+    }
+    struct cudaDeviceProp prop;
+    err = cudaGetDeviceProperties(&prop, 0);
+    if (err != cudaSuccess) {
+        snprintf(out->reason, sizeof out->reason, "%s", cudaGetErrorString(err));
+        cudaGetLastError();
+        return FB_OK;
+    }
+    char dev[128];
+    format_device(dev, sizeof dev, &prop);
+    if (prop.major < 8) {
+        snprintf(out->reason, sizeof out->reason, "%.64s has compute capability %d.%d; eager_ops is built for 8.0 and newer",
+                 prop.name, prop.major, prop.minor);
+        return FB_OK;
+    }
+    snprintf(out->device, sizeof out->device, "%.100s%s", dev, count > 1 ? ", device 0 of several" : "");
+    out->available = 1;
+    return FB_OK;
+}
+
+static void eager_ops_destroy(fb_session *s);
+
+static fb_status setup_device(fb_session *s, int device) {
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: no usable CUDA device: %s", cudaGetErrorString(err));
+    }
+    if (count == 0) return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: no usable CUDA device: %s", cudaGetErrorString(cudaErrorNoDevice));
+    if (device < 0 || device >= count)
+        return fail(s, FB_ERR_INVALID_ARGUMENT, "eager_ops: device_index %d, but this machine has %d CUDA device%s", device,
+                    count, count > 1 ? "s" : "");
+    struct cudaDeviceProp prop;
+    CUDA_CHECK(s, cudaGetDeviceProperties(&prop, device));
+    if (prop.major < 8)
+        return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: %.64s has compute capability %d.%d; eager_ops is built for 8.0 and newer",
+                    prop.name, prop.major, prop.minor);
+    format_device(s->device_name, sizeof s->device_name, &prop);
+    s->device = device;
+    CUDA_CHECK(s, cudaSetDevice(device));
+    CUDA_CHECK(s, cudaFree(NULL)); // create the context now, so the baseline below excludes it
+    size_t free_bytes = 0, total = 0;
+    CUDA_CHECK(s, cudaMemGetInfo(&free_bytes, &total));
+    s->free_at_start = free_bytes;
+    eo_plan plan;
+    eo_plan_compute(&s->config, s->wtype, &plan);
+    uint64_t need = plan.total;
+    if (need > free_bytes)
+        return fail(s, FB_ERR_OUT_OF_MEMORY,
+                    "eager_ops: the session needs %.2f GiB on %s (weights %.2f, KV cache %.2f for %d positions) but "
+                    "%.2f GiB are free",
+                    (double)need / (1u << 30), prop.name, (double)plan.weights / (1u << 30),
+                    (double)plan.kv_cache / (1u << 30), s->config.max_seq, (double)free_bytes / (1u << 30));
+    CUDA_CHECK(s, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+    CUBLAS_CHECK(s, cublasCreate(&s->cublas));
+    CUBLAS_CHECK(s, cublasSetStream(s->cublas, s->stream));
+    // A true f32 path: no TF32, no reduced-precision split-K reductions.
+    CUBLAS_CHECK(s, cublasSetMathMode(s->cublas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+                                                                 CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+    // Our own workspace, so cuBLAS allocates nothing while a graph is captured.
+    DEV_ALLOC(s, s->workspace, EO_CUBLAS_WORKSPACE_BYTES, "the cuBLAS workspace");
+    CUBLAS_CHECK(s, cublasSetWorkspace(s->cublas, s->workspace, EO_CUBLAS_WORKSPACE_BYTES));
+    return FB_OK;
+}
+
+static fb_status eager_ops_create(const fb_host *host, const fb_model_view *mv, const fb_settings *settings,
+                                  fb_session **out, char *message, size_t message_size) {
+    *out = NULL;
+    fb_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(message, message_size, "eager_ops: out of host memory");
+        return FB_ERR_OUT_OF_MEMORY;
+    }
+    s->host = host;
+    s->host_bytes = sizeof *s;
+    fb_status st = FB_OK;
+    switch (settings->weight_precision) {
+    case FB_PRECISION_F32: s->wtype = EO_F32; break;
+    case FB_PRECISION_F16: s->wtype = EO_F16; break;
+    case FB_PRECISION_BF16: s->wtype = EO_BF16; break;
+    case FB_PRECISION_NATIVE:
+        st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops stores weights at f32, f16 or bf16 only (quantised types are "
+                                         "dequantised at load); it has no kernels for native block formats");
+        break;
+    default: st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops: unknown weight precision %d", (int)settings->weight_precision);
+    }
+    if (st == FB_OK && settings->accumulate_precision != FB_PRECISION_F32)
+        st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops accumulates in f32 only; the profile asks for another precision");
+    if (st == FB_OK) {
+        s->precision = settings->weight_precision;
+        s->allow_graphs = settings->allow_graphs != 0;
+        char msg[256];
+        if (eo_config_from_view(mv, settings->max_context, MAX_BATCH, &s->config, msg, sizeof msg) != 0)
+            st = fail(s, FB_ERR_UNSUPPORTED, "%s", msg);
+    }
+    if (st == FB_OK) st = setup_device(s, settings->struct_size >= offsetof(fb_settings, device_index) + sizeof(int32_t)
+                                              ? settings->device_index
+                                              : 0);
+    if (st == FB_OK) st = load_weights(s, mv);
+    if (st == FB_OK) st = alloc_state(s);
+    if (st == FB_OK) {
+        s->n_graphs = (s->config.max_seq + GRAPH_BUCKET - 1) / GRAPH_BUCKET;
+        s->graphs = calloc((size_t)s->n_graphs, sizeof *s->graphs);
+        if (!s->graphs) st = fail(s, FB_ERR_OUT_OF_MEMORY, "eager_ops: out of host memory");
+    }
+    if (st == FB_OK) {
+        // Uploads went through the legacy stream, the zeroing through ours: wait for both.
+        cudaError_t err = cudaDeviceSynchronize();
+        if (err != cudaSuccess) st = cuda_fail(s, err, "cudaDeviceSynchronize()", __FILE__, __LINE__);
+    }
+    if (st != FB_OK) {
+        snprintf(message, message_size, "%s", s->error);
+        eager_ops_destroy(s);
+        return st;
+    }
+    sample_mem_info(s);
+    static const char *names[] = {"f32", "f16", "bf16"};
+    snprintf(s->notes, sizeof s->notes,
+             "weights %s (from %s), GEMM inputs %s, f32 accumulation (no TF32); f32 norms, activations, KV cache; "
+             "%s",
+             names[s->wtype], host->type_name(mv->layers[0].attn_q.type), names[s->wtype],
+             s->allow_graphs ? "decode replayed as a CUDA graph per 256-position bucket (attention over the bucket, "
+                               "masked); prefill launched"
+                             : "plain launches");
+    s->error[0] = '\0';
+    *out = s;
+    return FB_OK;
+}
+
+static fb_status check_tokens(fb_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, const float *logits,
+                              const int32_t *next_token) {
+    const eo_config *p = &s->config;
+    if (!tokens || n == 0 || !next_token) return fail(s, FB_ERR_INVALID_ARGUMENT, "eager_ops: no tokens or no output");
+    if ((flags & (FB_LOGITS_LAST | FB_LOGITS_ALL)) && !logits)
+        return fail(s, FB_ERR_INVALID_ARGUMENT, "eager_ops: logits asked for but no buffer given");
+    if ((uint64_t)s->pos + n > (uint64_t)p->max_seq)
+        return fail(s, FB_ERR_CONTEXT_FULL, "eager_ops: %u tokens at position %d would pass the context of %d", n, s->pos,
+                    p->max_seq);
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= p->vocab_size)
+            return fail(s, FB_ERR_INVALID_ARGUMENT, "eager_ops: token id %d at index %u is outside the vocabulary (%d)",
+                        tokens[i], i, p->vocab_size);
+    return FB_OK;
+}
+
+/* The CUDA device is per host thread, and a session's calls may come from
+ * any one thread at a time: select ours at the start of each call. */
+static fb_status use_device(fb_session *s) {
+    CUDA_CHECK(s, cudaSetDevice(s->device));
+    return FB_OK;
+}
+
+/* Copy position and tokens to the device (through the pinned staging). */
+static fb_status upload_step(fb_session *s, int pos0, const int32_t *tokens, int batch) {
+    RunState *r = &s->state;
+    r->pinned[0] = pos0;
+    memcpy(r->pinned + 1, tokens, (size_t)batch * sizeof(int32_t));
+    CUDA_CHECK(s, cudaMemcpyAsync(r->step, r->pinned, (size_t)(batch + 1) * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                  s->stream));
+    return FB_OK;
+}
+
+static fb_status eager_ops_prefill(fb_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, float *logits,
+                                   int32_t *next_token) {
+    const eo_config *p = &s->config;
+    RunState *r = &s->state;
+    TRY(check_tokens(s, tokens, n, flags, logits, next_token));
+    TRY(use_device(s));
+    bool all = (flags & FB_LOGITS_ALL) != 0;
+    int pos = s->pos;
+    for (uint32_t done = 0; done < n;) {
+        int batch = (int)(n - done) < p->max_batch ? (int)(n - done) : p->max_batch;
+        bool last_chunk = done + (uint32_t)batch == n;
+        TRY(upload_step(s, pos, tokens + done, batch));
+        TRY(forward(s, pos, batch, all, 0));
+        size_t row = (size_t)p->vocab_size * sizeof(float);
+        if (all)
+            CUDA_CHECK(s, cudaMemcpyAsync(logits + (size_t)done * p->vocab_size, r->logits, (size_t)batch * row,
+                                          cudaMemcpyDeviceToHost, s->stream));
+        if (last_chunk) {
+            CUDA_CHECK(s, cudaMemcpyAsync(r->pinned + 1 + p->max_batch, r->next_token, sizeof(int32_t),
+                                          cudaMemcpyDeviceToHost, s->stream));
+            if (flags & FB_LOGITS_LAST)
+                CUDA_CHECK(s, cudaMemcpyAsync(logits, r->logits + (all ? (size_t)(batch - 1) * p->vocab_size : 0), row,
+                                              cudaMemcpyDeviceToHost, s->stream));
+        }
+        CUDA_CHECK(s, cudaStreamSynchronize(s->stream)); // the pinned staging is reused by the next chunk
+        pos += batch;
+        done += (uint32_t)batch;
+    }
+    s->pos = pos;
+    *next_token = r->pinned[1 + p->max_batch];
+    return FB_OK;
+}
+
+static fb_status eager_ops_decode(fb_session *s, int32_t token, float *logits, int32_t *next_token) {
+    const eo_config *p = &s->config;
+    RunState *r = &s->state;
+    TRY(check_tokens(s, &token, 1, logits ? FB_LOGITS_LAST : FB_LOGITS_NONE, logits, next_token));
+    TRY(use_device(s));
+    TRY(upload_step(s, s->pos, &token, 1));
+    if (s->allow_graphs && !s->graphs_failed) TRY(decode_with_graph(s));
+    else TRY(forward(s, s->pos, 1, false, 0));
+    CUDA_CHECK(s, cudaMemcpyAsync(r->pinned + 1 + p->max_batch, r->next_token, sizeof(int32_t), cudaMemcpyDeviceToHost,
+                                  s->stream));
+    if (logits)
+        CUDA_CHECK(s, cudaMemcpyAsync(logits, r->logits, (size_t)p->vocab_size * sizeof(float), cudaMemcpyDeviceToHost,
+                                      s->stream));
+    CUDA_CHECK(s, cudaStreamSynchronize(s->stream));
+    s->pos++;
+    *next_token = r->pinned[1 + p->max_batch];
+    return FB_OK;
+}
+
+static fb_status eager_ops_reset(fb_session *s) {
+    // Positions past pos are masked or never read; their (finite) old values may stay.
+    s->pos = 0;
+    return FB_OK;
+}
+
+static fb_status eager_ops_memory(fb_session *s, fb_memory_stats *out) {
+    if (cudaSetDevice(s->device) == cudaSuccess) sample_mem_info(s);
+    out->device_bytes = s->device_bytes;
+    // Our own allocations' high-water mark, or what cudaMemGetInfo saw this
+    // session take (cuBLAS's handle, graphs), whichever is larger.
+    out->device_peak_bytes = s->device_peak > s->observed_peak ? s->device_peak : s->observed_peak;
+    out->host_bytes = s->host_bytes;
+    return FB_OK;
+}
+
+static fb_status eager_ops_effective_settings(fb_session *s, fb_effective_settings *out) {
+    out->weight_precision = s->precision;
+    out->accumulate_precision = FB_PRECISION_F32;
+    out->jit = 0;
+    out->graphs = s->graph_replays > 0; // only when a step really was replayed
+    out->threads = 0;
+    out->kernel_cache_hit = -1;
+    snprintf(out->device, sizeof out->device, "%s", s->device_name);
+    snprintf(out->notes, sizeof out->notes, "%s", s->notes);
+    return FB_OK;
+}
+
+static const char *eager_ops_last_error(fb_session *s) { return s ? s->error : ""; }
+
+/* Device-to-device copy of a large buffer: bytes read plus bytes written per
+ * second, the median of 5 timed rounds of 4 copies after a warm-up. The
+ * buffers are the probe's own and are freed before return (not counted in
+ * the session's memory). */
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static fb_status eager_ops_copy_bandwidth(fb_session *s, double *bytes_per_second) {
+    *bytes_per_second = 0;
+    TRY(use_device(s));
+    size_t free_bytes = 0, total = 0;
+    CUDA_CHECK(s, cudaMemGetInfo(&free_bytes, &total));
+    size_t bytes = (size_t)1 << 30;
+    while (bytes > ((size_t)16 << 20) && 2 * bytes + ((size_t)256 << 20) > free_bytes) bytes /= 2;
+    void *a = NULL, *b = NULL;
+    cudaEvent_t start = NULL, stop = NULL;
+    fb_status st = FB_OK;
+    cudaError_t err;
+    float ms[5];
+    if ((err = cudaMalloc(&a, bytes)) != cudaSuccess || (err = cudaMalloc(&b, bytes)) != cudaSuccess ||
+        (err = cudaMemsetAsync(a, 1, bytes, s->stream)) != cudaSuccess ||
+        (err = cudaEventCreate(&start)) != cudaSuccess || (err = cudaEventCreate(&stop)) != cudaSuccess ||
+        (err = cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s->stream)) != cudaSuccess) {
+        st = cuda_fail(s, err, "allocating and warming the copy-bandwidth buffers", __FILE__, __LINE__);
+        goto done;
+    }
+    for (int round = 0; round < 5 && st == FB_OK; round++) {
+        if ((err = cudaEventRecord(start, s->stream)) != cudaSuccess) break;
+        for (int i = 0; i < 4 && err == cudaSuccess; i++)
+            err = cudaMemcpyAsync(i % 2 ? a : b, i % 2 ? b : a, bytes, cudaMemcpyDeviceToDevice, s->stream);
+        if (err == cudaSuccess) err = cudaEventRecord(stop, s->stream);
+        if (err == cudaSuccess) err = cudaEventSynchronize(stop);
+        if (err == cudaSuccess) err = cudaEventElapsedTime(&ms[round], start, stop);
+        if (err != cudaSuccess) break;
+    }
+    if (err != cudaSuccess) {
+        st = cuda_fail(s, err, "timing device-to-device copies", __FILE__, __LINE__);
+        goto done;
+    }
+    qsort(ms, 5, sizeof ms[0], cmp_float);
+    if (ms[2] > 0) *bytes_per_second = 2.0 * 4.0 * (double)bytes / (ms[2] * 1e-3);
+done:
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+    cudaFree(a);
+    cudaFree(b);
+    return st;
+}
+
+static void eager_ops_destroy(fb_session *s) {
+    if (!s) return;
+    if (s->stream) {
+        cudaSetDevice(s->device);
+        cudaStreamSynchronize(s->stream);
+    }
+    for (int i = 0; s->graphs && i < s->n_graphs; i++)
+        if (s->graphs[i]) cudaGraphExecDestroy(s->graphs[i]);
+    free(s->graphs);
+    if (s->cublas) cublasDestroy(s->cublas);
+    for (size_t i = 0; i < s->n_allocs; i++) cudaFree(s->allocs[i]);
+    free(s->allocs);
+    if (s->state.pinned) cudaFreeHost(s->state.pinned);
+    if (s->stream) cudaStreamDestroy(s->stream);
+    cudaGetLastError();
+    free(s->weights.layers);
+    free(s);
+}
+
+// ----------------------------------------------------------------------------
+
+static const fb_plugin eager_ops_plugin = {
+    .abi_major = FB_ABI_MAJOR,
+    .abi_minor = FB_ABI_MINOR,
+    .struct_size = sizeof(fb_plugin),
+    .capabilities = FB_CAP_GPU | FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 | FB_CAP_GRAPHS |
+                    FB_CAP_COPY_PROBE,
+    .name = "eager_ops",
+    .version = EAGER_OPS_VERSION,
+    .description = "CUDA, eager: one precompiled kernel per op, cuBLAS matmuls, optional CUDA graph per decode step",
+    .probe = eager_ops_probe,
+    .create = eager_ops_create,
+    .prefill = eager_ops_prefill,
+    .decode = eager_ops_decode,
+    .reset = eager_ops_reset,
+    .memory = eager_ops_memory,
+    .effective_settings = eager_ops_effective_settings,
+    .last_error = eager_ops_last_error,
+    .destroy = eager_ops_destroy,
+    .copy_bandwidth = eager_ops_copy_bandwidth,
+};
+
+FB_PLUGIN_EXPORT const fb_plugin *fb_plugin_entry(void) { return &eager_ops_plugin; }

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# gpu-build.sh - prepare, on a machine with the CUDA toolkit (no GPU needed),
+# the folder that scripts/gpu-check.sh runs on a GPU machine.
+#
+#   scripts/gpu-build.sh            -> build-gpu/carry (ignored by git, about 3 MB)
+#
+# Builds a Release tree in build-gpu/ with only what the check needs
+# (fairbench, cpu_ref, eager_ops, the eager_ops tests and bench_gpu), then
+# copies into build-gpu/carry:
+#   bin/      fairbench test_eager_ops test_eager_ops_kernels bench_gpu
+#   plugins/  cpu_ref.so eager_ops.so
+#   lib/      the Debian runtime libraries those link that a GPU machine may
+#             lack (libpcre2-8, and any other non-glibc, non-CUDA library
+#             ldd shows), so the GPU machine needs none of our -dev packages.
+# The CUDA runtime is linked statically into eager_ops.so; cuBLAS
+# (libcublas.so.13) comes from the GPU machine's own CUDA 13 installation,
+# found by gpu-check.sh. Carry build-gpu/carry to the GPU machine and run
+#   bash scripts/gpu-check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+build=$root/build-gpu
+carry=$build/carry
+jobs=$(nproc 2>/dev/null || echo 2)
+
+mkdir -p "$build"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFB_WERROR=OFF >"$build/configure.log" 2>&1 \
+  || { cat "$build/configure.log"; exit 1; }
+grep -q 'CUDA toolkit found' "$build/configure.log" \
+  || { echo "gpu-build: CMake found no CUDA toolkit (nvcc); eager_ops cannot be built" >&2; exit 1; }
+cmake --build "$build" -j "$jobs" --target fairbench cpu_ref eager_ops test_eager_ops test_eager_ops_kernels bench_gpu
+
+rm -rf "$carry"
+mkdir -p "$carry/bin" "$carry/plugins" "$carry/lib"
+cp "$build/fairbench" "$build/test_eager_ops" "$build/test_eager_ops_kernels" "$build/bench_gpu" "$carry/bin/"
+cp "$build/plugins/cpu_ref.so" "$build/plugins/eager_ops.so" "$carry/plugins/"
+strip --strip-unneeded "$carry"/bin/* "$carry"/plugins/*.so 2>/dev/null || true
+
+# Runtime libraries outside glibc, the GCC runtime and CUDA: carried along.
+for f in "$carry"/bin/* "$carry"/plugins/*.so; do
+  ldd "$f" | awk '$2 == "=>" && $3 ~ /^\// {print $3}'
+done | sort -u | while read -r lib; do
+  case $(basename "$lib") in
+    libc.so*|libm.so*|libdl.so*|libpthread.so*|librt.so*|ld-linux*|libstdc++.so*|libgcc_s.so*) ;;
+    libcublas*|libcudart*|libcuda.so*) ;;
+    *) cp -L "$lib" "$carry/lib/" && echo "gpu-build: carrying $(basename "$lib") from $lib" ;;
+  esac
+done
+
+git -C "$root" rev-parse --short=12 HEAD >"$carry/COMMIT" 2>/dev/null || echo unknown >"$carry/COMMIT"
+echo "gpu-build: $(du -sh "$carry" | cut -f1) in $carry:"
+(cd "$carry" && find . -type f | sort | xargs ls -l | awk '{printf "  %9d  %s\n", $5, $NF}')

@@ -1,0 +1,446 @@
+/* test_eager_ops_kernels.c - every eager_ops op (kernels/eager_ops.cu)
+ * against its CPU twin, the cpu_ref function of the same name, on random
+ * inputs of several shapes. A value passes when |gpu - cpu| <= tol + |cpu| * eps
+ * (llm.c's rule); each check prints its maxdiff. Needs a CUDA device: exits
+ * 77 (skipped) without one, saying why.
+ *
+ *   test_eager_ops_kernels [SEED] */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "eager_ops.h"
+#include "quant.h"
+
+#define CU(call)                                                                                              \
+    do {                                                                                                      \
+        cudaError_t e_ = (call);                                                                              \
+        if (e_ != cudaSuccess) {                                                                              \
+            printf("FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));                \
+            exit(1);                                                                                          \
+        }                                                                                                     \
+    } while (0)
+#define CB(call)                                                                                              \
+    do {                                                                                                      \
+        cublasStatus_t s_ = (call);                                                                           \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                    \
+            printf("FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cublasGetStatusString(s_));             \
+            exit(1);                                                                                          \
+        }                                                                                                     \
+    } while (0)
+
+static cudaStream_t stream;
+static cublasHandle_t handle;
+static uint64_t rng;
+
+static float rnd(void) { /* uniform in [-1, 1) */
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng >> 40) * (1.0 / (1 << 23))) - 1.0f;
+}
+
+static float *random_host(size_t n, float scale) {
+    float *h = malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = rnd() * scale;
+    return h;
+}
+
+static void *to_device(const void *h, size_t bytes) {
+    void *d;
+    CU(cudaMalloc(&d, bytes ? bytes : 1));
+    CU(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+    return d;
+}
+
+static float *from_device(const float *d, size_t n) {
+    float *h = malloc(n * sizeof *h);
+    CU(cudaStreamSynchronize(stream));
+    CU(cudaMemcpy(h, d, n * sizeof *h, cudaMemcpyDeviceToHost));
+    return h;
+}
+
+static int32_t *device_int(int32_t v) { return to_device(&v, sizeof v); }
+
+/* |got - want| <= tol + |want| * eps for every value; prints maxdiff. */
+static void check_close(const char *what, const float *got, const float *want, size_t n, double tol, double eps) {
+    double maxdiff = 0;
+    size_t bad = 0, first_bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (isnan(d)) d = INFINITY;
+        if (d > maxdiff) maxdiff = d;
+        if (d > tol + fabs((double)want[i]) * eps && bad++ == 0) first_bad = i;
+    }
+    printf("  %-46s maxdiff %.3g over %zu values\n", what, maxdiff, n);
+    CHECK(bad == 0, "%s: %zu of %zu values out of tolerance, first at %zu: %.9g vs %.9g", what, bad, n, first_bad,
+          bad ? got[first_bad] : 0.0f, bad ? want[first_bad] : 0.0f);
+}
+
+// ----------------------------------------------------------------------------
+// CPU twins (as in plugins/cpu_ref/cpu_ref.c)
+
+static void rmsnorm(float *o, const float *x, const float *weight, int n, float eps) {
+    float ss = 0.0f;
+    for (int j = 0; j < n; j++) ss += x[j] * x[j];
+    float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int j = 0; j < n; j++) o[j] = weight[j] * (scale * x[j]);
+}
+
+static void rope(float *vec, int n_heads, int head_dim, int n_rot, int pos, const float *inv_freq) {
+    for (int i = 0; i < n_rot / 2; i++) {
+        double angle = (double)pos * (double)inv_freq[i];
+        float c = (float)cos(angle), sn = (float)sin(angle);
+        for (int h = 0; h < n_heads; h++) {
+            float *v = vec + (size_t)h * head_dim + 2 * i;
+            float v0 = v[0], v1 = v[1];
+            v[0] = v0 * c - v1 * sn;
+            v[1] = v0 * sn + v1 * c;
+        }
+    }
+}
+
+static void softmax(float *x, int n) {
+    float max = x[0];
+    for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++) x[i] /= sum;
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static float round_to(eo_dtype t, float v) {
+    return t == EO_F16 ? fp16_to_f32(f32_to_fp16(v)) : t == EO_BF16 ? bf16_to_f32(f32_to_bf16(v)) : v;
+}
+
+/* n floats as `t` (host copy, for uploads). */
+static void *encode(eo_dtype t, const float *x, size_t n) {
+    void *out = malloc(n * eo_dtype_size(t));
+    for (size_t i = 0; i < n; i++) {
+        if (t == EO_F32) ((float *)out)[i] = x[i];
+        else ((uint16_t *)out)[i] = t == EO_F16 ? f32_to_fp16(x[i]) : f32_to_bf16(x[i]);
+    }
+    return out;
+}
+
+static const char *dtype_name(eo_dtype t) { return t == EO_F32 ? "f32" : t == EO_F16 ? "f16" : "bf16"; }
+
+// ----------------------------------------------------------------------------
+
+static void test_embedding(void) {
+    const int vocab = 100, dim = 300, batch = 5;
+    float *table = random_host((size_t)vocab * dim, 0.5f);
+    int32_t tokens[5] = {0, 99, 17, 17, 42};
+    int32_t *d_tokens = to_device(tokens, sizeof tokens);
+    float *d_x;
+    CU(cudaMalloc((void **)&d_x, (size_t)batch * dim * sizeof(float)));
+    for (int t = EO_F32; t <= EO_BF16; t++) {
+        void *enc = encode((eo_dtype)t, table, (size_t)vocab * dim);
+        void *d_table = to_device(enc, (size_t)vocab * dim * eo_dtype_size((eo_dtype)t));
+        CU(eo_embedding_forward(d_x, d_table, (eo_dtype)t, d_tokens, batch, dim, stream));
+        float *got = from_device(d_x, (size_t)batch * dim), *want = malloc((size_t)batch * dim * sizeof *want);
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < dim; i++) want[b * dim + i] = round_to((eo_dtype)t, table[tokens[b] * dim + i]);
+        char what[64];
+        snprintf(what, sizeof what, "embedding %s (%d x %d)", dtype_name((eo_dtype)t), batch, dim);
+        check_close(what, got, want, (size_t)batch * dim, 0, 0);
+        free(got), free(want), free(enc);
+        CU(cudaFree(d_table));
+    }
+    CU(cudaFree(d_x));
+    CU(cudaFree(d_tokens));
+    free(table);
+}
+
+static void test_rmsnorm(void) {
+    static const int dims[] = {64, 300, 2048, 8192};
+    for (size_t k = 0; k < sizeof dims / sizeof dims[0]; k++) {
+        int dim = dims[k], batch = 3;
+        float *x = random_host((size_t)batch * dim, 3.0f), *w = random_host((size_t)dim, 1.0f);
+        float *want = malloc((size_t)batch * dim * sizeof *want);
+        for (int b = 0; b < batch; b++) rmsnorm(want + b * dim, x + b * dim, w, dim, 1e-5f);
+        float *d_x = to_device(x, (size_t)batch * dim * 4), *d_w = to_device(w, (size_t)dim * 4), *d_o;
+        CU(cudaMalloc((void **)&d_o, (size_t)batch * dim * 4));
+        CU(eo_rmsnorm_forward(d_o, d_x, d_w, batch, dim, 1e-5f, stream));
+        float *got = from_device(d_o, (size_t)batch * dim);
+        char what[64];
+        snprintf(what, sizeof what, "rmsnorm (%d x %d)", batch, dim);
+        check_close(what, got, want, (size_t)batch * dim, 1e-6, 1e-5);
+        /* in place, as the plugin may */
+        CU(eo_rmsnorm_forward(d_x, d_x, d_w, batch, dim, 1e-5f, stream));
+        free(got);
+        got = from_device(d_x, (size_t)batch * dim);
+        check_close("rmsnorm in place", got, want, (size_t)batch * dim, 1e-6, 1e-5);
+        free(x), free(w), free(want), free(got);
+        CU(cudaFree(d_x)); CU(cudaFree(d_w)); CU(cudaFree(d_o));
+    }
+}
+
+static void test_rope(void) {
+    static const struct { int n_heads, head_dim, n_rot, pos; } cases[] = {
+        {8, 64, 64, 0}, {8, 64, 64, 1000}, {2, 128, 64, 130000}, {32, 64, 64, 7}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int nh = cases[k].n_heads, hd = cases[k].head_dim, nr = cases[k].n_rot, pos0 = cases[k].pos, batch = 4;
+        int stride = nh * hd;
+        float *vec = random_host((size_t)batch * stride, 2.0f), inv[128];
+        for (int i = 0; i < nr / 2; i++) inv[i] = (float)pow(500000.0, -2.0 * i / nr) / (1.0f + (i % 7));
+        float *want = malloc((size_t)batch * stride * sizeof *want);
+        memcpy(want, vec, (size_t)batch * stride * sizeof *want);
+        for (int b = 0; b < batch; b++) rope(want + b * stride, nh, hd, nr, pos0 + b, inv);
+        float *d_vec = to_device(vec, (size_t)batch * stride * 4), *d_inv = to_device(inv, (size_t)(nr / 2) * 4);
+        int32_t *d_pos = device_int(pos0);
+        CU(eo_rope_forward(d_vec, batch, stride, nh, hd, nr, d_pos, d_inv, stream));
+        float *got = from_device(d_vec, (size_t)batch * stride);
+        char what[64];
+        snprintf(what, sizeof what, "rope (%d heads x %d, n_rot %d, pos %d)", nh, hd, nr, pos0);
+        check_close(what, got, want, (size_t)batch * stride, 1e-6, 1e-6);
+        free(vec), free(want), free(got);
+        CU(cudaFree(d_vec)); CU(cudaFree(d_inv)); CU(cudaFree(d_pos));
+    }
+}
+
+static void test_kv_append(void) {
+    const int max_seq = 20, kv_dim = 128, batch = 3, pos0 = 7;
+    float *kc = random_host((size_t)max_seq * kv_dim, 1), *vc = random_host((size_t)max_seq * kv_dim, 1);
+    float *k = random_host((size_t)batch * kv_dim, 1), *v = random_host((size_t)batch * kv_dim, 1);
+    float *d_kc = to_device(kc, (size_t)max_seq * kv_dim * 4), *d_vc = to_device(vc, (size_t)max_seq * kv_dim * 4);
+    float *d_k = to_device(k, (size_t)batch * kv_dim * 4), *d_v = to_device(v, (size_t)batch * kv_dim * 4);
+    int32_t *d_pos = device_int(pos0);
+    CU(eo_kv_append_forward(d_kc, d_vc, d_k, d_v, batch, kv_dim, d_pos, stream));
+    memcpy(kc + pos0 * kv_dim, k, (size_t)batch * kv_dim * 4);
+    memcpy(vc + pos0 * kv_dim, v, (size_t)batch * kv_dim * 4);
+    float *gk = from_device(d_kc, (size_t)max_seq * kv_dim), *gv = from_device(d_vc, (size_t)max_seq * kv_dim);
+    check_close("kv append: keys (rows 7..9 of 20, rest kept)", gk, kc, (size_t)max_seq * kv_dim, 0, 0);
+    check_close("kv append: values", gv, vc, (size_t)max_seq * kv_dim, 0, 0);
+    free(kc), free(vc), free(k), free(v), free(gk), free(gv);
+    CU(cudaFree(d_kc)); CU(cudaFree(d_vc)); CU(cudaFree(d_k)); CU(cudaFree(d_v)); CU(cudaFree(d_pos));
+}
+
+static void test_softmax(void) {
+    static const struct { int n_cols, pos, offset; } cases[] = {{260, 100, 2}, {260, 500, 0}, {1, 0, 0}, {4096, 4000, 5}};
+    const int rows = 8, stride = 4200;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int n_cols = cases[k].n_cols, len = cases[k].pos + cases[k].offset + 1;
+        if (len > n_cols) len = n_cols;
+        float scale = 0.125f;
+        float *x = random_host((size_t)rows * stride, 20.0f), *want = malloc((size_t)rows * stride * sizeof *want);
+        memcpy(want, x, (size_t)rows * stride * sizeof *want);
+        for (int r = 0; r < rows; r++) {
+            float *w = want + (size_t)r * stride;
+            for (int t = 0; t < len; t++) w[t] *= scale; // cpu_ref scales the scores before its softmax
+            softmax(w, len);
+            for (int t = len; t < n_cols; t++) w[t] = 0; // the mask; past n_cols untouched
+        }
+        float *d_x = to_device(x, (size_t)rows * stride * 4);
+        int32_t *d_pos = device_int(cases[k].pos);
+        CU(eo_softmax_forward(d_x, rows, stride, n_cols, d_pos, cases[k].offset, scale, stream));
+        float *got = from_device(d_x, (size_t)rows * stride);
+        char what[64];
+        snprintf(what, sizeof what, "softmax (%d rows, %d of %d columns)", rows, len, n_cols);
+        check_close(what, got, want, (size_t)rows * stride, 1e-7, 1e-5);
+        free(x), free(want), free(got);
+        CU(cudaFree(d_x)); CU(cudaFree(d_pos));
+    }
+}
+
+static void test_elementwise(void) {
+    const size_t n = 100003;
+    float *a = random_host(n, 8.0f), *b = random_host(n, 8.0f), *want = malloc(n * sizeof *want);
+    float *d_a = to_device(a, n * 4), *d_b = to_device(b, n * 4), *d_o;
+    CU(cudaMalloc((void **)&d_o, n * 4));
+    CU(eo_silu_forward(d_o, d_a, n, stream));
+    for (size_t i = 0; i < n; i++) want[i] = silu(a[i]);
+    float *got = from_device(d_o, n);
+    check_close("silu", got, want, n, 1e-7, 1e-6);
+    free(got);
+    CU(eo_mul_forward(d_o, d_a, d_b, n, stream));
+    for (size_t i = 0; i < n; i++) want[i] = a[i] * b[i];
+    got = from_device(d_o, n);
+    check_close("mul", got, want, n, 0, 0);
+    free(got);
+    CU(eo_add_forward(d_a, d_a, d_b, n, stream)); // in place, as the residual add
+    for (size_t i = 0; i < n; i++) want[i] = a[i] + b[i];
+    got = from_device(d_a, n);
+    check_close("add (in place)", got, want, n, 0, 0);
+    free(got);
+    for (int t = EO_F16; t <= EO_BF16; t++) {
+        CU(eo_convert_forward(d_o, (eo_dtype)t, d_b, n, stream));
+        uint16_t *bits = malloc(n * 2);
+        CU(cudaStreamSynchronize(stream));
+        CU(cudaMemcpy(bits, d_o, n * 2, cudaMemcpyDeviceToHost));
+        size_t diff = 0;
+        for (size_t i = 0; i < n; i++) diff += bits[i] != (t == EO_F16 ? f32_to_fp16(b[i]) : f32_to_bf16(b[i]));
+        printf("  convert f32 -> %-37s %zu of %zu values differ from the host's rounding\n", dtype_name((eo_dtype)t),
+               diff, n);
+        CHECK(diff == 0, "convert to %s bit-exact with the host", dtype_name((eo_dtype)t));
+        free(bits);
+    }
+    free(a), free(b), free(want);
+    CU(cudaFree(d_a)); CU(cudaFree(d_b)); CU(cudaFree(d_o));
+}
+
+static void test_argmax(void) {
+    const int n = 128256;
+    float *x = random_host((size_t)n, 10.0f);
+    float *d_x = to_device(x, (size_t)n * 4);
+    int32_t *d_out = device_int(-1), got;
+    CU(eo_argmax_forward(d_out, d_x, n, stream));
+    CU(cudaStreamSynchronize(stream));
+    CU(cudaMemcpy(&got, d_out, 4, cudaMemcpyDeviceToHost));
+    CHECK(got == argmax(x, n), "argmax of random values: %d vs %d", got, argmax(x, n));
+    x[90000] = x[5000] = x[127000] = 11.0f; // a three-way tie: the lowest index wins
+    CU(cudaMemcpy(d_x, x, (size_t)n * 4, cudaMemcpyHostToDevice));
+    CU(eo_argmax_forward(d_out, d_x, n, stream));
+    CU(cudaStreamSynchronize(stream));
+    CU(cudaMemcpy(&got, d_out, 4, cudaMemcpyDeviceToHost));
+    CHECK(got == 5000 && argmax(x, n) == 5000, "argmax tie goes to the lowest index: %d", got);
+    x[n - 1] = 12.0f;
+    CU(cudaMemcpy(d_x, x, (size_t)n * 4, cudaMemcpyHostToDevice));
+    CU(eo_argmax_forward(d_out, d_x, n, stream));
+    CU(cudaStreamSynchronize(stream));
+    CU(cudaMemcpy(&got, d_out, 4, cudaMemcpyDeviceToHost));
+    CHECK(got == n - 1, "argmax at the last index: %d", got);
+    printf("  argmax over %d values: random, ties, last index checked\n", n);
+    free(x);
+    CU(cudaFree(d_x)); CU(cudaFree(d_out));
+}
+
+/* y = x W^T with W (n_out, n_in): the layouts and transposes of every
+ * projection. The reference is a double sum of the same (rounded) inputs, so
+ * only f32 accumulation error remains: a TF32 path would fail the f32 case. */
+static void test_matmul(void) {
+    static const struct { int batch, n_in, n_out; } cases[] = {{1, 300, 257}, {7, 300, 257}, {1, 2048, 512}, {64, 512, 1408}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int batch = cases[k].batch, n_in = cases[k].n_in, n_out = cases[k].n_out;
+        float *w = random_host((size_t)n_out * n_in, 1.0f), *x = random_host((size_t)batch * n_in, 1.0f);
+        float *d_x = to_device(x, (size_t)batch * n_in * 4), *d_y;
+        void *d_xh;
+        CU(cudaMalloc((void **)&d_y, (size_t)batch * n_out * 4));
+        CU(cudaMalloc(&d_xh, (size_t)batch * n_in * 4));
+        for (int t = EO_F32; t <= EO_BF16; t++) {
+            void *enc = encode((eo_dtype)t, w, (size_t)n_out * n_in);
+            void *d_w = to_device(enc, (size_t)n_out * n_in * eo_dtype_size((eo_dtype)t));
+            CU(eo_convert_forward(d_xh, (eo_dtype)t, d_x, (size_t)batch * n_in, stream));
+            CB(eo_matmul_forward(handle, d_y, d_xh, d_w, (eo_dtype)t, batch, n_in, n_out));
+            float *got = from_device(d_y, (size_t)batch * n_out), *want = malloc((size_t)batch * n_out * sizeof *want);
+            for (int b = 0; b < batch; b++)
+                for (int o = 0; o < n_out; o++) {
+                    double sum = 0;
+                    for (int i = 0; i < n_in; i++)
+                        sum += (double)round_to((eo_dtype)t, w[(size_t)o * n_in + i]) *
+                               (double)round_to((eo_dtype)t, x[(size_t)b * n_in + i]);
+                    want[b * n_out + o] = (float)sum;
+                }
+            char what[64];
+            snprintf(what, sizeof what, "matmul %s (%d x %d -> %d)", dtype_name((eo_dtype)t), batch, n_in, n_out);
+            /* f32 accumulation of n_in products of magnitude <= 1. The f32 path (FFMA, IEEE rounding) is
+             * held tight, so TF32 (10-bit inputs, errors near 1e-2 here) would fail; tensor cores' f32
+             * accumulation at 16-bit inputs rounds less exactly, hence the looser bound there. */
+            if (t == EO_F32) check_close(what, got, want, (size_t)batch * n_out, 2e-6 * sqrt((double)n_in), 1e-5);
+            else check_close(what, got, want, (size_t)batch * n_out, 1e-5 * sqrt((double)n_in), 1e-4);
+            free(got), free(want), free(enc);
+            CU(cudaFree(d_w));
+        }
+        free(w), free(x);
+        CU(cudaFree(d_x)); CU(cudaFree(d_y)); CU(cudaFree(d_xh));
+    }
+}
+
+/* Scores, softmax and values for one query row over the cache, exactly and
+ * over a longer (masked) span as the graph path runs it. */
+static void test_attention(void) {
+    const int n_heads = 8, n_kv = 2, hd = 64, max_seq = 300, kv_dim = n_kv * hd, q_dim = n_heads * hd;
+    const int kv_mul = n_heads / n_kv;
+    float *kc = random_host((size_t)max_seq * kv_dim, 1), *vc = random_host((size_t)max_seq * kv_dim, 1);
+    float *q = random_host((size_t)q_dim, 1);
+    float *d_kc = to_device(kc, (size_t)max_seq * kv_dim * 4), *d_vc = to_device(vc, (size_t)max_seq * kv_dim * 4);
+    float *d_q = to_device(q, (size_t)q_dim * 4), *d_att, *d_out;
+    CU(cudaMalloc((void **)&d_att, (size_t)n_heads * max_seq * 4));
+    CU(cudaMalloc((void **)&d_out, (size_t)q_dim * 4));
+    CU(cudaMemset(d_att, 0, (size_t)n_heads * max_seq * 4));
+    static const struct { int pos, span; } cases[] = {{0, 1}, {122, 123}, {122, 256}, {299, 300}};
+    float scale = 1.0f / sqrtf((float)hd);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int pos = cases[k].pos, span = cases[k].span, len = pos + 1;
+        // CPU: cpu_ref's attention_worker for one position
+        float *want_scores = calloc((size_t)n_heads * max_seq, sizeof(float));
+        float *want_out = calloc((size_t)q_dim, sizeof(float));
+        float *att = malloc((size_t)max_seq * sizeof *att);
+        for (int h = 0; h < n_heads; h++) {
+            const float *qh = q + h * hd;
+            int g = h / kv_mul;
+            for (int t = 0; t < len; t++) {
+                float score = 0.0f;
+                for (int i = 0; i < hd; i++) score += qh[i] * kc[(size_t)t * kv_dim + g * hd + i];
+                want_scores[h * max_seq + t] = score;
+                att[t] = score * scale;
+            }
+            softmax(att, len);
+            for (int t = 0; t < len; t++)
+                for (int i = 0; i < hd; i++) want_out[h * hd + i] += att[t] * vc[(size_t)t * kv_dim + g * hd + i];
+        }
+        int32_t *d_pos = device_int(pos);
+        CB(eo_attention_scores_forward(handle, d_att, d_q, d_kc, span, n_heads, n_kv, hd, max_seq));
+        float *got_scores = from_device(d_att, (size_t)n_heads * max_seq);
+        float *got_sub = malloc((size_t)n_heads * len * sizeof(float)), *want_sub = malloc((size_t)n_heads * len * sizeof(float));
+        for (int h = 0; h < n_heads; h++)
+            for (int t = 0; t < len; t++) {
+                got_sub[h * len + t] = got_scores[h * max_seq + t];
+                want_sub[h * len + t] = want_scores[h * max_seq + t];
+            }
+        char what[80];
+        snprintf(what, sizeof what, "attention scores (pos %d, GEMM over %d)", pos, span);
+        check_close(what, got_sub, want_sub, (size_t)n_heads * len, 2e-5, 1e-5);
+        CU(eo_softmax_forward(d_att, n_heads, max_seq, span, d_pos, 0, scale, stream));
+        CB(eo_attention_values_forward(handle, d_out, d_att, d_vc, span, n_heads, n_kv, hd, max_seq));
+        float *got_out = from_device(d_out, (size_t)q_dim);
+        snprintf(what, sizeof what, "attention output (pos %d, GEMM over %d)", pos, span);
+        check_close(what, got_out, want_out, (size_t)q_dim, 1e-5, 1e-4);
+        free(want_scores), free(want_out), free(att), free(got_scores), free(got_sub), free(want_sub), free(got_out);
+        CU(cudaFree(d_pos));
+    }
+    free(kc), free(vc), free(q);
+    CU(cudaFree(d_kc)); CU(cudaFree(d_vc)); CU(cudaFree(d_q)); CU(cudaFree(d_att)); CU(cudaFree(d_out));
+}
+
+int main(int argc, char **argv) {
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess || count == 0) {
+        printf("test_eager_ops_kernels: skipped, no CUDA device: %s\n",
+               err != cudaSuccess ? cudaGetErrorString(err) : "none found");
+        return 77;
+    }
+    struct cudaDeviceProp prop;
+    CU(cudaGetDeviceProperties(&prop, 0));
+    rng = argc > 1 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
+    printf("test_eager_ops_kernels: %s (sm_%d%d), seed %" PRIu64 "\n", prop.name, prop.major, prop.minor, rng);
+    CU(cudaStreamCreate(&stream));
+    CB(cublasCreate(&handle));
+    CB(cublasSetStream(handle, stream));
+    CB(cublasSetMathMode(handle, (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+    test_embedding();
+    test_rmsnorm();
+    test_rope();
+    test_kv_append();
+    test_softmax();
+    test_elementwise();
+    test_argmax();
+    test_matmul();
+    test_attention();
+    cublasDestroy(handle);
+    cudaStreamDestroy(stream);
+    return check_summary();
+}
