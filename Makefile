@@ -5,6 +5,7 @@
 #   make test    set-up, build, fetch the default model, run the whole suite
 # Other targets: build, sanitize (ASan + UBSan suite), fuzz (libFuzzer, clang), clean.
 
+SHELL      := /bin/bash
 BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # CI (CI=true) builds with -Werror; set WERROR=ON to do the same locally.
@@ -19,9 +20,11 @@ PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),
 bench: build model
 	$(FAIRBENCH) -c profiles/$(PROFILE)
 
+# ctest's summary line is repeated last, after its list of skipped tests.
 test: build
 	@scripts/fetch-model.sh >/dev/null || echo "make test: the default model could not be fetched; its tests will be skipped" >&2
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	@set -o pipefail; ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) 2>&1 | tee $(BUILD)/ctest.log; \
+	  rc=$$?; grep -E '^[0-9]+% tests passed' $(BUILD)/ctest.log | tail -n 1; exit $$rc
 
 setup:
 	@scripts/setup.sh

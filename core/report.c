@@ -241,6 +241,26 @@ static cJSON *environment(const fb_run_result *r) {
     gmtime_r(&now, &tm);
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     cJSON_AddStringToObject(env, "date", buf);
+    /* GPUs, their driver and the CUDA version the driver supports, from
+     * nvidia-smi (a separate process: the parent itself never touches a device). */
+    FILE *smi = popen("nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null", "r");
+    if (smi) {
+        cJSON *gpus = cJSON_AddArrayToObject(env, "gpus");
+        char line[256];
+        while (fgets(line, sizeof line, smi)) {
+            line[strcspn(line, "\n")] = '\0';
+            if (line[0]) cJSON_AddItemToArray(gpus, cJSON_CreateString(line));
+        }
+        pclose(smi);
+    }
+    smi = popen("nvidia-smi 2>/dev/null | grep -o 'CUDA Version: [0-9.]*'", "r");
+    if (smi) {
+        if (fgets(buf, sizeof buf, smi)) {
+            buf[strcspn(buf, "\n")] = '\0';
+            cJSON_AddStringToObject(env, "cuda_driver_version", buf + (strncmp(buf, "CUDA Version: ", 14) == 0 ? 14 : 0));
+        }
+        pclose(smi);
+    }
     cJSON *devices = cJSON_AddArrayToObject(env, "devices");
     for (int i = 0; i < r->n_entries; i++)
         if (r->entries[i].device[0]) {

@@ -155,6 +155,11 @@ static double measure_overhead_ns(void) {
 }
 
 static void memory_limit_for_cpu_backends(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer reserves terabytes of address space for its shadow
+     * memory: an address-space limit would fail every allocation. */
+    return;
+#endif
     /* A runaway CPU backend gets a failed allocation in its own child rather
      * than the machine's out-of-memory killer. GPU backends are left alone:
      * drivers reserve huge address ranges. */

@@ -72,13 +72,20 @@ run --backends cpu_ref,nosuchbackend > "$tmp/skip.txt" 2>/dev/null; rc=$?
 check "an absent backend is skipped and the run goes on (rc=$rc)" bash -c \
   "test $rc -eq 0 && grep -q 'nosuchbackend: skipped: no usable plugin named' '$tmp/skip.txt' && grep -qE '^Status +\\| +ok +\\| +skipped' '$tmp/skip.txt'"
 
-FAIRBENCH_MEMORY_LIMIT_MB=1024 run --plugin-dir "$faults" --backends cpu_ref,crasher,hanger,hog \
+# Under AddressSanitizer there is no address-space limit (its shadow memory
+# needs terabytes), so the memory hog is left out there.
+faulty=cpu_ref,crasher,hanger,hog
+if "$fairbench" version | grep -q 'sanitizer build'; then
+  faulty=cpu_ref,crasher,hanger
+  echo "note: sanitizer build: the memory-hog case is not run"
+fi
+FAIRBENCH_MEMORY_LIMIT_MB=1024 run --plugin-dir "$faults" --backends $faulty \
   --set run.timeout_s=5 -o "$tmp/faults.txt" 2>/dev/null; rc=$?
 check "faults: exit status 1 and the report is written (rc=$rc)" bash -c "test $rc -eq 1 && test -s '$tmp/faults.txt'"
-check "faults: cpu_ref still measured" grep -qE '^Status +\| +ok +\| +crashed +\| +timed out +\| +out of memory' "$tmp/faults.txt"
+check "faults: cpu_ref still measured" grep -qE '^Status +\| +ok +\| +crashed +\| +timed out( +\| +out of memory)?$' "$tmp/faults.txt"
 check "faults: the crash is named" grep -q 'crasher: crashed: during a repetition: signal 11' "$tmp/faults.txt"
 check "faults: the hang is named" grep -q 'hanger: timed out: no answer to a repetition within 5 s; killed' "$tmp/faults.txt"
-check "faults: the memory hog is named" grep -q 'hog: out of memory: during a repetition: RSS reached' "$tmp/faults.txt"
+[[ $faulty == *hog ]] && check "faults: the memory hog is named" grep -q 'hog: out of memory: during a repetition: RSS reached' "$tmp/faults.txt"
 check "faults: cpu_ref has figures" grep -qE '^Throughput \(tok/s\) +\| +[0-9.]+ +\| +- ' "$tmp/faults.txt"
 
 "$fairbench" -c "$profiles/smoke.ini" --set run.repetitions=abc 2> "$tmp/bad.txt"; rc=$?
