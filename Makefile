@@ -13,7 +13,7 @@ WERROR     ?= $(if $(filter true 1,$(CI)),ON,OFF)
 CMAKE_ARGS ?=
 FAIRBENCH  := $(BUILD)/fairbench
 
-.PHONY: bench test setup build model sanitize fuzz clean
+.PHONY: bench test setup build model sanitize fuzz fuzz-more clean
 
 PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),fair.ini,cpu.ini)
 
@@ -48,6 +48,14 @@ fuzz: setup
 	mkdir -p build-fuzz/corpus
 	build-fuzz/tests/fuzz_gguf -max_total_time=$${FUZZ_SECONDS:-600} -timeout=10 -rss_limit_mb=2048 \
 	  build-fuzz/corpus tests/fuzz/corpus tests/data/bad
+
+# The tokenizer and the profile parser: build-fuzz/tests/fuzz_tokenize.
+fuzz-more: setup
+	CC=clang cmake -S . -B build-fuzz -DFB_FUZZ=ON -DFB_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_tokenize
+	mkdir -p build-fuzz/corpus-tokenize
+	build-fuzz/tests/fuzz_tokenize -max_total_time=$${FUZZ_SECONDS:-300} -timeout=10 -rss_limit_mb=2048 \
+	  -max_len=4096 build-fuzz/corpus-tokenize
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
