@@ -722,7 +722,7 @@ static bool override_differs(const fb_run_result *out, int i, int k) {
     return false;
 }
 
-static void audit(const fb_profile *p, fb_run_result *out) {
+static void audit(fb_run_result *out) {
     const char *const *keys;
     int n_keys;
     keys = fb_profile_fairness_keys(&n_keys);
@@ -756,7 +756,6 @@ static void audit(const fb_profile *p, fb_run_result *out) {
                    first->entry->label, first->effective.threads, e->label, eff->threads);
         }
     }
-    (void)p;
     out->fair = reasons[0] == '\0';
     snprintf(out->verdict, sizeof out->verdict, "%s%.2030s", out->fair ? "fair" : "unfair: ", reasons);
 }
@@ -1019,7 +1018,7 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
     free(ref_logits);
     free(plugins.items);
     advantage_and_warnings(p, out);
-    audit(p, out);
+    audit(out);
     fb_model_close(m);
     out->wall_s = now_s() - t_start;
     return 0;
