@@ -7,7 +7,8 @@
 #   eager_ops.so            the plugin, in the build tree's plugin folder
 #   eager_ops_kernels       the kernels as a static library (plugin and kernel test)
 #   test_eager_ops_host     host-side code (shapes, memory plan, weight conversion): no device
-#   test_eager_ops          through the loader: no-device contract, and agreement with cpu_ref
+#   test_gpu_backend        through the loader: no-device contract, and agreement with cpu_ref
+#                           (--backend eager_ops here; jit_fused.cmake adds its own tests)
 #   test_eager_ops_kernels  every op against a CPU twin (needs a device)
 #   bench_gpu               decode speed of any backend through the ABI (not a test)
 
@@ -73,15 +74,16 @@ target_link_libraries(test_eager_ops_host PRIVATE fbcore)
 add_test(NAME eager_ops_host COMMAND test_eager_ops_host)
 set_tests_properties(eager_ops_host PROPERTIES TIMEOUT 120)
 
-# Through the real loader. --no-device: the contract that holds on any
-# machine (probe says why not, create refuses with a sentence); without it:
-# agreement with cpu_ref, graphs on and off (exit 77 without a device).
-add_executable(test_eager_ops ${CMAKE_SOURCE_DIR}/tests/test_eager_ops.c)
-target_link_libraries(test_eager_ops PRIVATE fbcore)
-add_dependencies(test_eager_ops eager_ops cpu_ref)
-add_test(NAME eager_ops_no_device COMMAND test_eager_ops --no-device ${CMAKE_BINARY_DIR}/tests/tmp)
+# Through the real loader (tests/test_gpu_backend.c, shared with jit_fused).
+# --no-device: the contract that holds on any machine (probe says why not,
+# create refuses with a sentence); without it: agreement with cpu_ref,
+# graphs on and off (exit 77 without a device).
+add_executable(test_gpu_backend ${CMAKE_SOURCE_DIR}/tests/test_gpu_backend.c)
+target_link_libraries(test_gpu_backend PRIVATE fbcore)
+add_dependencies(test_gpu_backend eager_ops cpu_ref)
+add_test(NAME eager_ops_no_device COMMAND test_gpu_backend --backend eager_ops --no-device ${CMAKE_BINARY_DIR}/tests/tmp)
 set_tests_properties(eager_ops_no_device PROPERTIES TIMEOUT 120)
-add_test(NAME eager_ops_agreement COMMAND test_eager_ops ${CMAKE_BINARY_DIR}/tests/tmp)
+add_test(NAME eager_ops_agreement COMMAND test_gpu_backend --backend eager_ops ${CMAKE_BINARY_DIR}/tests/tmp)
 set_tests_properties(eager_ops_agreement PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS gpu)
 
 # Every op against its CPU twin on random inputs (exit 77 without a device).
@@ -98,7 +100,7 @@ add_test(NAME eager_ops_plugins
 set_tests_properties(eager_ops_plugins PROPERTIES TIMEOUT 60)
 
 # ---------------------------------------------------------------- benchmark (not a test)
-#   bench_gpu MODEL.gguf [--backend NAME] [--precision f16,f32] [--graphs 0,1] [--tokens N]
+#   bench_gpu MODEL.gguf [--backend A,B] [--precision f16,f32] [--graphs 0,1] [--jit-cache cold,warm] [--tokens N]
 add_executable(bench_gpu ${CMAKE_SOURCE_DIR}/bench/bench_gpu.c)
 target_link_libraries(bench_gpu PRIVATE fbcore)
 add_dependencies(bench_gpu eager_ops cpu_ref)

@@ -39,6 +39,14 @@ static void c_jit_graphs(const fb_entry_result *r, char *b, size_t n) {
     if (!r->has_effective) snprintf(b, n, "-");
     else snprintf(b, n, "%s / %s", r->effective.jit ? "on" : "off", r->effective.graphs ? "on" : "off");
 }
+/* The JIT kernel cache the profile asked for, and what the backend found:
+ * "warm, hit" (kernels from the cache), "warm, miss" (compiled, then
+ * stored), "cold, compiled"; "-" for a backend without one. */
+static void c_kernel_cache(const fb_entry_result *r, char *b, size_t n) {
+    if (!r->has_effective || r->effective.kernel_cache_hit < 0) snprintf(b, n, "-");
+    else if (r->entry->fairness.jit_cache == FB_JIT_CACHE_COLD) snprintf(b, n, "cold, compiled");
+    else snprintf(b, n, "warm, %s", r->effective.kernel_cache_hit ? "hit" : "miss");
+}
 static void c_threads(const fb_entry_result *r, char *b, size_t n) {
     if (!r->has_effective || r->effective.threads == 0) snprintf(b, n, "-");
     else snprintf(b, n, "%d", r->effective.threads);
@@ -107,6 +115,7 @@ static const struct row {
     {"Plugin", "plugin", c_plugin},
     {"Weights", "weight_precision", c_precision},
     {"JIT / graphs", "jit_graphs", c_jit_graphs},
+    {"Kernel cache", "kernel_cache", c_kernel_cache},
     {"CPU threads", "threads", c_threads},
     {"Load (ms)", "load_ms", c_load},
     {"Cold start (ms)", "cold_start_ms", c_cold},

@@ -5,16 +5,16 @@
 #   scripts/gpu-build.sh            -> build-gpu/carry (ignored by git, about 3 MB)
 #
 # Builds a Release tree in build-gpu/ with only what the check needs
-# (fairbench, cpu_ref, eager_ops, the eager_ops tests and bench_gpu), then
-# copies into build-gpu/carry:
-#   bin/      fairbench test_eager_ops test_eager_ops_kernels bench_gpu
-#   plugins/  cpu_ref.so eager_ops.so
+# (fairbench, cpu_ref, eager_ops, jit_fused, their tests and bench_gpu),
+# then copies into build-gpu/carry:
+#   bin/      fairbench test_gpu_backend test_eager_ops_kernels bench_gpu
+#   plugins/  cpu_ref.so eager_ops.so jit_fused.so
 #   lib/      the Debian runtime libraries those link that a GPU machine may
 #             lack (libpcre2-8, and any other non-glibc, non-CUDA library
 #             ldd shows), so the GPU machine needs none of our -dev packages.
-# The CUDA runtime is linked statically into eager_ops.so; cuBLAS
-# (libcublas.so.13) comes from the GPU machine's own CUDA 13 installation,
-# found by gpu-check.sh. Carry build-gpu/carry to the GPU machine and run
+# The CUDA runtime is linked statically into both CUDA plugins; cuBLAS
+# (libcublas.so.13, eager_ops) and NVRTC (libnvrtc.so.13, jit_fused) come
+# from the GPU machine's own CUDA 13 installation, found by gpu-check.sh. Carry build-gpu/carry to the GPU machine and run
 #   bash scripts/gpu-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,13 +27,14 @@ mkdir -p "$build"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFB_WERROR=OFF >"$build/configure.log" 2>&1 \
   || { cat "$build/configure.log"; exit 1; }
 grep -q 'CUDA toolkit found' "$build/configure.log" \
-  || { echo "gpu-build: CMake found no CUDA toolkit (nvcc); eager_ops cannot be built" >&2; exit 1; }
-cmake --build "$build" -j "$jobs" --target fairbench cpu_ref eager_ops test_eager_ops test_eager_ops_kernels bench_gpu
+  || { echo "gpu-build: CMake found no CUDA toolkit (nvcc); the CUDA plugins cannot be built" >&2; exit 1; }
+cmake --build "$build" -j "$jobs" --target fairbench cpu_ref eager_ops jit_fused test_gpu_backend test_eager_ops_kernels \
+  bench_gpu
 
 rm -rf "$carry"
 mkdir -p "$carry/bin" "$carry/plugins" "$carry/lib"
-cp "$build/fairbench" "$build/test_eager_ops" "$build/test_eager_ops_kernels" "$build/bench_gpu" "$carry/bin/"
-cp "$build/plugins/cpu_ref.so" "$build/plugins/eager_ops.so" "$carry/plugins/"
+cp "$build/fairbench" "$build/test_gpu_backend" "$build/test_eager_ops_kernels" "$build/bench_gpu" "$carry/bin/"
+cp "$build/plugins/cpu_ref.so" "$build/plugins/eager_ops.so" "$build/plugins/jit_fused.so" "$carry/plugins/"
 strip --strip-unneeded "$carry"/bin/* "$carry"/plugins/*.so 2>/dev/null || true
 
 # Runtime libraries outside glibc, the GCC runtime and CUDA: carried along.
@@ -42,7 +43,7 @@ for f in "$carry"/bin/* "$carry"/plugins/*.so; do
 done | sort -u | while read -r lib; do
   case $(basename "$lib") in
     libc.so*|libm.so*|libdl.so*|libpthread.so*|librt.so*|ld-linux*|libstdc++.so*|libgcc_s.so*) ;;
-    libcublas*|libcudart*|libcuda.so*) ;;
+    libcublas*|libcudart*|libcuda.so*|libnvrtc*) ;;
     *) cp -L "$lib" "$carry/lib/" && echo "gpu-build: carrying $(basename "$lib") from $lib" ;;
   esac
 done

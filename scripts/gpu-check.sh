@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
-# gpu-check.sh - the eager_ops checks that need a GPU, in one short run on a
-# lent GPU machine (about 2 minutes on an H100; the step limits add up to 8).
+# gpu-check.sh - the checks of the CUDA backends (eager_ops, jit_fused) that
+# need a GPU, in one short run on a lent GPU machine (about 4 minutes on an
+# H100; the step limits add up to under 10).
 #
 # Prepare here (a machine with the CUDA toolkit, no GPU needed):
-#     scripts/gpu-build.sh              # -> build-gpu/carry, about 3 MB
+#     scripts/gpu-build.sh              # -> build-gpu/carry, about 4 MB
 # Then, on the GPU machine, from the repository root, with build-gpu/carry
 # carried along:
-#     bash scripts/gpu-check.sh
+#     bash scripts/gpu-check.sh [--only jit_fused|eager_ops]
 #
 # Steps, each under its own time limit:
 #   1. the GPU (nvidia-smi) and the carried binaries' libraries (ldd)
-#   2. `fairbench plugins`: eager_ops must be available
-#   3. test_eager_ops_kernels: every op against its CPU twin
-#   4. test_eager_ops: agreement with cpu_ref on a synthetic model of
-#      realistic shape at f32, f16, bf16; prefill, decode, CUDA graphs
+#   2. `fairbench plugins`: both CUDA backends must be available
+#   3. test_eager_ops_kernels: every eager op against its CPU twin
+#   4. test_gpu_backend, per backend: agreement with cpu_ref on a synthetic
+#      model of realistic shape at f32, f16, bf16; prefill, decode, CUDA
+#      graphs; the session contract; jit_fused's kernel cache cold and warm
 #   5. fairbench synth --preset llama3.2-1b --type F16 (in /tmp)
-#   6. bench_gpu on it: f16 and f32, graphs off and on
-#   7. test_eager_ops --model: agreement with cpu_ref on the 1B model, f16,
-#      32 teacher-forced positions
-# and prints a short table last. Everything is also written under $OUT
-# (when set): gpu-check.log and summary.txt.
-# Libraries: the CUDA runtime is inside eager_ops.so; cuBLAS is the
-# machine's own libcublas.so.13 (searched below); Debian libraries the
-# binaries link (libpcre2-8) are in build-gpu/carry/lib.
+#   6. test_gpu_backend --model, per backend: agreement with cpu_ref on the
+#      1B model at f16 over 32 teacher-forced positions
+#   7. bench_gpu on it, eager_ops and jit_fused side by side in one process:
+#      f16 (and eager_ops at f32), graphs off and on, jit_fused with a cold
+#      and then a warm kernel cache
+# and prints a short table last, with the targets of both backends. Every
+# output is also written under $OUT (when set): gpu-check.log, summary.txt.
+# Libraries: the CUDA runtime is inside each plugin; cuBLAS and NVRTC are the
+# machine's own libcublas.so.13 and libnvrtc.so.13 (searched below); Debian
+# libraries the binaries link (libpcre2-8) are in build-gpu/carry/lib.
 set -u -o pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 carry=$root/build-gpu/carry
@@ -58,45 +62,68 @@ step() {
   return "$rc"
 }
 
+# find_lib NAME: the folder holding the shared library NAME, or nothing
+find_lib() {
+  local name=$1 dir
+  dir=$(ldconfig -p 2>/dev/null | awk -v n="$name" '$1 == n {print $NF; exit}' | xargs -r dirname)
+  if [[ -z $dir ]]; then
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64 \
+             /usr/local/cuda-13*/targets/x86_64-linux/lib /usr/local/lib/python3*/dist-packages/nvidia/cu13/lib \
+             /opt/*/.venv/lib/python3*/site-packages/nvidia/cu13/lib /opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib \
+             /usr/local/lib/python3*/dist-packages/nvidia/*/lib; do
+      if [[ -e $d/$name ]]; then dir=$d; break; fi
+    done
+  fi
+  [[ -z $dir ]] && dir=$(find / -name "$name" -not -path '/proc/*' 2>/dev/null | head -n 1 | xargs -r dirname)
+  echo "$dir"
+}
+
 main() {
   : >"$work/steps.txt"
   echo "gpu-check: $(date -u +%FT%TZ), commit $(cat "$carry/COMMIT" 2>/dev/null || echo '?'), $(uname -srm)"
-  if [[ ! -x $carry/bin/fairbench || ! -f $carry/plugins/eager_ops.so ]]; then
+  if [[ ! -x $carry/bin/fairbench || ! -f $carry/plugins/eager_ops.so || ! -f $carry/plugins/jit_fused.so ]]; then
     echo "gpu-check: $carry is missing: run scripts/gpu-build.sh here first and carry build-gpu/carry"
     return 2
   fi
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader \
     || echo "gpu-check: nvidia-smi failed"
 
-  # cuBLAS 13 from this machine's CUDA installation (or PyTorch's pip wheel)
-  local cublas_dir=""
-  cublas_dir=$(ldconfig -p 2>/dev/null | awk '/libcublas\.so\.13 / {print $NF; exit}' | xargs -r dirname)
-  if [[ -z $cublas_dir ]]; then
-    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64 \
-             /usr/local/cuda-13*/targets/x86_64-linux/lib /usr/local/lib/python3*/dist-packages/nvidia/cu13/lib \
-             /opt/*/.venv/lib/python3*/site-packages/nvidia/cu13/lib /opt/*/.venv/lib/python3*/site-packages/nvidia/cublas/lib \
-             /usr/local/lib/python3*/dist-packages/nvidia/cublas/lib; do
-      if [[ -e $d/libcublas.so.13 ]]; then cublas_dir=$d; break; fi
-    done
-  fi
-  [[ -z $cublas_dir ]] && cublas_dir=$(find / -name 'libcublas.so.13' -not -path '/proc/*' 2>/dev/null | head -n 1 | xargs -r dirname)
-  echo "gpu-check: libcublas.so.13 from ${cublas_dir:-nowhere}"
-  export LD_LIBRARY_PATH=$carry/lib${cublas_dir:+:$cublas_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  # cuBLAS 13 and NVRTC 13 from this machine's CUDA installation (or PyTorch's pip wheels)
+  local cublas_dir nvrtc_dir
+  cublas_dir=$(find_lib libcublas.so.13)
+  nvrtc_dir=$(find_lib libnvrtc.so.13)
+  echo "gpu-check: libcublas.so.13 from ${cublas_dir:-nowhere}; libnvrtc.so.13 from ${nvrtc_dir:-nowhere}"
+  export LD_LIBRARY_PATH=$carry/lib${cublas_dir:+:$cublas_dir}${nvrtc_dir:+:$nvrtc_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export FAIRBENCH_PLUGIN_PATH=$carry/plugins
   local missing
   missing=$(for f in "$carry"/bin/* "$carry"/plugins/*.so; do ldd "$f" | sed "s|^|$(basename "$f"): |"; done | grep 'not found')
   if [[ -n $missing ]]; then echo "gpu-check: missing libraries:"; echo "$missing"; else echo "gpu-check: all libraries found"; fi
 
   local bin=$carry/bin
+  local backends="eager_ops jit_fused"
+  [[ -n $only ]] && backends=$only
+  export FAIRBENCH_JIT_CACHE=$work/jit-cache   # starts empty: the first jit_fused session compiles
+  rm -rf "$FAIRBENCH_JIT_CACHE"
   step plugins 30 "$bin/fairbench" plugins
-  grep -qE '^eager_ops .* available: ' "$work/plugins.out" || echo "gpu-check: eager_ops is NOT available here"
-  step op_kernels 60 "$bin/test_eager_ops_kernels"
-  step agreement_synth 120 "$bin/test_eager_ops" "$work"
+  for b in $backends; do
+    grep -qE "^$b .* available: " "$work/plugins.out" || echo "gpu-check: $b is NOT available here"
+  done
+  [[ $backends == *eager_ops* ]] && step op_kernels 60 "$bin/test_eager_ops_kernels"
+  for b in $backends; do
+    step "agree_synth_$b" 150 "$bin/test_gpu_backend" --backend "$b" "$work"
+  done
   step synth_1b 60 "$bin/fairbench" synth --preset llama3.2-1b --type F16 --threads 16 -o /tmp/gpu-check-1b.gguf
   if [[ -f /tmp/gpu-check-1b.gguf ]]; then
-    step bench_1b 120 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --precision f16,f32 --graphs 0,1 --tokens 128 \
-      --prompt 16 --warmup 8
-    step agreement_1b 90 "$bin/test_eager_ops" "$work" --model /tmp/gpu-check-1b.gguf --positions 32
+    for b in $backends; do
+      step "agree_1b_$b" 90 "$bin/test_gpu_backend" --backend "$b" "$work" --model /tmp/gpu-check-1b.gguf --positions 32
+    done
+    local list=${backends// /,}
+    step bench_1b 180 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend "$list" --precision f16 --graphs 0,1 \
+      --jit-cache cold,warm --tokens 128 --prompt 16 --warmup 8
+    if [[ $backends == *eager_ops* ]]; then
+      step bench_1b_f32 90 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend eager_ops --precision f32 --graphs 0,1 \
+        --tokens 64 --prompt 16 --warmup 4
+    fi
   fi
   rm -f /tmp/gpu-check-1b.gguf
 
@@ -107,25 +134,36 @@ main() {
   note ""
   note "$(printf '%-22s %-22s %6s  %s' step outcome time checks)"
   while read -r line; do note "$line"; done <"$work/steps.txt"
-  if [[ -f $work/bench_1b.out ]]; then
+  for f in "$work"/agree_*.out; do
+    [[ -f $f ]] || continue
+    note "$(basename "$f" .out):"
+    while read -r line; do note "  $line"; done < <(grep -E 'top-1 [0-9]+/[0-9]+|jit cache (cold|warm)' "$f" | sed 's/^ *//' | cut -c1-150)
+  done
+  local b1=$work/bench_1b.out
+  if [[ -f $b1 ]]; then
     note ""
     note "llama3.2-1b (synthetic, F16 file), decode after 16 prompt tokens, 128 timed steps:"
-    while read -r line; do note "  $line"; done < <(grep -E '^(backend|eager_ops) ' "$work/bench_1b.out")
-    local f16_off f16_on
-    f16_off=$(awk '$1 == "eager_ops" && $2 == "f16" && $3 ~ /^0\// {print $9}' "$work/bench_1b.out")
-    f16_on=$(awk '$1 == "eager_ops" && $2 == "f16" && $3 ~ /^1\// {print $9}' "$work/bench_1b.out")
-    note "targets at f16: graphs off >= 250 tok/s: ${f16_off:-?}; graphs on >= 500 tok/s: ${f16_on:-?}"
-  fi
-  if [[ -f $work/agreement_1b.out ]]; then
-    note "$(grep -E 'top-1 [0-9]+/[0-9]+' "$work/agreement_1b.out" | sed 's/^ */1B agreement: /' | head -n 1)"
-  fi
-  if [[ -f $work/agreement_synth.out ]]; then
-    note "synthetic model agreement with cpu_ref:"
-    while read -r line; do note "  $line"; done < <(grep -E 'top-1 [0-9]+/[0-9]+' "$work/agreement_synth.out" | sed 's/^ *//')
+    while read -r line; do note "  $line"; done < <(grep -E '^(backend|eager_ops|jit_fused) ' "$b1")
+    [[ -f $work/bench_1b_f32.out ]] && while read -r line; do note "  $line"; done < <(grep -E '^eager_ops ' "$work/bench_1b_f32.out")
+    local copy
+    copy=$(grep -m1 -oE 'copy bandwidth [0-9]+ GB/s' "$b1" | grep -oE '[0-9]+')
+    # columns: backend prec graphs cache load_s cold_ms prefill/s ms/tok p90_ms tok/s bytes GB/s %copy peak
+    local e_off e_on j_on j_load j_cold j_pct
+    e_off=$(awk '$1 == "eager_ops" && $2 == "f16" && $3 ~ /^0\// {print $10}' "$b1")
+    e_on=$(awk '$1 == "eager_ops" && $2 == "f16" && $3 ~ /^1\// {print $10}' "$b1")
+    j_on=$(awk '$1 == "jit_fused" && $2 == "f16" && $3 ~ /^1\// && $4 ~ /^warm/ {print $10}' "$b1")
+    j_pct=$(awk '$1 == "jit_fused" && $2 == "f16" && $3 ~ /^1\// && $4 ~ /^warm/ {print $13}' "$b1")
+    j_load=$(awk '$1 == "jit_fused" && $2 == "f16" && $3 ~ /^1\// && $4 ~ /^warm/ {print $5}' "$b1")
+    j_cold=$(awk '$1 == "jit_fused" && $2 == "f16" && $3 ~ /^1\// && $4 ~ /^warm/ {print $6}' "$b1")
+    note "copy bandwidth (read + write) ${copy:-?} GB/s"
+    [[ $backends == *eager_ops* ]] && note "eager_ops targets at f16: graphs off >= 250 tok/s: ${e_off:-?}; graphs on >= 500 tok/s: ${e_on:-?}"
+    [[ $backends == *jit_fused* ]] && note "jit_fused targets at f16, warm cache, graphs on: decode >= 80% of copy bandwidth: ${j_pct:-?} (${j_on:-?} tok/s); cold start <= 50 ms: ${j_cold:-?} ms; load <= 1.5 s: ${j_load:-?} s"
   fi
   if grep -qvE ' ok ' "$work/steps.txt"; then note "gpu-check: SOME STEPS DID NOT PASS"; return 1; fi
   note "gpu-check: all steps passed"
 }
 
+only=""
+if [[ ${1:-} == --only && -n ${2:-} ]]; then only=$2; fi
 main 2>&1 | tee -a "$log"
 exit "${PIPESTATUS[0]}"

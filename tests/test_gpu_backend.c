@@ -1,12 +1,14 @@
-/* test_eager_ops.c - the eager_ops backend through the real loader.
+/* test_gpu_backend.c - a CUDA backend (eager_ops or jit_fused) through the
+ * real loader.
  *
- *   test_eager_ops --no-device TMP_DIR
+ *   test_gpu_backend --backend NAME --no-device TMP_DIR
  *       what holds on any machine: the plugin is found, declares its
  *       capabilities truthfully, probe says why it cannot run (or names the
  *       device), create() refuses native weights and non-f32 accumulation
- *       with a sentence, and without a device returns FB_ERR_UNAVAILABLE
- *       with CUDA's reason instead of crashing.
- *   test_eager_ops TMP_DIR [--model FILE.gguf] [--positions N] [--seed N]
+ *       (and, for a JIT backend, a profile that forbids JIT) with a
+ *       sentence, and without a device returns FB_ERR_UNAVAILABLE with
+ *       CUDA's reason instead of crashing.
+ *   test_gpu_backend --backend NAME TMP_DIR [--model FILE.gguf] [--positions N] [--seed N]
  *       needs a CUDA device (exit 77 without one): on a synthetic model of
  *       realistic shape (dim 512, 8 heads / 2 KV heads, ff 1408, 4 layers,
  *       vocab 4096, Llama-3 RoPE) at f32, f16 and bf16, teacher-forced top-1
@@ -14,8 +16,10 @@
  *       one-token decode, and decode replayed from CUDA graphs, across a
  *       graph bucket boundary; a Q8_0 model with tied output; the session
  *       contract (context end, bad input, reset, memory, effective settings,
- *       copy bandwidth). With --model, also agreement at f16 on that model
- *       over N positions (default 32).
+ *       copy bandwidth); for a JIT backend, the kernel cache cold then warm.
+ *       With --model, also agreement at f16 on that model over N positions
+ *       (default 32).
+ * --backend defaults to eager_ops.
  */
 #include <inttypes.h>
 #include <time.h>
@@ -25,13 +29,16 @@
 #include "quant.h"
 #include "synth.h"
 
-static const fb_plugin *eager, *ref;
+static const fb_plugin *eager, *ref; /* eager: the backend under test, whichever it is */
+static bool jit;                     /* it is a JIT backend (jit_fused): declares FB_CAP_JIT, reports a kernel cache */
+static char cache_dir[600];          /* its kernel cache, inside TMP_DIR */
 
 static fb_session *create(const fb_plugin *api, const test_model *tm, fb_precision precision, int graphs,
                           uint32_t max_context) {
     fb_settings settings = {.struct_size = sizeof settings, .weight_precision = precision,
-                            .accumulate_precision = FB_PRECISION_F32, .allow_graphs = graphs,
-                            .threads = 0, .max_context = max_context};
+                            .accumulate_precision = FB_PRECISION_F32, .allow_jit = 1, .allow_graphs = graphs,
+                            .jit_cache = FB_JIT_CACHE_WARM, .threads = 0, .max_context = max_context,
+                            .cache_dir = cache_dir[0] ? cache_dir : NULL};
     fb_session *s = NULL;
     char message[512] = "";
     fb_status st = api->create(fb_host_services(), &tm->view.view, &settings, &s, message, sizeof message);
@@ -112,8 +119,9 @@ static void test_no_device(const char *tmp_dir) {
     uint32_t caps = eager->capabilities;
     CHECK((caps & FB_CAP_GPU) && !(caps & FB_CAP_CPU) && (caps & FB_CAP_PRECISION_F32) && (caps & FB_CAP_PRECISION_F16) &&
               (caps & FB_CAP_PRECISION_BF16) && !(caps & FB_CAP_PRECISION_NATIVE) && (caps & FB_CAP_GRAPHS) &&
-              (caps & FB_CAP_COPY_PROBE) && !(caps & FB_CAP_JIT) && !(caps & FB_CAP_THREADS),
-          "capabilities: gpu, f32, f16, bf16, graphs, copy probe; not native, jit or threads (0x%x)", caps);
+              (caps & FB_CAP_COPY_PROBE) && !(caps & FB_CAP_JIT) == !jit && !(caps & FB_CAP_THREADS),
+          "capabilities: gpu, f32, f16, bf16, graphs, copy probe%s; not native%s or threads (0x%x)", jit ? ", jit" : "",
+          jit ? "" : ", jit", caps);
     CHECK(eager->copy_bandwidth != NULL, "copy_bandwidth provided");
     fb_probe_result probe = {.struct_size = sizeof probe};
     CHECK(eager->probe(fb_host_services(), &probe) == FB_OK, "probe returns FB_OK whether or not a GPU is here");
@@ -125,13 +133,14 @@ static void test_no_device(const char *tmp_dir) {
     fb_synth_spec spec;
     fb_synth_preset("tiny", &spec);
     char path[512];
-    snprintf(path, sizeof path, "%s/eager_ops_no_device.gguf", tmp_dir);
+    snprintf(path, sizeof path, "%s/%s_no_device.gguf", tmp_dir, eager->name);
     fb_error err;
     CHECK(fb_synth_write(&spec, path, NULL, &err) == 0, "synth: %s", err.msg);
     test_model tm;
     if (test_model_open(path, &tm) != 0) return;
     fb_settings settings = {.struct_size = sizeof settings, .weight_precision = FB_PRECISION_NATIVE,
-                            .accumulate_precision = FB_PRECISION_F32, .max_context = 16};
+                            .accumulate_precision = FB_PRECISION_F32, .allow_jit = 1, .max_context = 16,
+                            .cache_dir = cache_dir};
     char message[512] = "";
     fb_session *s = (fb_session *)&settings; /* must be reset to NULL on failure */
     CHECK(eager->create(fb_host_services(), &tm.view.view, &settings, &s, message, sizeof message) == FB_ERR_UNSUPPORTED &&
@@ -143,11 +152,20 @@ static void test_no_device(const char *tmp_dir) {
               s == NULL && strstr(message, "f32"),
           "f16 accumulation refused: %s", message);
     settings.accumulate_precision = FB_PRECISION_F32;
+    if (jit) {
+        settings.allow_jit = 0;
+        CHECK(eager->create(fb_host_services(), &tm.view.view, &settings, &s, message, sizeof message) ==
+                      FB_ERR_UNSUPPORTED &&
+                  s == NULL && strstr(message, "allow_jit"),
+              "a profile without JIT refused: %s", message);
+        settings.allow_jit = 1;
+    }
     message[0] = '\0';
     fb_status st = eager->create(fb_host_services(), &tm.view.view, &settings, &s, message, sizeof message);
     if (!probe.available) {
         printf("  create without a device: status %d: %s\n", (int)st, message);
-        CHECK(st == FB_ERR_UNAVAILABLE && s == NULL && strncmp(message, "eager_ops", 9) == 0 && strlen(message) > 30,
+        CHECK(st == FB_ERR_UNAVAILABLE && s == NULL && strncmp(message, eager->name, strlen(eager->name)) == 0 &&
+                  strlen(message) > 30,
               "create without a device is FB_ERR_UNAVAILABLE with a sentence: %d '%s'", (int)st, message);
     } else {
         CHECK(st == FB_OK && s != NULL, "create with a device: %s", message);
@@ -201,7 +219,8 @@ static void test_precision(const test_model *tm, fb_precision p, const int32_t *
     eager->effective_settings(s, &es);
     eager->effective_settings(g, &eg);
     CHECK(es.graphs == 0 && eg.graphs == 1 && es.weight_precision == p && eg.weight_precision == p &&
-              es.accumulate_precision == FB_PRECISION_F32 && es.jit == 0 && es.threads == 0 && es.kernel_cache_hit == -1,
+              es.accumulate_precision == FB_PRECISION_F32 && es.jit == jit && es.threads == 0 &&
+              (jit ? es.kernel_cache_hit == 0 || es.kernel_cache_hit == 1 : es.kernel_cache_hit == -1),
           "%s: effective settings (graphs %d / %d)", pn, es.graphs, eg.graphs);
     printf("  %s effective: device '%s'; notes '%s'\n", pn, eg.device, eg.notes);
     free(prefilled), free(decoded), free(graphed);
@@ -272,6 +291,41 @@ static void test_contract(const test_model *tm, const int32_t *tokens) {
           "device_index 99 refused: %s", message);
 }
 
+/* For a JIT backend: a cold cache compiles (and stores), a warm one then
+ * hits, and both sessions compute the same logits. */
+static void test_jit_cache(const test_model *tm, const int32_t *tokens, uint32_t n) {
+    const uint32_t n_vocab = tm->view.view.n_vocab;
+    float *logits[2] = {NULL, NULL};
+    int hit[2] = {-2, -2};
+    double ms[2] = {0, 0};
+    for (int warm = 0; warm <= 1; warm++) {
+        fb_settings settings = {.struct_size = sizeof settings, .weight_precision = FB_PRECISION_F16,
+                                .accumulate_precision = FB_PRECISION_F32, .allow_jit = 1, .allow_graphs = 1,
+                                .jit_cache = warm ? FB_JIT_CACHE_WARM : FB_JIT_CACHE_COLD, .max_context = n + 1,
+                                .cache_dir = cache_dir};
+        fb_session *s = NULL;
+        char message[512] = "";
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        fb_status st = eager->create(fb_host_services(), &tm->view.view, &settings, &s, message, sizeof message);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ms[warm] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        CHECK(st == FB_OK && s, "jit cache %s: create: %s", warm ? "warm" : "cold", message);
+        if (!s) continue;
+        fb_effective_settings es = {.struct_size = sizeof es};
+        eager->effective_settings(s, &es);
+        hit[warm] = es.kernel_cache_hit;
+        logits[warm] = run_logits(eager, s, tokens, n, 4, n_vocab);
+        printf("  jit cache %s: create %.0f ms, kernel_cache_hit %d; %s\n", warm ? "warm" : "cold", ms[warm],
+               es.kernel_cache_hit, es.notes);
+        eager->destroy(s);
+    }
+    CHECK(hit[0] == 0 && hit[1] == 1, "cold cache compiles (hit %d), warm cache then hits (hit %d)", hit[0], hit[1]);
+    CHECK(logits[0] && logits[1] && memcmp(logits[0], logits[1], (size_t)n * n_vocab * sizeof(float)) == 0,
+          "kernels from the cache compute exactly what freshly compiled ones do");
+    free(logits[0]), free(logits[1]);
+}
+
 static int write_model(const char *tmp_dir, const char *name, uint32_t type, bool tied, bool llama3, uint64_t seed,
                        test_model *tm) {
     fb_synth_spec spec;
@@ -280,7 +334,7 @@ static int write_model(const char *tmp_dir, const char *name, uint32_t type, boo
     spec.n_ctx = 1024;
     spec.type = type, spec.tied_output = tied, spec.llama3_rope = llama3, spec.seed = seed;
     char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
+    snprintf(path, sizeof path, "%s/%s_%s", tmp_dir, eager->name, name); /* ctest runs backends side by side */
     fb_error err;
     if (fb_synth_write(&spec, path, NULL, &err) != 0) {
         CHECK(0, "synth %s: %s", name, err.msg);
@@ -290,7 +344,7 @@ static int write_model(const char *tmp_dir, const char *name, uint32_t type, boo
 }
 
 /* Agreement at f16 on a given model (the GPU check's llama3.2-1b): tokens
- * are a fixed prompt and eager_ops' own greedy continuation; both backends
+ * are a fixed prompt and the backend's own greedy continuation; both backends
  * are then teacher-forced on them. */
 static void test_model_file(const char *path, uint32_t n) {
     test_model tm;
@@ -329,7 +383,7 @@ static void test_model_file(const char *path, uint32_t n) {
 
 int main(int argc, char **argv) {
     bool no_device = false;
-    const char *tmp_dir = "/tmp", *model = NULL;
+    const char *tmp_dir = "/tmp", *model = NULL, *backend = "eager_ops";
     uint32_t positions = 32;
     uint64_t seed = (uint64_t)time(NULL);
     for (int i = 1; i < argc; i++) {
@@ -337,13 +391,16 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) model = argv[++i];
         else if (strcmp(argv[i], "--positions") == 0 && i + 1 < argc) positions = (uint32_t)atoi(argv[++i]);
         else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) backend = argv[++i];
         else tmp_dir = argv[i];
     }
-    printf("test_eager_ops%s: seed %" PRIu64 "\n", no_device ? " --no-device" : "", seed);
+    printf("test_gpu_backend --backend %s%s: seed %" PRIu64 "\n", backend, no_device ? " --no-device" : "", seed);
+    jit = strcmp(backend, "jit_fused") == 0;
+    snprintf(cache_dir, sizeof cache_dir, "%s/%s-kernel-cache", tmp_dir, backend);
     fb_backend_list list;
-    eager = test_find_backend(&list, "eager_ops");
+    eager = test_find_backend(&list, backend);
     ref = eager ? fb_backends_find(&list, "cpu_ref") ? fb_backends_find(&list, "cpu_ref")->api : NULL : NULL;
-    CHECK(eager != NULL && ref != NULL, "eager_ops and cpu_ref found by the loader");
+    CHECK(eager != NULL && ref != NULL, "%s and cpu_ref found by the loader", backend);
     if (!eager || !ref) return check_summary();
     if (no_device) {
         test_no_device(tmp_dir);
@@ -353,7 +410,7 @@ int main(int argc, char **argv) {
     fb_probe_result probe = {.struct_size = sizeof probe};
     eager->probe(fb_host_services(), &probe);
     if (!probe.available) {
-        printf("test_eager_ops: skipped, eager_ops unavailable: %s\n", probe.reason);
+        printf("test_gpu_backend: skipped, %s unavailable: %s\n", backend, probe.reason);
         fb_backends_free(&list);
         return 77;
     }
@@ -364,7 +421,7 @@ int main(int argc, char **argv) {
         return check_summary();
     }
     test_model tm;
-    if (write_model(tmp_dir, "eager_ops_f32.gguf", GGUF_TYPE_F32, false, true, seed, &tm) == 0) {
+    if (write_model(tmp_dir, "gpu_backend_f32.gguf", GGUF_TYPE_F32, false, true, seed, &tm) == 0) {
         const uint32_t n = 64, n_long = 300;
         int32_t *tokens = malloc(n_long * sizeof *tokens);
         uint64_t s = seed;
@@ -385,10 +442,11 @@ int main(int argc, char **argv) {
         test_precision(&tm, FB_PRECISION_F16, tokens, n, 0.95, 3e-2);
         test_precision(&tm, FB_PRECISION_BF16, tokens, n, 0.90, 1e-1);
         test_long(&tm, tokens, n_long, 200);
+        if (jit) test_jit_cache(&tm, tokens, 16);
         free(tokens);
         test_model_close(&tm);
     }
-    if (write_model(tmp_dir, "eager_ops_q8_0_tied.gguf", GGUF_TYPE_Q8_0, true, false, seed + 1, &tm) == 0) {
+    if (write_model(tmp_dir, "gpu_backend_q8_0_tied.gguf", GGUF_TYPE_Q8_0, true, false, seed + 1, &tm) == 0) {
         int32_t tokens[64];
         uint64_t s = seed + 1;
         random_tokens(tokens, 64, tm.view.view.n_vocab, &s);

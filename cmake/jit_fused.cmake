@@ -1,0 +1,85 @@
+# jit_fused: the CUDA backend in the style of a JIT framework (kernels
+# generated for the model's shapes and compiled by NVRTC at load, fused,
+# replayed as one CUDA graph per step), its tests and its place in
+# bench_gpu. Included from the top CMakeLists.txt when a CUDA toolkit is
+# found (after eager_ops.cmake); builds with no GPU or driver present. No
+# nvcc: the plugin is C, and its kernels reach the GPU only through NVRTC.
+#
+# Targets:
+#   jit_fused.so               the plugin, in the build tree's plugin folder
+#   jf_template.c (generated)  kernels/jit_fused.cuh as a C string, embedded in the plugin
+#   test_jit_fused_host        shapes, memory plan, conversion, source, cache: no device
+#   test_jit_fused_nvrtc       the generated kernels of a preset's shapes compiled by
+#                              NVRTC for sm_80 and sm_90 at f32, f16, bf16: no device
+#   (test_gpu_backend --backend jit_fused: the loader contract and agreement with cpu_ref)
+
+find_package(CUDAToolkit REQUIRED)
+
+# ---------------------------------------------------------------- the embedded kernel template
+set(_jf_template_c ${CMAKE_CURRENT_BINARY_DIR}/generated/jf_template.c)
+add_custom_command(
+  OUTPUT ${_jf_template_c}
+  COMMAND ${CMAKE_COMMAND} -DIN=${CMAKE_SOURCE_DIR}/kernels/jit_fused.cuh -DOUT=${_jf_template_c}
+          -DNAME=jf_kernel_template -P ${CMAKE_SOURCE_DIR}/cmake/embed_text.cmake
+  DEPENDS ${CMAKE_SOURCE_DIR}/kernels/jit_fused.cuh ${CMAKE_SOURCE_DIR}/cmake/embed_text.cmake
+  COMMENT "Embedding kernels/jit_fused.cuh into jit_fused"
+  VERBATIM)
+
+# The host half, shared by the plugin and its no-device tests. SHA-256 for
+# the cache key is compiled in from core/sha256.c (a leaf with no core
+# dependencies): the plugin still links nothing of the core.
+add_library(jit_fused_host STATIC
+  ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jf_host.c
+  ${CMAKE_SOURCE_DIR}/core/sha256.c
+  ${_jf_template_c})
+target_include_directories(jit_fused_host
+  PUBLIC ${CMAKE_SOURCE_DIR}/plugins/jit_fused ${CMAKE_SOURCE_DIR}/core/include
+  PRIVATE ${CMAKE_SOURCE_DIR}/core)
+target_link_libraries(jit_fused_host PUBLIC CUDA::nvrtc Threads::Threads m)
+set_target_properties(jit_fused_host PROPERTIES POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
+
+# ---------------------------------------------------------------- the plugin
+# cudart is linked statically (its symbols kept local by the version script);
+# libnvrtc comes from the machine's CUDA installation; the driver (libcuda) is
+# reached at run time through cudaGetDriverEntryPointByVersion, so the .so
+# loads where no driver is installed and probe() says why it cannot run.
+set(_jf_map ${CMAKE_CURRENT_BINARY_DIR}/jit_fused.map)
+file(WRITE ${_jf_map} "{\n  global: fb_plugin_entry;\n  local: *;\n};\n")
+add_library(jit_fused MODULE ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jit_fused.c)
+target_include_directories(jit_fused PRIVATE ${CMAKE_SOURCE_DIR}/core/include ${CMAKE_SOURCE_DIR}/plugins/jit_fused
+                           ${CUDAToolkit_INCLUDE_DIRS})
+target_link_libraries(jit_fused PRIVATE jit_fused_host CUDA::cudart_static m)
+set_target_properties(jit_fused PROPERTIES
+  PREFIX ""
+  LIBRARY_OUTPUT_DIRECTORY ${FB_PLUGIN_BUILD_DIR}
+  LINK_DEPENDS ${_jf_map})
+target_link_options(jit_fused PRIVATE -Wl,--no-undefined -Wl,--version-script=${_jf_map})
+
+# ---------------------------------------------------------------- tests (no device)
+add_executable(test_jit_fused_host ${CMAKE_SOURCE_DIR}/tests/test_jit_fused_host.c)
+target_include_directories(test_jit_fused_host PRIVATE ${CMAKE_SOURCE_DIR}/core)
+target_link_libraries(test_jit_fused_host PRIVATE jit_fused_host fbcore)
+add_test(NAME jit_fused_host COMMAND test_jit_fused_host ${CMAKE_BINARY_DIR}/tests/tmp)
+set_tests_properties(jit_fused_host PROPERTIES TIMEOUT 300)
+
+# One test per model shape, so ctest spreads the compilations over the cores.
+add_executable(test_jit_fused_nvrtc ${CMAKE_SOURCE_DIR}/tests/test_jit_fused_nvrtc.c)
+target_link_libraries(test_jit_fused_nvrtc PRIVATE jit_fused_host fbcore)
+foreach(shape tiny smollm2-135m llama3.2-1b llama3-8b odd-a odd-b)
+  add_test(NAME jit_fused_nvrtc_${shape} COMMAND test_jit_fused_nvrtc ${shape})
+  set_tests_properties(jit_fused_nvrtc_${shape} PROPERTIES TIMEOUT 600)
+endforeach()
+
+# Through the loader: the no-device contract here; agreement with cpu_ref,
+# graphs and the kernel cache where a GPU is (exit 77 without one).
+if(TARGET test_gpu_backend)
+  add_dependencies(test_gpu_backend jit_fused)
+  add_test(NAME jit_fused_no_device
+           COMMAND test_gpu_backend --backend jit_fused --no-device ${CMAKE_BINARY_DIR}/tests/tmp)
+  set_tests_properties(jit_fused_no_device PROPERTIES TIMEOUT 120)
+  add_test(NAME jit_fused_agreement COMMAND test_gpu_backend --backend jit_fused ${CMAKE_BINARY_DIR}/tests/tmp)
+  set_tests_properties(jit_fused_agreement PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS gpu)
+endif()
+if(TARGET bench_gpu)
+  add_dependencies(bench_gpu jit_fused)
+endif()

@@ -1,0 +1,499 @@
+/* jf_host.c - shapes, memory plan, weight conversion, source generation,
+ * NVRTC and the kernel cache of jit_fused (no GPU needed; see jf_host.h). */
+#include "jf_host.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nvrtc.h>
+
+#include "sha256.h"
+
+// ----------------------------------------------------------------------------
+// Shapes
+
+int jf_padded(int n, int esize) {
+    int per16 = 16 / esize;
+    return (n + per16 - 1) / per16 * per16;
+}
+
+int jf_config_from_view(const fb_model_view *mv, uint32_t max_context, jf_wtype w, jf_config *c, char *msg,
+                        size_t msg_size) {
+    memset(c, 0, sizeof *c);
+    if (mv->n_embd == 0 || mv->n_layer == 0 || mv->n_head == 0 || mv->n_head_kv == 0 || mv->head_dim == 0 ||
+        mv->n_ff == 0 || mv->n_vocab == 0 || mv->n_ctx == 0) {
+        snprintf(msg, msg_size, "jit_fused: the model has a zero dimension");
+        return -1;
+    }
+    if (mv->n_head % mv->n_head_kv != 0) {
+        snprintf(msg, msg_size, "jit_fused: %u query heads are not a multiple of %u KV heads", mv->n_head, mv->n_head_kv);
+        return -1;
+    }
+    if (mv->n_rot == 0 || mv->n_rot % 2 != 0 || mv->n_rot > mv->head_dim) {
+        snprintf(msg, msg_size, "jit_fused: RoPE dimension %u must be even and at most head_dim %u", mv->n_rot,
+                 mv->head_dim);
+        return -1;
+    }
+    // One warp computes one RoPE pair of rows, so a pair must not straddle two heads.
+    if (mv->head_dim % 2 != 0) {
+        snprintf(msg, msg_size, "jit_fused: head_dim %u is odd; the fused Q/K/V kernel needs it even", mv->head_dim);
+        return -1;
+    }
+    // Every index the kernels compute must fit an int, and a head must fit shared memory.
+    const uint64_t limit = (uint64_t)1 << 30;
+    if ((uint64_t)mv->n_head * mv->head_dim >= limit || mv->n_embd >= limit || mv->n_ff >= limit ||
+        mv->n_vocab >= limit || mv->n_layer >= 65536 || mv->head_dim > 1024) {
+        snprintf(msg, msg_size, "jit_fused: the model's dimensions are too large for this backend");
+        return -1;
+    }
+    c->dim = (int)mv->n_embd;
+    c->n_layers = (int)mv->n_layer;
+    c->n_heads = (int)mv->n_head;
+    c->n_kv_heads = (int)mv->n_head_kv;
+    c->head_dim = (int)mv->head_dim;
+    c->q_dim = c->n_heads * c->head_dim;
+    c->kv_dim = c->n_kv_heads * c->head_dim;
+    c->n_ff = (int)mv->n_ff;
+    c->vocab = (int)mv->n_vocab;
+    c->n_rot = (int)mv->n_rot;
+    c->rms_eps = mv->rms_eps;
+    c->tied = mv->tied_output != 0;
+    uint32_t seq = max_context ? max_context : mv->n_ctx;
+    if (seq > mv->n_ctx) seq = mv->n_ctx;
+    if (seq >= (uint32_t)limit) seq = (uint32_t)limit - 1;
+    c->max_seq = (int)seq;
+    c->wtype = w;
+    c->esize = w == JF_F32 ? 4 : 2;
+    c->ld_dim = jf_padded(c->dim, c->esize);
+    c->ld_q = jf_padded(c->q_dim, c->esize);
+    c->ld_ff = jf_padded(c->n_ff, c->esize);
+    c->nb = JF_PREFILL_POSITIONS;
+    // About 256 attention blocks per query: enough to fill a large GPU when
+    // the heads alone would not, few enough that the combine stays cheap.
+    c->splits = 256 / c->n_heads;
+    if (c->splits < 1) c->splits = 1;
+    if (c->splits > 32) c->splits = 32;
+    return 0;
+}
+
+void jf_plan_compute(const jf_config *c, jf_plan *plan) {
+    const uint64_t e = (uint64_t)c->esize, f = sizeof(float), B = (uint64_t)c->nb;
+    const uint64_t ld = (uint64_t)c->ld_dim, ldq = (uint64_t)c->ld_q, ldf = (uint64_t)c->ld_ff;
+    const uint64_t dim = (uint64_t)c->dim, q = (uint64_t)c->q_dim, kv = (uint64_t)c->kv_dim, ff = (uint64_t)c->n_ff,
+                   vocab = (uint64_t)c->vocab;
+    memset(plan, 0, sizeof *plan);
+    uint64_t per_layer = ((q + 2 * kv) * ld + dim * ldq + 2 * ff * ld + dim * ldf) * e + 2 * ld * f;
+    plan->weights = (uint64_t)c->n_layers * per_layer + vocab * ld * e * (c->tied ? 1 : 2) + ld * f +
+                    (uint64_t)(c->n_rot / 2) * f;
+    plan->kv_cache = 2 * (uint64_t)c->n_layers * (uint64_t)c->max_seq * kv * f;
+    plan->activations = B * (ld + q + ldq + ldf + vocab) * f                                        // x q att hb logits
+                        + B * (uint64_t)c->n_heads * (uint64_t)c->splits * (uint64_t)(c->head_dim + 2) * f // partials
+                        + (B + 1) * sizeof(int32_t) + sizeof(uint64_t);                              // step, argmax key
+    plan->total = plan->weights + plan->kv_cache + plan->activations;
+}
+
+uint16_t jf_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays NaN
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);                  // round to nearest even
+}
+
+void jf_rope_inv_freq(float *inv_freq, int n_rot, float base, const float *factors) {
+    for (int i = 0; i < n_rot / 2; i++) {
+        double inv = pow((double)base, -2.0 * i / n_rot);
+        if (factors) inv /= (double)factors[i];
+        inv_freq[i] = (float)inv;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Weight conversion into padded rows, split over threads by rows
+
+typedef struct ConvertJob {
+    const fb_host *host;
+    uint32_t src_type;
+    const uint8_t *src;
+    size_t src_row_bytes;
+    int64_t cols, ld;
+    uint8_t *dst;
+    jf_wtype w;
+    int64_t row_begin, row_end;
+    int rc;
+} ConvertJob;
+
+static void *convert_worker(void *arg) {
+    ConvertJob *j = arg;
+    const size_t esize = j->w == JF_F32 ? 4 : 2;
+    float *scratch = NULL;
+    if (j->w == JF_BF16 && !(scratch = malloc((size_t)j->cols * sizeof(float)))) {
+        j->rc = -2;
+        return NULL;
+    }
+    j->rc = 0;
+    for (int64_t r = j->row_begin; r < j->row_end && j->rc == 0; r++) {
+        const uint8_t *in = j->src + (size_t)r * j->src_row_bytes;
+        uint8_t *out = j->dst + (size_t)r * (size_t)j->ld * esize;
+        int rc;
+        if (j->w == JF_F32) {
+            rc = j->host->dequantize_row_f32(j->src_type, in, (float *)(void *)out, j->cols);
+        } else if (j->w == JF_F16) {
+            rc = j->host->dequantize_row_f16(j->src_type, in, (uint16_t *)(void *)out, j->cols);
+        } else {
+            rc = j->host->dequantize_row_f32(j->src_type, in, scratch, j->cols);
+            uint16_t *o = (uint16_t *)(void *)out;
+            for (int64_t i = 0; i < j->cols && rc == 0; i++) o[i] = jf_f32_to_bf16(scratch[i]);
+        }
+        if (rc != 0) j->rc = -1;
+        memset(out + (size_t)j->cols * esize, 0, (size_t)(j->ld - j->cols) * esize);
+    }
+    free(scratch);
+    return NULL;
+}
+
+int jf_convert_rows(const fb_host *host, uint32_t src_type, const void *src, int64_t rows, int64_t cols, void *dst,
+                    int64_t ld, jf_wtype w, int n_threads) {
+    size_t src_row_bytes = (size_t)host->row_bytes(src_type, cols);
+    if (src_row_bytes == 0 || ld < cols) return -1;
+    if (n_threads < 1) n_threads = 1;
+    if (n_threads > 64) n_threads = 64;
+    if ((int64_t)n_threads > rows / 16) n_threads = rows >= 32 ? (int)(rows / 16) : 1; // small tensors: one thread
+    ConvertJob jobs[64];
+    pthread_t tids[64];
+    int on_thread[64] = {0};
+    for (int t = 0; t < n_threads; t++)
+        jobs[t] = (ConvertJob){.host = host, .src_type = src_type, .src = src, .src_row_bytes = src_row_bytes,
+                               .cols = cols, .ld = ld, .dst = dst, .w = w,
+                               .row_begin = rows * t / n_threads, .row_end = rows * (t + 1) / n_threads};
+    // Share 0 runs here, the others on threads of their own (or here, when a thread cannot start).
+    for (int t = 1; t < n_threads; t++) {
+        on_thread[t] = pthread_create(&tids[t], NULL, convert_worker, &jobs[t]) == 0;
+        if (!on_thread[t]) convert_worker(&jobs[t]);
+    }
+    convert_worker(&jobs[0]);
+    int rc = 0;
+    for (int t = 0; t < n_threads; t++) {
+        if (on_thread[t]) pthread_join(tids[t], NULL);
+        if (jobs[t].rc != 0 && rc == 0) rc = jobs[t].rc;
+    }
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
+// Source generation
+
+const char *const jf_kernel_names[JF_K_COUNT] = {
+    "jf_embed",           "jf_attention",         "jf_attention_combine",
+    "jf_qkv_rope_1",      "jf_out_residual_1",    "jf_gate_up_1",         "jf_down_residual_1",  "jf_lm_head_1",
+    "jf_qkv_rope_nb",     "jf_out_residual_nb",   "jf_gate_up_nb",        "jf_down_residual_nb", "jf_lm_head_nb",
+};
+
+static uint32_t float_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+char *jf_generate_source(const jf_config *c) {
+    static const char *wnames[] = {"f32", "f16", "bf16"};
+    float att_scale = 1.0f / sqrtf((float)c->head_dim); // as cpu_ref computes it
+    char head[2048];
+    int n = snprintf(head, sizeof head,
+                     "// generated by jit_fused for this model and profile; the template follows\n"
+                     "#define JF_DIM %d\n#define JF_N_HEADS %d\n#define JF_N_KV_HEADS %d\n#define JF_HEAD_DIM %d\n"
+                     "#define JF_N_FF %d\n#define JF_VOCAB %d\n#define JF_N_ROT %d\n"
+                     "#define JF_Q_DIM %d\n#define JF_KV_DIM %d\n"
+                     "#define JF_LD_DIM %d\n#define JF_LD_Q %d\n#define JF_LD_FF %d\n"
+                     "#define JF_WTYPE %d // %s\n#define JF_NB %d\n#define JF_SPLITS %d\n"
+                     "#define JF_RMS_EPS __int_as_float(0x%08x) // %.9g\n"
+                     "#define JF_ATT_SCALE __int_as_float(0x%08x) // 1/sqrt(%d) = %.9g\n"
+                     "#line 1 \"jit_fused.cuh\"\n",
+                     c->dim, c->n_heads, c->n_kv_heads, c->head_dim, c->n_ff, c->vocab, c->n_rot, c->q_dim, c->kv_dim,
+                     c->ld_dim, c->ld_q, c->ld_ff, (int)c->wtype, wnames[c->wtype], c->nb, c->splits,
+                     float_bits(c->rms_eps), (double)c->rms_eps, float_bits(att_scale), c->head_dim, (double)att_scale);
+    if (n < 0 || (size_t)n >= sizeof head) return NULL;
+    size_t tlen = strlen(jf_kernel_template);
+    char *src = malloc((size_t)n + tlen + 1);
+    if (!src) return NULL;
+    memcpy(src, head, (size_t)n);
+    memcpy(src + n, jf_kernel_template, tlen + 1);
+    return src;
+}
+
+// ----------------------------------------------------------------------------
+// NVRTC
+
+void jf_image_free(jf_image *img) {
+    if (!img) return;
+    free(img->data);
+    free(img->log);
+    memset(img, 0, sizeof *img);
+}
+
+const char *jf_nvrtc_version(void) {
+    static char version[32];
+    int major = 0, minor = 0;
+    if (nvrtcVersion(&major, &minor) != NVRTC_SUCCESS) return "";
+    snprintf(version, sizeof version, "%d.%d", major, minor);
+    return version;
+}
+
+/* The newest architecture NVRTC supports that is at most `want` (70 for
+ * 7.0 ...); 0 when there is none. */
+static int best_arch(int want) {
+    int n = 0, best = 0;
+    if (nvrtcGetNumSupportedArchs(&n) != NVRTC_SUCCESS || n <= 0 || n > 256) return 0;
+    int archs[256];
+    if (nvrtcGetSupportedArchs(archs) != NVRTC_SUCCESS) return 0;
+    for (int i = 0; i < n; i++)
+        if (archs[i] <= want && archs[i] > best) best = archs[i];
+    return best;
+}
+
+int jf_compile_options(int cc_major, int cc_minor, char *out, size_t out_size, int *is_ptx, char *msg,
+                       size_t msg_size) {
+    int want = cc_major * 10 + cc_minor;
+    *is_ptx = 0;
+    if (want < 80) {
+        snprintf(msg, msg_size, "jit_fused: compute capability %d.%d; the fused kernels need 8.0 or newer", cc_major,
+                 cc_minor);
+        return -1;
+    }
+    int arch = best_arch(want);
+    if (arch < 80) {
+        snprintf(msg, msg_size, "jit_fused: NVRTC %s cannot compile for compute capability %d.%d", jf_nvrtc_version(),
+                 cc_major, cc_minor);
+        return -1;
+    }
+    // A device this NVRTC does not know: PTX for the newest architecture it
+    // knows below it, which the driver finishes for the device.
+    *is_ptx = arch != want;
+    int n = snprintf(out, out_size, "--gpu-architecture=%s_%d -std=c++17 -default-device%s", *is_ptx ? "compute" : "sm",
+                     arch, *is_ptx ? "" : " --ptxas-options=-v"); // -v: the log reports registers and spills
+    if (n < 0 || (size_t)n >= out_size) {
+        snprintf(msg, msg_size, "jit_fused: option buffer too small");
+        return -1;
+    }
+    return 0;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int jf_compile(const char *source, int cc_major, int cc_minor, jf_image *out, char *msg, size_t msg_size) {
+    memset(out, 0, sizeof *out);
+    char options[256];
+    int is_ptx = 0;
+    if (jf_compile_options(cc_major, cc_minor, options, sizeof options, &is_ptx, msg, msg_size) != 0) return -1;
+    // split the option string at spaces (none of ours contains one)
+    char opt_buf[256];
+    const char *opts[8];
+    int n_opts = 0;
+    memcpy(opt_buf, options, sizeof opt_buf);
+    for (char *save = NULL, *tok = strtok_r(opt_buf, " ", &save); tok && n_opts < 8; tok = strtok_r(NULL, " ", &save))
+        opts[n_opts++] = tok;
+
+    double t0 = now_ms();
+    nvrtcProgram prog = NULL;
+    nvrtcResult r = nvrtcCreateProgram(&prog, source, "jit_fused.cu", 0, NULL, NULL);
+    if (r != NVRTC_SUCCESS) {
+        snprintf(msg, msg_size, "jit_fused: nvrtcCreateProgram failed: %s", nvrtcGetErrorString(r));
+        return -1;
+    }
+    r = nvrtcCompileProgram(prog, n_opts, opts);
+    size_t log_size = 0;
+    if (nvrtcGetProgramLogSize(prog, &log_size) == NVRTC_SUCCESS && log_size > 1 && (out->log = malloc(log_size)))
+        if (nvrtcGetProgramLog(prog, out->log) != NVRTC_SUCCESS) out->log[0] = '\0';
+    if (r != NVRTC_SUCCESS) {
+        snprintf(msg, msg_size, "jit_fused: NVRTC (%s) failed to compile the generated kernels: %s; log: %.300s",
+                 options, nvrtcGetErrorString(r), out->log ? out->log : "(none)");
+        nvrtcDestroyProgram(&prog);
+        jf_image_free(out);
+        return -1;
+    }
+    size_t size = 0;
+    r = is_ptx ? nvrtcGetPTXSize(prog, &size) : nvrtcGetCUBINSize(prog, &size);
+    if (r == NVRTC_SUCCESS && size > 0 && (out->data = malloc(size)))
+        r = is_ptx ? nvrtcGetPTX(prog, out->data) : nvrtcGetCUBIN(prog, out->data);
+    nvrtcDestroyProgram(&prog);
+    if (r != NVRTC_SUCCESS || !out->data) {
+        snprintf(msg, msg_size, "jit_fused: reading NVRTC's %s failed: %s", is_ptx ? "PTX" : "cubin",
+                 r != NVRTC_SUCCESS ? nvrtcGetErrorString(r) : "out of memory");
+        jf_image_free(out);
+        return -1;
+    }
+    out->size = size;
+    out->is_ptx = is_ptx;
+    out->compile_ms = now_ms() - t0;
+    return 0;
+}
+
+long jf_log_spill_bytes(const char *log) {
+    if (!log) return -1;
+    long total = 0;
+    int seen = 0;
+    for (const char *p = log; (p = strstr(p, "bytes spill ")) != NULL; p += 12) {
+        // "... 0 bytes spill stores, 0 bytes spill loads": the number precedes
+        const char *q = p;
+        while (q > log && q[-1] == ' ') q--;
+        while (q > log && q[-1] >= '0' && q[-1] <= '9') q--;
+        total += strtol(q, NULL, 10);
+        seen = 1;
+    }
+    return seen ? total : -1;
+}
+
+// ----------------------------------------------------------------------------
+// The cache
+
+int jf_cache_dir(const char *cache_dir, char *out, size_t out_size) {
+    const char *env;
+    int n;
+    if (cache_dir && cache_dir[0]) n = snprintf(out, out_size, "%s", cache_dir);
+    else if ((env = getenv("FAIRBENCH_JIT_CACHE")) && env[0]) n = snprintf(out, out_size, "%s", env);
+    else if ((env = getenv("XDG_CACHE_HOME")) && env[0]) n = snprintf(out, out_size, "%s/fairbench/jit", env);
+    else if ((env = getenv("HOME")) && env[0]) n = snprintf(out, out_size, "%s/.cache/fairbench/jit", env);
+    else return -1;
+    return n < 0 || (size_t)n >= out_size ? -1 : 0;
+}
+
+void jf_cache_key(const char *source, const char *options, const char *nvrtc_version, int cc_major, int cc_minor,
+                  char key[65]) {
+    char tail[512];
+    int n = snprintf(tail, sizeof tail, "%c%s%cnvrtc %s%csm_%d%d", 0, options, 0, nvrtc_version, 0, cc_major, cc_minor);
+    size_t slen = strlen(source);
+    char *buf = malloc(slen + (size_t)n);
+    if (!buf) { // hash the parts' digests instead (still a function of all of them)
+        char a[65], b[65], both[130];
+        fb_sha256_buffer(source, slen, a);
+        fb_sha256_buffer(tail, (size_t)n, b);
+        memcpy(both, a, 64);
+        memcpy(both + 64, b, 64);
+        fb_sha256_buffer(both, 128, key);
+        return;
+    }
+    memcpy(buf, source, slen);
+    memcpy(buf + slen, tail, (size_t)n);
+    fb_sha256_buffer(buf, slen + (size_t)n, key);
+    free(buf);
+}
+
+/* File layout: "FBJIT001", u32 is_ptx, u32 0, u64 payload size, the
+ * payload's SHA-256 (64 hex characters), the payload. */
+#define CACHE_MAGIC "FBJIT001"
+#define CACHE_HEADER (8 + 4 + 4 + 8 + 64)
+
+static int cache_path(const char *dir, const char *key, char *out, size_t out_size) {
+    int n = snprintf(out, out_size, "%s/%s.fbjit", dir, key);
+    return n < 0 || (size_t)n >= out_size ? -1 : 0;
+}
+
+int jf_cache_read(const char *dir, const char *key, jf_image *out, char *why, size_t why_size) {
+    memset(out, 0, sizeof *out);
+    char path[4096];
+    if (cache_path(dir, key, path, sizeof path) != 0) {
+        snprintf(why, why_size, "cache path too long");
+        return 0;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, why_size, "no cached kernels (%s)", errno == ENOENT ? "absent" : strerror(errno));
+        return 0;
+    }
+    unsigned char h[CACHE_HEADER];
+    uint64_t size = 0;
+    uint32_t is_ptx = 0;
+    int hit = 0;
+    if (fread(h, 1, sizeof h, f) != sizeof h || memcmp(h, CACHE_MAGIC, 8) != 0) {
+        snprintf(why, why_size, "cached file %s has no valid header", path);
+        goto done;
+    }
+    memcpy(&is_ptx, h + 8, 4);
+    memcpy(&size, h + 16, 8);
+    if (size == 0 || size > ((uint64_t)1 << 31) || is_ptx > 1) {
+        snprintf(why, why_size, "cached file %s has an implausible header", path);
+        goto done;
+    }
+    if (!(out->data = malloc((size_t)size))) {
+        snprintf(why, why_size, "out of memory reading %s", path);
+        goto done;
+    }
+    if (fread(out->data, 1, (size_t)size, f) != (size_t)size) {
+        snprintf(why, why_size, "cached file %s is truncated", path);
+        goto done;
+    }
+    char digest[65];
+    fb_sha256_buffer(out->data, (size_t)size, digest);
+    if (memcmp(digest, h + 24, 64) != 0) {
+        snprintf(why, why_size, "cached file %s is corrupt (checksum mismatch)", path);
+        goto done;
+    }
+    out->size = (size_t)size;
+    out->is_ptx = (int)is_ptx;
+    hit = 1;
+    why[0] = '\0';
+done:
+    fclose(f);
+    if (!hit) jf_image_free(out);
+    return hit;
+}
+
+static int mkdir_p(const char *dir) {
+    char path[4096];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof path) return -1;
+    memcpy(path, dir, len + 1);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int jf_cache_write(const char *dir, const char *key, const jf_image *img, char *msg, size_t msg_size) {
+    char path[4096], tmp[4200];
+    if (cache_path(dir, key, path, sizeof path) != 0) {
+        snprintf(msg, msg_size, "jit_fused: cache path too long");
+        return -1;
+    }
+    if (mkdir_p(dir) != 0) {
+        snprintf(msg, msg_size, "jit_fused: cannot create the kernel cache folder %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    unsigned char h[CACHE_HEADER] = {0};
+    uint32_t is_ptx = (uint32_t)img->is_ptx;
+    uint64_t size = img->size;
+    char digest[65];
+    fb_sha256_buffer(img->data, img->size, digest);
+    memcpy(h, CACHE_MAGIC, 8);
+    memcpy(h + 8, &is_ptx, 4);
+    memcpy(h + 16, &size, 8);
+    memcpy(h + 24, digest, 64);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(msg, msg_size, "jit_fused: cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    int ok = fwrite(h, 1, sizeof h, f) == sizeof h && fwrite(img->data, 1, img->size, f) == img->size;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(msg, msg_size, "jit_fused: cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,137 @@
+/* jf_host.h - the half of the jit_fused backend that needs no GPU: the
+ * model's shapes as the kernels see them (row strides padded to 16 bytes),
+ * the device-memory plan, weight conversion into padded rows (threaded),
+ * kernel source generation, NVRTC compilation and the on-disk kernel cache.
+ * Kept apart from the CUDA calls so tests/test_jit_fused_host.c checks all of
+ * it, NVRTC included, on a machine without a GPU. */
+#ifndef FB_JF_HOST_H
+#define FB_JF_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fairbench/plugin.h"
+
+/* How weights are stored on the device (the JF_WTYPE of the kernels). */
+typedef enum jf_wtype { JF_F32 = 0, JF_F16 = 1, JF_BF16 = 2 } jf_wtype;
+
+#define JF_PREFILL_POSITIONS 8 /* positions per prefill pass (JF_NB) */
+#define JF_WARPS 8             /* warps per block of the matvec kernels */
+#define JF_ATT_THREADS 128     /* threads per block of jf_attention */
+
+typedef struct jf_config {
+    int dim, n_layers, n_heads, n_kv_heads, head_dim, q_dim, kv_dim, n_ff, vocab, n_rot;
+    int max_seq;      /* KV-cache positions allocated (not in the kernels' source) */
+    int tied;         /* the LM head is token_embd */
+    float rms_eps;
+    jf_wtype wtype;
+    int esize;        /* bytes per stored weight */
+    int ld_dim, ld_q, ld_ff; /* padded row strides, in elements, of rows of dim, q_dim, n_ff */
+    int nb;           /* JF_PREFILL_POSITIONS */
+    int splits;       /* sequence splits of decode attention */
+} jf_config;
+
+/* Fill c from the model view for weight type w; max_context 0 means the
+ * model's n_ctx (and is capped by it). Returns 0, or -1 with a sentence. */
+int jf_config_from_view(const fb_model_view *mv, uint32_t max_context, jf_wtype w, jf_config *c, char *msg,
+                        size_t msg_size);
+
+/* Elements in a row of n values once padded to a multiple of 16 bytes. */
+int jf_padded(int n, int esize);
+
+/* Device bytes by purpose. */
+typedef struct jf_plan {
+    uint64_t weights;     /* padded matrices at the storage type; norms, RoPE frequencies at f32 */
+    uint64_t kv_cache;    /* K and V, f32, every layer and position */
+    uint64_t activations; /* x, q, attention partials and output, h, logits for JF_NB positions; step inputs */
+    uint64_t total;
+} jf_plan;
+
+void jf_plan_compute(const jf_config *c, jf_plan *plan);
+
+/* Convert `rows` rows of `cols` values of GGUF type src_type into dst (rows
+ * of `ld` >= cols elements of type w; the padding is zeroed), with up to
+ * n_threads threads. F16 goes through host->dequantize_row_f16, F32 through
+ * dequantize_row_f32, BF16 through f32 with round-to-nearest-even, as
+ * cpu_ref stores them. Returns 0, -1 when the type cannot be decoded, -2
+ * when out of memory. */
+int jf_convert_rows(const fb_host *host, uint32_t src_type, const void *src, int64_t rows, int64_t cols, void *dst,
+                    int64_t ld, jf_wtype w, int n_threads);
+
+/* f32 -> bf16, round to nearest even; NaN stays NaN. */
+uint16_t jf_f32_to_bf16(float f);
+
+/* inv_freq[i] = base^(-2i / n_rot) / factors[i], in double, then rounded
+ * (factors may be NULL): exactly cpu_ref's. */
+void jf_rope_inv_freq(float *inv_freq, int n_rot, float base, const float *factors);
+
+/* ------------------------------------------------------------------ code generation */
+
+/* The kernel template (kernels/jit_fused.cuh), embedded at build time. */
+extern const char jf_kernel_template[];
+
+/* The CUDA C source for c: the constants, then the template. malloc'd;
+ * NULL when out of memory. */
+char *jf_generate_source(const jf_config *c);
+
+/* The kernels' entry points, in the order jf_kernel_id names them. */
+typedef enum jf_kernel_id {
+    JF_K_EMBED, JF_K_ATTENTION, JF_K_ATTENTION_COMBINE,
+    JF_K_QKV_ROPE_1, JF_K_OUT_RESIDUAL_1, JF_K_GATE_UP_1, JF_K_DOWN_RESIDUAL_1, JF_K_LM_HEAD_1,
+    JF_K_QKV_ROPE_NB, JF_K_OUT_RESIDUAL_NB, JF_K_GATE_UP_NB, JF_K_DOWN_RESIDUAL_NB, JF_K_LM_HEAD_NB,
+    JF_K_COUNT
+} jf_kernel_id;
+extern const char *const jf_kernel_names[JF_K_COUNT];
+
+/* ------------------------------------------------------------------ NVRTC */
+
+/* A compiled module image: a cubin for the device's own architecture, or
+ * PTX for the newest virtual architecture NVRTC knows when it does not know
+ * the device's (the driver then finishes the compilation). */
+typedef struct jf_image {
+    void *data;
+    size_t size;
+    int is_ptx;
+    double compile_ms;   /* 0 when it came from the cache */
+    char *log;           /* NVRTC's log (ptxas -v lines included); malloc'd, may be NULL */
+} jf_image;
+
+void jf_image_free(jf_image *img);
+
+/* NVRTC's version, "13.0"; "" when NVRTC cannot be asked. */
+const char *jf_nvrtc_version(void);
+
+/* The options jf_compile passes for compute capability major.minor, joined
+ * by spaces into out; sets *is_ptx when NVRTC cannot target the device's own
+ * architecture. Returns 0, or -1 with a sentence. */
+int jf_compile_options(int cc_major, int cc_minor, char *out, size_t out_size, int *is_ptx, char *msg,
+                       size_t msg_size);
+
+/* Compile source for compute capability major.minor. Returns 0, or -1 with
+ * a sentence in msg (the first lines of the compiler's log included). */
+int jf_compile(const char *source, int cc_major, int cc_minor, jf_image *out, char *msg, size_t msg_size);
+
+/* Total spill bytes (stores + loads) that ptxas reported in a log, or -1
+ * when the log has no ptxas statistics. */
+long jf_log_spill_bytes(const char *log);
+
+/* ------------------------------------------------------------------ the on-disk cache */
+
+/* The cache folder: cache_dir when given, else $FAIRBENCH_JIT_CACHE, else
+ * $XDG_CACHE_HOME/fairbench/jit, else $HOME/.cache/fairbench/jit. */
+int jf_cache_dir(const char *cache_dir, char *out, size_t out_size);
+
+/* The cache key: SHA-256 (hex) of the source, the options, NVRTC's version
+ * and the architecture. */
+void jf_cache_key(const char *source, const char *options, const char *nvrtc_version, int cc_major, int cc_minor,
+                  char key[65]);
+
+/* Read the image cached under key into *out. Returns 1 on a hit, 0 when
+ * there is no usable entry (absent, truncated, corrupt: *why says which). */
+int jf_cache_read(const char *dir, const char *key, jf_image *out, char *why, size_t why_size);
+
+/* Store img under key (write to a temporary file, then rename). Returns 0,
+ * or -1 with a sentence. */
+int jf_cache_write(const char *dir, const char *key, const jf_image *img, char *msg, size_t msg_size);
+
+#endif

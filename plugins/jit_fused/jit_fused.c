@@ -1,0 +1,902 @@
+/* jit_fused.c - the CUDA backend in the style of a JIT framework.
+ *
+ * At create(), the kernels of kernels/jit_fused.cuh are specialised for this
+ * model's shapes and the profile's precision (jf_generate_source), compiled
+ * by NVRTC for the device's own architecture, cached on disk, and loaded
+ * through the driver API. A decode step is 2 + 6 * n_layer fused launches
+ * (the kernel list is at the top of jit_fused.cuh), captured once as a CUDA
+ * graph with its input and output copies, and replayed at every position:
+ * the position and token live in device memory, and decode attention sizes
+ * its sequence splits from them, so one graph serves the whole context.
+ * Prefill runs the same kernels over 8 positions per pass.
+ *
+ * Precision: weights stored at the profile's f32, f16 or bf16 (converted on
+ * the host at load, quantised types dequantised), every product accumulated
+ * in f32; norms, activations and the KV cache f32, as cpu_ref's.
+ *
+ * The driver API (module loading, launches) is reached through the CUDA
+ * runtime's cudaGetDriverEntryPointByVersion, so the plugin links no
+ * libcuda and loads on a machine without a driver (probe then says why).
+ *
+ * Errors: every CUDA, driver and NVRTC call is checked; a failure becomes a
+ * status and a sentence naming the call, file:line and CUDA's own words.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+
+#include "fairbench/plugin.h"
+#include "jf_host.h"
+
+#define JIT_FUSED_VERSION "1.0.0"
+#define STAGING_BYTES ((size_t)64 << 20) /* each of the two pinned upload buffers */
+#define LOAD_THREADS 8                   /* host threads converting weights at load */
+
+// ----------------------------------------------------------------------------
+// Driver API entry points (resolved through the runtime; no libcuda link)
+
+typedef CUresult (*pfn_ModuleLoadData)(CUmodule *, const void *);
+typedef CUresult (*pfn_ModuleUnload)(CUmodule);
+typedef CUresult (*pfn_ModuleGetFunction)(CUfunction *, CUmodule, const char *);
+typedef CUresult (*pfn_LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                     CUstream, void **, void **);
+typedef CUresult (*pfn_GetErrorString)(CUresult, const char **);
+typedef CUresult (*pfn_OccupancyMaxActiveBlocksPerMultiprocessor)(int *, CUfunction, int, size_t);
+
+typedef struct Driver {
+    pfn_ModuleLoadData module_load_data;
+    pfn_ModuleUnload module_unload;
+    pfn_ModuleGetFunction module_get_function;
+    pfn_LaunchKernel launch_kernel;
+    pfn_GetErrorString get_error_string;
+    pfn_OccupancyMaxActiveBlocksPerMultiprocessor occupancy;
+} Driver;
+
+// ----------------------------------------------------------------------------
+// Weights (device pointers)
+
+typedef struct LayerWeights {
+    float *attn_norm;    // (ld_dim) f32, zero padding
+    void *w_qkv;         // (q_dim + 2 kv_dim rows, ld_dim): W_q, W_k, W_v stacked
+    void *w_o;           // (dim, ld_q)
+    float *ffn_norm;     // (ld_dim)
+    void *w_gate, *w_up; // (n_ff, ld_dim)
+    void *w_down;        // (dim, ld_ff)
+} LayerWeights;
+
+typedef struct Weights {
+    void *token_embd;     // (vocab, ld_dim)
+    LayerWeights *layers; // n_layers (host array of device pointers)
+    float *output_norm;   // (ld_dim)
+    void *output;         // (vocab, ld_dim); == token_embd when tied
+    float *rope_inv_freq; // (n_rot / 2)
+} Weights;
+
+// Activations for up to nb positions (rows padded like the weights they meet)
+typedef struct RunState {
+    int32_t *step;        // (1 + nb): [0] position of the first token, then the token ids
+    uint64_t *argmax_key; // (1) see jf_argmax_key
+    float *x;             // (nb, ld_dim) residual stream
+    float *q;             // (nb, q_dim)
+    float *part;          // (nb, n_heads, splits, head_dim + 2) attention partials
+    float *att;           // (nb, ld_q) attention output
+    float *hb;            // (nb, ld_ff) silu(gate) * up
+    float *logits;        // (nb, vocab)
+    float *key_cache;     // (layer, max_seq, kv_dim)
+    float *value_cache;   // (layer, max_seq, kv_dim)
+    int32_t *h_step;      // host, page-locked: (1 + nb)
+    uint64_t *h_key;      // host, page-locked: (1)
+} RunState;
+
+struct fb_session {
+    const fb_host *host;
+    jf_config c;
+    fb_precision precision;
+    Driver drv;
+    Weights w;
+    RunState r;
+    int device, cc_major, cc_minor, sm_count;
+    char device_name[128];
+    cudaStream_t stream;
+    CUmodule module;
+    CUfunction fn[JF_K_COUNT];
+    int lm_grid;                 // blocks of the LM-head kernels (a grid-stride loop)
+    int pos;                     // next position to fill
+    // device memory: our own accounting, and cudaMemGetInfo's view
+    void **allocs;
+    size_t n_allocs, cap_allocs;
+    uint64_t device_bytes, device_peak, host_bytes;
+    size_t free_at_start;
+    uint64_t observed_peak;
+    // JIT
+    int cache_hit;               // 1: kernels from the disk cache; 0: compiled here
+    double compile_ms, module_ms;
+    char jit_note[200];
+    // CUDA graph
+    bool allow_graphs, graphs_failed;
+    cudaGraphExec_t graph;
+    uint64_t graph_replays;
+    char notes[256];
+    char error[512];
+};
+
+static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->error, sizeof s->error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static fb_status status_of_cuda(cudaError_t err) {
+    switch (err) {
+    case cudaErrorMemoryAllocation: return FB_ERR_OUT_OF_MEMORY;
+    case cudaErrorNoDevice:
+    case cudaErrorInsufficientDriver:
+    case cudaErrorInvalidDevice:
+    case cudaErrorDevicesUnavailable:
+    case cudaErrorCompatNotSupportedOnDevice:
+    case cudaErrorSystemDriverMismatch:
+    case cudaErrorUnsupportedPtxVersion: return FB_ERR_UNAVAILABLE;
+    default: return FB_ERR_INTERNAL;
+    }
+}
+
+static fb_status cuda_fail(fb_session *s, cudaError_t err, const char *call, const char *file, int line) {
+    (void)cudaGetLastError(); // clear a non-sticky error so the session stays usable where CUDA allows
+    return fail(s, status_of_cuda(err), "jit_fused: %s failed at %s:%d: %s (%s)", call, base_name(file), line,
+                cudaGetErrorString(err), cudaGetErrorName(err));
+}
+
+static fb_status cu_fail(fb_session *s, CUresult res, const char *call, const char *file, int line) {
+    const char *text = NULL;
+    if (!s->drv.get_error_string || s->drv.get_error_string(res, &text) != CUDA_SUCCESS || !text) text = "unknown error";
+    fb_status st = res == CUDA_ERROR_OUT_OF_MEMORY ? FB_ERR_OUT_OF_MEMORY
+                   : res == CUDA_ERROR_NO_BINARY_FOR_GPU || res == CUDA_ERROR_UNSUPPORTED_PTX_VERSION
+                       ? FB_ERR_UNAVAILABLE
+                       : FB_ERR_INTERNAL;
+    return fail(s, st, "jit_fused: %s failed at %s:%d: %s (CUresult %d)", call, base_name(file), line, text, (int)res);
+}
+
+#define CUDA_CHECK(s, call)                                                                                    \
+    do {                                                                                                       \
+        cudaError_t err_ = (call);                                                                             \
+        if (err_ != cudaSuccess) return cuda_fail((s), err_, #call, __FILE__, __LINE__);                       \
+    } while (0)
+#define CU_CHECK(s, call)                                                                                      \
+    do {                                                                                                       \
+        CUresult res_ = (call);                                                                                \
+        if (res_ != CUDA_SUCCESS) return cu_fail((s), res_, #call, __FILE__, __LINE__);                        \
+    } while (0)
+#define TRY(call)                                                                                              \
+    do {                                                                                                       \
+        fb_status st_ = (call);                                                                                \
+        if (st_ != FB_OK) return st_;                                                                          \
+    } while (0)
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static fb_status resolve_driver(fb_session *s) {
+    static const char *names[] = {"cuModuleLoadData", "cuModuleUnload", "cuModuleGetFunction", "cuLaunchKernel",
+                                  "cuGetErrorString", "cuOccupancyMaxActiveBlocksPerMultiprocessor"};
+    void **slots[] = {(void **)&s->drv.module_load_data, (void **)&s->drv.module_unload,
+                      (void **)&s->drv.module_get_function, (void **)&s->drv.launch_kernel,
+                      (void **)&s->drv.get_error_string, (void **)&s->drv.occupancy};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        enum cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+        cudaError_t err = cudaGetDriverEntryPointByVersion(names[i], slots[i], 12000, cudaEnableDefault, &found);
+        if (err != cudaSuccess || found != cudaDriverEntryPointSuccess || !*slots[i]) {
+            (void)cudaGetLastError();
+            return fail(s, FB_ERR_UNAVAILABLE, "jit_fused: the CUDA driver does not provide %s", names[i]);
+        }
+    }
+    return FB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// Device memory with accounting
+
+static void sample_mem_info(fb_session *s) {
+    size_t free_bytes = 0, total = 0;
+    if (s->free_at_start && cudaMemGetInfo(&free_bytes, &total) == cudaSuccess && free_bytes < s->free_at_start) {
+        uint64_t used = (uint64_t)(s->free_at_start - free_bytes);
+        if (used > s->observed_peak) s->observed_peak = used;
+    }
+}
+
+static fb_status dev_alloc(fb_session *s, void **out, size_t bytes, const char *what) {
+    *out = NULL;
+    if (s->n_allocs == s->cap_allocs) {
+        size_t cap = s->cap_allocs ? 2 * s->cap_allocs : 64;
+        void **p = realloc(s->allocs, cap * sizeof *p);
+        if (!p) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
+        s->allocs = p;
+        s->cap_allocs = cap;
+    }
+    cudaError_t err = cudaMalloc(out, bytes ? bytes : 1);
+    if (err != cudaSuccess) {
+        *out = NULL;
+        size_t free_bytes = 0, total = 0;
+        cudaGetLastError();
+        cudaMemGetInfo(&free_bytes, &total);
+        return fail(s, status_of_cuda(err), "jit_fused: cudaMalloc of %.1f MiB for %s failed: %s (%.1f MiB free of %.1f MiB)",
+                    (double)bytes / (1 << 20), what, cudaGetErrorString(err), (double)free_bytes / (1 << 20),
+                    (double)total / (1 << 20));
+    }
+    s->allocs[s->n_allocs++] = *out;
+    s->device_bytes += bytes;
+    if (s->device_bytes > s->device_peak) s->device_peak = s->device_bytes;
+    return FB_OK;
+}
+
+#define DEV_ALLOC(s, ptr, bytes, what)                                                                         \
+    do {                                                                                                       \
+        void *p_;                                                                                              \
+        TRY(dev_alloc((s), &p_, (bytes), (what)));                                                             \
+        (ptr) = p_;                                                                                            \
+    } while (0)
+
+// ----------------------------------------------------------------------------
+// Loading: weights converted on the host (threaded) into padded rows of the
+// storage type, through two page-locked buffers so that converting one chunk
+// overlaps uploading the previous one
+
+typedef struct Uploader {
+    void *buf[2];
+    cudaEvent_t done[2];
+    bool pinned, used[2];
+    int next;
+    int threads;
+} Uploader;
+
+/* Rows [0, t->ne[1]) of tensor t into dst starting at row `row0`, rows of ld elements. */
+static fb_status upload_rows(fb_session *s, Uploader *u, const fb_tensor_view *t, void *dst, int64_t row0, int64_t ld,
+                             jf_wtype w) {
+    const fb_host *host = s->host;
+    int64_t rows = t->ne[1], cols = t->ne[0];
+    size_t esize = w == JF_F32 ? 4 : 2, dst_row = (size_t)ld * esize;
+    size_t src_row = (size_t)host->row_bytes(t->type, cols);
+    if (src_row == 0)
+        return fail(s, FB_ERR_UNSUPPORTED, "jit_fused: tensor '%s' is %s, which cannot be decoded", t->name,
+                    host->type_name(t->type));
+    int64_t chunk = (int64_t)(STAGING_BYTES / dst_row);
+    if (chunk < 1) chunk = 1;
+    for (int64_t r = 0; r < rows; r += chunk) {
+        int64_t n = rows - r < chunk ? rows - r : chunk;
+        int k = u->next;
+        u->next ^= 1;
+        if (u->used[k]) CUDA_CHECK(s, cudaEventSynchronize(u->done[k])); // its previous upload has finished
+        int rc = jf_convert_rows(host, t->type, (const uint8_t *)t->data + (size_t)r * src_row, n, cols, u->buf[k], ld, w,
+                                 u->threads);
+        if (rc != 0)
+            return rc == -2 ? fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory converting '%s'", t->name)
+                            : fail(s, FB_ERR_UNSUPPORTED, "jit_fused: cannot decode tensor '%s' of type %s", t->name,
+                                   host->type_name(t->type));
+        CUDA_CHECK(s, cudaMemcpyAsync((uint8_t *)dst + (size_t)(row0 + r) * dst_row, u->buf[k], (size_t)n * dst_row,
+                                      cudaMemcpyHostToDevice, s->stream));
+        CUDA_CHECK(s, cudaEventRecord(u->done[k], s->stream));
+        u->used[k] = true;
+        if (host->is_cancelled(host)) return fail(s, FB_ERR_CANCELLED, "jit_fused: cancelled while loading '%s'", t->name);
+    }
+    return FB_OK;
+}
+
+static fb_status upload_matrix(fb_session *s, Uploader *u, const fb_tensor_view *t, void **out, int64_t ld) {
+    size_t bytes = (size_t)t->ne[1] * (size_t)ld * (size_t)s->c.esize;
+    DEV_ALLOC(s, *out, bytes, t->name);
+    return upload_rows(s, u, t, *out, 0, ld, s->c.wtype);
+}
+
+static fb_status upload_vector(fb_session *s, Uploader *u, const fb_tensor_view *t, float **out) {
+    DEV_ALLOC(s, *out, (size_t)s->c.ld_dim * sizeof(float), t->name);
+    return upload_rows(s, u, t, *out, 0, s->c.ld_dim, JF_F32);
+}
+
+static fb_status load_weights_with(fb_session *s, const fb_model_view *mv, Uploader *u) {
+    const jf_config *c = &s->c;
+    Weights *w = &s->w;
+    TRY(upload_matrix(s, u, mv->token_embd, &w->token_embd, c->ld_dim));
+    for (int l = 0; l < c->n_layers; l++) {
+        const fb_layer_view *L = &mv->layers[l];
+        LayerWeights *lw = &w->layers[l];
+        TRY(upload_vector(s, u, &L->attn_norm, &lw->attn_norm));
+        size_t qkv_rows = (size_t)c->q_dim + 2 * (size_t)c->kv_dim;
+        DEV_ALLOC(s, lw->w_qkv, qkv_rows * (size_t)c->ld_dim * (size_t)c->esize, "the stacked Q, K, V weights");
+        TRY(upload_rows(s, u, &L->attn_q, lw->w_qkv, 0, c->ld_dim, c->wtype));
+        TRY(upload_rows(s, u, &L->attn_k, lw->w_qkv, c->q_dim, c->ld_dim, c->wtype));
+        TRY(upload_rows(s, u, &L->attn_v, lw->w_qkv, c->q_dim + c->kv_dim, c->ld_dim, c->wtype));
+        TRY(upload_matrix(s, u, &L->attn_output, &lw->w_o, c->ld_q));
+        TRY(upload_vector(s, u, &L->ffn_norm, &lw->ffn_norm));
+        TRY(upload_matrix(s, u, &L->ffn_gate, &lw->w_gate, c->ld_dim));
+        TRY(upload_matrix(s, u, &L->ffn_up, &lw->w_up, c->ld_dim));
+        TRY(upload_matrix(s, u, &L->ffn_down, &lw->w_down, c->ld_ff));
+        s->host->progress(s->host, "jit_fused: converting and uploading weights", (double)(l + 1) / c->n_layers);
+    }
+    TRY(upload_vector(s, u, mv->output_norm, &w->output_norm));
+    if (mv->tied_output) w->output = w->token_embd;
+    else TRY(upload_matrix(s, u, mv->output, &w->output, c->ld_dim));
+    // RoPE frequencies: theta_i = pos * base^(-2i / n_rot) / factor_i
+    float *inv = malloc((size_t)(c->n_rot / 2) * sizeof(float));
+    if (!inv) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
+    jf_rope_inv_freq(inv, c->n_rot, mv->rope_freq_base, mv->rope_freqs ? (const float *)mv->rope_freqs->data : NULL);
+    fb_status st = dev_alloc(s, (void **)&w->rope_inv_freq, (size_t)(c->n_rot / 2) * sizeof(float), "rope frequencies");
+    if (st == FB_OK) {
+        cudaError_t err = cudaMemcpyAsync(w->rope_inv_freq, inv, (size_t)(c->n_rot / 2) * sizeof(float),
+                                          cudaMemcpyHostToDevice, s->stream);
+        if (err == cudaSuccess) err = cudaStreamSynchronize(s->stream); // inv is pageable and freed next
+        if (err != cudaSuccess) st = cuda_fail(s, err, "uploading the RoPE frequencies", __FILE__, __LINE__);
+    }
+    free(inv);
+    return st;
+}
+
+static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
+    Uploader u = {0};
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    u.threads = cpus < 1 ? 1 : cpus > LOAD_THREADS ? LOAD_THREADS : (int)cpus;
+    s->w.layers = calloc((size_t)s->c.n_layers, sizeof *s->w.layers);
+    if (!s->w.layers) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
+    s->host_bytes += (uint64_t)s->c.n_layers * sizeof *s->w.layers;
+    u.pinned = true;
+    for (int k = 0; k < 2; k++)
+        if (cudaMallocHost(&u.buf[k], STAGING_BYTES) != cudaSuccess) u.pinned = false;
+    if (!u.pinned) { // pageable staging works too, without the overlap
+        cudaGetLastError();
+        for (int k = 0; k < 2; k++) {
+            if (u.buf[k]) cudaFreeHost(u.buf[k]);
+            u.buf[k] = malloc(STAGING_BYTES);
+        }
+    }
+    fb_status st = FB_OK;
+    if (!u.buf[0] || !u.buf[1]) st = fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory for the upload buffers");
+    for (int k = 0; k < 2 && st == FB_OK; k++) {
+        cudaError_t err = cudaEventCreateWithFlags(&u.done[k], cudaEventDisableTiming);
+        if (err != cudaSuccess) st = cuda_fail(s, err, "cudaEventCreateWithFlags", __FILE__, __LINE__);
+    }
+    if (st == FB_OK) st = load_weights_with(s, mv, &u);
+    cudaStreamSynchronize(s->stream); // the buffers are freed below: every upload from them must be done
+    for (int k = 0; k < 2; k++) {
+        if (u.done[k]) cudaEventDestroy(u.done[k]);
+        if (u.pinned) cudaFreeHost(u.buf[k]);
+        else free(u.buf[k]);
+    }
+    return st;
+}
+
+static fb_status alloc_state(fb_session *s) {
+    const jf_config *c = &s->c;
+    RunState *r = &s->r;
+    size_t B = (size_t)c->nb, f = sizeof(float);
+    size_t kv = (size_t)c->n_layers * (size_t)c->max_seq * (size_t)c->kv_dim;
+    DEV_ALLOC(s, r->step, (B + 1) * sizeof(int32_t), "step inputs");
+    DEV_ALLOC(s, r->argmax_key, sizeof(uint64_t), "the argmax");
+    DEV_ALLOC(s, r->x, B * (size_t)c->ld_dim * f, "activations");
+    DEV_ALLOC(s, r->q, B * (size_t)c->q_dim * f, "activations");
+    DEV_ALLOC(s, r->part, B * (size_t)c->n_heads * (size_t)c->splits * (size_t)(c->head_dim + 2) * f, "attention partials");
+    DEV_ALLOC(s, r->att, B * (size_t)c->ld_q * f, "activations");
+    DEV_ALLOC(s, r->hb, B * (size_t)c->ld_ff * f, "activations");
+    DEV_ALLOC(s, r->logits, B * (size_t)c->vocab * f, "logits");
+    DEV_ALLOC(s, r->key_cache, kv * f, "the key cache");
+    DEV_ALLOC(s, r->value_cache, kv * f, "the value cache");
+    // The row padding of x, att and hb meets the weights' zero padding: it must be 0, not NaN.
+    CUDA_CHECK(s, cudaMemsetAsync(r->x, 0, B * (size_t)c->ld_dim * f, s->stream));
+    CUDA_CHECK(s, cudaMemsetAsync(r->att, 0, B * (size_t)c->ld_q * f, s->stream));
+    CUDA_CHECK(s, cudaMemsetAsync(r->hb, 0, B * (size_t)c->ld_ff * f, s->stream));
+    CUDA_CHECK(s, cudaMallocHost((void **)&r->h_step, (B + 1) * sizeof(int32_t)));
+    CUDA_CHECK(s, cudaMallocHost((void **)&r->h_key, sizeof(uint64_t)));
+    s->host_bytes += (B + 1) * sizeof(int32_t) + sizeof(uint64_t);
+    return FB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// JIT: generate, compile (or take from the cache), load
+
+static fb_status build_kernels(fb_session *s, const fb_settings *settings) {
+    char options[256], msg[600], dir[4096], key[65], why[512] = "";
+    int is_ptx = 0;
+    if (jf_compile_options(s->cc_major, s->cc_minor, options, sizeof options, &is_ptx, msg, sizeof msg) != 0)
+        return fail(s, FB_ERR_UNAVAILABLE, "%s", msg);
+    const char *cache_dir = settings->struct_size >= offsetof(fb_settings, cache_dir) + sizeof(const char *)
+                                ? settings->cache_dir
+                                : NULL;
+    bool have_dir = jf_cache_dir(cache_dir, dir, sizeof dir) == 0;
+    bool warm = settings->jit_cache == FB_JIT_CACHE_WARM;
+    char *src = jf_generate_source(&s->c);
+    if (!src) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory generating the kernels");
+    jf_cache_key(src, options, jf_nvrtc_version(), s->cc_major, s->cc_minor, key);
+
+    jf_image img = {0};
+    s->cache_hit = 0;
+    if (!have_dir) snprintf(why, sizeof why, "no cache folder (neither HOME nor FAIRBENCH_JIT_CACHE set)");
+    else if (!warm) snprintf(why, sizeof why, "cold cache asked for: cache ignored");
+    else s->cache_hit = jf_cache_read(dir, key, &img, why, sizeof why);
+    for (;;) {
+        if (!s->cache_hit) {
+            if (jf_compile(src, s->cc_major, s->cc_minor, &img, msg, sizeof msg) != 0) {
+                free(src);
+                return fail(s, FB_ERR_INTERNAL, "%s", msg);
+            }
+            s->compile_ms = img.compile_ms;
+            char wmsg[300] = "";
+            if (have_dir && jf_cache_write(dir, key, &img, wmsg, sizeof wmsg) != 0)
+                s->host->log(s->host, FB_LOG_WARN, wmsg); // the run goes on; the next one compiles again
+        }
+        double t0 = now_ms();
+        CUresult res = s->drv.module_load_data(&s->module, img.data);
+        s->module_ms = now_ms() - t0;
+        jf_image_free(&img);
+        if (res == CUDA_SUCCESS) break;
+        s->module = NULL;
+        if (!s->cache_hit) {
+            free(src);
+            return cu_fail(s, res, "cuModuleLoadData (the NVRTC image)", __FILE__, __LINE__);
+        }
+        // A cached image the driver refuses (written by another driver?): compile afresh, once.
+        s->cache_hit = 0;
+        snprintf(why, sizeof why, "the cached image did not load (CUresult %d)", (int)res);
+    }
+    free(src);
+    for (int k = 0; k < JF_K_COUNT; k++)
+        CU_CHECK(s, s->drv.module_get_function(&s->fn[k], s->module, jf_kernel_names[k]));
+    // The LM head loops over the vocabulary: as many blocks as fit the GPU at once.
+    int per_sm = 0;
+    CU_CHECK(s, s->drv.occupancy(&per_sm, s->fn[JF_K_LM_HEAD_1], JF_WARPS * 32, 0));
+    if (per_sm < 1) per_sm = 1;
+    int rows_grid = (s->c.vocab + JF_WARPS - 1) / JF_WARPS;
+    s->lm_grid = per_sm * s->sm_count < rows_grid ? per_sm * s->sm_count : rows_grid;
+    if (s->cache_hit)
+        snprintf(s->jit_note, sizeof s->jit_note, "kernels %s for %s_%d%d from the cache (%.12s..., loaded in %.0f ms)",
+                 is_ptx ? "PTX" : "cubin", is_ptx ? "compute" : "sm", s->cc_major, s->cc_minor, key, s->module_ms);
+    else
+        snprintf(s->jit_note, sizeof s->jit_note, "kernels compiled by NVRTC %s for sm_%d%d in %.0f ms (%.60s)",
+                 jf_nvrtc_version(), s->cc_major, s->cc_minor, s->compile_ms, why);
+    return FB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// One forward pass over nb positions (inputs already in r->step)
+
+static fb_status launch(fb_session *s, jf_kernel_id k, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
+                        void **args) {
+    CUresult res = s->drv.launch_kernel(s->fn[k], gx, gy, gz, threads, 1, 1, 0, (CUstream)s->stream, args, NULL);
+    if (res != CUDA_SUCCESS) return cu_fail(s, res, jf_kernel_names[k], __FILE__, __LINE__);
+    return FB_OK;
+}
+
+static unsigned blocks(int rows) { return (unsigned)((rows + JF_WARPS - 1) / JF_WARPS); }
+
+/* logits_first: first of the nb positions whose logits the LM head computes
+ * (nb - 1: the last only); with_lm_head false skips the LM head. */
+static fb_status forward(fb_session *s, int nb, int logits_first, bool with_lm_head) {
+    const jf_config *c = &s->c;
+    const Weights *w = &s->w;
+    RunState *r = &s->r;
+    bool one = nb == 1;
+    const unsigned T = JF_WARPS * 32;
+    {
+        void *args[] = {&r->step, (void *)&w->token_embd, &r->x, &r->argmax_key};
+        TRY(launch(s, JF_K_EMBED, (unsigned)nb, 1, 1, T, args));
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights *lw = &w->layers[l];
+        float *kc = r->key_cache + (size_t)l * c->max_seq * c->kv_dim;
+        float *vc = r->value_cache + (size_t)l * c->max_seq * c->kv_dim;
+        void *qkv[] = {&r->step, &nb, &r->x, (void *)&lw->attn_norm, (void *)&lw->w_qkv, (void *)&w->rope_inv_freq,
+                       &r->q, &kc, &vc};
+        TRY(launch(s, one ? JF_K_QKV_ROPE_1 : JF_K_QKV_ROPE_NB, blocks((c->q_dim + 2 * c->kv_dim) / 2), 1, 1, T, qkv));
+        void *att[] = {&r->step, &r->q, &kc, &vc, &r->part};
+        TRY(launch(s, JF_K_ATTENTION, (unsigned)c->n_heads, (unsigned)c->splits, (unsigned)nb, JF_ATT_THREADS, att));
+        void *comb[] = {&r->part, &r->att};
+        TRY(launch(s, JF_K_ATTENTION_COMBINE, (unsigned)c->n_heads, (unsigned)nb, 1, 64, comb));
+        void *out[] = {&nb, &r->att, (void *)&lw->w_o, &r->x};
+        TRY(launch(s, one ? JF_K_OUT_RESIDUAL_1 : JF_K_OUT_RESIDUAL_NB, blocks(c->dim), 1, 1, T, out));
+        void *gu[] = {&nb, &r->x, (void *)&lw->ffn_norm, (void *)&lw->w_gate, (void *)&lw->w_up, &r->hb};
+        TRY(launch(s, one ? JF_K_GATE_UP_1 : JF_K_GATE_UP_NB, blocks(c->n_ff), 1, 1, T, gu));
+        void *down[] = {&nb, &r->hb, (void *)&lw->w_down, &r->x};
+        TRY(launch(s, one ? JF_K_DOWN_RESIDUAL_1 : JF_K_DOWN_RESIDUAL_NB, blocks(c->dim), 1, 1, T, down));
+    }
+    if (with_lm_head) {
+        int n_out = nb - logits_first;
+        float *x_first = r->x + (size_t)logits_first * c->ld_dim;
+        void *lm[] = {&n_out, &x_first, (void *)&w->output_norm, (void *)&w->output, &r->logits, &r->argmax_key};
+        TRY(launch(s, n_out == 1 ? JF_K_LM_HEAD_1 : JF_K_LM_HEAD_NB, (unsigned)s->lm_grid, 1, 1, T, lm));
+    }
+    return FB_OK;
+}
+
+static int32_t token_of_key(uint64_t key) { return (int32_t)(0xFFFFFFFFu - (uint32_t)(key & 0xFFFFFFFFu)); }
+
+// ----------------------------------------------------------------------------
+// The ABI calls
+
+static void format_device(char *buf, size_t size, const struct cudaDeviceProp *prop) {
+    snprintf(buf, size, "%.64s (sm_%d%d, %.1f GiB, %d SMs)", prop->name, prop->major, prop->minor,
+             (double)prop->totalGlobalMem / (double)(1u << 30), prop->multiProcessorCount);
+}
+
+static fb_status jit_fused_probe(const fb_host *host, fb_probe_result *out) {
+    (void)host;
+    int count = 0;
+    out->available = 0;
+    out->device[0] = '\0';
+    out->reason[0] = '\0';
+    if (!jf_nvrtc_version()[0]) {
+        snprintf(out->reason, sizeof out->reason, "NVRTC does not answer, so kernels cannot be compiled");
+        return FB_OK;
+    }
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess || count == 0) {
+        snprintf(out->reason, sizeof out->reason, "%s", cudaGetErrorString(err != cudaSuccess ? err : cudaErrorNoDevice));
+        cudaGetLastError();
+        return FB_OK;
+    }
+    struct cudaDeviceProp prop;
+    err = cudaGetDeviceProperties(&prop, 0);
+    if (err != cudaSuccess) {
+        snprintf(out->reason, sizeof out->reason, "%s", cudaGetErrorString(err));
+        cudaGetLastError();
+        return FB_OK;
+    }
+    char options[256], msg[256];
+    int is_ptx = 0;
+    if (jf_compile_options(prop.major, prop.minor, options, sizeof options, &is_ptx, msg, sizeof msg) != 0) {
+        snprintf(out->reason, sizeof out->reason, "%.64s: %.180s", prop.name, msg);
+        return FB_OK;
+    }
+    char dev[128];
+    format_device(dev, sizeof dev, &prop);
+    snprintf(out->device, sizeof out->device, "%.100s%s", dev, count > 1 ? ", device 0 of several" : "");
+    out->available = 1;
+    return FB_OK;
+}
+
+static void jit_fused_destroy(fb_session *s);
+
+static fb_status setup_device(fb_session *s, int device) {
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess || count == 0) {
+        cudaGetLastError();
+        return fail(s, FB_ERR_UNAVAILABLE, "jit_fused: no usable CUDA device: %s",
+                    cudaGetErrorString(err != cudaSuccess ? err : cudaErrorNoDevice));
+    }
+    if (device < 0 || device >= count)
+        return fail(s, FB_ERR_INVALID_ARGUMENT, "jit_fused: device_index %d, but this machine has %d CUDA device%s", device,
+                    count, count > 1 ? "s" : "");
+    struct cudaDeviceProp prop;
+    CUDA_CHECK(s, cudaGetDeviceProperties(&prop, device));
+    format_device(s->device_name, sizeof s->device_name, &prop);
+    s->device = device;
+    s->cc_major = prop.major;
+    s->cc_minor = prop.minor;
+    s->sm_count = prop.multiProcessorCount;
+    CUDA_CHECK(s, cudaSetDevice(device));
+    CUDA_CHECK(s, cudaFree(NULL)); // create the primary context now: the driver API calls use it
+    TRY(resolve_driver(s));
+    size_t free_bytes = 0, total = 0;
+    CUDA_CHECK(s, cudaMemGetInfo(&free_bytes, &total));
+    s->free_at_start = free_bytes;
+    jf_plan plan;
+    jf_plan_compute(&s->c, &plan);
+    if (plan.total > free_bytes)
+        return fail(s, FB_ERR_OUT_OF_MEMORY,
+                    "jit_fused: the session needs %.2f GiB on %s (weights %.2f, KV cache %.2f for %d positions) but "
+                    "%.2f GiB are free",
+                    (double)plan.total / (1u << 30), prop.name, (double)plan.weights / (1u << 30),
+                    (double)plan.kv_cache / (1u << 30), s->c.max_seq, (double)free_bytes / (1u << 30));
+    CUDA_CHECK(s, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+    return FB_OK;
+}
+
+static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, const fb_settings *settings,
+                                  fb_session **out, char *message, size_t message_size) {
+    *out = NULL;
+    fb_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(message, message_size, "jit_fused: out of host memory");
+        return FB_ERR_OUT_OF_MEMORY;
+    }
+    s->host = host;
+    s->host_bytes = sizeof *s;
+    fb_status st = FB_OK;
+    jf_wtype wtype = JF_F32;
+    switch (settings->weight_precision) {
+    case FB_PRECISION_F32: wtype = JF_F32; break;
+    case FB_PRECISION_F16: wtype = JF_F16; break;
+    case FB_PRECISION_BF16: wtype = JF_BF16; break;
+    case FB_PRECISION_NATIVE:
+        st = fail(s, FB_ERR_UNSUPPORTED, "jit_fused stores weights at f32, f16 or bf16 only (quantised types are "
+                                         "dequantised at load); it has no kernels for native block formats");
+        break;
+    default: st = fail(s, FB_ERR_UNSUPPORTED, "jit_fused: unknown weight precision %d", (int)settings->weight_precision);
+    }
+    if (st == FB_OK && settings->accumulate_precision != FB_PRECISION_F32)
+        st = fail(s, FB_ERR_UNSUPPORTED, "jit_fused accumulates in f32 only; the profile asks for another precision");
+    if (st == FB_OK && !settings->allow_jit)
+        st = fail(s, FB_ERR_UNSUPPORTED, "jit_fused generates and compiles its kernels at load, and the profile forbids "
+                                         "run-time compilation (allow_jit = false)");
+    if (st == FB_OK) {
+        s->precision = settings->weight_precision;
+        s->allow_graphs = settings->allow_graphs != 0;
+        char msg[256];
+        if (jf_config_from_view(mv, settings->max_context, wtype, &s->c, msg, sizeof msg) != 0)
+            st = fail(s, FB_ERR_UNSUPPORTED, "%s", msg);
+    }
+    if (st == FB_OK)
+        st = setup_device(s, settings->struct_size >= offsetof(fb_settings, device_index) + sizeof(int32_t)
+                                 ? settings->device_index
+                                 : 0);
+    if (st == FB_OK) st = build_kernels(s, settings);
+    if (st == FB_OK) st = load_weights(s, mv);
+    if (st == FB_OK) st = alloc_state(s);
+    if (st == FB_OK) {
+        cudaError_t err = cudaStreamSynchronize(s->stream);
+        if (err != cudaSuccess) st = cuda_fail(s, err, "cudaStreamSynchronize (end of load)", __FILE__, __LINE__);
+    }
+    if (st != FB_OK) {
+        snprintf(message, message_size, "%s", s->error);
+        jit_fused_destroy(s);
+        return st;
+    }
+    sample_mem_info(s);
+    static const char *names[] = {"f32", "f16", "bf16"};
+    snprintf(s->notes, sizeof s->notes, "weights %s (from %s), f32 accumulation; f32 norms, activations, KV cache; %s; %.120s",
+             names[s->c.wtype], host->type_name(mv->layers[0].attn_q.type),
+             s->allow_graphs ? "decode replayed as one CUDA graph" : "plain launches", s->jit_note);
+    s->error[0] = '\0';
+    *out = s;
+    return FB_OK;
+}
+
+static fb_status check_tokens(fb_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, const float *logits,
+                              const int32_t *next_token) {
+    if (!tokens || n == 0 || !next_token) return fail(s, FB_ERR_INVALID_ARGUMENT, "jit_fused: no tokens or no output");
+    if ((flags & (FB_LOGITS_LAST | FB_LOGITS_ALL)) && !logits)
+        return fail(s, FB_ERR_INVALID_ARGUMENT, "jit_fused: logits asked for but no buffer given");
+    if ((uint64_t)s->pos + n > (uint64_t)s->c.max_seq)
+        return fail(s, FB_ERR_CONTEXT_FULL, "jit_fused: %u tokens at position %d would pass the context of %d", n, s->pos,
+                    s->c.max_seq);
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= s->c.vocab)
+            return fail(s, FB_ERR_INVALID_ARGUMENT, "jit_fused: token id %d at index %u is outside the vocabulary (%d)",
+                        tokens[i], i, s->c.vocab);
+    return FB_OK;
+}
+
+static fb_status use_device(fb_session *s) {
+    CUDA_CHECK(s, cudaSetDevice(s->device));
+    return FB_OK;
+}
+
+static fb_status jit_fused_prefill(fb_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, float *logits,
+                                   int32_t *next_token) {
+    const jf_config *c = &s->c;
+    RunState *r = &s->r;
+    TRY(check_tokens(s, tokens, n, flags, logits, next_token));
+    TRY(use_device(s));
+    bool all = (flags & FB_LOGITS_ALL) != 0;
+    size_t row = (size_t)c->vocab * sizeof(float);
+    int pos = s->pos;
+    for (uint32_t done = 0; done < n;) {
+        int batch = (int)(n - done) < c->nb ? (int)(n - done) : c->nb;
+        bool last = done + (uint32_t)batch == n;
+        r->h_step[0] = pos;
+        memcpy(r->h_step + 1, tokens + done, (size_t)batch * sizeof(int32_t));
+        CUDA_CHECK(s, cudaMemcpyAsync(r->step, r->h_step, (size_t)(batch + 1) * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                      s->stream));
+        TRY(forward(s, batch, all ? 0 : batch - 1, all || last));
+        if (all)
+            CUDA_CHECK(s, cudaMemcpyAsync(logits + (size_t)done * c->vocab, r->logits, (size_t)batch * row,
+                                          cudaMemcpyDeviceToHost, s->stream));
+        if (last) {
+            CUDA_CHECK(s, cudaMemcpyAsync(r->h_key, r->argmax_key, sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream));
+            if ((flags & FB_LOGITS_LAST) && !all)
+                CUDA_CHECK(s, cudaMemcpyAsync(logits, r->logits, row, cudaMemcpyDeviceToHost, s->stream));
+        }
+        CUDA_CHECK(s, cudaStreamSynchronize(s->stream)); // the pinned step buffer is reused by the next pass
+        pos += batch;
+        done += (uint32_t)batch;
+    }
+    if (all && (flags & FB_LOGITS_LAST)) { /* ALL already holds the last row, where LAST would put it: nothing to do */
+    }
+    s->pos = pos;
+    *next_token = token_of_key(*r->h_key);
+    return FB_OK;
+}
+
+/* One decode step's work on the stream: input copy, kernels, argmax copy. */
+static fb_status enqueue_decode(fb_session *s) {
+    RunState *r = &s->r;
+    CUDA_CHECK(s, cudaMemcpyAsync(r->step, r->h_step, 2 * sizeof(int32_t), cudaMemcpyHostToDevice, s->stream));
+    TRY(forward(s, 1, 0, true));
+    CUDA_CHECK(s, cudaMemcpyAsync(r->h_key, r->argmax_key, sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream));
+    return FB_OK;
+}
+
+/* Capture enqueue_decode once as a graph. On failure: plain launches from
+ * then on, and the effective settings say so. */
+static void capture_graph(fb_session *s) {
+    cudaGraph_t graph = NULL;
+    cudaError_t err = cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal);
+    fb_status st = err == cudaSuccess ? enqueue_decode(s) : cuda_fail(s, err, "cudaStreamBeginCapture", __FILE__, __LINE__);
+    if (err == cudaSuccess) {
+        cudaError_t end = cudaStreamEndCapture(s->stream, &graph);
+        if (st == FB_OK && end != cudaSuccess) st = cuda_fail(s, end, "cudaStreamEndCapture", __FILE__, __LINE__);
+    }
+    if (st == FB_OK) {
+        err = cudaGraphInstantiate(&s->graph, graph, 0);
+        if (err != cudaSuccess) {
+            s->graph = NULL;
+            st = cuda_fail(s, err, "cudaGraphInstantiate", __FILE__, __LINE__);
+        }
+    }
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    if (st != FB_OK) {
+        s->graphs_failed = true;
+        snprintf(s->notes, sizeof s->notes, "graph capture failed, so plain launches: %.200s", s->error);
+        s->error[0] = '\0';
+    }
+    sample_mem_info(s);
+}
+
+static fb_status jit_fused_decode(fb_session *s, int32_t token, float *logits, int32_t *next_token) {
+    RunState *r = &s->r;
+    TRY(check_tokens(s, &token, 1, logits ? FB_LOGITS_LAST : FB_LOGITS_NONE, logits, next_token));
+    TRY(use_device(s));
+    r->h_step[0] = s->pos;
+    r->h_step[1] = token;
+    if (s->allow_graphs && !s->graph && !s->graphs_failed) capture_graph(s);
+    if (s->graph) {
+        CUDA_CHECK(s, cudaGraphLaunch(s->graph, s->stream));
+        s->graph_replays++;
+    } else {
+        TRY(enqueue_decode(s));
+    }
+    if (logits)
+        CUDA_CHECK(s, cudaMemcpyAsync(logits, r->logits, (size_t)s->c.vocab * sizeof(float), cudaMemcpyDeviceToHost,
+                                      s->stream));
+    CUDA_CHECK(s, cudaStreamSynchronize(s->stream));
+    s->pos++;
+    *next_token = token_of_key(*r->h_key);
+    return FB_OK;
+}
+
+static fb_status jit_fused_reset(fb_session *s) {
+    s->pos = 0; // positions past pos are never read
+    return FB_OK;
+}
+
+static fb_status jit_fused_memory(fb_session *s, fb_memory_stats *out) {
+    if (cudaSetDevice(s->device) == cudaSuccess) sample_mem_info(s);
+    out->device_bytes = s->device_bytes;
+    out->device_peak_bytes = s->device_peak > s->observed_peak ? s->device_peak : s->observed_peak;
+    out->host_bytes = s->host_bytes;
+    return FB_OK;
+}
+
+static fb_status jit_fused_effective_settings(fb_session *s, fb_effective_settings *out) {
+    out->weight_precision = s->precision;
+    out->accumulate_precision = FB_PRECISION_F32;
+    out->jit = 1;
+    out->graphs = s->graph_replays > 0; // only when a step really was replayed
+    out->threads = 0;
+    out->kernel_cache_hit = s->cache_hit;
+    snprintf(out->device, sizeof out->device, "%s", s->device_name);
+    snprintf(out->notes, sizeof out->notes, "%s", s->notes);
+    return FB_OK;
+}
+
+static const char *jit_fused_last_error(fb_session *s) { return s ? s->error : ""; }
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Device-to-device copy of a large buffer: bytes read plus bytes written per
+ * second, the median of 5 timed rounds of 4 copies after a warm-up. The
+ * probe's buffers are freed before return (not counted in the session). */
+static fb_status jit_fused_copy_bandwidth(fb_session *s, double *bytes_per_second) {
+    *bytes_per_second = 0;
+    TRY(use_device(s));
+    size_t free_bytes = 0, total = 0;
+    CUDA_CHECK(s, cudaMemGetInfo(&free_bytes, &total));
+    size_t bytes = (size_t)1 << 30;
+    while (bytes > ((size_t)16 << 20) && 2 * bytes + ((size_t)256 << 20) > free_bytes) bytes /= 2;
+    void *a = NULL, *b = NULL;
+    cudaEvent_t start = NULL, stop = NULL;
+    fb_status st = FB_OK;
+    cudaError_t err;
+    float ms[5];
+    if ((err = cudaMalloc(&a, bytes)) != cudaSuccess || (err = cudaMalloc(&b, bytes)) != cudaSuccess ||
+        (err = cudaMemsetAsync(a, 1, bytes, s->stream)) != cudaSuccess ||
+        (err = cudaEventCreate(&start)) != cudaSuccess || (err = cudaEventCreate(&stop)) != cudaSuccess ||
+        (err = cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s->stream)) != cudaSuccess) {
+        st = cuda_fail(s, err, "allocating and warming the copy-bandwidth buffers", __FILE__, __LINE__);
+        goto done;
+    }
+    for (int round = 0; round < 5; round++) {
+        if ((err = cudaEventRecord(start, s->stream)) != cudaSuccess) break;
+        for (int i = 0; i < 4 && err == cudaSuccess; i++)
+            err = cudaMemcpyAsync(i % 2 ? a : b, i % 2 ? b : a, bytes, cudaMemcpyDeviceToDevice, s->stream);
+        if (err == cudaSuccess) err = cudaEventRecord(stop, s->stream);
+        if (err == cudaSuccess) err = cudaEventSynchronize(stop);
+        if (err == cudaSuccess) err = cudaEventElapsedTime(&ms[round], start, stop);
+        if (err != cudaSuccess) break;
+    }
+    if (err != cudaSuccess) {
+        st = cuda_fail(s, err, "timing device-to-device copies", __FILE__, __LINE__);
+        goto done;
+    }
+    qsort(ms, 5, sizeof ms[0], cmp_float);
+    if (ms[2] > 0) *bytes_per_second = 2.0 * 4.0 * (double)bytes / (ms[2] * 1e-3);
+done:
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+    cudaFree(a);
+    cudaFree(b);
+    return st;
+}
+
+static void jit_fused_destroy(fb_session *s) {
+    if (!s) return;
+    if (s->stream) {
+        cudaSetDevice(s->device);
+        cudaStreamSynchronize(s->stream);
+    }
+    if (s->graph) cudaGraphExecDestroy(s->graph);
+    if (s->module && s->drv.module_unload) s->drv.module_unload(s->module);
+    for (size_t i = 0; i < s->n_allocs; i++) cudaFree(s->allocs[i]);
+    free(s->allocs);
+    if (s->r.h_step) cudaFreeHost(s->r.h_step);
+    if (s->r.h_key) cudaFreeHost(s->r.h_key);
+    if (s->stream) cudaStreamDestroy(s->stream);
+    cudaGetLastError();
+    free(s->w.layers);
+    free(s);
+}
+
+// ----------------------------------------------------------------------------
+
+static const fb_plugin jit_fused_plugin = {
+    .abi_major = FB_ABI_MAJOR,
+    .abi_minor = FB_ABI_MINOR,
+    .struct_size = sizeof(fb_plugin),
+    .capabilities = FB_CAP_GPU | FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 | FB_CAP_JIT |
+                    FB_CAP_GRAPHS | FB_CAP_COPY_PROBE,
+    .name = "jit_fused",
+    .version = JIT_FUSED_VERSION,
+    .description = "CUDA, JIT: fused kernels generated for the model's shapes, compiled by NVRTC, one CUDA graph per step",
+    .probe = jit_fused_probe,
+    .create = jit_fused_create,
+    .prefill = jit_fused_prefill,
+    .decode = jit_fused_decode,
+    .reset = jit_fused_reset,
+    .memory = jit_fused_memory,
+    .effective_settings = jit_fused_effective_settings,
+    .last_error = jit_fused_last_error,
+    .destroy = jit_fused_destroy,
+    .copy_bandwidth = jit_fused_copy_bandwidth,
+};
+
+FB_PLUGIN_EXPORT const fb_plugin *fb_plugin_entry(void) { return &jit_fused_plugin; }

@@ -1,0 +1,90 @@
+/* test_jit_fused_nvrtc.c - the kernels jit_fused generates for one model
+ * shape, compiled by NVRTC for sm_80 (A100) and sm_90 (H100) at f32, f16 and
+ * bf16, with no GPU: each compilation must succeed and give a cubin for the
+ * real architecture, every entry point the plugin looks up must be in it,
+ * and ptxas must report no register spills (a spilling matvec would read
+ * local memory on every step).
+ *
+ *   test_jit_fused_nvrtc SHAPE
+ *
+ * SHAPE: a synth preset (tiny, smollm2-135m, llama3.2-1b, llama3-8b), or
+ * odd-a (width 90, 5 heads / 1 KV head of 18, ff 250, vocab 1001: nothing a
+ * multiple of 8 f16 values, head_dim under a warp) or odd-b (width 560, 7
+ * heads of 80, ff 1500, vocab 32003: head_dim not a multiple of 32). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "jf_host.h"
+#include "synth.h"
+
+static int view_of(const char *shape, fb_model_view *mv) {
+    memset(mv, 0, sizeof *mv);
+    mv->struct_size = sizeof *mv;
+    if (strcmp(shape, "odd-a") == 0) {
+        mv->n_embd = 90, mv->n_head = 5, mv->n_head_kv = 1, mv->n_ff = 250, mv->n_vocab = 1001;
+    } else if (strcmp(shape, "odd-b") == 0) {
+        mv->n_embd = 560, mv->n_head = 7, mv->n_head_kv = 7, mv->n_ff = 1500, mv->n_vocab = 32003;
+    } else {
+        fb_synth_spec spec;
+        if (fb_synth_preset(shape, &spec) != 0) return -1;
+        mv->n_embd = spec.n_embd, mv->n_head = spec.n_head, mv->n_head_kv = spec.n_head_kv, mv->n_ff = spec.n_ff;
+        mv->n_vocab = spec.n_vocab, mv->tied_output = spec.tied_output;
+    }
+    mv->n_layer = 2, mv->n_ctx = 256, mv->head_dim = mv->n_embd / mv->n_head, mv->n_rot = mv->head_dim;
+    mv->rope_freq_base = 10000.0f, mv->rms_eps = 1e-5f;
+    return 0;
+}
+
+static int memmem_str(const void *hay, size_t n, const char *needle) {
+    size_t k = strlen(needle) + 1; /* with the NUL: the symbol name, not a prefix of a longer one */
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp((const char *)hay + i, needle, k) == 0) return 1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_jit_fused_nvrtc SHAPE\n");
+        return 2;
+    }
+    fb_model_view mv;
+    if (view_of(argv[1], &mv) != 0) {
+        fprintf(stderr, "unknown shape %s\n", argv[1]);
+        return 2;
+    }
+    printf("%s: width %u, heads %u/%u of %u, ff %u, vocab %u; NVRTC %s\n", argv[1], mv.n_embd, mv.n_head, mv.n_head_kv,
+           mv.head_dim, mv.n_ff, mv.n_vocab, jf_nvrtc_version());
+    static const char *wnames[] = {"f32", "f16", "bf16"};
+    static const int archs[][2] = {{8, 0}, {9, 0}};
+    for (int w = JF_F32; w <= JF_BF16; w++) {
+        jf_config c;
+        char msg[1024] = "";
+        CHECK(jf_config_from_view(&mv, 0, (jf_wtype)w, &c, msg, sizeof msg) == 0, "config: %s", msg);
+        char *src = jf_generate_source(&c);
+        CHECK(src != NULL, "source");
+        for (size_t a = 0; a < 2 && src; a++) {
+            jf_image img;
+            int rc = jf_compile(src, archs[a][0], archs[a][1], &img, msg, sizeof msg);
+            CHECK(rc == 0, "%s sm_%d%d: compile: %s", wnames[w], archs[a][0], archs[a][1], msg);
+            if (rc != 0) continue;
+            CHECK(!img.is_ptx && img.size > 1000 && memcmp(img.data, "\177ELF", 4) == 0,
+                  "%s sm_%d%d: a cubin (ELF) for the real architecture", wnames[w], archs[a][0], archs[a][1]);
+            int missing = 0;
+            for (int k = 0; k < JF_K_COUNT; k++)
+                if (!memmem_str(img.data, img.size, jf_kernel_names[k])) {
+                    printf("  missing entry point %s\n", jf_kernel_names[k]);
+                    missing++;
+                }
+            CHECK(missing == 0, "%s sm_%d%d: all %d entry points present", wnames[w], archs[a][0], archs[a][1], JF_K_COUNT);
+            long spill = jf_log_spill_bytes(img.log);
+            CHECK(spill == 0, "%s sm_%d%d: ptxas reports %ld bytes of spills (-1: no statistics)", wnames[w], archs[a][0],
+                  archs[a][1], spill);
+            printf("  %-4s sm_%d%d: %zu-byte cubin in %.0f ms, spills %ld\n", wnames[w], archs[a][0], archs[a][1], img.size,
+                   img.compile_ms, spill);
+            jf_image_free(&img);
+        }
+        free(src);
+    }
+    return check_summary();
+}
