@@ -195,9 +195,13 @@ int fb_backends_discover(const char *const *cli_dirs, size_t n_cli_dirs, fb_back
             rc |= add_dir(out, tok);
         free(copy);
     }
-    rc |= add_dir(out, FB_PLUGIN_BUILD_DIR);
+    /* An installed binary (its prefix has the plugin folder) never looks in
+     * the build tree it was built in: it runs the plugins installed with it. */
     char inst[PATH_MAX];
     installed_dir(inst, sizeof inst);
+    struct stat st;
+    bool installed = inst[0] && stat(inst, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!installed) rc |= add_dir(out, FB_PLUGIN_BUILD_DIR);
     rc |= add_dir(out, inst);
     for (size_t i = 0; i < out->n_dirs && rc == 0; i++) rc |= scan_dir(out, out->dirs[i]);
     if (rc) {

@@ -4,7 +4,8 @@
  * Folders are searched in this order, and the first backend of a name wins:
  *   1. --plugin-dir folders given on the command line
  *   2. FAIRBENCH_PLUGIN_PATH (colon-separated)
- *   3. the build tree's plugin folder (when run from a build)
+ *   3. the build tree's plugin folder (when run from a build: only when
+ *      folder 4 does not exist, so an installed binary never uses it)
  *   4. <prefix>/lib/fairbench/plugins next to the installed binary
  * A .so that cannot be used (dlopen fails, no entry symbol, NULL table,
  * another ABI major, a table too small, required calls missing, a bad name,

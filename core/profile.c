@@ -828,7 +828,10 @@ int fb_profile_resolve(const char *name, char *out, size_t out_size, fb_error *e
             }
         }
 #ifdef FB_SOURCE_PROFILE_DIR
-        dirs[1] = FB_SOURCE_PROFILE_DIR;
+        /* The source tree only for a binary that is not installed: an
+         * installed one reads the profiles installed with it. */
+        struct stat st;
+        if (!dirs[0] || stat(dirs[0], &st) != 0 || !S_ISDIR(st.st_mode)) dirs[1] = FB_SOURCE_PROFILE_DIR;
 #endif
         const char *base = strrchr(name, '/');
         base = base && base[1] ? base + 1 : NULL;

@@ -90,7 +90,9 @@ typedef struct fb_profile {
 
 /* Find a profile named on the command line: as given (relative to the current
  * folder), else in the installed profile folder (<bin>/../share/fairbench/profiles),
- * else in the source tree's configs/profiles (FB_SOURCE_PROFILE_DIR); a name
+ * else in the source tree's configs/profiles (FB_SOURCE_PROFILE_DIR; only when
+ * the installed folder does not exist, so an installed binary never reads the
+ * source tree); a name
  * like "profiles/fair.ini" is also tried as "fair.ini" there. Writes the path
  * found to out; -1 with a message listing the places tried. */
 int fb_profile_resolve(const char *name, char *out, size_t out_size, fb_error *err);
