@@ -1,6 +1,7 @@
 /* main.c - the fairbench command line. The only place that prints results
  * and chooses exit statuses: 0 ok, 1 the run finished with failures,
- * 2 bad input or usage. */
+ * 2 bad input or usage (conformance adds 77: the plugin's hardware is not
+ * here, so the checks that need it were skipped). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "cmd_backends.h"
 #include "cmd_compare.h"
+#include "cmd_conformance.h"
 #include "cmd_run.h"
 #include "cmd_tokenize.h"
 #include "fb_version.h"
@@ -46,6 +48,11 @@ static void print_usage(FILE *out) {
             "  generate -m MODEL.gguf --ids ID,... [-n N] [--backend NAME] [--precision P]\n"
             "        [--threads N] [--dump-logits FILE] [--plugin-dir DIR]\n"
             "        greedy generation through one backend (default cpu_ref, f32)\n"
+            "  conformance PLUGIN.so [--precision P] [--threads N] [--timeout S] [--plugin-dir DIR]\n"
+            "        [--keep]\n"
+            "        runs one plugin through the ABI contract on synthetic models against cpu_ref,\n"
+            "        each check in its own process; one PASS/FAIL/SKIP line per check; exit\n"
+            "        status 0 all passed, 1 a check failed, 77 its hardware is absent (skipped)\n"
             "  tokenize MODEL.gguf (TEXT | --file PATH) [--ids] [--parse-special] [--no-bos-eos]\n"
             "  tokenize MODEL.gguf --decode ID,ID,... [--skip-special]\n"
             "        the model's own tokenizer: ids and pieces of a text, or the text of ids\n"
@@ -56,7 +63,8 @@ static void print_usage(FILE *out) {
             "        version, git commit and build flavour\n"
             "  help\n"
             "\n"
-            "exit status: 0 ok, 1 finished with failures, 2 bad input or usage\n",
+            "exit status: 0 ok, 1 finished with failures, 2 bad input or usage\n"
+            "(and 77 from conformance: the plugin's hardware is not here)\n",
             fb_synth_preset_names());
 }
 
@@ -208,6 +216,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "plugins") == 0) return fb_cmd_plugins(argc - 1, argv + 1);
     if (strcmp(cmd, "compare") == 0) return fb_cmd_compare(argc - 1, argv + 1);
     if (strcmp(cmd, "generate") == 0) return fb_cmd_generate(argc - 1, argv + 1);
+    if (strcmp(cmd, "conformance") == 0) return fb_cmd_conformance(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("fairbench %s (commit %s, %s build)\n", FB_VERSION_STRING, FB_GIT_COMMIT, FB_BUILD_FLAVOUR);
         return EXIT_OK;

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# `fairbench conformance`: cpu_ref (at every precision) and the SDK's example
+# pass with exit status 0; each deliberately broken plugin (tests/plugins/
+# conform_broken.c) fails with exit status 1 and a FAIL line from the check
+# that catches its defect, while its other checks still run; usage errors
+# are status 2. (The bundled plugins: test_conformance_bundled.sh.)
+set -u
+fairbench=$1 dir=$2 cpu_ref=$3 tmp=$4/conformance
+rm -rf "$tmp" && mkdir -p "$tmp"
+export TMPDIR=$tmp # the models' temporary folders
+pass=0 fail=0
+check() { # description, command...
+  local what=$1; shift
+  if "$@" >/dev/null 2>&1; then pass=$((pass + 1)); echo "ok   $what"
+  else fail=$((fail + 1)); echo "FAIL $what"; fi
+}
+conform() { # label, args...: output in $tmp/label.txt, status in $tmp/label.rc
+  local label=$1; shift
+  "$fairbench" conformance "$@" >"$tmp/$label.txt" 2>"$tmp/$label.err"
+  echo $? >"$tmp/$label.rc"
+}
+rc() { cat "$tmp/$1.rc"; }
+has() { grep -qE "$2" "$tmp/$1.txt"; }
+show() { sed 's/^/     | /' "$tmp/$1.txt"; sed 's/^/     ! /' "$tmp/$1.err" | tail -5; }
+
+# ---- passing plugins: every check line is PASS, and the summary says so
+for p in f32 f16 bf16 native; do
+  conform cpu_ref_$p "$cpu_ref" --precision $p
+  check "cpu_ref at $p: exit 0 (rc=$(rc cpu_ref_$p))" test "$(rc cpu_ref_$p)" -eq 0
+  check "cpu_ref at $p: 17 checks, all PASS" bash -c "grep -q '^17 checks: 17 passed, 0 failed, 0 skipped$' '$tmp/cpu_ref_$p.txt' \
+    && test \$(grep -cE '^PASS [a-z_/]+: ' '$tmp/cpu_ref_$p.txt') -eq 17"
+  (( $(rc cpu_ref_$p) == 0 )) || show cpu_ref_$p
+done
+conform example "$dir/example/example_naive.so"
+check "the SDK example: exit 0 (rc=$(rc example))" test "$(rc example)" -eq 0
+check "the SDK example: 17 checks, all PASS" has example '^17 checks: 17 passed, 0 failed, 0 skipped$'
+check "the SDK example is compared with cpu_ref" has example '^reference: cpu_ref [0-9.]+ \(.*cpu_ref\.so\), f32$'
+(( $(rc example) == 0 )) || show example
+
+# ---- broken plugins: exit 1, the expected check fails with its reason
+expect_fail() { # defect, regex of the FAIL line, [extra conformance args]
+  local defect=$1 regex=$2; shift 2
+  conform "$defect" "$dir/conform_$defect.so" "$@"
+  if (( $(rc "$defect") == 1 )) && has "$defect" "^FAIL $regex" && has "$defect" '^PASS load: '; then
+    pass=$((pass + 1)); echo "ok   conform_$defect fails: $(grep -m1 -E "^FAIL $regex" "$tmp/$defect.txt" | cut -c1-150)"
+  else
+    fail=$((fail + 1)); echo "FAIL conform_$defect: expected exit 1 and a line matching: FAIL $regex"; show "$defect"
+  fi
+}
+expect_fail wrong_argmax 'prefill_lengths/tiny: prefill of 1 token at position 0 \(last logits\) returned next token [0-9]+, but the argmax of its own logits at position 0 is [0-9]+'
+expect_fail ignores_reset 'reset: the same 6-token prompt after reset gives next token .*reset does not forget'
+expect_fail crash_unsupported 'unsupported_precision: the check.s process (was killed by signal 11 \(Segmentation fault\)|ended with exit status [0-9]+ before reporting)'
+expect_fail graphs_when_forbidden 'no_jit_no_graphs: reports graphs = 1 although allow_graphs = 0'
+expect_fail wrong_precision 'effective_settings: reports weight precision f16 \(1\); f32 was asked and accepted'
+expect_fail ignores_max_context 'context_end/gqa: prefill of 3 tokens at position 18 of a 20-position context returned FB_OK; it must be refused with FB_ERR_CONTEXT_FULL'
+expect_fail ignores_rope_freqs 'decode/gqa: teacher-forced decode: disagrees with cpu_ref: the largest \|logit diff\| [0-9.e-]+ is [0-9.]+% of the largest \|logit\| \([0-9.]+\); the bar for f32 is 0\.01%'
+expect_fail leaks_sessions 'create_destroy: (resident memory grew by [0-9.]+ MB over 6 create/destroy cycles|the check reported .* exit status [0-9]+)'
+expect_fail hangs_in_memory 'memory: no answer within 2 s: the check.s process was killed' --timeout 2
+expect_fail writes_stdout 'create_destroy: the plugin wrote [0-9]+ bytes to stdout \("conform_writes_stdout: loading the model'
+expect_fail aborts_on_bad_token 'invalid_token: the check.s process (was killed by signal 6 \(Aborted\)|ended with exit status [0-9]+ before reporting)'
+# A defect is that check's failure alone: the others still pass.
+check "crash_unsupported: the crash took down only its own check" has crash_unsupported '^17 checks: 16 passed, 1 failed'
+check "graphs_when_forbidden: effective_settings itself passes (graphs were allowed there)" has graphs_when_forbidden '^PASS effective_settings: '
+check "ignores_max_context: the model's own context end still passes" has ignores_max_context '^PASS context_end/tiny: '
+check "ignores_rope_freqs: the tiny model (no RoPE factors) still passes" has ignores_rope_freqs '^PASS decode/tiny: '
+check "hangs_in_memory: the other checks ran" has hangs_in_memory '^PASS no_jit_no_graphs: '
+
+# ---- a plugin the loader refuses: FAIL load with the loader's sentence
+conform other_major "$(dirname "$dir")/bad_plugins/bad_other_major.so"
+check "a plugin of another ABI major: exit 1, FAIL load naming both ABIs (rc=$(rc other_major))" bash -c \
+  "test $(rc other_major) -eq 1 && grep -q '^FAIL load: .*speaks plugin ABI 2\.0, but this fairbench speaks ABI 1\.0' '$tmp/other_major.txt'"
+
+# ---- usage
+"$fairbench" conformance "$tmp/no-such.so" >/dev/null 2>"$tmp/usage.err"; r=$?
+check "a missing plugin file is status 2 (rc=$r)" bash -c "test $r -eq 2 && grep -q 'no-such.so: not a file' '$tmp/usage.err'"
+conform native_example "$dir/example/example_naive.so" --precision native
+check "a precision the plugin does not claim is status 2 (rc=$(rc native_example))" bash -c \
+  "test $(rc native_example) -eq 2 && grep -q 'example_naive does not claim weight precision native (capabilities: cpu,f32)' '$tmp/native_example.err'"
+"$fairbench" conformance --help >"$tmp/help.txt"; r=$?
+check "--help lists the checks and the exit statuses (rc=$r)" bash -c "test $r -eq 0 && grep -q 'context_end/gqa' '$tmp/help.txt' \
+  && grep -q '^77 the plugin' '$tmp/help.txt'"
+check "the temporary model folders are removed" bash -c "! ls -d '$tmp'/fairbench-conformance.* 2>/dev/null | grep -q ."
+
+echo "$pass passed, $fail failed"
+(( fail == 0 ))

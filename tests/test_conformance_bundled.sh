@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `fairbench conformance` on every bundled plugin but cpu_ref (tested in
+# test_conformance.sh) found in the build's plugin folder: where its probe
+# finds the hardware it must pass at every precision it claims; where not,
+# it must exit 77 with the probe's reason, a clean create refusal and every
+# session check SKIPped (not failed).
+set -u
+fairbench=$1 plugins=$2 tmp=$3/conformance_bundled
+rm -rf "$tmp" && mkdir -p "$tmp"
+export TMPDIR=$tmp
+pass=0 fail=0
+n=0
+for so in "$plugins"/*.so; do
+  name=$(basename "$so" .so)
+  [[ $name == cpu_ref ]] && continue
+  n=$((n + 1))
+  for p in f32 f16 bf16 native; do
+    out=$tmp/$name-$p.txt
+    "$fairbench" conformance "$so" --precision $p >"$out" 2>"$tmp/$name-$p.err"; r=$?
+    if (( r == 2 )) && grep -q "does not claim weight precision $p" "$tmp/$name-$p.err"; then
+      echo "--   $name does not claim $p"; continue
+    fi
+    if (( r == 0 )) && grep -q '^17 checks: 17 passed, 0 failed, 0 skipped$' "$out"; then
+      pass=$((pass + 1)); echo "ok   $name at $p passes"
+    elif (( r == 77 )) && grep -q '^PASS probe: unavailable: ' "$out" && grep -q '^PASS create_unavailable: ' "$out" \
+         && grep -q '^18 checks: 3 passed, 0 failed, 15 skipped$' "$out"; then
+      pass=$((pass + 1)); echo "ok   $name: hardware absent, exit 77 ($(grep -m1 '^PASS probe: ' "$out" | cut -c1-110))"
+      break # the same answer at every precision
+    else
+      fail=$((fail + 1)); echo "FAIL $name at $p (exit status $r):"
+      sed 's/^/     | /' "$out"; sed 's/^/     ! /' "$tmp/$name-$p.err" | tail -5
+      grep -q '^FAIL load: ' "$out" && break # nothing else to learn at other precisions
+    fi
+  done
+done
+(( n > 0 )) || echo "--   no bundled plugin besides cpu_ref in $plugins"
+echo "$pass passed, $fail failed"
+(( fail == 0 ))
