@@ -56,18 +56,26 @@ typedef fb_u16 wtype;
 // 16 bytes of weights, read once per step: through the non-coherent path,
 // not kept in L1 (they would only evict the activations).
 __device__ __forceinline__ uint4 jf_load_weights(const void *p) {
+#ifdef JF_EMULATE // tests/jf_emulate.h: the same kernels on the CPU
+    return *(const uint4 *)p;
+#else
     uint4 r;
     asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
         : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
         : "l"(p));
     return r;
+#endif
 }
 
 __device__ __forceinline__ float jf_half_to_float(fb_u32 bits) {
-    float f;
     fb_u16 h = (fb_u16)bits;
+#ifdef JF_EMULATE
+    return jf_emu_half_to_float(h);
+#else
+    float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
+#endif
 }
 
 __device__ __forceinline__ float jf_bf16_to_float(fb_u32 bits) { return __uint_as_float((bits & 0xFFFFu) << 16); }

@@ -22,6 +22,7 @@
 #   7. bench_gpu on it, eager_ops and jit_fused side by side in one process:
 #      f16 (and eager_ops at f32), graphs off and on, jit_fused with a cold
 #      and then a warm kernel cache
+#   8. fairbench conformance, per backend: the plugin ABI's contract
 # and prints a short table last, with the targets of both backends. Every
 # output is also written under $OUT (when set): gpu-check.log, summary.txt.
 # Libraries: the CUDA runtime is inside each plugin; cuBLAS and NVRTC are the
@@ -57,7 +58,7 @@ step() {
     *) verdict="FAILED (exit $rc)" ;;
   esac
   local counts
-  counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$work/$name.out" | tail -n 1)
+  counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed|^[0-9]+ checks: ' "$work/$name.out" | tail -n 1)
   printf '%-22s %-22s %5ss  %s\n' "$name" "$verdict" "$((SECONDS - t0))" "$counts" >>"$work/steps.txt"
   return "$rc"
 }
@@ -126,6 +127,9 @@ main() {
     fi
   fi
   rm -f /tmp/gpu-check-1b.gguf
+  for b in $backends; do
+    step "conformance_$b" 150 "$bin/fairbench" conformance "$carry/plugins/$b.so" --timeout 60
+  done
 
   # ---------------------------------------------------------------- the table, last
   echo

@@ -229,6 +229,61 @@ char *jf_generate_source(const jf_config *c) {
 }
 
 // ----------------------------------------------------------------------------
+// One forward pass
+
+static unsigned blocks_of(int rows) { return (unsigned)((rows + JF_WARPS - 1) / JF_WARPS); }
+
+int jf_forward(const jf_config *c, const jf_buffers *b, int lm_grid, int nb, int logits_first, int with_lm_head,
+               jf_launch_fn launch, void *ctx) {
+    const int one = nb == 1;
+    const unsigned T = JF_WARPS * 32;
+    int rc;
+    {
+        void *args[] = {(void *)&b->step, (void *)&b->token_embd, (void *)&b->x, (void *)&b->argmax_key};
+        if ((rc = launch(ctx, JF_K_EMBED, (unsigned)nb, 1, 1, T, args))) return rc;
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const jf_layer_buffers *lw = &b->layers[l];
+        float *kc = b->key_cache + (size_t)l * (size_t)c->max_seq * (size_t)c->kv_dim;
+        float *vc = b->value_cache + (size_t)l * (size_t)c->max_seq * (size_t)c->kv_dim;
+        // RMSNorm + Q, K, V + RoPE + KV write: one warp per pair of rows
+        void *qkv[] = {(void *)&b->step, &nb, (void *)&b->x, (void *)&lw->attn_norm, (void *)&lw->w_qkv,
+                       (void *)&b->rope_inv_freq, (void *)&b->q, &kc, &vc};
+        if ((rc = launch(ctx, one ? JF_K_QKV_ROPE_1 : JF_K_QKV_ROPE_NB, blocks_of((c->q_dim + 2 * c->kv_dim) / 2), 1, 1,
+                         T, qkv)))
+            return rc;
+        // attention: (head, split, position) blocks, then (head, position)
+        void *att[] = {(void *)&b->step, (void *)&b->q, &kc, &vc, (void *)&b->part};
+        if ((rc = launch(ctx, JF_K_ATTENTION, (unsigned)c->n_heads, (unsigned)c->splits, (unsigned)nb, JF_ATT_THREADS,
+                         att)))
+            return rc;
+        void *comb[] = {(void *)&b->part, (void *)&b->att};
+        if ((rc = launch(ctx, JF_K_ATTENTION_COMBINE, (unsigned)c->n_heads, (unsigned)nb, 1, 64, comb))) return rc;
+        // x += W_o . att; one warp per row
+        void *out[] = {&nb, (void *)&b->att, (void *)&lw->w_o, (void *)&b->x};
+        if ((rc = launch(ctx, one ? JF_K_OUT_RESIDUAL_1 : JF_K_OUT_RESIDUAL_NB, blocks_of(c->dim), 1, 1, T, out)))
+            return rc;
+        // RMSNorm + gate, up + SiLU * ; one warp per row of each
+        void *gu[] = {&nb, (void *)&b->x, (void *)&lw->ffn_norm, (void *)&lw->w_gate, (void *)&lw->w_up, (void *)&b->hb};
+        if ((rc = launch(ctx, one ? JF_K_GATE_UP_1 : JF_K_GATE_UP_NB, blocks_of(c->n_ff), 1, 1, T, gu))) return rc;
+        // x += W_down . h
+        void *down[] = {&nb, (void *)&b->hb, (void *)&lw->w_down, (void *)&b->x};
+        if ((rc = launch(ctx, one ? JF_K_DOWN_RESIDUAL_1 : JF_K_DOWN_RESIDUAL_NB, blocks_of(c->dim), 1, 1, T, down)))
+            return rc;
+    }
+    if (with_lm_head) {
+        int n_out = nb - logits_first;
+        float *x_first = b->x + (size_t)logits_first * (size_t)c->ld_dim;
+        void *lm[] = {&n_out, &x_first, (void *)&b->output_norm, (void *)&b->output, (void *)&b->logits,
+                      (void *)&b->argmax_key};
+        if ((rc = launch(ctx, n_out == 1 ? JF_K_LM_HEAD_1 : JF_K_LM_HEAD_NB, (unsigned)lm_grid, 1, 1, T, lm))) return rc;
+    }
+    return 0;
+}
+
+int32_t jf_token_of_key(uint64_t key) { return (int32_t)(0xFFFFFFFFu - (uint32_t)(key & 0xFFFFFFFFu)); }
+
+// ----------------------------------------------------------------------------
 // NVRTC
 
 void jf_image_free(jf_image *img) {

@@ -83,6 +83,55 @@ typedef enum jf_kernel_id {
 } jf_kernel_id;
 extern const char *const jf_kernel_names[JF_K_COUNT];
 
+/* ------------------------------------------------------------------ one forward pass */
+
+/* What the kernels read and write: device pointers in the plugin, host
+ * memory in the emulated test (tests/test_jit_fused_emulated.c). Rows are
+ * padded as jf_config says, padding zero. */
+typedef struct jf_layer_buffers {
+    float *attn_norm;    /* (ld_dim) f32 */
+    void *w_qkv;         /* (q_dim + 2 kv_dim rows, ld_dim): W_q, W_k, W_v stacked */
+    void *w_o;           /* (dim, ld_q) */
+    float *ffn_norm;     /* (ld_dim) */
+    void *w_gate, *w_up; /* (n_ff, ld_dim) */
+    void *w_down;        /* (dim, ld_ff) */
+} jf_layer_buffers;
+
+typedef struct jf_buffers {
+    void *token_embd;          /* (vocab, ld_dim) */
+    jf_layer_buffers *layers;  /* n_layers (a host array) */
+    float *output_norm;        /* (ld_dim) */
+    void *output;              /* (vocab, ld_dim); == token_embd when tied */
+    float *rope_inv_freq;      /* (n_rot / 2) */
+    int32_t *step;             /* (1 + nb): [0] position of the first token, then the token ids */
+    uint64_t *argmax_key;      /* (1) the argmax of the last logits row, see jf_token_of_key */
+    float *x;                  /* (nb, ld_dim) residual stream */
+    float *q;                  /* (nb, q_dim) */
+    float *part;               /* (nb, n_heads, splits, head_dim + 2) attention partials */
+    float *att;                /* (nb, ld_q) attention output */
+    float *hb;                 /* (nb, ld_ff) silu(gate) * up */
+    float *logits;             /* (nb, vocab) */
+    float *key_cache;          /* (layer, max_seq, kv_dim) */
+    float *value_cache;        /* (layer, max_seq, kv_dim) */
+} jf_buffers;
+
+/* Launch kernel k on a (gx, gy, gz) grid of `threads`-thread blocks with
+ * cuLaunchKernel-style arguments; 0 on success. */
+typedef int (*jf_launch_fn)(void *ctx, jf_kernel_id k, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
+                            void **args);
+
+/* One forward pass over nb <= c->nb positions whose inputs are in b->step:
+ * the embedding, every layer, then (with_lm_head) the LM head over
+ * positions logits_first .. nb - 1 (logits rows from 0) with the argmax of
+ * the last. lm_grid: blocks of the LM head's grid-stride loop. The kernels
+ * and their grids, in one place for the plugin and the emulated test.
+ * Returns 0, or the first launch's non-zero result. */
+int jf_forward(const jf_config *c, const jf_buffers *b, int lm_grid, int nb, int logits_first, int with_lm_head,
+               jf_launch_fn launch, void *ctx);
+
+/* The token id in an argmax key (jf_argmax_key in the kernels). */
+int32_t jf_token_of_key(uint64_t key);
+
 /* ------------------------------------------------------------------ NVRTC */
 
 /* A compiled module image: a cubin for the device's own architecture, or

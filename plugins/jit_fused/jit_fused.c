@@ -61,49 +61,14 @@ typedef struct Driver {
     pfn_OccupancyMaxActiveBlocksPerMultiprocessor occupancy;
 } Driver;
 
-// ----------------------------------------------------------------------------
-// Weights (device pointers)
-
-typedef struct LayerWeights {
-    float *attn_norm;    // (ld_dim) f32, zero padding
-    void *w_qkv;         // (q_dim + 2 kv_dim rows, ld_dim): W_q, W_k, W_v stacked
-    void *w_o;           // (dim, ld_q)
-    float *ffn_norm;     // (ld_dim)
-    void *w_gate, *w_up; // (n_ff, ld_dim)
-    void *w_down;        // (dim, ld_ff)
-} LayerWeights;
-
-typedef struct Weights {
-    void *token_embd;     // (vocab, ld_dim)
-    LayerWeights *layers; // n_layers (host array of device pointers)
-    float *output_norm;   // (ld_dim)
-    void *output;         // (vocab, ld_dim); == token_embd when tied
-    float *rope_inv_freq; // (n_rot / 2)
-} Weights;
-
-// Activations for up to nb positions (rows padded like the weights they meet)
-typedef struct RunState {
-    int32_t *step;        // (1 + nb): [0] position of the first token, then the token ids
-    uint64_t *argmax_key; // (1) see jf_argmax_key
-    float *x;             // (nb, ld_dim) residual stream
-    float *q;             // (nb, q_dim)
-    float *part;          // (nb, n_heads, splits, head_dim + 2) attention partials
-    float *att;           // (nb, ld_q) attention output
-    float *hb;            // (nb, ld_ff) silu(gate) * up
-    float *logits;        // (nb, vocab)
-    float *key_cache;     // (layer, max_seq, kv_dim)
-    float *value_cache;   // (layer, max_seq, kv_dim)
-    int32_t *h_step;      // host, page-locked: (1 + nb)
-    uint64_t *h_key;      // host, page-locked: (1)
-} RunState;
-
 struct fb_session {
     const fb_host *host;
     jf_config c;
     fb_precision precision;
     Driver drv;
-    Weights w;
-    RunState r;
+    jf_buffers b;                // device pointers: weights, activations, KV cache
+    int32_t *h_step;             // host, page-locked: (1 + nb) step inputs
+    uint64_t *h_key;             // host, page-locked: the argmax key
     int device, cc_major, cc_minor, sm_count;
     char device_name[128];
     cudaStream_t stream;
@@ -313,11 +278,11 @@ static fb_status upload_vector(fb_session *s, Uploader *u, const fb_tensor_view 
 
 static fb_status load_weights_with(fb_session *s, const fb_model_view *mv, Uploader *u) {
     const jf_config *c = &s->c;
-    Weights *w = &s->w;
+    jf_buffers *w = &s->b;
     TRY(upload_matrix(s, u, mv->token_embd, &w->token_embd, c->ld_dim));
     for (int l = 0; l < c->n_layers; l++) {
         const fb_layer_view *L = &mv->layers[l];
-        LayerWeights *lw = &w->layers[l];
+        jf_layer_buffers *lw = &w->layers[l];
         TRY(upload_vector(s, u, &L->attn_norm, &lw->attn_norm));
         size_t qkv_rows = (size_t)c->q_dim + 2 * (size_t)c->kv_dim;
         DEV_ALLOC(s, lw->w_qkv, qkv_rows * (size_t)c->ld_dim * (size_t)c->esize, "the stacked Q, K, V weights");
@@ -353,9 +318,9 @@ static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
     Uploader u = {0};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     u.threads = cpus < 1 ? 1 : cpus > LOAD_THREADS ? LOAD_THREADS : (int)cpus;
-    s->w.layers = calloc((size_t)s->c.n_layers, sizeof *s->w.layers);
-    if (!s->w.layers) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
-    s->host_bytes += (uint64_t)s->c.n_layers * sizeof *s->w.layers;
+    s->b.layers = calloc((size_t)s->c.n_layers, sizeof *s->b.layers);
+    if (!s->b.layers) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
+    s->host_bytes += (uint64_t)s->c.n_layers * sizeof *s->b.layers;
     u.pinned = true;
     for (int k = 0; k < 2; k++)
         if (cudaMallocHost(&u.buf[k], STAGING_BYTES) != cudaSuccess) u.pinned = false;
@@ -384,7 +349,7 @@ static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
 
 static fb_status alloc_state(fb_session *s) {
     const jf_config *c = &s->c;
-    RunState *r = &s->r;
+    jf_buffers *r = &s->b;
     size_t B = (size_t)c->nb, f = sizeof(float);
     size_t kv = (size_t)c->n_layers * (size_t)c->max_seq * (size_t)c->kv_dim;
     DEV_ALLOC(s, r->step, (B + 1) * sizeof(int32_t), "step inputs");
@@ -401,8 +366,8 @@ static fb_status alloc_state(fb_session *s) {
     CUDA_CHECK(s, cudaMemsetAsync(r->x, 0, B * (size_t)c->ld_dim * f, s->stream));
     CUDA_CHECK(s, cudaMemsetAsync(r->att, 0, B * (size_t)c->ld_q * f, s->stream));
     CUDA_CHECK(s, cudaMemsetAsync(r->hb, 0, B * (size_t)c->ld_ff * f, s->stream));
-    CUDA_CHECK(s, cudaMallocHost((void **)&r->h_step, (B + 1) * sizeof(int32_t)));
-    CUDA_CHECK(s, cudaMallocHost((void **)&r->h_key, sizeof(uint64_t)));
+    CUDA_CHECK(s, cudaMallocHost((void **)&s->h_step, (B + 1) * sizeof(int32_t)));
+    CUDA_CHECK(s, cudaMallocHost((void **)&s->h_key, sizeof(uint64_t)));
     s->host_bytes += (B + 1) * sizeof(int32_t) + sizeof(uint64_t);
     return FB_OK;
 }
@@ -473,57 +438,26 @@ static fb_status build_kernels(fb_session *s, const fb_settings *settings) {
 }
 
 // ----------------------------------------------------------------------------
-// One forward pass over nb positions (inputs already in r->step)
+// One forward pass (jf_forward, in jf_host.c) launches through the driver
 
-static fb_status launch(fb_session *s, jf_kernel_id k, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
-                        void **args) {
+static int launch_kernel(void *ctx, jf_kernel_id k, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
+                         void **args) {
+    fb_session *s = ctx;
     CUresult res = s->drv.launch_kernel(s->fn[k], gx, gy, gz, threads, 1, 1, 0, (CUstream)s->stream, args, NULL);
-    if (res != CUDA_SUCCESS) return cu_fail(s, res, jf_kernel_names[k], __FILE__, __LINE__);
-    return FB_OK;
+    if (res != CUDA_SUCCESS) {
+        cu_fail(s, res, jf_kernel_names[k], __FILE__, __LINE__);
+        return -1;
+    }
+    return 0;
 }
 
-static unsigned blocks(int rows) { return (unsigned)((rows + JF_WARPS - 1) / JF_WARPS); }
-
-/* logits_first: first of the nb positions whose logits the LM head computes
- * (nb - 1: the last only); with_lm_head false skips the LM head. */
+/* nb positions (inputs already in b.step); see jf_forward. */
 static fb_status forward(fb_session *s, int nb, int logits_first, bool with_lm_head) {
-    const jf_config *c = &s->c;
-    const Weights *w = &s->w;
-    RunState *r = &s->r;
-    bool one = nb == 1;
-    const unsigned T = JF_WARPS * 32;
-    {
-        void *args[] = {&r->step, (void *)&w->token_embd, &r->x, &r->argmax_key};
-        TRY(launch(s, JF_K_EMBED, (unsigned)nb, 1, 1, T, args));
-    }
-    for (int l = 0; l < c->n_layers; l++) {
-        const LayerWeights *lw = &w->layers[l];
-        float *kc = r->key_cache + (size_t)l * c->max_seq * c->kv_dim;
-        float *vc = r->value_cache + (size_t)l * c->max_seq * c->kv_dim;
-        void *qkv[] = {&r->step, &nb, &r->x, (void *)&lw->attn_norm, (void *)&lw->w_qkv, (void *)&w->rope_inv_freq,
-                       &r->q, &kc, &vc};
-        TRY(launch(s, one ? JF_K_QKV_ROPE_1 : JF_K_QKV_ROPE_NB, blocks((c->q_dim + 2 * c->kv_dim) / 2), 1, 1, T, qkv));
-        void *att[] = {&r->step, &r->q, &kc, &vc, &r->part};
-        TRY(launch(s, JF_K_ATTENTION, (unsigned)c->n_heads, (unsigned)c->splits, (unsigned)nb, JF_ATT_THREADS, att));
-        void *comb[] = {&r->part, &r->att};
-        TRY(launch(s, JF_K_ATTENTION_COMBINE, (unsigned)c->n_heads, (unsigned)nb, 1, 64, comb));
-        void *out[] = {&nb, &r->att, (void *)&lw->w_o, &r->x};
-        TRY(launch(s, one ? JF_K_OUT_RESIDUAL_1 : JF_K_OUT_RESIDUAL_NB, blocks(c->dim), 1, 1, T, out));
-        void *gu[] = {&nb, &r->x, (void *)&lw->ffn_norm, (void *)&lw->w_gate, (void *)&lw->w_up, &r->hb};
-        TRY(launch(s, one ? JF_K_GATE_UP_1 : JF_K_GATE_UP_NB, blocks(c->n_ff), 1, 1, T, gu));
-        void *down[] = {&nb, &r->hb, (void *)&lw->w_down, &r->x};
-        TRY(launch(s, one ? JF_K_DOWN_RESIDUAL_1 : JF_K_DOWN_RESIDUAL_NB, blocks(c->dim), 1, 1, T, down));
-    }
-    if (with_lm_head) {
-        int n_out = nb - logits_first;
-        float *x_first = r->x + (size_t)logits_first * c->ld_dim;
-        void *lm[] = {&n_out, &x_first, (void *)&w->output_norm, (void *)&w->output, &r->logits, &r->argmax_key};
-        TRY(launch(s, n_out == 1 ? JF_K_LM_HEAD_1 : JF_K_LM_HEAD_NB, (unsigned)s->lm_grid, 1, 1, T, lm));
-    }
+    if (jf_forward(&s->c, &s->b, s->lm_grid, nb, logits_first, with_lm_head, launch_kernel, s) != 0)
+        return s->error[0] ? FB_ERR_INTERNAL : fail(s, FB_ERR_INTERNAL, "jit_fused: a kernel launch failed");
     return FB_OK;
 }
 
-static int32_t token_of_key(uint64_t key) { return (int32_t)(0xFFFFFFFFu - (uint32_t)(key & 0xFFFFFFFFu)); }
 
 // ----------------------------------------------------------------------------
 // The ABI calls
@@ -690,7 +624,7 @@ static fb_status use_device(fb_session *s) {
 static fb_status jit_fused_prefill(fb_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, float *logits,
                                    int32_t *next_token) {
     const jf_config *c = &s->c;
-    RunState *r = &s->r;
+    jf_buffers *r = &s->b;
     TRY(check_tokens(s, tokens, n, flags, logits, next_token));
     TRY(use_device(s));
     bool all = (flags & FB_LOGITS_ALL) != 0;
@@ -699,16 +633,16 @@ static fb_status jit_fused_prefill(fb_session *s, const int32_t *tokens, uint32_
     for (uint32_t done = 0; done < n;) {
         int batch = (int)(n - done) < c->nb ? (int)(n - done) : c->nb;
         bool last = done + (uint32_t)batch == n;
-        r->h_step[0] = pos;
-        memcpy(r->h_step + 1, tokens + done, (size_t)batch * sizeof(int32_t));
-        CUDA_CHECK(s, cudaMemcpyAsync(r->step, r->h_step, (size_t)(batch + 1) * sizeof(int32_t), cudaMemcpyHostToDevice,
+        s->h_step[0] = pos;
+        memcpy(s->h_step + 1, tokens + done, (size_t)batch * sizeof(int32_t));
+        CUDA_CHECK(s, cudaMemcpyAsync(r->step, s->h_step, (size_t)(batch + 1) * sizeof(int32_t), cudaMemcpyHostToDevice,
                                       s->stream));
         TRY(forward(s, batch, all ? 0 : batch - 1, all || last));
         if (all)
             CUDA_CHECK(s, cudaMemcpyAsync(logits + (size_t)done * c->vocab, r->logits, (size_t)batch * row,
                                           cudaMemcpyDeviceToHost, s->stream));
         if (last) {
-            CUDA_CHECK(s, cudaMemcpyAsync(r->h_key, r->argmax_key, sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream));
+            CUDA_CHECK(s, cudaMemcpyAsync(s->h_key, r->argmax_key, sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream));
             if ((flags & FB_LOGITS_LAST) && !all)
                 CUDA_CHECK(s, cudaMemcpyAsync(logits, r->logits, row, cudaMemcpyDeviceToHost, s->stream));
         }
@@ -719,16 +653,16 @@ static fb_status jit_fused_prefill(fb_session *s, const int32_t *tokens, uint32_
     if (all && (flags & FB_LOGITS_LAST)) { /* ALL already holds the last row, where LAST would put it: nothing to do */
     }
     s->pos = pos;
-    *next_token = token_of_key(*r->h_key);
+    *next_token = jf_token_of_key(*s->h_key);
     return FB_OK;
 }
 
 /* One decode step's work on the stream: input copy, kernels, argmax copy. */
 static fb_status enqueue_decode(fb_session *s) {
-    RunState *r = &s->r;
-    CUDA_CHECK(s, cudaMemcpyAsync(r->step, r->h_step, 2 * sizeof(int32_t), cudaMemcpyHostToDevice, s->stream));
+    jf_buffers *r = &s->b;
+    CUDA_CHECK(s, cudaMemcpyAsync(r->step, s->h_step, 2 * sizeof(int32_t), cudaMemcpyHostToDevice, s->stream));
     TRY(forward(s, 1, 0, true));
-    CUDA_CHECK(s, cudaMemcpyAsync(r->h_key, r->argmax_key, sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream));
+    CUDA_CHECK(s, cudaMemcpyAsync(s->h_key, r->argmax_key, sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream));
     return FB_OK;
 }
 
@@ -760,11 +694,11 @@ static void capture_graph(fb_session *s) {
 }
 
 static fb_status jit_fused_decode(fb_session *s, int32_t token, float *logits, int32_t *next_token) {
-    RunState *r = &s->r;
+    jf_buffers *r = &s->b;
     TRY(check_tokens(s, &token, 1, logits ? FB_LOGITS_LAST : FB_LOGITS_NONE, logits, next_token));
     TRY(use_device(s));
-    r->h_step[0] = s->pos;
-    r->h_step[1] = token;
+    s->h_step[0] = s->pos;
+    s->h_step[1] = token;
     if (s->allow_graphs && !s->graph && !s->graphs_failed) capture_graph(s);
     if (s->graph) {
         CUDA_CHECK(s, cudaGraphLaunch(s->graph, s->stream));
@@ -777,7 +711,7 @@ static fb_status jit_fused_decode(fb_session *s, int32_t token, float *logits, i
                                       s->stream));
     CUDA_CHECK(s, cudaStreamSynchronize(s->stream));
     s->pos++;
-    *next_token = token_of_key(*r->h_key);
+    *next_token = jf_token_of_key(*s->h_key);
     return FB_OK;
 }
 
@@ -868,11 +802,11 @@ static void jit_fused_destroy(fb_session *s) {
     if (s->module && s->drv.module_unload) s->drv.module_unload(s->module);
     for (size_t i = 0; i < s->n_allocs; i++) cudaFree(s->allocs[i]);
     free(s->allocs);
-    if (s->r.h_step) cudaFreeHost(s->r.h_step);
-    if (s->r.h_key) cudaFreeHost(s->r.h_key);
+    if (s->h_step) cudaFreeHost(s->h_step);
+    if (s->h_key) cudaFreeHost(s->h_key);
     if (s->stream) cudaStreamDestroy(s->stream);
     cudaGetLastError();
-    free(s->w.layers);
+    free(s->b.layers);
     free(s);
 }
 
