@@ -37,6 +37,10 @@ target_include_directories(jit_fused_host
   PUBLIC ${CMAKE_SOURCE_DIR}/plugins/jit_fused ${CMAKE_SOURCE_DIR}/core/include
   PRIVATE ${CMAKE_SOURCE_DIR}/core)
 target_link_libraries(jit_fused_host PUBLIC CUDA::nvrtc Threads::Threads m)
+# CUDA::nvrtc also names the driver (libcuda), which nothing here calls: gcc's
+# default --as-needed drops it, but sanitizer builds turn that default off,
+# and a recorded libcuda.so.1 stops the tests from starting without a driver.
+target_link_options(jit_fused_host INTERFACE -Wl,--as-needed)
 set_target_properties(jit_fused_host PROPERTIES POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
 
 # ---------------------------------------------------------------- the plugin
