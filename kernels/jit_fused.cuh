@@ -16,6 +16,7 @@
 //   JF_NB                          positions per prefill pass
 //   JF_SPLITS                      sequence splits of decode attention
 //   JF_RMS_EPS JF_ATT_SCALE        floats, printed exactly
+//   JF_PDL                         defined on sm_90+: programmatic dependent launch
 //
 // Numerics follow cpu_ref: every product accumulates in f32; norms,
 // activations and the KV cache are f32; RoPE angles in double; softmax with
@@ -137,6 +138,46 @@ __device__ __forceinline__ float jf_warp_max(float v) {
     return v;
 }
 
+// ------------------------------------------------------------------ programmatic dependent launch
+// With JF_PDL (sm_90+, launched with programmatic stream serialisation), a
+// kernel lets the next one launch as soon as all its blocks are running, and
+// the next one's blocks, placed as these retire, first pull their warp's
+// first weights into L2 (weights never depend on the previous kernel), then
+// wait until the previous kernel has finished and its writes are visible.
+// Every kernel calls jf_begin before it reads or writes any activation.
+// That hides most of the launch gap and the tail of each of the ~100
+// kernels of a step. Without JF_PDL (sm_80, or FAIRBENCH_JIT_PDL=0): nothing.
+
+__device__ __forceinline__ void jf_begin() {
+#if defined(JF_PDL) && !defined(JF_EMULATE)
+    asm volatile("griddepcontrol.launch_dependents;" :::);
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// jf_begin for a warp about to read rows w[0 .. NR) of LD weights (when valid).
+template <int NR, int LD>
+__device__ __forceinline__ void jf_begin_rows(const wtype *const w[NR], bool valid) {
+#if defined(JF_PDL) && !defined(JF_EMULATE)
+    asm volatile("griddepcontrol.launch_dependents;" :::);
+    if (valid) {
+        constexpr int NV = LD / JF_VEC, U = 8 / NR;
+        const int lane = threadIdx.x & 31;
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int v = u * 32 + lane;
+            if (v < NV)
+#pragma unroll
+                for (int j = 0; j < NR; j++) asm volatile("prefetch.global.L2 [%0];" ::"l"(w[j] + (size_t)v * JF_VEC));
+        }
+    }
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#else
+    (void)w;
+    (void)valid;
+#endif
+}
+
 // ------------------------------------------------------------------ the matvec core
 
 // One warp: acc[b][j] = sum over c < LD of W_j[c] * x_b[c] (* g[c] when g is
@@ -230,6 +271,7 @@ __device__ __forceinline__ void jf_block_inv_rms(const float *x, int nb, float i
 // x[b] = token_embd[step[1 + b]] for b < gridDim.x; also clears the argmax key.
 extern "C" __global__ void __launch_bounds__(JF_THREADS)
 jf_embed(const int *step, const wtype *token_embd, float *x, fb_u64 *argmax_key) {
+    jf_begin();
     const int b = blockIdx.x;
     const wtype *row = token_embd + (size_t)step[1 + b] * JF_LD_DIM;
     for (int i = threadIdx.x; i < JF_DIM; i += JF_THREADS) x[(size_t)b * JF_LD_DIM + i] = jf_weight(row + i);
@@ -247,12 +289,13 @@ __device__ __forceinline__ void jf_qkv_rope(const int *step, int nb, const float
                                             const wtype *w_qkv, const float *rope_inv_freq, float *q,
                                             float *key_cache, float *value_cache) {
     constexpr int PAIRS = (JF_Q_DIM + 2 * JF_KV_DIM) / 2;
-    float inv[NBT];
-    jf_block_inv_rms<NBT>(x, nb, inv);
     const int pair = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
-    if (pair >= PAIRS) return;
     const int r = 2 * pair;
     const wtype *rows[2] = {w_qkv + (size_t)r * JF_LD_DIM, w_qkv + (size_t)(r + 1) * JF_LD_DIM};
+    jf_begin_rows<2, JF_LD_DIM>(rows, pair < PAIRS);
+    float inv[NBT];
+    jf_block_inv_rms<NBT>(x, nb, inv);
+    if (pair >= PAIRS) return;
     float acc[NBT][2];
     jf_matvec_warp<2, NBT, JF_LD_DIM>(rows, x, norm, nb, acc);
     if ((threadIdx.x & 31) != 0) return;
@@ -296,6 +339,7 @@ __device__ __forceinline__ void jf_qkv_rope(const int *step, int nb, const float
 // (max, sum, unnormalised output) to part.
 extern "C" __global__ void __launch_bounds__(JF_ATT_WARPS * 32)
 jf_attention(const int *step, const float *q, const float *key_cache, const float *value_cache, float *part) {
+    jf_begin();
     const int h = blockIdx.x, split = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n = step[0] + b + 1;
@@ -376,6 +420,7 @@ jf_attention(const int *step, const float *q, const float *key_cache, const floa
 
 // Block (head h, query b): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M).
 extern "C" __global__ void __launch_bounds__(64) jf_attention_combine(const float *part, float *att) {
+    jf_begin();
     const int h = blockIdx.x, b = blockIdx.y;
     const float *p = part + ((size_t)b * JF_N_HEADS + h) * JF_SPLITS * JF_PART;
     float mx = JF_NEG_INF;
@@ -399,8 +444,9 @@ extern "C" __global__ void __launch_bounds__(64) jf_attention_combine(const floa
 template <int NBT>
 __device__ __forceinline__ void jf_out_residual(int nb, const float *att, const wtype *w_o, float *x) {
     const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
-    if (r >= JF_DIM) return;
     const wtype *rows[1] = {w_o + (size_t)r * JF_LD_Q};
+    jf_begin_rows<1, JF_LD_Q>(rows, r < JF_DIM);
+    if (r >= JF_DIM) return;
     float acc[NBT][1];
     jf_matvec_warp<1, NBT, JF_LD_Q>(rows, att, (const float *)0, nb, acc);
     if ((threadIdx.x & 31) != 0) return;
@@ -415,11 +461,12 @@ __device__ __forceinline__ void jf_out_residual(int nb, const float *att, const 
 template <int NBT>
 __device__ __forceinline__ void jf_gate_up(int nb, const float *x, const float *norm, const wtype *w_gate,
                                            const wtype *w_up, float *hb) {
+    const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
+    const wtype *rows[2] = {w_gate + (size_t)r * JF_LD_DIM, w_up + (size_t)r * JF_LD_DIM};
+    jf_begin_rows<2, JF_LD_DIM>(rows, r < JF_N_FF);
     float inv[NBT];
     jf_block_inv_rms<NBT>(x, nb, inv);
-    const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
     if (r >= JF_N_FF) return;
-    const wtype *rows[2] = {w_gate + (size_t)r * JF_LD_DIM, w_up + (size_t)r * JF_LD_DIM};
     float acc[NBT][2];
     jf_matvec_warp<2, NBT, JF_LD_DIM>(rows, x, norm, nb, acc);
     if ((threadIdx.x & 31) != 0) return;
@@ -435,8 +482,9 @@ __device__ __forceinline__ void jf_gate_up(int nb, const float *x, const float *
 template <int NBT>
 __device__ __forceinline__ void jf_down_residual(int nb, const float *hb, const wtype *w_down, float *x) {
     const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
-    if (r >= JF_DIM) return;
     const wtype *rows[1] = {w_down + (size_t)r * JF_LD_FF};
+    jf_begin_rows<1, JF_LD_FF>(rows, r < JF_DIM);
+    if (r >= JF_DIM) return;
     float acc[NBT][1];
     jf_matvec_warp<1, NBT, JF_LD_FF>(rows, hb, (const float *)0, nb, acc);
     if ((threadIdx.x & 31) != 0) return;
@@ -462,9 +510,14 @@ template <int NBT>
 __device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *norm, const wtype *w_out,
                                            float *logits, fb_u64 *argmax_key) {
     __shared__ fb_u64 s_best[JF_WARPS];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    {
+        const int first = blockIdx.x * JF_WARPS + warp;
+        const wtype *rows[1] = {w_out + (size_t)first * JF_LD_DIM};
+        jf_begin_rows<1, JF_LD_DIM>(rows, first < JF_VOCAB);
+    }
     float inv[NBT];
     jf_block_inv_rms<NBT>(x, nb, inv);
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     fb_u64 best = 0ull;
     for (int r = blockIdx.x * JF_WARPS + warp; r < JF_VOCAB; r += gridDim.x * JF_WARPS) {
         const wtype *rows[1] = {w_out + (size_t)r * JF_LD_DIM};

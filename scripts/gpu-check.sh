@@ -21,7 +21,8 @@
 #      1B model at f16 over 32 teacher-forced positions
 #   7. bench_gpu on it, eager_ops and jit_fused side by side in one process:
 #      f16 (and eager_ops at f32), graphs off and on, jit_fused with a cold
-#      and then a warm kernel cache
+#      and then a warm kernel cache; jit_fused once more without
+#      programmatic dependent launch (FAIRBENCH_JIT_PDL=0)
 #   8. fairbench conformance, per backend: the plugin ABI's contract
 # and prints a short table last, with the targets of both backends. Every
 # output is also written under $OUT (when set): gpu-check.log, summary.txt.
@@ -121,6 +122,10 @@ main() {
     local list=${backends// /,}
     step bench_1b 180 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend "$list" --precision f16 --graphs 0,1 \
       --jit-cache cold,warm --tokens 128 --prompt 16 --warmup 8
+    if [[ $backends == *jit_fused* ]]; then # what programmatic dependent launch gives
+      FAIRBENCH_JIT_PDL=0 step bench_1b_nopdl 90 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend jit_fused \
+        --precision f16 --graphs 1 --jit-cache warm --tokens 128 --prompt 16 --warmup 8
+    fi
     if [[ $backends == *eager_ops* ]]; then
       step bench_1b_f32 90 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend eager_ops --precision f32 --graphs 0,1 \
         --tokens 64 --prompt 16 --warmup 4
@@ -149,6 +154,7 @@ main() {
     note "llama3.2-1b (synthetic, F16 file), decode after 16 prompt tokens, 128 timed steps:"
     while read -r line; do note "  $line"; done < <(grep -E '^(backend|eager_ops|jit_fused) ' "$b1")
     [[ -f $work/bench_1b_f32.out ]] && while read -r line; do note "  $line"; done < <(grep -E '^eager_ops ' "$work/bench_1b_f32.out")
+    [[ -f $work/bench_1b_nopdl.out ]] && while read -r line; do note "  $line  (FAIRBENCH_JIT_PDL=0)"; done < <(grep -E '^jit_fused ' "$work/bench_1b_nopdl.out")
     local copy
     copy=$(grep -m1 -oE 'copy bandwidth [0-9]+ GB/s' "$b1" | grep -oE '[0-9]+')
     # columns: backend prec graphs cache load_s cold_ms prefill/s ms/tok p90_ms tok/s bytes GB/s %copy peak

@@ -61,11 +61,14 @@ int main(int argc, char **argv) {
         jf_config c;
         char msg[1024] = "";
         CHECK(jf_config_from_view(&mv, 0, (jf_wtype)w, &c, msg, sizeof msg) == 0, "config: %s", msg);
-        char *src = jf_generate_source(&c);
-        CHECK(src != NULL, "source");
-        for (size_t a = 0; a < 2 && src; a++) {
+        for (size_t a = 0; a < 2; a++) {
+            c.pdl = archs[a][0] >= 9; /* as the plugin sets it: programmatic dependent launch on sm_90+ */
+            char *src = jf_generate_source(&c);
+            CHECK(src != NULL && (strstr(src, "#define JF_PDL 1") != NULL) == (c.pdl != 0), "source");
+            if (!src) continue;
             jf_image img;
             int rc = jf_compile(src, archs[a][0], archs[a][1], &img, msg, sizeof msg);
+            free(src);
             CHECK(rc == 0, "%s sm_%d%d: compile: %s", wnames[w], archs[a][0], archs[a][1], msg);
             if (rc != 0) continue;
             CHECK(!img.is_ptx && img.size > 1000 && memcmp(img.data, "\177ELF", 4) == 0,
@@ -84,7 +87,6 @@ int main(int argc, char **argv) {
                    img.compile_ms, spill);
             jf_image_free(&img);
         }
-        free(src);
     }
     return check_summary();
 }

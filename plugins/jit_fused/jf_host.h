@@ -29,6 +29,8 @@ typedef struct jf_config {
     int ld_dim, ld_q, ld_ff; /* padded row strides, in elements, of rows of dim, q_dim, n_ff */
     int nb;           /* JF_PREFILL_POSITIONS */
     int splits;       /* sequence splits of decode attention */
+    int pdl;          /* programmatic dependent launch (sm_90+): 0 from jf_config_from_view; the plugin
+                         sets it once it knows the device (JF_PDL in the kernels) */
 } jf_config;
 
 /* Fill c from the model view for weight type w; max_context 0 means the

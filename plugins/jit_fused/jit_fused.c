@@ -49,6 +49,7 @@ typedef CUresult (*pfn_ModuleUnload)(CUmodule);
 typedef CUresult (*pfn_ModuleGetFunction)(CUfunction *, CUmodule, const char *);
 typedef CUresult (*pfn_LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                                      CUstream, void **, void **);
+typedef CUresult (*pfn_LaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
 typedef CUresult (*pfn_GetErrorString)(CUresult, const char **);
 typedef CUresult (*pfn_OccupancyMaxActiveBlocksPerMultiprocessor)(int *, CUfunction, int, size_t);
 
@@ -57,6 +58,7 @@ typedef struct Driver {
     pfn_ModuleUnload module_unload;
     pfn_ModuleGetFunction module_get_function;
     pfn_LaunchKernel launch_kernel;
+    pfn_LaunchKernelEx launch_kernel_ex; // with programmatic dependent launch (sm_90+)
     pfn_GetErrorString get_error_string;
     pfn_OccupancyMaxActiveBlocksPerMultiprocessor occupancy;
 } Driver;
@@ -161,11 +163,13 @@ static double now_ms(void) {
 }
 
 static fb_status resolve_driver(fb_session *s) {
-    static const char *names[] = {"cuModuleLoadData", "cuModuleUnload", "cuModuleGetFunction", "cuLaunchKernel",
-                                  "cuGetErrorString", "cuOccupancyMaxActiveBlocksPerMultiprocessor"};
+    static const char *names[] = {"cuModuleLoadData", "cuModuleUnload",   "cuModuleGetFunction",
+                                  "cuLaunchKernel",   "cuLaunchKernelEx", "cuGetErrorString",
+                                  "cuOccupancyMaxActiveBlocksPerMultiprocessor"};
     void **slots[] = {(void **)&s->drv.module_load_data, (void **)&s->drv.module_unload,
                       (void **)&s->drv.module_get_function, (void **)&s->drv.launch_kernel,
-                      (void **)&s->drv.get_error_string, (void **)&s->drv.occupancy};
+                      (void **)&s->drv.launch_kernel_ex, (void **)&s->drv.get_error_string,
+                      (void **)&s->drv.occupancy};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         enum cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
         cudaError_t err = cudaGetDriverEntryPointByVersion(names[i], slots[i], 12000, cudaEnableDefault, &found);
@@ -443,7 +447,23 @@ static fb_status build_kernels(fb_session *s, const fb_settings *settings) {
 static int launch_kernel(void *ctx, jf_kernel_id k, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
                          void **args) {
     fb_session *s = ctx;
-    CUresult res = s->drv.launch_kernel(s->fn[k], gx, gy, gz, threads, 1, 1, 0, (CUstream)s->stream, args, NULL);
+    CUresult res;
+    if (s->c.pdl) { // programmatic stream serialisation: see jf_begin in kernels/jit_fused.cuh
+        CUlaunchAttribute attr;
+        memset(&attr, 0, sizeof attr);
+        attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        CUlaunchConfig cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.gridDimX = gx, cfg.gridDimY = gy, cfg.gridDimZ = gz;
+        cfg.blockDimX = threads, cfg.blockDimY = 1, cfg.blockDimZ = 1;
+        cfg.hStream = (CUstream)s->stream;
+        cfg.attrs = &attr;
+        cfg.numAttrs = 1;
+        res = s->drv.launch_kernel_ex(&cfg, s->fn[k], args, NULL);
+    } else {
+        res = s->drv.launch_kernel(s->fn[k], gx, gy, gz, threads, 1, 1, 0, (CUstream)s->stream, args, NULL);
+    }
     if (res != CUDA_SUCCESS) {
         cu_fail(s, res, jf_kernel_names[k], __FILE__, __LINE__);
         return -1;
@@ -579,6 +599,11 @@ static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, 
         st = setup_device(s, settings->struct_size >= offsetof(fb_settings, device_index) + sizeof(int32_t)
                                  ? settings->device_index
                                  : 0);
+    if (st == FB_OK) {
+        // Programmatic dependent launch on sm_90+; FAIRBENCH_JIT_PDL=0 turns it off (to measure what it gives).
+        const char *pdl = getenv("FAIRBENCH_JIT_PDL");
+        s->c.pdl = s->cc_major >= 9 && !(pdl && strcmp(pdl, "0") == 0);
+    }
     if (st == FB_OK) st = build_kernels(s, settings);
     if (st == FB_OK) st = load_weights(s, mv);
     if (st == FB_OK) st = alloc_state(s);
@@ -593,9 +618,12 @@ static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, 
     }
     sample_mem_info(s);
     static const char *names[] = {"f32", "f16", "bf16"};
-    snprintf(s->notes, sizeof s->notes, "weights %s (from %s), f32 accumulation; f32 norms, activations, KV cache; %s; %.120s",
+    snprintf(s->notes, sizeof s->notes, "weights %s (from %s), f32 accumulation, f32 activations and KV cache; %s; %.100s",
              names[s->c.wtype], host->type_name(mv->layers[0].attn_q.type),
-             s->allow_graphs ? "decode replayed as one CUDA graph" : "plain launches", s->jit_note);
+             s->allow_graphs ? s->c.pdl ? "one CUDA graph per step, dependent launch" : "one CUDA graph per step"
+             : s->c.pdl      ? "plain launches, dependent launch"
+                             : "plain launches",
+             s->jit_note);
     s->error[0] = '\0';
     *out = s;
     return FB_OK;
