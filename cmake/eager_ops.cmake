@@ -96,7 +96,8 @@ set_tests_properties(eager_ops_kernels PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 30
 # `fairbench plugins` lists eager_ops (unavailable here, with CUDA's reason),
 # and the .so exports exactly one dynamic symbol.
 add_test(NAME eager_ops_plugins
-         COMMAND ${CMAKE_SOURCE_DIR}/tests/test_eager_ops_plugins.sh $<TARGET_FILE:fairbench> $<TARGET_FILE:eager_ops>)
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/test_cuda_plugin_listing.sh $<TARGET_FILE:fairbench> $<TARGET_FILE:eager_ops>
+                 eager_ops gpu,f32,f16,bf16,graphs,copy-probe)
 set_tests_properties(eager_ops_plugins PROPERTIES TIMEOUT 60)
 
 # ---------------------------------------------------------------- benchmark (not a test)

@@ -103,6 +103,12 @@ if(TARGET test_gpu_backend)
   add_test(NAME jit_fused_agreement COMMAND test_gpu_backend --backend jit_fused ${CMAKE_BINARY_DIR}/tests/tmp)
   set_tests_properties(jit_fused_agreement PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS gpu)
 endif()
+# `fairbench plugins` lists it (unavailable here, with CUDA's reason), and the
+# .so exports one symbol and records no libcuda.
+add_test(NAME jit_fused_plugins
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/test_cuda_plugin_listing.sh $<TARGET_FILE:fairbench> $<TARGET_FILE:jit_fused>
+                 jit_fused gpu,f32,f16,bf16,jit,graphs,copy-probe)
+set_tests_properties(jit_fused_plugins PROPERTIES TIMEOUT 60)
 if(TARGET bench_gpu)
   add_dependencies(bench_gpu jit_fused)
 endif()
