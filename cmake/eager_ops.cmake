@@ -53,8 +53,10 @@ set(_eager_map ${CMAKE_CURRENT_BINARY_DIR}/eager_ops.map)
 file(WRITE ${_eager_map} "{\n  global: fb_plugin_entry;\n  local: *;\n};\n")
 add_library(eager_ops MODULE
   ${CMAKE_SOURCE_DIR}/plugins/eager_ops/eager_ops.c
-  ${CMAKE_SOURCE_DIR}/plugins/eager_ops/eager_ops_host.c)
-target_include_directories(eager_ops PRIVATE ${CMAKE_SOURCE_DIR}/core/include ${CMAKE_SOURCE_DIR}/plugins/eager_ops)
+  ${CMAKE_SOURCE_DIR}/plugins/eager_ops/eager_ops_host.c
+  ${CMAKE_SOURCE_DIR}/plugins/cuda_common/fb_cuda_common.c)
+target_include_directories(eager_ops PRIVATE ${CMAKE_SOURCE_DIR}/core/include ${CMAKE_SOURCE_DIR}/plugins/eager_ops
+                           ${CMAKE_SOURCE_DIR}/plugins/cuda_common)
 target_link_libraries(eager_ops PRIVATE eager_ops_kernels m)
 set_target_properties(eager_ops PROPERTIES
   PREFIX ""

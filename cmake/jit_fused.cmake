@@ -50,9 +50,10 @@ set_target_properties(jit_fused_host PROPERTIES POSITION_INDEPENDENT_CODE ON C_V
 # loads where no driver is installed and probe() says why it cannot run.
 set(_jf_map ${CMAKE_CURRENT_BINARY_DIR}/jit_fused.map)
 file(WRITE ${_jf_map} "{\n  global: fb_plugin_entry;\n  local: *;\n};\n")
-add_library(jit_fused MODULE ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jit_fused.c)
+add_library(jit_fused MODULE ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jit_fused.c
+            ${CMAKE_SOURCE_DIR}/plugins/cuda_common/fb_cuda_common.c)
 target_include_directories(jit_fused PRIVATE ${CMAKE_SOURCE_DIR}/core/include ${CMAKE_SOURCE_DIR}/plugins/jit_fused
-                           ${CUDAToolkit_INCLUDE_DIRS})
+                           ${CMAKE_SOURCE_DIR}/plugins/cuda_common ${CUDAToolkit_INCLUDE_DIRS})
 target_link_libraries(jit_fused PRIVATE jit_fused_host CUDA::cudart_static m)
 set_target_properties(jit_fused PROPERTIES
   PREFIX ""

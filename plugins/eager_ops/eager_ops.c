@@ -40,6 +40,7 @@
 #include "eager_ops.h"
 #include "eager_ops_host.h"
 #include "fairbench/plugin.h"
+#include "fb_cuda_common.h"
 
 #define EAGER_OPS_VERSION "1.0.0"
 #define MAX_BATCH 64          /* prefill chunk: positions per forward pass */
@@ -107,11 +108,7 @@ struct fb_session {
     void *workspace;
     int pos;                     // next position to fill
     // device memory: our own accounting, and cudaMemGetInfo's view
-    void **allocs;
-    size_t n_allocs, cap_allocs;
-    uint64_t device_bytes, device_peak;
-    size_t free_at_start;        // cudaMemGetInfo free bytes before this session allocated anything
-    uint64_t observed_peak;      // largest (free_at_start - free now) seen
+    fbc_memory mem;              // device memory: our allocations and cudaMemGetInfo's view
     uint64_t host_bytes;
     // CUDA graphs
     bool allow_graphs;
@@ -137,24 +134,9 @@ static const char *base_name(const char *path) {
     return slash ? slash + 1 : path;
 }
 
-static fb_status status_of_cuda(cudaError_t err) {
-    switch (err) {
-    case cudaErrorMemoryAllocation: return FB_ERR_OUT_OF_MEMORY;
-    case cudaErrorNoDevice:
-    case cudaErrorInsufficientDriver:
-    case cudaErrorInvalidDevice:
-    case cudaErrorDevicesUnavailable:
-    case cudaErrorCompatNotSupportedOnDevice:
-    case cudaErrorNoKernelImageForDevice:
-    case cudaErrorSystemDriverMismatch:
-    case cudaErrorUnsupportedPtxVersion: return FB_ERR_UNAVAILABLE;
-    default: return FB_ERR_INTERNAL;
-    }
-}
-
 static fb_status cuda_fail(fb_session *s, cudaError_t err, const char *call, const char *file, int line) {
     (void)cudaGetLastError(); // clear a non-sticky error so the session stays usable where CUDA allows
-    return fail(s, status_of_cuda(err), "eager_ops: %s failed at %s:%d: %s (%s)", call, base_name(file), line,
+    return fail(s, fbc_status_of_cuda(err), "eager_ops: %s failed at %s:%d: %s (%s)", call, base_name(file), line,
                 cudaGetErrorString(err), cudaGetErrorName(err));
 }
 
@@ -187,37 +169,9 @@ static fb_status cublas_fail(fb_session *s, cublasStatus_t st, const char *call,
 // ----------------------------------------------------------------------------
 // Device memory with accounting
 
-static void sample_mem_info(fb_session *s) {
-    size_t free_bytes = 0, total = 0;
-    if (s->free_at_start && cudaMemGetInfo(&free_bytes, &total) == cudaSuccess && free_bytes < s->free_at_start) {
-        uint64_t used = (uint64_t)(s->free_at_start - free_bytes);
-        if (used > s->observed_peak) s->observed_peak = used;
-    }
-}
-
 static fb_status dev_alloc(fb_session *s, void **out, size_t bytes, const char *what) {
-    *out = NULL;
-    if (s->n_allocs == s->cap_allocs) {
-        size_t cap = s->cap_allocs ? 2 * s->cap_allocs : 64;
-        void **p = realloc(s->allocs, cap * sizeof *p);
-        if (!p) return fail(s, FB_ERR_OUT_OF_MEMORY, "eager_ops: out of host memory");
-        s->allocs = p;
-        s->cap_allocs = cap;
-    }
-    cudaError_t err = cudaMalloc(out, bytes ? bytes : 1);
-    if (err != cudaSuccess) {
-        *out = NULL;
-        size_t free_bytes = 0, total = 0;
-        cudaGetLastError();
-        cudaMemGetInfo(&free_bytes, &total);
-        return fail(s, status_of_cuda(err), "eager_ops: cudaMalloc of %.1f MiB for %s failed: %s (%.1f MiB free of %.1f MiB)",
-                    (double)bytes / (1 << 20), what, cudaGetErrorString(err), (double)free_bytes / (1 << 20),
-                    (double)total / (1 << 20));
-    }
-    s->allocs[s->n_allocs++] = *out;
-    s->device_bytes += bytes;
-    if (s->device_bytes > s->device_peak) s->device_peak = s->device_bytes;
-    return FB_OK;
+    cudaError_t err = fbc_memory_alloc(&s->mem, out, bytes, "eager_ops", what, s->error, sizeof s->error);
+    return err == cudaSuccess ? FB_OK : fbc_status_of_cuda(err);
 }
 
 #define DEV_ALLOC(s, ptr, bytes, what)                                                                         \
@@ -495,7 +449,7 @@ static fb_status capture_decode_graph(fb_session *s, int span, cudaGraphExec_t *
         *exec = NULL;
         return cuda_fail(s, err, "cudaGraphInstantiate(exec, graph, 0)", __FILE__, __LINE__);
     }
-    sample_mem_info(s);
+    fbc_memory_sample(&s->mem);
     return FB_OK;
 }
 
@@ -527,11 +481,6 @@ static fb_status decode_with_graph(fb_session *s) {
 // ----------------------------------------------------------------------------
 // The ABI calls
 
-static void format_device(char *buf, size_t size, const struct cudaDeviceProp *prop) {
-    snprintf(buf, size, "%.64s (sm_%d%d, %.1f GiB, %d SMs)", prop->name, prop->major, prop->minor,
-             (double)prop->totalGlobalMem / (double)(1u << 30), prop->multiProcessorCount);
-}
-
 static fb_status eager_ops_probe(const fb_host *host, fb_probe_result *out) {
     (void)host;
     int count = 0;
@@ -556,7 +505,7 @@ static fb_status eager_ops_probe(const fb_host *host, fb_probe_result *out) {
         return FB_OK;
     }
     char dev[128];
-    format_device(dev, sizeof dev, &prop);
+    fbc_format_device(dev, sizeof dev, &prop);
     if (prop.major < 8) {
         snprintf(out->reason, sizeof out->reason, "%.64s has compute capability %d.%d; eager_ops is built for 8.0 and newer",
                  prop.name, prop.major, prop.minor);
@@ -585,13 +534,13 @@ static fb_status setup_device(fb_session *s, int device) {
     if (prop.major < 8)
         return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: %.64s has compute capability %d.%d; eager_ops is built for 8.0 and newer",
                     prop.name, prop.major, prop.minor);
-    format_device(s->device_name, sizeof s->device_name, &prop);
+    fbc_format_device(s->device_name, sizeof s->device_name, &prop);
     s->device = device;
     CUDA_CHECK(s, cudaSetDevice(device));
     CUDA_CHECK(s, cudaFree(NULL)); // create the context now, so the baseline below excludes it
     size_t free_bytes = 0, total = 0;
     CUDA_CHECK(s, cudaMemGetInfo(&free_bytes, &total));
-    s->free_at_start = free_bytes;
+    s->mem.free_at_start = free_bytes;
     eo_plan plan;
     eo_plan_compute(&s->config, s->wtype, &plan);
     uint64_t need = plan.total;
@@ -663,7 +612,7 @@ static fb_status eager_ops_create(const fb_host *host, const fb_model_view *mv, 
         eager_ops_destroy(s);
         return st;
     }
-    sample_mem_info(s);
+    fbc_memory_sample(&s->mem);
     static const char *names[] = {"f32", "f16", "bf16"};
     snprintf(s->notes, sizeof s->notes,
              "weights %s (from %s), GEMM inputs %s, f32 accumulation (no TF32); f32 norms, activations, KV cache; "
@@ -769,11 +718,9 @@ static fb_status eager_ops_reset(fb_session *s) {
 }
 
 static fb_status eager_ops_memory(fb_session *s, fb_memory_stats *out) {
-    if (cudaSetDevice(s->device) == cudaSuccess) sample_mem_info(s);
-    out->device_bytes = s->device_bytes;
-    // Our own allocations' high-water mark, or what cudaMemGetInfo saw this
-    // session take (cuBLAS's handle, graphs), whichever is larger.
-    out->device_peak_bytes = s->device_peak > s->observed_peak ? s->device_peak : s->observed_peak;
+    if (cudaSetDevice(s->device) == cudaSuccess) fbc_memory_sample(&s->mem);
+    out->device_bytes = s->mem.bytes;
+    out->device_peak_bytes = fbc_memory_peak(&s->mem); // ours, or what cudaMemGetInfo saw (cuBLAS, graphs)
     out->host_bytes = s->host_bytes;
     return FB_OK;
 }
@@ -792,55 +739,14 @@ static fb_status eager_ops_effective_settings(fb_session *s, fb_effective_settin
 
 static const char *eager_ops_last_error(fb_session *s) { return s ? s->error : ""; }
 
-/* Device-to-device copy of a large buffer: bytes read plus bytes written per
- * second, the median of 5 timed rounds of 4 copies after a warm-up. The
- * buffers are the probe's own and are freed before return (not counted in
- * the session's memory). */
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
+/* The roofline's ceiling: fbc_copy_bandwidth (a large device-to-device
+ * copy, bytes read plus written per second; its buffers are not counted). */
 static fb_status eager_ops_copy_bandwidth(fb_session *s, double *bytes_per_second) {
     *bytes_per_second = 0;
     TRY(use_device(s));
-    size_t free_bytes = 0, total = 0;
-    CUDA_CHECK(s, cudaMemGetInfo(&free_bytes, &total));
-    size_t bytes = (size_t)1 << 30;
-    while (bytes > ((size_t)16 << 20) && 2 * bytes + ((size_t)256 << 20) > free_bytes) bytes /= 2;
-    void *a = NULL, *b = NULL;
-    cudaEvent_t start = NULL, stop = NULL;
-    fb_status st = FB_OK;
-    cudaError_t err;
-    float ms[5];
-    if ((err = cudaMalloc(&a, bytes)) != cudaSuccess || (err = cudaMalloc(&b, bytes)) != cudaSuccess ||
-        (err = cudaMemsetAsync(a, 1, bytes, s->stream)) != cudaSuccess ||
-        (err = cudaEventCreate(&start)) != cudaSuccess || (err = cudaEventCreate(&stop)) != cudaSuccess ||
-        (err = cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s->stream)) != cudaSuccess) {
-        st = cuda_fail(s, err, "allocating and warming the copy-bandwidth buffers", __FILE__, __LINE__);
-        goto done;
-    }
-    for (int round = 0; round < 5 && st == FB_OK; round++) {
-        if ((err = cudaEventRecord(start, s->stream)) != cudaSuccess) break;
-        for (int i = 0; i < 4 && err == cudaSuccess; i++)
-            err = cudaMemcpyAsync(i % 2 ? a : b, i % 2 ? b : a, bytes, cudaMemcpyDeviceToDevice, s->stream);
-        if (err == cudaSuccess) err = cudaEventRecord(stop, s->stream);
-        if (err == cudaSuccess) err = cudaEventSynchronize(stop);
-        if (err == cudaSuccess) err = cudaEventElapsedTime(&ms[round], start, stop);
-        if (err != cudaSuccess) break;
-    }
-    if (err != cudaSuccess) {
-        st = cuda_fail(s, err, "timing device-to-device copies", __FILE__, __LINE__);
-        goto done;
-    }
-    qsort(ms, 5, sizeof ms[0], cmp_float);
-    if (ms[2] > 0) *bytes_per_second = 2.0 * 4.0 * (double)bytes / (ms[2] * 1e-3);
-done:
-    if (start) cudaEventDestroy(start);
-    if (stop) cudaEventDestroy(stop);
-    cudaFree(a);
-    cudaFree(b);
-    return st;
+    const char *step = "";
+    cudaError_t err = fbc_copy_bandwidth(s->stream, bytes_per_second, &step);
+    return err == cudaSuccess ? FB_OK : cuda_fail(s, err, step, __FILE__, __LINE__);
 }
 
 static void eager_ops_destroy(fb_session *s) {
@@ -853,8 +759,7 @@ static void eager_ops_destroy(fb_session *s) {
         if (s->graphs[i]) cudaGraphExecDestroy(s->graphs[i]);
     free(s->graphs);
     if (s->cublas) cublasDestroy(s->cublas);
-    for (size_t i = 0; i < s->n_allocs; i++) cudaFree(s->allocs[i]);
-    free(s->allocs);
+    fbc_memory_free_all(&s->mem);
     if (s->state.pinned) cudaFreeHost(s->state.pinned);
     if (s->stream) cudaStreamDestroy(s->stream);
     cudaGetLastError();

@@ -425,25 +425,21 @@ int jf_cache_dir(const char *cache_dir, char *out, size_t out_size) {
     return n < 0 || (size_t)n >= out_size ? -1 : 0;
 }
 
-void jf_cache_key(const char *source, const char *options, const char *nvrtc_version, int cc_major, int cc_minor,
-                  char key[65]) {
+int jf_cache_key(const char *source, const char *options, const char *nvrtc_version, int cc_major, int cc_minor,
+                 char key[65]) {
     char tail[512];
     int n = snprintf(tail, sizeof tail, "%c%s%cnvrtc %s%csm_%d%d", 0, options, 0, nvrtc_version, 0, cc_major, cc_minor);
     size_t slen = strlen(source);
     char *buf = malloc(slen + (size_t)n);
-    if (!buf) { // hash the parts' digests instead (still a function of all of them)
-        char a[65], b[65], both[130];
-        fb_sha256_buffer(source, slen, a);
-        fb_sha256_buffer(tail, (size_t)n, b);
-        memcpy(both, a, 64);
-        memcpy(both + 64, b, 64);
-        fb_sha256_buffer(both, 128, key);
-        return;
+    if (!buf || n < 0 || (size_t)n >= sizeof tail) {
+        free(buf);
+        return -1;
     }
     memcpy(buf, source, slen);
     memcpy(buf + slen, tail, (size_t)n);
     fb_sha256_buffer(buf, slen + (size_t)n, key);
     free(buf);
+    return 0;
 }
 
 /* File layout: "FBJIT001", u32 is_ptx, u32 0, u64 payload size, the

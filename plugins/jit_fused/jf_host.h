@@ -173,8 +173,8 @@ long jf_log_spill_bytes(const char *log);
 int jf_cache_dir(const char *cache_dir, char *out, size_t out_size);
 
 /* The cache key: SHA-256 (hex) of the source, the options, NVRTC's version
- * and the architecture. */
-void jf_cache_key(const char *source, const char *options, const char *nvrtc_version, int cc_major, int cc_minor,
+ * and the architecture. Returns 0, or -1 when out of memory. */
+int jf_cache_key(const char *source, const char *options, const char *nvrtc_version, int cc_major, int cc_minor,
                   char key[65]);
 
 /* Read the image cached under key into *out. Returns 1 on a hit, 0 when

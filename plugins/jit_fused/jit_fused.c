@@ -35,6 +35,7 @@
 #include <cuda_runtime_api.h>
 
 #include "fairbench/plugin.h"
+#include "fb_cuda_common.h"
 #include "jf_host.h"
 
 #define JIT_FUSED_VERSION "1.0.0"
@@ -79,11 +80,8 @@ struct fb_session {
     int lm_grid;                 // blocks of the LM-head kernels (a grid-stride loop)
     int pos;                     // next position to fill
     // device memory: our own accounting, and cudaMemGetInfo's view
-    void **allocs;
-    size_t n_allocs, cap_allocs;
-    uint64_t device_bytes, device_peak, host_bytes;
-    size_t free_at_start;
-    uint64_t observed_peak;
+    fbc_memory mem;              // device memory: our allocations and cudaMemGetInfo's view
+    uint64_t host_bytes;
     // JIT
     int cache_hit;               // 1: kernels from the disk cache; 0: compiled here
     double compile_ms, module_ms;
@@ -110,23 +108,9 @@ static const char *base_name(const char *path) {
     return slash ? slash + 1 : path;
 }
 
-static fb_status status_of_cuda(cudaError_t err) {
-    switch (err) {
-    case cudaErrorMemoryAllocation: return FB_ERR_OUT_OF_MEMORY;
-    case cudaErrorNoDevice:
-    case cudaErrorInsufficientDriver:
-    case cudaErrorInvalidDevice:
-    case cudaErrorDevicesUnavailable:
-    case cudaErrorCompatNotSupportedOnDevice:
-    case cudaErrorSystemDriverMismatch:
-    case cudaErrorUnsupportedPtxVersion: return FB_ERR_UNAVAILABLE;
-    default: return FB_ERR_INTERNAL;
-    }
-}
-
 static fb_status cuda_fail(fb_session *s, cudaError_t err, const char *call, const char *file, int line) {
     (void)cudaGetLastError(); // clear a non-sticky error so the session stays usable where CUDA allows
-    return fail(s, status_of_cuda(err), "jit_fused: %s failed at %s:%d: %s (%s)", call, base_name(file), line,
+    return fail(s, fbc_status_of_cuda(err), "jit_fused: %s failed at %s:%d: %s (%s)", call, base_name(file), line,
                 cudaGetErrorString(err), cudaGetErrorName(err));
 }
 
@@ -184,37 +168,9 @@ static fb_status resolve_driver(fb_session *s) {
 // ----------------------------------------------------------------------------
 // Device memory with accounting
 
-static void sample_mem_info(fb_session *s) {
-    size_t free_bytes = 0, total = 0;
-    if (s->free_at_start && cudaMemGetInfo(&free_bytes, &total) == cudaSuccess && free_bytes < s->free_at_start) {
-        uint64_t used = (uint64_t)(s->free_at_start - free_bytes);
-        if (used > s->observed_peak) s->observed_peak = used;
-    }
-}
-
 static fb_status dev_alloc(fb_session *s, void **out, size_t bytes, const char *what) {
-    *out = NULL;
-    if (s->n_allocs == s->cap_allocs) {
-        size_t cap = s->cap_allocs ? 2 * s->cap_allocs : 64;
-        void **p = realloc(s->allocs, cap * sizeof *p);
-        if (!p) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
-        s->allocs = p;
-        s->cap_allocs = cap;
-    }
-    cudaError_t err = cudaMalloc(out, bytes ? bytes : 1);
-    if (err != cudaSuccess) {
-        *out = NULL;
-        size_t free_bytes = 0, total = 0;
-        cudaGetLastError();
-        cudaMemGetInfo(&free_bytes, &total);
-        return fail(s, status_of_cuda(err), "jit_fused: cudaMalloc of %.1f MiB for %s failed: %s (%.1f MiB free of %.1f MiB)",
-                    (double)bytes / (1 << 20), what, cudaGetErrorString(err), (double)free_bytes / (1 << 20),
-                    (double)total / (1 << 20));
-    }
-    s->allocs[s->n_allocs++] = *out;
-    s->device_bytes += bytes;
-    if (s->device_bytes > s->device_peak) s->device_peak = s->device_bytes;
-    return FB_OK;
+    cudaError_t err = fbc_memory_alloc(&s->mem, out, bytes, "jit_fused", what, s->error, sizeof s->error);
+    return err == cudaSuccess ? FB_OK : fbc_status_of_cuda(err);
 }
 
 #define DEV_ALLOC(s, ptr, bytes, what)                                                                         \
@@ -391,7 +347,10 @@ static fb_status build_kernels(fb_session *s, const fb_settings *settings) {
     bool warm = settings->jit_cache == FB_JIT_CACHE_WARM;
     char *src = jf_generate_source(&s->c);
     if (!src) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory generating the kernels");
-    jf_cache_key(src, options, jf_nvrtc_version(), s->cc_major, s->cc_minor, key);
+    if (jf_cache_key(src, options, jf_nvrtc_version(), s->cc_major, s->cc_minor, key) != 0) {
+        free(src);
+        return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory hashing the kernels");
+    }
 
     jf_image img = {0};
     s->cache_hit = 0;
@@ -482,11 +441,6 @@ static fb_status forward(fb_session *s, int nb, int logits_first, bool with_lm_h
 // ----------------------------------------------------------------------------
 // The ABI calls
 
-static void format_device(char *buf, size_t size, const struct cudaDeviceProp *prop) {
-    snprintf(buf, size, "%.64s (sm_%d%d, %.1f GiB, %d SMs)", prop->name, prop->major, prop->minor,
-             (double)prop->totalGlobalMem / (double)(1u << 30), prop->multiProcessorCount);
-}
-
 static fb_status jit_fused_probe(const fb_host *host, fb_probe_result *out) {
     (void)host;
     int count = 0;
@@ -517,7 +471,7 @@ static fb_status jit_fused_probe(const fb_host *host, fb_probe_result *out) {
         return FB_OK;
     }
     char dev[128];
-    format_device(dev, sizeof dev, &prop);
+    fbc_format_device(dev, sizeof dev, &prop);
     snprintf(out->device, sizeof out->device, "%.100s%s", dev, count > 1 ? ", device 0 of several" : "");
     out->available = 1;
     return FB_OK;
@@ -538,7 +492,7 @@ static fb_status setup_device(fb_session *s, int device) {
                     count, count > 1 ? "s" : "");
     struct cudaDeviceProp prop;
     CUDA_CHECK(s, cudaGetDeviceProperties(&prop, device));
-    format_device(s->device_name, sizeof s->device_name, &prop);
+    fbc_format_device(s->device_name, sizeof s->device_name, &prop);
     s->device = device;
     s->cc_major = prop.major;
     s->cc_minor = prop.minor;
@@ -548,7 +502,7 @@ static fb_status setup_device(fb_session *s, int device) {
     TRY(resolve_driver(s));
     size_t free_bytes = 0, total = 0;
     CUDA_CHECK(s, cudaMemGetInfo(&free_bytes, &total));
-    s->free_at_start = free_bytes;
+    s->mem.free_at_start = free_bytes;
     jf_plan plan;
     jf_plan_compute(&s->c, &plan);
     if (plan.total > free_bytes)
@@ -616,7 +570,7 @@ static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, 
         jit_fused_destroy(s);
         return st;
     }
-    sample_mem_info(s);
+    fbc_memory_sample(&s->mem);
     static const char *names[] = {"f32", "f16", "bf16"};
     snprintf(s->notes, sizeof s->notes, "weights %s (from %s), f32 accumulation, f32 activations and KV cache; %s; %.100s",
              names[s->c.wtype], host->type_name(mv->layers[0].attn_q.type),
@@ -678,8 +632,6 @@ static fb_status jit_fused_prefill(fb_session *s, const int32_t *tokens, uint32_
         pos += batch;
         done += (uint32_t)batch;
     }
-    if (all && (flags & FB_LOGITS_LAST)) { /* ALL already holds the last row, where LAST would put it: nothing to do */
-    }
     s->pos = pos;
     *next_token = jf_token_of_key(*s->h_key);
     return FB_OK;
@@ -718,7 +670,7 @@ static void capture_graph(fb_session *s) {
         snprintf(s->notes, sizeof s->notes, "graph capture failed, so plain launches: %.200s", s->error);
         s->error[0] = '\0';
     }
-    sample_mem_info(s);
+    fbc_memory_sample(&s->mem);
 }
 
 static fb_status jit_fused_decode(fb_session *s, int32_t token, float *logits, int32_t *next_token) {
@@ -749,9 +701,9 @@ static fb_status jit_fused_reset(fb_session *s) {
 }
 
 static fb_status jit_fused_memory(fb_session *s, fb_memory_stats *out) {
-    if (cudaSetDevice(s->device) == cudaSuccess) sample_mem_info(s);
-    out->device_bytes = s->device_bytes;
-    out->device_peak_bytes = s->device_peak > s->observed_peak ? s->device_peak : s->observed_peak;
+    if (cudaSetDevice(s->device) == cudaSuccess) fbc_memory_sample(&s->mem);
+    out->device_bytes = s->mem.bytes;
+    out->device_peak_bytes = fbc_memory_peak(&s->mem); // ours, or what cudaMemGetInfo saw (cuBLAS, graphs)
     out->host_bytes = s->host_bytes;
     return FB_OK;
 }
@@ -770,54 +722,14 @@ static fb_status jit_fused_effective_settings(fb_session *s, fb_effective_settin
 
 static const char *jit_fused_last_error(fb_session *s) { return s ? s->error : ""; }
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-/* Device-to-device copy of a large buffer: bytes read plus bytes written per
- * second, the median of 5 timed rounds of 4 copies after a warm-up. The
- * probe's buffers are freed before return (not counted in the session). */
+/* The roofline's ceiling: fbc_copy_bandwidth (a large device-to-device
+ * copy, bytes read plus written per second; its buffers are not counted). */
 static fb_status jit_fused_copy_bandwidth(fb_session *s, double *bytes_per_second) {
     *bytes_per_second = 0;
     TRY(use_device(s));
-    size_t free_bytes = 0, total = 0;
-    CUDA_CHECK(s, cudaMemGetInfo(&free_bytes, &total));
-    size_t bytes = (size_t)1 << 30;
-    while (bytes > ((size_t)16 << 20) && 2 * bytes + ((size_t)256 << 20) > free_bytes) bytes /= 2;
-    void *a = NULL, *b = NULL;
-    cudaEvent_t start = NULL, stop = NULL;
-    fb_status st = FB_OK;
-    cudaError_t err;
-    float ms[5];
-    if ((err = cudaMalloc(&a, bytes)) != cudaSuccess || (err = cudaMalloc(&b, bytes)) != cudaSuccess ||
-        (err = cudaMemsetAsync(a, 1, bytes, s->stream)) != cudaSuccess ||
-        (err = cudaEventCreate(&start)) != cudaSuccess || (err = cudaEventCreate(&stop)) != cudaSuccess ||
-        (err = cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s->stream)) != cudaSuccess) {
-        st = cuda_fail(s, err, "allocating and warming the copy-bandwidth buffers", __FILE__, __LINE__);
-        goto done;
-    }
-    for (int round = 0; round < 5; round++) {
-        if ((err = cudaEventRecord(start, s->stream)) != cudaSuccess) break;
-        for (int i = 0; i < 4 && err == cudaSuccess; i++)
-            err = cudaMemcpyAsync(i % 2 ? a : b, i % 2 ? b : a, bytes, cudaMemcpyDeviceToDevice, s->stream);
-        if (err == cudaSuccess) err = cudaEventRecord(stop, s->stream);
-        if (err == cudaSuccess) err = cudaEventSynchronize(stop);
-        if (err == cudaSuccess) err = cudaEventElapsedTime(&ms[round], start, stop);
-        if (err != cudaSuccess) break;
-    }
-    if (err != cudaSuccess) {
-        st = cuda_fail(s, err, "timing device-to-device copies", __FILE__, __LINE__);
-        goto done;
-    }
-    qsort(ms, 5, sizeof ms[0], cmp_float);
-    if (ms[2] > 0) *bytes_per_second = 2.0 * 4.0 * (double)bytes / (ms[2] * 1e-3);
-done:
-    if (start) cudaEventDestroy(start);
-    if (stop) cudaEventDestroy(stop);
-    cudaFree(a);
-    cudaFree(b);
-    return st;
+    const char *step = "";
+    cudaError_t err = fbc_copy_bandwidth(s->stream, bytes_per_second, &step);
+    return err == cudaSuccess ? FB_OK : cuda_fail(s, err, step, __FILE__, __LINE__);
 }
 
 static void jit_fused_destroy(fb_session *s) {
@@ -828,8 +740,7 @@ static void jit_fused_destroy(fb_session *s) {
     }
     if (s->graph) cudaGraphExecDestroy(s->graph);
     if (s->module && s->drv.module_unload) s->drv.module_unload(s->module);
-    for (size_t i = 0; i < s->n_allocs; i++) cudaFree(s->allocs[i]);
-    free(s->allocs);
+    fbc_memory_free_all(&s->mem);
     if (s->h_step) cudaFreeHost(s->h_step);
     if (s->h_key) cudaFreeHost(s->h_key);
     if (s->stream) cudaStreamDestroy(s->stream);
