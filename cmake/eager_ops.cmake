@@ -10,6 +10,8 @@
 #   test_gpu_backend        through the loader: no-device contract, and agreement with cpu_ref
 #                           (--backend eager_ops here; jit_fused.cmake adds its own tests)
 #   test_eager_ops_kernels  every op against a CPU twin (needs a device)
+#   test_eager_ops_kernels_emulated  the same test with the kernels' blocks run on the
+#                           CPU (tests/cuda_emulate.h), all but the cuBLAS GEMMs: no device
 #   bench_gpu               decode speed of any backend through the ABI (not a test)
 
 enable_language(CUDA)
@@ -94,6 +96,21 @@ target_link_libraries(test_eager_ops_kernels PRIVATE eager_ops_kernels fbcore m)
 set_target_properties(test_eager_ops_kernels PROPERTIES CUDA_RUNTIME_LIBRARY Static)
 add_test(NAME eager_ops_kernels COMMAND test_eager_ops_kernels)
 set_tests_properties(eager_ops_kernels PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS gpu)
+
+# The same test with no device: kernels/eager_ops.cu built as host C++
+# (tests/eager_ops_emulated.cc), each launch run block by block as fibers.
+# nvcc needs a host C++ compiler, so there is one wherever this file is used.
+enable_language(CXX)
+add_executable(test_eager_ops_kernels_emulated
+  ${CMAKE_SOURCE_DIR}/tests/test_eager_ops_kernels.c
+  ${CMAKE_SOURCE_DIR}/tests/eager_ops_emulated.cc)
+target_compile_definitions(test_eager_ops_kernels_emulated PRIVATE EO_EMULATE)
+target_compile_features(test_eager_ops_kernels_emulated PRIVATE cxx_std_17)
+target_include_directories(test_eager_ops_kernels_emulated PRIVATE
+  ${CMAKE_SOURCE_DIR}/kernels ${CMAKE_SOURCE_DIR}/tests ${CUDAToolkit_INCLUDE_DIRS})
+target_link_libraries(test_eager_ops_kernels_emulated PRIVATE fbcore m)
+add_test(NAME eager_ops_kernels_emulated COMMAND test_eager_ops_kernels_emulated)
+set_tests_properties(eager_ops_kernels_emulated PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
 
 # `fairbench plugins` lists eager_ops (unavailable here, with CUDA's reason),
 # and the .so exports exactly one dynamic symbol.

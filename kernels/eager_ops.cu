@@ -5,6 +5,10 @@
  * f32 arithmetic throughout (RoPE's angle in double, as cpu_ref), so the
  * tests can hold it to cpu_ref op by op. Nothing is fused: between two ops
  * the intermediate goes through a device buffer, as in an eager framework.
+ * An op whose output is a GEMM's input (rmsnorm, mul) stores it in the
+ * GEMM's type, as an eager framework's f16 op yields an f16 tensor: there
+ * is no conversion op between them (the residual stream, the arithmetic of
+ * every op and the KV cache stay f32, as in cpu_ref).
  * No kernel here is clever; where one needs a reduction it is one block per
  * row with a warp-shuffle tree.
  */
@@ -16,6 +20,16 @@
 
 // ----------------------------------------------------------------------------
 // Helpers
+
+/* kernel<<<blocks, threads, 0, stream>>>(...). tests/eager_ops_emulated.cc
+ * builds this file as host C++ with EO_EMULATE defined, and every launch
+ * then runs the kernel's blocks on the CPU (tests/cuda_emulate.h). */
+#ifdef EO_EMULATE
+#define EO_LAUNCH(kernel, blocks, threads, stream, ...)                                                        \
+    ((void)(stream), eo_emu_launch(#kernel, kernel, blocks, threads, __VA_ARGS__))
+#else
+#define EO_LAUNCH(kernel, blocks, threads, stream, ...) kernel<<<blocks, threads, 0, stream>>>(__VA_ARGS__)
+#endif
 
 static const int kBlock = 256;
 
@@ -97,10 +111,10 @@ extern "C" cudaError_t eo_embedding_forward(float *x, const void *table, eo_dtyp
                                             int dim, cudaStream_t stream) {
     if (batch <= 0) return cudaSuccess;
     switch (type) {
-    case EO_F32: embedding_kernel<float><<<batch, kBlock, 0, stream>>>(x, (const float *)table, tokens, dim); break;
-    case EO_F16: embedding_kernel<__half><<<batch, kBlock, 0, stream>>>(x, (const __half *)table, tokens, dim); break;
+    case EO_F32: EO_LAUNCH(embedding_kernel<float>, batch, kBlock, stream, x, (const float *)table, tokens, dim); break;
+    case EO_F16: EO_LAUNCH(embedding_kernel<__half>, batch, kBlock, stream, x, (const __half *)table, tokens, dim); break;
     case EO_BF16:
-        embedding_kernel<__nv_bfloat16><<<batch, kBlock, 0, stream>>>(x, (const __nv_bfloat16 *)table, tokens, dim);
+        EO_LAUNCH(embedding_kernel<__nv_bfloat16>, batch, kBlock, stream, x, (const __nv_bfloat16 *)table, tokens, dim);
         break;
     default: return cudaErrorInvalidValue;
     }
@@ -108,37 +122,38 @@ extern "C" cudaError_t eo_embedding_forward(float *x, const void *table, eo_dtyp
 }
 
 // ----------------------------------------------------------------------------
-// rmsnorm: one block per row
+// rmsnorm: one block per row; the output in the type of the GEMM it feeds
 
-__global__ void rmsnorm_kernel(float *out, const float *x, const float *weight, int dim, float eps) {
+template <typename T>
+__global__ void rmsnorm_kernel(T *out, const float *x, const float *weight, int dim, float eps) {
     const float *xr = x + (size_t)blockIdx.x * dim;
-    float *outr = out + (size_t)blockIdx.x * dim;
+    T *outr = out + (size_t)blockIdx.x * dim;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
     ss = block_sum(ss);
     float scale = 1.0f / sqrtf(ss / (float)dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) outr[i] = weight[i] * (scale * xr[i]);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) outr[i] = from_f32<T>(weight[i] * (scale * xr[i]));
 }
 
-extern "C" cudaError_t eo_rmsnorm_forward(float *out, const float *x, const float *weight, int batch, int dim, float eps,
-                                          cudaStream_t stream) {
+extern "C" cudaError_t eo_rmsnorm_forward(void *out, eo_dtype out_type, const float *x, const float *weight, int batch,
+                                          int dim, float eps, cudaStream_t stream) {
     if (batch <= 0) return cudaSuccess;
-    rmsnorm_kernel<<<batch, kBlock, 0, stream>>>(out, x, weight, dim, eps);
+    switch (out_type) {
+    case EO_F32: EO_LAUNCH(rmsnorm_kernel<float>, batch, kBlock, stream, (float *)out, x, weight, dim, eps); break;
+    case EO_F16: EO_LAUNCH(rmsnorm_kernel<__half>, batch, kBlock, stream, (__half *)out, x, weight, dim, eps); break;
+    case EO_BF16:
+        EO_LAUNCH(rmsnorm_kernel<__nv_bfloat16>, batch, kBlock, stream, (__nv_bfloat16 *)out, x, weight, dim, eps);
+        break;
+    default: return cudaErrorInvalidValue;
+    }
     return cudaGetLastError();
 }
 
 // ----------------------------------------------------------------------------
 // rope: one thread per (row, pair index); it rotates that pair in every head
+// of q, then of k (one op for both, as a model's rotary embedding is applied)
 
-__global__ void rope_kernel(float *vec, int batch, int row_stride, int n_heads, int head_dim, int n_rot,
-                            const int32_t *pos, const float *inv_freq) {
-    int half_rot = n_rot / 2;
-    int item = blockIdx.x * blockDim.x + threadIdx.x;
-    if (item >= batch * half_rot) return;
-    int b = item / half_rot, i = item % half_rot;
-    double angle = (double)(*pos + b) * (double)inv_freq[i];
-    float c = (float)cos(angle), sn = (float)sin(angle);
-    float *row = vec + (size_t)b * row_stride;
+__device__ __forceinline__ void rope_rotate(float *row, int n_heads, int head_dim, int i, float c, float sn) {
     for (int h = 0; h < n_heads; h++) {
         float *v = row + (size_t)h * head_dim + 2 * i;
         float v0 = v[0], v1 = v[1];
@@ -147,11 +162,24 @@ __global__ void rope_kernel(float *vec, int batch, int row_stride, int n_heads, 
     }
 }
 
-extern "C" cudaError_t eo_rope_forward(float *vec, int batch, int row_stride, int n_heads, int head_dim, int n_rot,
-                                       const int32_t *pos, const float *inv_freq, cudaStream_t stream) {
+__global__ void rope_kernel(float *q, float *k, int batch, int n_heads, int n_kv_heads, int head_dim, int n_rot,
+                            const int32_t *pos, const float *inv_freq) {
+    int half_rot = n_rot / 2;
+    int item = blockIdx.x * blockDim.x + threadIdx.x;
+    if (item >= batch * half_rot) return;
+    int b = item / half_rot, i = item % half_rot;
+    double angle = (double)(*pos + b) * (double)inv_freq[i];
+    float c = (float)cos(angle), sn = (float)sin(angle);
+    rope_rotate(q + (size_t)b * n_heads * head_dim, n_heads, head_dim, i, c, sn);
+    rope_rotate(k + (size_t)b * n_kv_heads * head_dim, n_kv_heads, head_dim, i, c, sn);
+}
+
+extern "C" cudaError_t eo_rope_forward(float *q, float *k, int batch, int n_heads, int n_kv_heads, int head_dim,
+                                       int n_rot, const int32_t *pos, const float *inv_freq, cudaStream_t stream) {
     int items = batch * (n_rot / 2);
     if (items <= 0) return cudaSuccess;
-    rope_kernel<<<(items + 127) / 128, 128, 0, stream>>>(vec, batch, row_stride, n_heads, head_dim, n_rot, pos, inv_freq);
+    EO_LAUNCH(rope_kernel, (items + 127) / 128, 128, stream, q, k, batch, n_heads, n_kv_heads, head_dim, n_rot, pos,
+              inv_freq);
     return cudaGetLastError();
 }
 
@@ -172,7 +200,7 @@ extern "C" cudaError_t eo_kv_append_forward(float *key_cache, float *value_cache
                                             int batch, int kv_dim, const int32_t *pos, cudaStream_t stream) {
     size_t n = (size_t)batch * kv_dim;
     if (n == 0) return cudaSuccess;
-    kv_append_kernel<<<elementwise_blocks(n), kBlock, 0, stream>>>(key_cache, value_cache, k, v, batch, kv_dim, pos);
+    EO_LAUNCH(kv_append_kernel, elementwise_blocks(n), kBlock, stream, key_cache, value_cache, k, v, batch, kv_dim, pos);
     return cudaGetLastError();
 }
 
@@ -203,7 +231,7 @@ __global__ void softmax_kernel(float *att, int row_stride, int n_cols, const int
 extern "C" cudaError_t eo_softmax_forward(float *att, int n_rows, int row_stride, int n_cols, const int32_t *pos,
                                           int pos_offset, float scale, cudaStream_t stream) {
     if (n_rows <= 0 || n_cols <= 0) return cudaSuccess;
-    softmax_kernel<<<n_rows, kBlock, 0, stream>>>(att, row_stride, n_cols, pos, pos_offset, scale);
+    EO_LAUNCH(softmax_kernel, n_rows, kBlock, stream, att, row_stride, n_cols, pos, pos_offset, scale);
     return cudaGetLastError();
 }
 
@@ -215,9 +243,9 @@ __global__ void silu_kernel(float *out, const float *x, size_t n) {
         out[i] = x[i] / (1.0f + expf(-x[i]));
 }
 
-__global__ void mul_kernel(float *out, const float *a, const float *b, size_t n) {
+template <typename T> __global__ void mul_kernel(T *out, const float *a, const float *b, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        out[i] = a[i] * b[i];
+        out[i] = from_f32<T>(a[i] * b[i]);
 }
 
 __global__ void add_kernel(float *out, const float *a, const float *b, size_t n) {
@@ -232,30 +260,36 @@ template <typename T> __global__ void convert_kernel(T *out, const float *x, siz
 
 extern "C" cudaError_t eo_silu_forward(float *out, const float *x, size_t n, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
-    silu_kernel<<<elementwise_blocks(n), kBlock, 0, stream>>>(out, x, n);
+    EO_LAUNCH(silu_kernel, elementwise_blocks(n), kBlock, stream, out, x, n);
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t eo_mul_forward(float *out, const float *a, const float *b, size_t n, cudaStream_t stream) {
+extern "C" cudaError_t eo_mul_forward(void *out, eo_dtype out_type, const float *a, const float *b, size_t n,
+                                      cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
-    mul_kernel<<<elementwise_blocks(n), kBlock, 0, stream>>>(out, a, b, n);
+    unsigned blocks = elementwise_blocks(n);
+    switch (out_type) {
+    case EO_F32: EO_LAUNCH(mul_kernel<float>, blocks, kBlock, stream, (float *)out, a, b, n); break;
+    case EO_F16: EO_LAUNCH(mul_kernel<__half>, blocks, kBlock, stream, (__half *)out, a, b, n); break;
+    case EO_BF16: EO_LAUNCH(mul_kernel<__nv_bfloat16>, blocks, kBlock, stream, (__nv_bfloat16 *)out, a, b, n); break;
+    default: return cudaErrorInvalidValue;
+    }
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t eo_add_forward(float *out, const float *a, const float *b, size_t n, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
-    add_kernel<<<elementwise_blocks(n), kBlock, 0, stream>>>(out, a, b, n);
+    EO_LAUNCH(add_kernel, elementwise_blocks(n), kBlock, stream, out, a, b, n);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t eo_convert_forward(void *out, eo_dtype type, const float *x, size_t n, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
+    unsigned blocks = elementwise_blocks(n);
     switch (type) {
-    case EO_F32: convert_kernel<float><<<elementwise_blocks(n), kBlock, 0, stream>>>((float *)out, x, n); break;
-    case EO_F16: convert_kernel<__half><<<elementwise_blocks(n), kBlock, 0, stream>>>((__half *)out, x, n); break;
-    case EO_BF16:
-        convert_kernel<__nv_bfloat16><<<elementwise_blocks(n), kBlock, 0, stream>>>((__nv_bfloat16 *)out, x, n);
-        break;
+    case EO_F32: EO_LAUNCH(convert_kernel<float>, blocks, kBlock, stream, (float *)out, x, n); break;
+    case EO_F16: EO_LAUNCH(convert_kernel<__half>, blocks, kBlock, stream, (__half *)out, x, n); break;
+    case EO_BF16: EO_LAUNCH(convert_kernel<__nv_bfloat16>, blocks, kBlock, stream, (__nv_bfloat16 *)out, x, n); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
@@ -295,12 +329,15 @@ __global__ void argmax_kernel(int32_t *out, const float *x, int n) {
 
 extern "C" cudaError_t eo_argmax_forward(int32_t *out, const float *x, int n, cudaStream_t stream) {
     if (n <= 0) return cudaErrorInvalidValue;
-    argmax_kernel<<<1, kArgmaxBlock, 0, stream>>>(out, x, n);
+    EO_LAUNCH(argmax_kernel, 1, kArgmaxBlock, stream, out, x, n);
     return cudaGetLastError();
 }
 
 // ----------------------------------------------------------------------------
-// matmul and attention: cuBLAS, f32 accumulation
+// matmul and attention: cuBLAS, f32 accumulation (not emulated: the tests
+// hold them to the CPU on a GPU only)
+
+#ifndef EO_EMULATE
 
 static cudaDataType_t cuda_type(eo_dtype type) {
     return type == EO_F16 ? CUDA_R_16F : type == EO_BF16 ? CUDA_R_16BF : CUDA_R_32F;
@@ -344,3 +381,5 @@ extern "C" cublasStatus_t eo_attention_values_forward(cublasHandle_t handle, flo
                                       (long long)kv_mul * max_seq, &zero, out, CUDA_R_32F, head_dim,
                                       (long long)kv_mul * head_dim, n_kv_heads, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }
+
+#endif /* EO_EMULATE */

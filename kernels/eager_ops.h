@@ -39,14 +39,20 @@ static inline size_t eo_dtype_size(eo_dtype type) { return type == EO_F32 ? 4 : 
 cudaError_t eo_embedding_forward(float *x, const void *table, eo_dtype type, const int32_t *tokens, int batch, int dim,
                                  cudaStream_t stream);
 
-/* rmsnorm: out (batch, dim) = x / sqrt(mean(x^2) + eps) * weight, row by row. out may be x. */
-cudaError_t eo_rmsnorm_forward(float *out, const float *x, const float *weight, int batch, int dim, float eps,
-                               cudaStream_t stream);
+/* rmsnorm: out (batch, dim) = x / sqrt(mean(x^2) + eps) * weight, row by
+ * row, computed in f32 and stored as out_type (rounded to nearest even: the
+ * input of the GEMM that follows, so no separate conversion op is needed).
+ * out may be x when out_type is EO_F32. */
+cudaError_t eo_rmsnorm_forward(void *out, eo_dtype out_type, const float *x, const float *weight, int batch, int dim,
+                               float eps, cudaStream_t stream);
 
 /* rope: rotate adjacent pairs (2i, 2i+1), i < n_rot / 2, of each of the
- * n_heads heads of row b of vec (batch, row_stride) by (*pos + b) * inv_freq[i].
- * The angle, its cosine and sine are computed in double, as cpu_ref does. */
-cudaError_t eo_rope_forward(float *vec, int batch, int row_stride, int n_heads, int head_dim, int n_rot,
+ * n_heads heads of row b of q (batch, n_heads * head_dim) and of the
+ * n_kv_heads heads of row b of k (batch, n_kv_heads * head_dim) by
+ * (*pos + b) * inv_freq[i]: one op for queries and keys, as a model applies
+ * its rotary embedding. The angle, its cosine and sine are computed in
+ * double, as cpu_ref does. */
+cudaError_t eo_rope_forward(float *q, float *k, int batch, int n_heads, int n_kv_heads, int head_dim, int n_rot,
                             const int32_t *pos, const float *inv_freq, cudaStream_t stream);
 
 /* KV-cache append: rows b of k and v (batch, kv_dim) into position *pos + b
@@ -64,8 +70,9 @@ cudaError_t eo_softmax_forward(float *att, int n_rows, int row_stride, int n_col
 /* silu: out = x / (1 + exp(-x)), n values. out may be x. */
 cudaError_t eo_silu_forward(float *out, const float *x, size_t n, cudaStream_t stream);
 
-/* out = a * b, elementwise, n values. out may be a or b. */
-cudaError_t eo_mul_forward(float *out, const float *a, const float *b, size_t n, cudaStream_t stream);
+/* out = a * b, elementwise, n values, computed in f32 and stored as out_type
+ * (the input of the down projection). out may be a or b when out_type is EO_F32. */
+cudaError_t eo_mul_forward(void *out, eo_dtype out_type, const float *a, const float *b, size_t n, cudaStream_t stream);
 
 /* out = a + b, elementwise, n values (the residual connection). out may be a or b. */
 cudaError_t eo_add_forward(float *out, const float *a, const float *b, size_t n, cudaStream_t stream);
@@ -73,8 +80,9 @@ cudaError_t eo_add_forward(float *out, const float *a, const float *b, size_t n,
 /* argmax: *out = the index of the largest of x's n values, lowest on ties. */
 cudaError_t eo_argmax_forward(int32_t *out, const float *x, int n, cudaStream_t stream);
 
-/* out (n values of `type`) = x (n f32), rounded to nearest even (the GEMM
- * input at 16-bit precisions). type EO_F32 copies. */
+/* out (n values of `type`) = x (n f32), rounded to nearest even (the
+ * attention output, which cuBLAS writes as f32, as the input of W_o at
+ * 16-bit precisions). type EO_F32 copies. */
 cudaError_t eo_convert_forward(void *out, eo_dtype type, const float *x, size_t n, cudaStream_t stream);
 
 /* matmul: y (batch, n_out) f32 = x (batch, n_in) @ W^T, W (n_out, n_in) in

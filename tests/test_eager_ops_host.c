@@ -132,7 +132,8 @@ static void test_config_and_plan(void) {
     CHECK(p16.kv_cache == 2ull * 16 * 1024 * 512 * 4, "KV cache 64 MiB for 1024 positions");
     CHECK(p16.total == p16.weights + p16.kv_cache + p16.activations + p16.workspace && p16.activations > 0,
           "plan adds up");
-    CHECK(p32.activations < p16.activations, "the 16-bit GEMM-input buffer only at 16-bit precisions");
+    CHECK(p16.activations - p32.activations == 64ull * (8192 * 2 - 2048 * 4),
+          "GEMM inputs: (batch, dim) f32 at f32; (batch, widest) 16-bit at 16-bit precisions");
     printf("  llama3.2-1b plan at f16, 1024 positions: %.2f GiB (weights %.2f, KV %.3f, activations %.3f)\n",
            p16.total / 1073741824.0, p16.weights / 1073741824.0, p16.kv_cache / 1073741824.0,
            p16.activations / 1073741824.0);

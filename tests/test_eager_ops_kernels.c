@@ -1,8 +1,13 @@
 /* test_eager_ops_kernels.c - every eager_ops op (kernels/eager_ops.cu)
  * against its CPU twin, the cpu_ref function of the same name, on random
  * inputs of several shapes. A value passes when |gpu - cpu| <= tol + |cpu| * eps
- * (llm.c's rule); each check prints its maxdiff. Needs a CUDA device: exits
- * 77 (skipped) without one, saying why.
+ * (llm.c's rule); each check prints its maxdiff.
+ *
+ * Built twice. test_eager_ops_kernels runs the kernels on a CUDA device and
+ * exits 77 (skipped) without one, saying why. test_eager_ops_kernels_emulated
+ * (EO_EMULATE) links tests/eager_ops_emulated.cc instead, which runs the same
+ * kernels' blocks on the CPU: everything but the cuBLAS GEMMs is then
+ * checked here and in CI.
  *
  *   test_eager_ops_kernels [SEED] */
 #include <inttypes.h>
@@ -33,7 +38,9 @@
     } while (0)
 
 static cudaStream_t stream;
+#ifndef EO_EMULATE
 static cublasHandle_t handle;
+#endif
 static uint64_t rng;
 
 static float rnd(void) { /* uniform in [-1, 1) */
@@ -164,50 +171,84 @@ static void test_embedding(void) {
     free(table);
 }
 
+/* 16-bit values (bits) decoded to f32. */
+static float *decode16(eo_dtype t, const uint16_t *bits, size_t n) {
+    float *out = malloc(n * sizeof *out);
+    for (size_t i = 0; i < n; i++) out[i] = t == EO_F16 ? fp16_to_f32(bits[i]) : bf16_to_f32(bits[i]);
+    return out;
+}
+
+static uint16_t *from_device16(const void *d, size_t n) {
+    uint16_t *h = malloc(n * sizeof *h);
+    CU(cudaStreamSynchronize(stream));
+    CU(cudaMemcpy(h, d, n * sizeof *h, cudaMemcpyDeviceToHost));
+    return h;
+}
+
 static void test_rmsnorm(void) {
     static const int dims[] = {64, 300, 2048, 8192};
     for (size_t k = 0; k < sizeof dims / sizeof dims[0]; k++) {
         int dim = dims[k], batch = 3;
-        float *x = random_host((size_t)batch * dim, 3.0f), *w = random_host((size_t)dim, 1.0f);
-        float *want = malloc((size_t)batch * dim * sizeof *want);
+        size_t n = (size_t)batch * dim;
+        float *x = random_host(n, 3.0f), *w = random_host((size_t)dim, 1.0f);
+        float *want = malloc(n * sizeof *want);
         for (int b = 0; b < batch; b++) rmsnorm(want + b * dim, x + b * dim, w, dim, 1e-5f);
-        float *d_x = to_device(x, (size_t)batch * dim * 4), *d_w = to_device(w, (size_t)dim * 4), *d_o;
-        CU(cudaMalloc((void **)&d_o, (size_t)batch * dim * 4));
-        CU(eo_rmsnorm_forward(d_o, d_x, d_w, batch, dim, 1e-5f, stream));
-        float *got = from_device(d_o, (size_t)batch * dim);
+        float *d_x = to_device(x, n * 4), *d_w = to_device(w, (size_t)dim * 4), *d_o;
+        CU(cudaMalloc((void **)&d_o, n * 4));
+        CU(eo_rmsnorm_forward(d_o, EO_F32, d_x, d_w, batch, dim, 1e-5f, stream));
+        float *got = from_device(d_o, n);
         char what[64];
         snprintf(what, sizeof what, "rmsnorm (%d x %d)", batch, dim);
-        check_close(what, got, want, (size_t)batch * dim, 1e-6, 1e-5);
-        /* in place, as the plugin may */
-        CU(eo_rmsnorm_forward(d_x, d_x, d_w, batch, dim, 1e-5f, stream));
+        check_close(what, got, want, n, 1e-6, 1e-5);
         free(got);
-        got = from_device(d_x, (size_t)batch * dim);
-        check_close("rmsnorm in place", got, want, (size_t)batch * dim, 1e-6, 1e-5);
+        /* stored as a 16-bit GEMM input: the f32 result rounded, so at most
+         * one 16-bit step from the rounded reference */
+        for (int t = EO_F16; t <= EO_BF16; t++) {
+            CU(eo_rmsnorm_forward(d_o, (eo_dtype)t, d_x, d_w, batch, dim, 1e-5f, stream));
+            uint16_t *bits = from_device16(d_o, n);
+            float *got16 = decode16((eo_dtype)t, bits, n), *want16 = malloc(n * sizeof *want16);
+            for (size_t i = 0; i < n; i++) want16[i] = round_to((eo_dtype)t, want[i]);
+            snprintf(what, sizeof what, "rmsnorm -> %s (%d x %d)", dtype_name((eo_dtype)t), batch, dim);
+            check_close(what, got16, want16, n, 1e-6, t == EO_F16 ? 1.0 / 1024 : 1.0 / 128);
+            free(bits), free(got16), free(want16);
+        }
+        /* in place, as the plugin may at f32 */
+        CU(eo_rmsnorm_forward(d_x, EO_F32, d_x, d_w, batch, dim, 1e-5f, stream));
+        got = from_device(d_x, n);
+        check_close("rmsnorm in place", got, want, n, 1e-6, 1e-5);
         free(x), free(w), free(want), free(got);
         CU(cudaFree(d_x)); CU(cudaFree(d_w)); CU(cudaFree(d_o));
     }
 }
 
+/* Queries and keys in one launch, with their own head counts. */
 static void test_rope(void) {
-    static const struct { int n_heads, head_dim, n_rot, pos; } cases[] = {
-        {8, 64, 64, 0}, {8, 64, 64, 1000}, {2, 128, 64, 130000}, {32, 64, 64, 7}};
+    static const struct { int n_heads, n_kv_heads, head_dim, n_rot, pos; } cases[] = {
+        {8, 2, 64, 64, 0}, {8, 8, 64, 64, 1000}, {2, 1, 128, 64, 130000}, {32, 8, 64, 64, 7}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        int nh = cases[k].n_heads, hd = cases[k].head_dim, nr = cases[k].n_rot, pos0 = cases[k].pos, batch = 4;
-        int stride = nh * hd;
-        float *vec = random_host((size_t)batch * stride, 2.0f), inv[128];
+        int nh = cases[k].n_heads, nkv = cases[k].n_kv_heads, hd = cases[k].head_dim, nr = cases[k].n_rot;
+        int pos0 = cases[k].pos, batch = 4;
+        size_t nq = (size_t)batch * nh * hd, nk = (size_t)batch * nkv * hd;
+        float *q = random_host(nq, 2.0f), *kv = random_host(nk, 2.0f), inv[128];
         for (int i = 0; i < nr / 2; i++) inv[i] = (float)pow(500000.0, -2.0 * i / nr) / (1.0f + (i % 7));
-        float *want = malloc((size_t)batch * stride * sizeof *want);
-        memcpy(want, vec, (size_t)batch * stride * sizeof *want);
-        for (int b = 0; b < batch; b++) rope(want + b * stride, nh, hd, nr, pos0 + b, inv);
-        float *d_vec = to_device(vec, (size_t)batch * stride * 4), *d_inv = to_device(inv, (size_t)(nr / 2) * 4);
+        float *want_q = malloc(nq * sizeof *want_q), *want_k = malloc(nk * sizeof *want_k);
+        memcpy(want_q, q, nq * sizeof *want_q);
+        memcpy(want_k, kv, nk * sizeof *want_k);
+        for (int b = 0; b < batch; b++) {
+            rope(want_q + (size_t)b * nh * hd, nh, hd, nr, pos0 + b, inv);
+            rope(want_k + (size_t)b * nkv * hd, nkv, hd, nr, pos0 + b, inv);
+        }
+        float *d_q = to_device(q, nq * 4), *d_k = to_device(kv, nk * 4), *d_inv = to_device(inv, (size_t)(nr / 2) * 4);
         int32_t *d_pos = device_int(pos0);
-        CU(eo_rope_forward(d_vec, batch, stride, nh, hd, nr, d_pos, d_inv, stream));
-        float *got = from_device(d_vec, (size_t)batch * stride);
-        char what[64];
-        snprintf(what, sizeof what, "rope (%d heads x %d, n_rot %d, pos %d)", nh, hd, nr, pos0);
-        check_close(what, got, want, (size_t)batch * stride, 1e-6, 1e-6);
-        free(vec), free(want), free(got);
-        CU(cudaFree(d_vec)); CU(cudaFree(d_inv)); CU(cudaFree(d_pos));
+        CU(eo_rope_forward(d_q, d_k, batch, nh, nkv, hd, nr, d_pos, d_inv, stream));
+        float *got_q = from_device(d_q, nq), *got_k = from_device(d_k, nk);
+        char what[80];
+        snprintf(what, sizeof what, "rope q (%d heads x %d, n_rot %d, pos %d)", nh, hd, nr, pos0);
+        check_close(what, got_q, want_q, nq, 1e-6, 1e-6);
+        snprintf(what, sizeof what, "rope k (%d heads, same launch)", nkv);
+        check_close(what, got_k, want_k, nk, 1e-6, 1e-6);
+        free(q), free(kv), free(want_q), free(want_k), free(got_q), free(got_k);
+        CU(cudaFree(d_q)); CU(cudaFree(d_k)); CU(cudaFree(d_inv)); CU(cudaFree(d_pos));
     }
 }
 
@@ -265,11 +306,21 @@ static void test_elementwise(void) {
     float *got = from_device(d_o, n);
     check_close("silu", got, want, n, 1e-7, 1e-6);
     free(got);
-    CU(eo_mul_forward(d_o, d_a, d_b, n, stream));
+    CU(eo_mul_forward(d_o, EO_F32, d_a, d_b, n, stream));
     for (size_t i = 0; i < n; i++) want[i] = a[i] * b[i];
     got = from_device(d_o, n);
     check_close("mul", got, want, n, 0, 0);
     free(got);
+    for (int t = EO_F16; t <= EO_BF16; t++) { // one f32 product, then one rounding: bit-exact
+        CU(eo_mul_forward(d_o, (eo_dtype)t, d_a, d_b, n, stream));
+        uint16_t *bits = from_device16(d_o, n);
+        size_t diff = 0;
+        for (size_t i = 0; i < n; i++)
+            diff += bits[i] != (t == EO_F16 ? f32_to_fp16(a[i] * b[i]) : f32_to_bf16(a[i] * b[i]));
+        printf("  mul -> %-46s %zu of %zu values differ from the host's rounding\n", dtype_name((eo_dtype)t), diff, n);
+        CHECK(diff == 0, "mul to %s bit-exact with the host", dtype_name((eo_dtype)t));
+        free(bits);
+    }
     CU(eo_add_forward(d_a, d_a, d_b, n, stream)); // in place, as the residual add
     for (size_t i = 0; i < n; i++) want[i] = a[i] + b[i];
     got = from_device(d_a, n);
@@ -277,9 +328,7 @@ static void test_elementwise(void) {
     free(got);
     for (int t = EO_F16; t <= EO_BF16; t++) {
         CU(eo_convert_forward(d_o, (eo_dtype)t, d_b, n, stream));
-        uint16_t *bits = malloc(n * 2);
-        CU(cudaStreamSynchronize(stream));
-        CU(cudaMemcpy(bits, d_o, n * 2, cudaMemcpyDeviceToHost));
+        uint16_t *bits = from_device16(d_o, n);
         size_t diff = 0;
         for (size_t i = 0; i < n; i++) diff += bits[i] != (t == EO_F16 ? f32_to_fp16(b[i]) : f32_to_bf16(b[i]));
         printf("  convert f32 -> %-37s %zu of %zu values differ from the host's rounding\n", dtype_name((eo_dtype)t),
@@ -317,6 +366,7 @@ static void test_argmax(void) {
     CU(cudaFree(d_x)); CU(cudaFree(d_out));
 }
 
+#ifndef EO_EMULATE /* cuBLAS: on a device only */
 /* y = x W^T with W (n_out, n_in): the layouts and transposes of every
  * projection. The reference is a double sum of the same (rounded) inputs, so
  * only f32 accumulation error remains: a TF32 path would fail the f32 case. */
@@ -415,7 +465,18 @@ static void test_attention(void) {
     CU(cudaFree(d_kc)); CU(cudaFree(d_vc)); CU(cudaFree(d_q)); CU(cudaFree(d_att)); CU(cudaFree(d_out));
 }
 
+#endif /* EO_EMULATE */
+
 int main(int argc, char **argv) {
+    rng = argc > 1 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
+#ifdef EO_EMULATE
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan does not follow the emulator's swapcontext between fiber stacks */
+    printf("test_eager_ops_kernels_emulated: skipped under AddressSanitizer (fibers switch stacks)\n");
+    return 77;
+#endif
+    printf("test_eager_ops_kernels_emulated: the kernels' blocks run on the CPU (no cuBLAS), seed %" PRIu64 "\n", rng);
+#else
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess || count == 0) {
@@ -425,12 +486,12 @@ int main(int argc, char **argv) {
     }
     struct cudaDeviceProp prop;
     CU(cudaGetDeviceProperties(&prop, 0));
-    rng = argc > 1 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
     printf("test_eager_ops_kernels: %s (sm_%d%d), seed %" PRIu64 "\n", prop.name, prop.major, prop.minor, rng);
     CU(cudaStreamCreate(&stream));
     CB(cublasCreate(&handle));
     CB(cublasSetStream(handle, stream));
     CB(cublasSetMathMode(handle, (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+#endif
     test_embedding();
     test_rmsnorm();
     test_rope();
@@ -438,9 +499,11 @@ int main(int argc, char **argv) {
     test_softmax();
     test_elementwise();
     test_argmax();
+#ifndef EO_EMULATE
     test_matmul();
     test_attention();
     cublasDestroy(handle);
     cudaStreamDestroy(stream);
+#endif
     return check_summary();
 }

@@ -77,7 +77,7 @@ typedef struct RunState {
     int32_t *tokens;    // = step + 1
     int32_t *next_token;// (1) argmax of the last row's logits
     float *x;           // (batch, dim) residual stream
-    float *xb;          // (batch, dim) normed input of a block
+    float *xb;          // (batch, dim) normed input of a block (f32 only; else in xh)
     float *q;           // (batch, q_dim)
     float *k, *v;       // (batch, kv_dim)
     float *att_out;     // (batch, q_dim)
@@ -85,7 +85,8 @@ typedef struct RunState {
     float *hb, *hb2;    // (batch, hidden_dim) gate, up
     float *logits;      // (batch, vocab_size)
     float *att;         // (n_heads, max_seq) attention scores of one query row
-    void *xh;           // (batch, widest) GEMM input in wtype (16-bit precisions only)
+    void *xh;           // (batch, widest) GEMM input in wtype (16-bit precisions only):
+                        // normed input, attention output or SwiGLU product
     float *key_cache;   // (layer, max_seq, kv_dim)
     float *value_cache; // (layer, max_seq, kv_dim)
     int32_t *pinned;    // host, page-locked: (2 + max_batch) staging for step and next token
@@ -296,7 +297,7 @@ static fb_status alloc_state(fb_session *s) {
     r->tokens = r->step + 1;
     DEV_ALLOC(s, r->next_token, sizeof(int32_t), "next token");
     DEV_ALLOC(s, r->x, B * p->dim * f, "activations");
-    DEV_ALLOC(s, r->xb, B * p->dim * f, "activations");
+    if (s->wtype == EO_F32) DEV_ALLOC(s, r->xb, B * p->dim * f, "activations");
     DEV_ALLOC(s, r->xb2, B * p->dim * f, "activations");
     DEV_ALLOC(s, r->q, B * p->q_dim * f, "activations");
     DEV_ALLOC(s, r->att_out, B * p->q_dim * f, "activations");
@@ -323,8 +324,13 @@ static fb_status alloc_state(fb_session *s) {
 // ----------------------------------------------------------------------------
 // The blocks of the network (each op is one launch; see kernels/eager_ops.cu)
 
-/* The input of a GEMM in the weights' type: x itself at f32, else converted into xh. */
-static fb_status gemm_input(fb_session *s, const float *x, size_t n, const void **out) {
+/* Where an op that feeds a GEMM writes its output, in the weights' type:
+ * xb (f32) or xh (16-bit). rmsnorm and mul store their results there
+ * directly, as an eager framework's f16 ops produce f16 tensors. */
+static void *gemm_in(fb_session *s, float *f32_buffer) { return s->wtype == EO_F32 ? (void *)f32_buffer : s->state.xh; }
+
+/* The attention output (f32 from cuBLAS) as a GEMM input: itself at f32, else converted into xh. */
+static fb_status gemm_input(fb_session *s, float *x, size_t n, void **out) {
     if (s->wtype == EO_F32) {
         *out = x;
         return FB_OK;
@@ -372,7 +378,7 @@ static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, in
     RunState *r = &s->state;
     cudaStream_t st = s->stream;
     int dim = p->dim;
-    const void *in;
+    void *in;
 
     CUDA_CHECK(s, eo_embedding_forward(r->x, w->token_embd, s->wtype, r->tokens, batch, dim, st));
 
@@ -380,18 +386,18 @@ static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, in
         const LayerWeights *lw = &w->layers[l];
         size_t layer = (size_t)l * p->max_seq * p->kv_dim;
 
-        // attention rmsnorm
-        CUDA_CHECK(s, eo_rmsnorm_forward(r->xb, r->x, lw->attn_norm, batch, dim, p->rms_eps, st));
+        // attention rmsnorm, stored as the GEMMs' input type
+        in = gemm_in(s, r->xb);
+        CUDA_CHECK(s, eo_rmsnorm_forward(in, s->wtype, r->x, lw->attn_norm, batch, dim, p->rms_eps, st));
 
         // q, k, v = W_q x, W_k x, W_v x
-        TRY(gemm_input(s, r->xb, (size_t)batch * dim, &in));
         TRY(matmul(s, r->q, in, lw->wq, batch, dim, p->q_dim));
         TRY(matmul(s, r->k, in, lw->wk, batch, dim, p->kv_dim));
         TRY(matmul(s, r->v, in, lw->wv, batch, dim, p->kv_dim));
 
         // RoPE on q and k, then k and v into the cache at their positions
-        CUDA_CHECK(s, eo_rope_forward(r->q, batch, p->q_dim, p->n_heads, p->head_dim, p->n_rot, r->pos, w->rope_inv_freq, st));
-        CUDA_CHECK(s, eo_rope_forward(r->k, batch, p->kv_dim, p->n_kv_heads, p->head_dim, p->n_rot, r->pos, w->rope_inv_freq, st));
+        CUDA_CHECK(s, eo_rope_forward(r->q, r->k, batch, p->n_heads, p->n_kv_heads, p->head_dim, p->n_rot, r->pos,
+                                      w->rope_inv_freq, st));
         CUDA_CHECK(s, eo_kv_append_forward(r->key_cache + layer, r->value_cache + layer, r->k, r->v, batch, p->kv_dim, r->pos, st));
 
         // multi-head attention over the cache, one query row at a time
@@ -403,15 +409,15 @@ static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, in
         CUDA_CHECK(s, eo_add_forward(r->x, r->x, r->xb2, (size_t)batch * dim, st));
 
         // feed-forward rmsnorm
-        CUDA_CHECK(s, eo_rmsnorm_forward(r->xb, r->x, lw->ffn_norm, batch, dim, p->rms_eps, st));
+        in = gemm_in(s, r->xb);
+        CUDA_CHECK(s, eo_rmsnorm_forward(in, s->wtype, r->x, lw->ffn_norm, batch, dim, p->rms_eps, st));
 
-        // SwiGLU: w_down( silu(w_gate x) * (w_up x) )
-        TRY(gemm_input(s, r->xb, (size_t)batch * dim, &in));
+        // SwiGLU: w_down( silu(w_gate x) * (w_up x) ), the product stored as w_down's input type
         TRY(matmul(s, r->hb, in, lw->w_gate, batch, dim, p->hidden_dim));
         TRY(matmul(s, r->hb2, in, lw->w_up, batch, dim, p->hidden_dim));
         CUDA_CHECK(s, eo_silu_forward(r->hb, r->hb, (size_t)batch * p->hidden_dim, st));
-        CUDA_CHECK(s, eo_mul_forward(r->hb, r->hb, r->hb2, (size_t)batch * p->hidden_dim, st));
-        TRY(gemm_input(s, r->hb, (size_t)batch * p->hidden_dim, &in));
+        in = gemm_in(s, r->hb);
+        CUDA_CHECK(s, eo_mul_forward(in, s->wtype, r->hb, r->hb2, (size_t)batch * p->hidden_dim, st));
         TRY(matmul(s, r->xb2, in, lw->w_down, batch, p->hidden_dim, dim));
 
         // residual connection
@@ -420,8 +426,9 @@ static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, in
 
     // final rmsnorm and the classifier, for the positions asked for; argmax of the last
     int first = logits_all ? 0 : batch - 1, n_out = batch - first;
-    CUDA_CHECK(s, eo_rmsnorm_forward(r->xb, r->x + (size_t)first * dim, w->output_norm, n_out, dim, p->rms_eps, st));
-    TRY(gemm_input(s, r->xb, (size_t)n_out * dim, &in));
+    in = gemm_in(s, r->xb);
+    CUDA_CHECK(s, eo_rmsnorm_forward(in, s->wtype, r->x + (size_t)first * dim, w->output_norm, n_out, dim,
+                                     p->rms_eps, st));
     TRY(matmul(s, r->logits, in, w->output, n_out, dim, p->vocab_size));
     CUDA_CHECK(s, eo_argmax_forward(r->next_token, r->logits + (size_t)(n_out - 1) * p->vocab_size, p->vocab_size, st));
     return FB_OK;
