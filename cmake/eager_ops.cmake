@@ -11,7 +11,9 @@
 #                           (--backend eager_ops here; jit_fused.cmake adds its own tests)
 #   test_eager_ops_kernels  every op against a CPU twin (needs a device)
 #   test_eager_ops_kernels_emulated  the same test with the kernels' blocks run on the
-#                           CPU (tests/cuda_emulate.h), all but the cuBLAS GEMMs: no device
+#                           CPU (tests/cuda_emulate.h), the GEMMs as loops: no device
+#   eager_ops_emulated.so   the whole plugin on that emulation, for test_gpu_backend
+#                           --emulated (agreement with cpu_ref, graphs, contract): no device
 #   bench_gpu               decode speed of any backend through the ABI (not a test)
 
 enable_language(CUDA)
@@ -89,6 +91,11 @@ add_test(NAME eager_ops_no_device COMMAND test_gpu_backend --backend eager_ops -
 set_tests_properties(eager_ops_no_device PROPERTIES TIMEOUT 120)
 add_test(NAME eager_ops_agreement COMMAND test_gpu_backend --backend eager_ops ${CMAKE_BINARY_DIR}/tests/tmp)
 set_tests_properties(eager_ops_agreement PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS gpu)
+# The same agreement tests, no device: the plugin built on the CPU emulation (below).
+add_test(NAME eager_ops_emulated
+         COMMAND test_gpu_backend --backend eager_ops --emulated
+                 --plugin ${CMAKE_BINARY_DIR}/tests/emulated/eager_ops_emulated.so ${CMAKE_BINARY_DIR}/tests/tmp)
+set_tests_properties(eager_ops_emulated PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
 
 # Every op against its CPU twin on random inputs (exit 77 without a device).
 add_executable(test_eager_ops_kernels ${CMAKE_SOURCE_DIR}/tests/test_eager_ops_kernels.c)
@@ -111,6 +118,31 @@ target_include_directories(test_eager_ops_kernels_emulated PRIVATE
 target_link_libraries(test_eager_ops_kernels_emulated PRIVATE fbcore m)
 add_test(NAME eager_ops_kernels_emulated COMMAND test_eager_ops_kernels_emulated)
 set_tests_properties(eager_ops_kernels_emulated PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+
+# The whole plugin on the CPU: plugins/eager_ops/*.c unchanged, linked
+# against tests/eager_ops_emulated.cc (the kernels as fibers, the runtime
+# calls on host memory, stream capture recorded and replayed, the GEMMs as
+# loops) instead of the CUDA runtime and cuBLAS. Kept out of the plugin
+# folder: fairbench never lists it; test_gpu_backend --plugin loads it.
+add_library(eager_ops_emulated MODULE
+  ${CMAKE_SOURCE_DIR}/plugins/eager_ops/eager_ops.c
+  ${CMAKE_SOURCE_DIR}/plugins/eager_ops/eager_ops_host.c
+  ${CMAKE_SOURCE_DIR}/plugins/cuda_common/fb_cuda_common.c
+  ${CMAKE_SOURCE_DIR}/tests/eager_ops_emulated.cc)
+target_compile_definitions(eager_ops_emulated PRIVATE EO_EMULATE)
+target_compile_features(eager_ops_emulated PRIVATE cxx_std_17)
+target_include_directories(eager_ops_emulated PRIVATE ${CMAKE_SOURCE_DIR}/core/include
+  ${CMAKE_SOURCE_DIR}/plugins/eager_ops ${CMAKE_SOURCE_DIR}/plugins/cuda_common ${CMAKE_SOURCE_DIR}/kernels
+  ${CMAKE_SOURCE_DIR}/tests ${CUDAToolkit_INCLUDE_DIRS})
+target_link_libraries(eager_ops_emulated PRIVATE m)
+set_target_properties(eager_ops_emulated PROPERTIES
+  PREFIX ""
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/emulated
+  LINK_DEPENDS ${_eager_map})
+target_link_options(eager_ops_emulated PRIVATE -Wl,--no-undefined -Wl,--version-script=${_eager_map})
+if(TARGET test_gpu_backend)
+  add_dependencies(test_gpu_backend eager_ops_emulated)
+endif()
 
 # `fairbench plugins` lists eager_ops (unavailable here, with CUDA's reason),
 # and the .so exports exactly one dynamic symbol.

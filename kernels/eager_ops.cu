@@ -334,10 +334,7 @@ extern "C" cudaError_t eo_argmax_forward(int32_t *out, const float *x, int n, cu
 }
 
 // ----------------------------------------------------------------------------
-// matmul and attention: cuBLAS, f32 accumulation (not emulated: the tests
-// hold them to the CPU on a GPU only)
-
-#ifndef EO_EMULATE
+// matmul and attention: cuBLAS, f32 accumulation
 
 static cudaDataType_t cuda_type(eo_dtype type) {
     return type == EO_F16 ? CUDA_R_16F : type == EO_BF16 ? CUDA_R_16BF : CUDA_R_32F;
@@ -381,5 +378,3 @@ extern "C" cublasStatus_t eo_attention_values_forward(cublasHandle_t handle, flo
                                       (long long)kv_mul * max_seq, &zero, out, CUDA_R_32F, head_dim,
                                       (long long)kv_mul * head_dim, n_kv_heads, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }
-
-#endif /* EO_EMULATE */

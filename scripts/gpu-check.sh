@@ -166,6 +166,11 @@ main() {
     j_load=$(awk '$1 == "jit_fused" && $2 == "f16" && $3 ~ /^1\// && $4 ~ /^warm/ {print $5}' "$b1")
     j_cold=$(awk '$1 == "jit_fused" && $2 == "f16" && $3 ~ /^1\// && $4 ~ /^warm/ {print $6}' "$b1")
     note "copy bandwidth (read + write) ${copy:-?} GB/s"
+    local nodes # each backend's captured decode step, from its notes
+    nodes=$(awk '$1 == "eager_ops" || $1 == "jit_fused" {b = $1}
+                 match($0, /decode graph of [0-9]+ nodes/) {n[b] = substr($0, RSTART, RLENGTH)}
+                 END {for (k in n) printf "%s: %s; ", k, n[k]}' "$b1")
+    [[ -n $nodes ]] && note "${nodes%; }"
     [[ $backends == *eager_ops* ]] && note "eager_ops targets at f16: graphs off >= 250 tok/s: ${e_off:-?}; graphs on >= 500 tok/s: ${e_on:-?}"
     [[ $backends == *jit_fused* ]] && note "jit_fused targets at f16, warm cache, graphs on: decode >= 80% of copy bandwidth: ${j_pct:-?} (${j_on:-?} tok/s); cold start <= 50 ms: ${j_cold:-?} ms; load <= 1.5 s: ${j_load:-?} s"
   fi

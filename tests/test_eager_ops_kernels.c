@@ -6,8 +6,9 @@
  * Built twice. test_eager_ops_kernels runs the kernels on a CUDA device and
  * exits 77 (skipped) without one, saying why. test_eager_ops_kernels_emulated
  * (EO_EMULATE) links tests/eager_ops_emulated.cc instead, which runs the same
- * kernels' blocks on the CPU: everything but the cuBLAS GEMMs is then
- * checked here and in CI.
+ * kernels' blocks on the CPU, so they are checked here and in CI. There the
+ * GEMMs are the emulation's loops, not cuBLAS: the matmul and attention
+ * checks then test the layouts eager_ops hands cuBLAS, not cuBLAS.
  *
  *   test_eager_ops_kernels [SEED] */
 #include <inttypes.h>
@@ -38,9 +39,7 @@
     } while (0)
 
 static cudaStream_t stream;
-#ifndef EO_EMULATE
 static cublasHandle_t handle;
-#endif
 static uint64_t rng;
 
 static float rnd(void) { /* uniform in [-1, 1) */
@@ -366,7 +365,6 @@ static void test_argmax(void) {
     CU(cudaFree(d_x)); CU(cudaFree(d_out));
 }
 
-#ifndef EO_EMULATE /* cuBLAS: on a device only */
 /* y = x W^T with W (n_out, n_in): the layouts and transposes of every
  * projection. The reference is a double sum of the same (rounded) inputs, so
  * only f32 accumulation error remains: a TF32 path would fail the f32 case. */
@@ -465,18 +463,13 @@ static void test_attention(void) {
     CU(cudaFree(d_kc)); CU(cudaFree(d_vc)); CU(cudaFree(d_q)); CU(cudaFree(d_att)); CU(cudaFree(d_out));
 }
 
-#endif /* EO_EMULATE */
-
 int main(int argc, char **argv) {
     rng = argc > 1 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
-#ifdef EO_EMULATE
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(EO_EMULATE) && defined(__SANITIZE_ADDRESS__)
     /* ASan does not follow the emulator's swapcontext between fiber stacks */
     printf("test_eager_ops_kernels_emulated: skipped under AddressSanitizer (fibers switch stacks)\n");
     return 77;
 #endif
-    printf("test_eager_ops_kernels_emulated: the kernels' blocks run on the CPU (no cuBLAS), seed %" PRIu64 "\n", rng);
-#else
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess || count == 0) {
@@ -491,7 +484,6 @@ int main(int argc, char **argv) {
     CB(cublasCreate(&handle));
     CB(cublasSetStream(handle, stream));
     CB(cublasSetMathMode(handle, (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
-#endif
     test_embedding();
     test_rmsnorm();
     test_rope();
@@ -499,11 +491,9 @@ int main(int argc, char **argv) {
     test_softmax();
     test_elementwise();
     test_argmax();
-#ifndef EO_EMULATE
     test_matmul();
     test_attention();
     cublasDestroy(handle);
     cudaStreamDestroy(stream);
-#endif
     return check_summary();
 }

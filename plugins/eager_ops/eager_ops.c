@@ -117,6 +117,7 @@ struct fb_session {
     cudaGraphExec_t *graphs;     // one per bucket of GRAPH_BUCKET positions, captured on first use
     int n_graphs;
     uint64_t graph_replays;
+    size_t graph_nodes;          // nodes of the last captured decode graph (0: none captured)
     char notes[256];
     char error[512];
 };
@@ -450,6 +451,8 @@ static fb_status capture_decode_graph(fb_session *s, int span, cudaGraphExec_t *
         return st;
     }
     if (end != cudaSuccess) return cuda_fail(s, end, "cudaStreamEndCapture(s->stream, &graph)", __FILE__, __LINE__);
+    size_t nodes = 0; // kernels, cuBLAS's included, and memsets: the work of one decode step
+    if (cudaGraphGetNodes(graph, NULL, &nodes) == cudaSuccess) s->graph_nodes = nodes;
     cudaError_t err = cudaGraphInstantiate(exec, graph, 0);
     cudaGraphDestroy(graph);
     if (err != cudaSuccess) {
@@ -622,11 +625,11 @@ static fb_status eager_ops_create(const fb_host *host, const fb_model_view *mv, 
     fbc_memory_sample(&s->mem);
     static const char *names[] = {"f32", "f16", "bf16"};
     snprintf(s->notes, sizeof s->notes,
-             "weights %s (from %s), GEMM inputs %s, f32 accumulation (no TF32); f32 norms, activations, KV cache; "
+             "weights and GEMM inputs %s (from %s), f32 accumulation (no TF32), f32 residual stream and KV cache; "
              "%s",
-             names[s->wtype], host->type_name(mv->layers[0].attn_q.type), names[s->wtype],
-             s->allow_graphs ? "decode replayed as a CUDA graph per 256-position bucket (attention over the bucket, "
-                               "masked); prefill launched"
+             names[s->wtype], host->type_name(mv->layers[0].attn_q.type),
+             s->allow_graphs ? "decode: a CUDA graph per 256-position bucket (masked attention over it), prefill "
+                               "launched"
                              : "plain launches");
     s->error[0] = '\0';
     *out = s;
@@ -740,7 +743,9 @@ static fb_status eager_ops_effective_settings(fb_session *s, fb_effective_settin
     out->threads = 0;
     out->kernel_cache_hit = -1;
     snprintf(out->device, sizeof out->device, "%s", s->device_name);
-    snprintf(out->notes, sizeof out->notes, "%s", s->notes);
+    if (s->graph_nodes && !s->graphs_failed)
+        snprintf(out->notes, sizeof out->notes, "%.200s; decode graph of %u nodes", s->notes, (unsigned)(s->graph_nodes % 100000));
+    else snprintf(out->notes, sizeof out->notes, "%s", s->notes);
     return FB_OK;
 }
 

@@ -90,6 +90,7 @@ struct fb_session {
     bool allow_graphs, graphs_failed;
     cudaGraphExec_t graph;
     uint64_t graph_replays;
+    size_t graph_nodes; // nodes of the captured decode graph (0: none)
     char notes[256];
     char error[512];
 };
@@ -657,6 +658,8 @@ static void capture_graph(fb_session *s) {
         if (st == FB_OK && end != cudaSuccess) st = cuda_fail(s, end, "cudaStreamEndCapture", __FILE__, __LINE__);
     }
     if (st == FB_OK) {
+        size_t nodes = 0; // the step's kernels and copies, as eager_ops reports its own
+        if (cudaGraphGetNodes(graph, NULL, &nodes) == cudaSuccess) s->graph_nodes = nodes;
         err = cudaGraphInstantiate(&s->graph, graph, 0);
         if (err != cudaSuccess) {
             s->graph = NULL;
@@ -716,7 +719,10 @@ static fb_status jit_fused_effective_settings(fb_session *s, fb_effective_settin
     out->threads = 0;
     out->kernel_cache_hit = s->cache_hit;
     snprintf(out->device, sizeof out->device, "%s", s->device_name);
-    snprintf(out->notes, sizeof out->notes, "%s", s->notes);
+    if (s->graph_nodes && !s->graphs_failed)
+        snprintf(out->notes, sizeof out->notes, "%.200s; decode graph of %u nodes", s->notes,
+                 (unsigned)(s->graph_nodes % 100000));
+    else snprintf(out->notes, sizeof out->notes, "%s", s->notes);
     return FB_OK;
 }
 
