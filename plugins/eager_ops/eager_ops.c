@@ -328,10 +328,12 @@ static fb_status alloc_state(fb_session *s) {
 /* Where an op that feeds a GEMM writes its output, in the weights' type:
  * xb (f32) or xh (16-bit). rmsnorm and mul store their results there
  * directly, as an eager framework's f16 ops produce f16 tensors. */
-static void *gemm_in(fb_session *s, float *f32_buffer) { return s->wtype == EO_F32 ? (void *)f32_buffer : s->state.xh; }
+static void *gemm_input_buffer(fb_session *s, float *f32_buffer) {
+    return s->wtype == EO_F32 ? (void *)f32_buffer : s->state.xh;
+}
 
 /* The attention output (f32 from cuBLAS) as a GEMM input: itself at f32, else converted into xh. */
-static fb_status gemm_input(fb_session *s, float *x, size_t n, void **out) {
+static fb_status convert_to_gemm_input(fb_session *s, float *x, size_t n, void **out) {
     if (s->wtype == EO_F32) {
         *out = x;
         return FB_OK;
@@ -388,7 +390,7 @@ static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, in
         size_t layer = (size_t)l * p->max_seq * p->kv_dim;
 
         // attention rmsnorm, stored as the GEMMs' input type
-        in = gemm_in(s, r->xb);
+        in = gemm_input_buffer(s, r->xb);
         CUDA_CHECK(s, eo_rmsnorm_forward(in, s->wtype, r->x, lw->attn_norm, batch, dim, p->rms_eps, st));
 
         // q, k, v = W_q x, W_k x, W_v x
@@ -405,19 +407,19 @@ static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, in
         for (int b = 0; b < batch; b++) TRY(attention(s, l, b, attention_span > 0 ? attention_span : pos0 + b + 1));
 
         // output projection, then the residual connection back into x
-        TRY(gemm_input(s, r->att_out, (size_t)batch * p->q_dim, &in));
+        TRY(convert_to_gemm_input(s, r->att_out, (size_t)batch * p->q_dim, &in));
         TRY(matmul(s, r->xb2, in, lw->wo, batch, p->q_dim, dim));
         CUDA_CHECK(s, eo_add_forward(r->x, r->x, r->xb2, (size_t)batch * dim, st));
 
         // feed-forward rmsnorm
-        in = gemm_in(s, r->xb);
+        in = gemm_input_buffer(s, r->xb);
         CUDA_CHECK(s, eo_rmsnorm_forward(in, s->wtype, r->x, lw->ffn_norm, batch, dim, p->rms_eps, st));
 
         // SwiGLU: w_down( silu(w_gate x) * (w_up x) ), the product stored as w_down's input type
         TRY(matmul(s, r->hb, in, lw->w_gate, batch, dim, p->hidden_dim));
         TRY(matmul(s, r->hb2, in, lw->w_up, batch, dim, p->hidden_dim));
         CUDA_CHECK(s, eo_silu_forward(r->hb, r->hb, (size_t)batch * p->hidden_dim, st));
-        in = gemm_in(s, r->hb);
+        in = gemm_input_buffer(s, r->hb);
         CUDA_CHECK(s, eo_mul_forward(in, s->wtype, r->hb, r->hb2, (size_t)batch * p->hidden_dim, st));
         TRY(matmul(s, r->xb2, in, lw->w_down, batch, p->hidden_dim, dim));
 
@@ -427,7 +429,7 @@ static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, in
 
     // final rmsnorm and the classifier, for the positions asked for; argmax of the last
     int first = logits_all ? 0 : batch - 1, n_out = batch - first;
-    in = gemm_in(s, r->xb);
+    in = gemm_input_buffer(s, r->xb);
     CUDA_CHECK(s, eo_rmsnorm_forward(in, s->wtype, r->x + (size_t)first * dim, w->output_norm, n_out, dim,
                                      p->rms_eps, st));
     TRY(matmul(s, r->logits, in, w->output, n_out, dim, p->vocab_size));
