@@ -144,13 +144,10 @@ if(TARGET test_gpu_backend)
   add_dependencies(test_gpu_backend eager_ops_emulated)
 endif()
 # The plugin author's checks (fairbench conformance) on it: the ABI contract
-# of eager_ops, with no device. About 20 s. Not under ASan, which does not
-# follow the emulation's fibers from one stack to another.
-if(NOT FB_SANITIZE)
-  add_test(NAME eager_ops_emulated_conformance
-           COMMAND fairbench conformance ${CMAKE_BINARY_DIR}/tests/emulated/eager_ops_emulated.so --timeout 240)
-  set_tests_properties(eager_ops_emulated_conformance PROPERTIES TIMEOUT 600)
-endif()
+# of eager_ops, with no device. About 20 s.
+add_test(NAME eager_ops_emulated_conformance
+         COMMAND fairbench conformance ${CMAKE_BINARY_DIR}/tests/emulated/eager_ops_emulated.so --timeout 240)
+set_tests_properties(eager_ops_emulated_conformance PROPERTIES TIMEOUT 600)
 
 # `fairbench plugins` lists eager_ops (unavailable here, with CUDA's reason),
 # and the .so exports exactly one dynamic symbol.

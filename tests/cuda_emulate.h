@@ -18,6 +18,13 @@
 // not their speed, nor memory-model subtleties between blocks (a kernel
 // whose blocks communicate other than through atomics would need more).
 //
+// Under AddressSanitizer (a sanitizer build of the tests) every stack switch
+// is announced to the sanitizer, so the kernels' reads and writes are checked
+// like any host code's: an out-of-bounds index in a kernel is a
+// heap-buffer-overflow report naming the kernel's line. ASan's start-up
+// warning that it "doesn't fully support makecontext/swapcontext" is
+// expected.
+//
 // Include it after any CUDA header (cuda_fp16.h and the like compile as host
 // C++); it replaces the CUDA keywords those headers define.
 #ifndef CUDA_EMULATE_H
@@ -34,6 +41,20 @@
 
 #include <tuple>
 #include <utility>
+
+// Under AddressSanitizer every switch between the scheduler's stack and a
+// fiber's is announced (the sanitizer's fiber interface), so that it checks
+// the fibers' frames instead of taking a switch for a stack overflow.
+#if defined(__SANITIZE_ADDRESS__)
+#define EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMU_ASAN 1
+#endif
+#endif
+#ifdef EMU_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #undef __global__
 #undef __device__
@@ -63,10 +84,15 @@ struct emu_fiber {
     float value;  // what this lane offers at a shuffle
     int offset;   // lane ^ offset is its partner
     float result; // what it receives
+    void *asan_fake_stack; // the sanitizer's record of this fiber's stack while it is switched out
 };
 
 #define EMU_MAX_THREADS 1024
+#ifdef EMU_ASAN
+#define EMU_STACK (32 * 1024) /* a small stack: ASan clears its shadow at every fiber start */
+#else
 #define EMU_STACK (128 * 1024)
+#endif
 
 static emu_fiber emu_fibers[EMU_MAX_THREADS];
 static char *emu_stacks;
@@ -77,9 +103,61 @@ static void (*emu_body)(void *); // what every fiber runs: the kernel with its a
 static void *emu_body_ctx;
 static char emu_error[256];
 
+/* The stacks go with the program, or with the shared object built from
+ * generated kernels when the test unloads it. */
+__attribute__((destructor)) static void emu_free_stacks() {
+    free(emu_stacks);
+    emu_stacks = NULL;
+}
+
+// The scheduler's stack, as the sanitizer reported it when a fiber first started.
+static const void *emu_sched_stack;
+static size_t emu_sched_stack_size;
+static void *emu_sched_fake_stack;
+
+/* Announce a switch to the stack [bottom, bottom + size); save: where the
+ * sanitizer keeps the current stack's state (NULL when it is left for good). */
+static inline void emu_switch_start(void **save, const void *bottom, size_t size) {
+#ifdef EMU_ASAN
+    __sanitizer_start_switch_fiber(save, bottom, size);
+#else
+    (void)save, (void)bottom, (void)size;
+#endif
+}
+
+/* After a switch has landed: restore this stack's state from saved. */
+static inline void emu_switch_finish(void *saved, const void **bottom_old, size_t *size_old) {
+#ifdef EMU_ASAN
+    __sanitizer_finish_switch_fiber(saved, bottom_old, size_old);
+#else
+    (void)saved, (void)bottom_old, (void)size_old;
+#endif
+}
+
+/* _longjmp between stacks. Under ASan, through a pointer the compiler does
+ * not know as noreturn: before a noreturn call it inserts
+ * __asan_handle_no_return, which unpoisons the stack being left and asks
+ * the kernel for the signal stack each time (most of a run's time), and
+ * nothing needs it here: every switch is announced, no instrumented frame is
+ * abandoned (a fiber ends in emu_fiber_main, and a fiber's stack shadow is
+ * cleared by swapcontext when the next one starts on it). */
+static void emu_longjmp(jmp_buf jb) {
+#ifdef EMU_ASAN
+    static void (*volatile jump)(struct __jmp_buf_tag *, int) = (void (*)(struct __jmp_buf_tag *, int))_longjmp;
+    jump(jb, 1);
+#else
+    _longjmp(jb, 1);
+#endif
+}
+
 static void emu_yield(int state) {
-    emu_fibers[emu_current].state = state;
-    if (!_setjmp(emu_fibers[emu_current].jb)) _longjmp(emu_sched_jb, 1);
+    emu_fiber *f = &emu_fibers[emu_current];
+    f->state = state;
+    if (!_setjmp(f->jb)) {
+        emu_switch_start(&f->asan_fake_stack, emu_sched_stack, emu_sched_stack_size);
+        emu_longjmp(emu_sched_jb);
+    }
+    emu_switch_finish(emu_fibers[emu_current].asan_fake_stack, NULL, NULL); // resumed
 }
 
 static inline void __syncthreads() { emu_yield(EMU_FIBER_BAR); }
@@ -93,9 +171,11 @@ static inline float __shfl_xor_sync(unsigned mask, float v, int offset) {
 }
 
 static void emu_fiber_main() {
+    emu_switch_finish(NULL, &emu_sched_stack, &emu_sched_stack_size); // started: where the scheduler's stack is
     emu_body(emu_body_ctx);
     emu_fibers[emu_current].state = EMU_FIBER_DONE;
-    _longjmp(emu_sched_jb, 1); // never returns through uc_link
+    emu_switch_start(NULL, emu_sched_stack, emu_sched_stack_size); // this stack is left for good
+    emu_longjmp(emu_sched_jb); // never returns through uc_link
 }
 
 /* Run fiber i until it yields or ends. (Its own function, so that no local
@@ -103,12 +183,16 @@ static void emu_fiber_main() {
 __attribute__((noinline)) static void emu_resume(int i) {
     emu_current = i;
     threadIdx = emu_dim3{(unsigned)i, 0, 0};
-    if (_setjmp(emu_sched_jb)) return; // the fiber yielded or ended
+    if (_setjmp(emu_sched_jb)) { // the fiber yielded or ended
+        emu_switch_finish(emu_sched_fake_stack, NULL, NULL);
+        return;
+    }
+    emu_switch_start(&emu_sched_fake_stack, emu_stacks + (size_t)i * EMU_STACK, EMU_STACK);
     if (!emu_fibers[i].started) {
         emu_fibers[i].started = 1;
         swapcontext(&emu_sched, &emu_fibers[i].ctx);
     } else {
-        _longjmp(emu_fibers[i].jb, 1);
+        emu_longjmp(emu_fibers[i].jb);
     }
 }
 
