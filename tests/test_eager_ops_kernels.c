@@ -60,12 +60,15 @@ static void *to_device(const void *h, size_t bytes) {
     return d;
 }
 
-static float *from_device(const float *d, size_t n) {
-    float *h = malloc(n * sizeof *h);
+/* bytes of d, once the stream has finished, in a new host block */
+static void *download(const void *d, size_t bytes) {
+    void *h = malloc(bytes);
     CU(cudaStreamSynchronize(stream));
-    CU(cudaMemcpy(h, d, n * sizeof *h, cudaMemcpyDeviceToHost));
+    CU(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
     return h;
 }
+
+static float *from_device(const float *d, size_t n) { return download(d, n * sizeof(float)); }
 
 static int32_t *device_int(int32_t v) { return to_device(&v, sizeof v); }
 
@@ -177,12 +180,7 @@ static float *decode16(eo_dtype t, const uint16_t *bits, size_t n) {
     return out;
 }
 
-static uint16_t *from_device16(const void *d, size_t n) {
-    uint16_t *h = malloc(n * sizeof *h);
-    CU(cudaStreamSynchronize(stream));
-    CU(cudaMemcpy(h, d, n * sizeof *h, cudaMemcpyDeviceToHost));
-    return h;
-}
+static uint16_t *from_device16(const void *d, size_t n) { return download(d, n * sizeof(uint16_t)); }
 
 static void test_rmsnorm(void) {
     static const int dims[] = {64, 300, 2048, 8192};

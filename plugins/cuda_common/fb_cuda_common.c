@@ -20,6 +20,24 @@ fb_status fbc_status_of_cuda(cudaError_t err) {
     }
 }
 
+const char *fbc_base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+fb_status fbc_cuda_fail(char *msg, size_t msg_size, const char *plugin, cudaError_t err, const char *call, const char *file,
+                        int line) {
+    (void)cudaGetLastError();
+    snprintf(msg, msg_size, "%s: %s failed at %s:%d: %s (%s)", plugin, call, fbc_base_name(file), line,
+             cudaGetErrorString(err), cudaGetErrorName(err));
+    return fbc_status_of_cuda(err);
+}
+
+void fbc_format_notes(char *out, size_t size, const char *notes, size_t graph_nodes) {
+    if (graph_nodes) snprintf(out, size, "%.200s; decode graph of %u nodes", notes, (unsigned)(graph_nodes % 100000));
+    else snprintf(out, size, "%s", notes);
+}
+
 void fbc_format_device(char *buf, size_t size, const struct cudaDeviceProp *prop) {
     snprintf(buf, size, "%.64s (sm_%d%d, %.1f GiB, %d SMs)", prop->name, prop->major, prop->minor,
              (double)prop->totalGlobalMem / (double)(1u << 30), prop->multiProcessorCount);

@@ -1,5 +1,6 @@
 /* fb_cuda_common.h - what the CUDA plugins (eager_ops, jit_fused) share:
- * the status a CUDA error maps to, the device's one-line description,
+ * the status a CUDA error maps to and its message, the device's one-line
+ * description, the notes' closing graph size,
  * device-memory accounting (own allocations and cudaMemGetInfo's view), and
  * the copy-bandwidth probe. Compiled into each plugin (plugins link nothing
  * of the core's, and this is not the core's). */
@@ -16,6 +17,19 @@
 /* FB_ERR_OUT_OF_MEMORY, FB_ERR_UNAVAILABLE (no device, driver too old, no
  * image for it) or FB_ERR_INTERNAL. */
 fb_status fbc_status_of_cuda(cudaError_t err);
+
+/* The file name of a path (__FILE__ in messages). */
+const char *fbc_base_name(const char *path);
+
+/* A failed CUDA runtime call: writes "PLUGIN: CALL failed at FILE:LINE:
+ * REASON (NAME)" into msg, clears a non-sticky error so the session stays
+ * usable where CUDA allows, and returns fbc_status_of_cuda(err). */
+fb_status fbc_cuda_fail(char *msg, size_t msg_size, const char *plugin, cudaError_t err, const char *call, const char *file,
+                        int line);
+
+/* The effective settings' notes: the session's notes, then "; decode graph
+ * of N nodes" when a decode graph of graph_nodes > 0 nodes is in use. */
+void fbc_format_notes(char *out, size_t size, const char *notes, size_t graph_nodes);
 
 /* "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB, 132 SMs)" */
 void fbc_format_device(char *buf, size_t size, const struct cudaDeviceProp *prop);

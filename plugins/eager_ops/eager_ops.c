@@ -131,15 +131,8 @@ static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) {
     return status;
 }
 
-static const char *base_name(const char *path) {
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
-
 static fb_status cuda_fail(fb_session *s, cudaError_t err, const char *call, const char *file, int line) {
-    (void)cudaGetLastError(); // clear a non-sticky error so the session stays usable where CUDA allows
-    return fail(s, fbc_status_of_cuda(err), "eager_ops: %s failed at %s:%d: %s (%s)", call, base_name(file), line,
-                cudaGetErrorString(err), cudaGetErrorName(err));
+    return fbc_cuda_fail(s->error, sizeof s->error, "eager_ops", err, call, file, line);
 }
 
 static fb_status cublas_fail(fb_session *s, cublasStatus_t st, const char *call, const char *file, int line) {
@@ -147,7 +140,7 @@ static fb_status cublas_fail(fb_session *s, cublasStatus_t st, const char *call,
                        : st == CUBLAS_STATUS_NOT_INITIALIZED ? FB_ERR_UNAVAILABLE
                        : st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_ARCH_MISMATCH ? FB_ERR_UNSUPPORTED
                                                                                                  : FB_ERR_INTERNAL;
-    return fail(s, status, "eager_ops: %s failed at %s:%d: %s (%s)", call, base_name(file), line,
+    return fail(s, status, "eager_ops: %s failed at %s:%d: %s (%s)", call, fbc_base_name(file), line,
                 cublasGetStatusString(st), cublasGetStatusName(st));
 }
 
@@ -745,9 +738,7 @@ static fb_status eager_ops_effective_settings(fb_session *s, fb_effective_settin
     out->threads = 0;
     out->kernel_cache_hit = -1;
     snprintf(out->device, sizeof out->device, "%s", s->device_name);
-    if (s->graph_nodes && !s->graphs_failed)
-        snprintf(out->notes, sizeof out->notes, "%.200s; decode graph of %u nodes", s->notes, (unsigned)(s->graph_nodes % 100000));
-    else snprintf(out->notes, sizeof out->notes, "%s", s->notes);
+    fbc_format_notes(out->notes, sizeof out->notes, s->notes, s->graphs_failed ? 0 : s->graph_nodes);
     return FB_OK;
 }
 

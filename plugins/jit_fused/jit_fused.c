@@ -104,15 +104,8 @@ static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) {
     return status;
 }
 
-static const char *base_name(const char *path) {
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
-
 static fb_status cuda_fail(fb_session *s, cudaError_t err, const char *call, const char *file, int line) {
-    (void)cudaGetLastError(); // clear a non-sticky error so the session stays usable where CUDA allows
-    return fail(s, fbc_status_of_cuda(err), "jit_fused: %s failed at %s:%d: %s (%s)", call, base_name(file), line,
-                cudaGetErrorString(err), cudaGetErrorName(err));
+    return fbc_cuda_fail(s->error, sizeof s->error, "jit_fused", err, call, file, line);
 }
 
 static fb_status cu_fail(fb_session *s, CUresult res, const char *call, const char *file, int line) {
@@ -122,7 +115,7 @@ static fb_status cu_fail(fb_session *s, CUresult res, const char *call, const ch
                    : res == CUDA_ERROR_NO_BINARY_FOR_GPU || res == CUDA_ERROR_UNSUPPORTED_PTX_VERSION
                        ? FB_ERR_UNAVAILABLE
                        : FB_ERR_INTERNAL;
-    return fail(s, st, "jit_fused: %s failed at %s:%d: %s (CUresult %d)", call, base_name(file), line, text, (int)res);
+    return fail(s, st, "jit_fused: %s failed at %s:%d: %s (CUresult %d)", call, fbc_base_name(file), line, text, (int)res);
 }
 
 #define CUDA_CHECK(s, call)                                                                                    \
@@ -719,10 +712,7 @@ static fb_status jit_fused_effective_settings(fb_session *s, fb_effective_settin
     out->threads = 0;
     out->kernel_cache_hit = s->cache_hit;
     snprintf(out->device, sizeof out->device, "%s", s->device_name);
-    if (s->graph_nodes && !s->graphs_failed)
-        snprintf(out->notes, sizeof out->notes, "%.200s; decode graph of %u nodes", s->notes,
-                 (unsigned)(s->graph_nodes % 100000));
-    else snprintf(out->notes, sizeof out->notes, "%s", s->notes);
+    fbc_format_notes(out->notes, sizeof out->notes, s->notes, s->graphs_failed ? 0 : s->graph_nodes);
     return FB_OK;
 }
 
