@@ -1,5 +1,5 @@
 # eager_ops: the CUDA backend in the style of an eager framework (one
-# precompiled kernel per op from kernels/eager_ops.cu, cuBLAS matmuls), its
+# precompiled kernel per op from plugins/eager_ops/eager_ops_kernels.cu, cuBLAS matmuls), its
 # tests and its benchmark. Included from the top CMakeLists.txt when a CUDA
 # toolkit is found; builds with no GPU or driver present.
 #
@@ -38,8 +38,8 @@ function(fb_cuda_warnings target)
 endfunction()
 
 # ---------------------------------------------------------------- kernels
-add_library(eager_ops_kernels STATIC ${CMAKE_SOURCE_DIR}/kernels/eager_ops.cu)
-target_include_directories(eager_ops_kernels PUBLIC ${CMAKE_SOURCE_DIR}/kernels)
+add_library(eager_ops_kernels STATIC ${CMAKE_SOURCE_DIR}/plugins/eager_ops/eager_ops_kernels.cu)
+target_include_directories(eager_ops_kernels PUBLIC ${CMAKE_SOURCE_DIR}/plugins/eager_ops)
 set_target_properties(eager_ops_kernels PROPERTIES
   CUDA_ARCHITECTURES "${FB_CUDA_ARCHITECTURES}"
   POSITION_INDEPENDENT_CODE ON
@@ -75,7 +75,7 @@ add_executable(test_eager_ops_host
   ${CMAKE_SOURCE_DIR}/tests/test_eager_ops_host.c
   ${CMAKE_SOURCE_DIR}/plugins/eager_ops/eager_ops_host.c)
 target_include_directories(test_eager_ops_host PRIVATE ${CMAKE_SOURCE_DIR}/plugins/eager_ops
-                           ${CMAKE_SOURCE_DIR}/kernels ${CUDAToolkit_INCLUDE_DIRS})
+                           ${CMAKE_SOURCE_DIR}/plugins/eager_ops ${CUDAToolkit_INCLUDE_DIRS})
 target_link_libraries(test_eager_ops_host PRIVATE fbcore)
 add_test(NAME eager_ops_host COMMAND test_eager_ops_host)
 set_tests_properties(eager_ops_host PROPERTIES TIMEOUT 120)
@@ -104,7 +104,7 @@ set_target_properties(test_eager_ops_kernels PROPERTIES CUDA_RUNTIME_LIBRARY Sta
 add_test(NAME eager_ops_kernels COMMAND test_eager_ops_kernels)
 set_tests_properties(eager_ops_kernels PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS gpu)
 
-# The same test with no device: kernels/eager_ops.cu built as host C++
+# The same test with no device: plugins/eager_ops/eager_ops_kernels.cu built as host C++
 # (tests/eager_ops_emulated.cc), each launch run block by block as fibers.
 # nvcc needs a host C++ compiler, so there is one wherever this file is used.
 enable_language(CXX)
@@ -114,7 +114,7 @@ add_executable(test_eager_ops_kernels_emulated
 target_compile_definitions(test_eager_ops_kernels_emulated PRIVATE EO_EMULATE)
 target_compile_features(test_eager_ops_kernels_emulated PRIVATE cxx_std_17)
 target_include_directories(test_eager_ops_kernels_emulated PRIVATE
-  ${CMAKE_SOURCE_DIR}/kernels ${CMAKE_SOURCE_DIR}/tests ${CUDAToolkit_INCLUDE_DIRS})
+  ${CMAKE_SOURCE_DIR}/plugins/eager_ops ${CMAKE_SOURCE_DIR}/tests ${CUDAToolkit_INCLUDE_DIRS})
 target_link_libraries(test_eager_ops_kernels_emulated PRIVATE fbcore m)
 add_test(NAME eager_ops_kernels_emulated COMMAND test_eager_ops_kernels_emulated)
 set_tests_properties(eager_ops_kernels_emulated PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
@@ -132,7 +132,7 @@ add_library(eager_ops_emulated MODULE
 target_compile_definitions(eager_ops_emulated PRIVATE EO_EMULATE)
 target_compile_features(eager_ops_emulated PRIVATE cxx_std_17)
 target_include_directories(eager_ops_emulated PRIVATE ${CMAKE_SOURCE_DIR}/core/include
-  ${CMAKE_SOURCE_DIR}/plugins/eager_ops ${CMAKE_SOURCE_DIR}/plugins/cuda_common ${CMAKE_SOURCE_DIR}/kernels
+  ${CMAKE_SOURCE_DIR}/plugins/eager_ops ${CMAKE_SOURCE_DIR}/plugins/cuda_common ${CMAKE_SOURCE_DIR}/plugins/eager_ops
   ${CMAKE_SOURCE_DIR}/tests ${CUDAToolkit_INCLUDE_DIRS})
 target_link_libraries(eager_ops_emulated PRIVATE m)
 set_target_properties(eager_ops_emulated PROPERTIES

@@ -1,5 +1,5 @@
 # embed_text.cmake - turn a text file into a C array, at build time:
-#   cmake -DIN=kernels/jit_fused.cuh -DOUT=jf_template.c -DNAME=jf_kernel_template -P embed_text.cmake
+#   cmake -DIN=plugins/jit_fused/jit_fused_kernels.cuh -DOUT=jf_template.c -DNAME=jf_kernel_template -P embed_text.cmake
 # The array is NUL-terminated, so it reads as a C string; nothing is read
 # from the source tree at run time.
 file(READ "${IN}" hex HEX)

@@ -7,7 +7,7 @@
 #
 # Targets:
 #   jit_fused.so               the plugin, in the build tree's plugin folder
-#   jf_template.c (generated)  kernels/jit_fused.cuh as a C string, embedded in the plugin
+#   jf_template.c (generated)  plugins/jit_fused/jit_fused_kernels.cuh as a C string, embedded in the plugin
 #   test_jit_fused_host        shapes, memory plan, conversion, source, cache: no device
 #   test_jit_fused_nvrtc       the generated kernels of a preset's shapes compiled by
 #                              NVRTC for sm_80 and sm_90 at f32, f16, bf16: no device
@@ -20,10 +20,10 @@ find_package(CUDAToolkit REQUIRED)
 set(_jf_template_c ${CMAKE_CURRENT_BINARY_DIR}/generated/jf_template.c)
 add_custom_command(
   OUTPUT ${_jf_template_c}
-  COMMAND ${CMAKE_COMMAND} -DIN=${CMAKE_SOURCE_DIR}/kernels/jit_fused.cuh -DOUT=${_jf_template_c}
+  COMMAND ${CMAKE_COMMAND} -DIN=${CMAKE_SOURCE_DIR}/plugins/jit_fused/jit_fused_kernels.cuh -DOUT=${_jf_template_c}
           -DNAME=jf_kernel_template -P ${CMAKE_SOURCE_DIR}/cmake/embed_text.cmake
-  DEPENDS ${CMAKE_SOURCE_DIR}/kernels/jit_fused.cuh ${CMAKE_SOURCE_DIR}/cmake/embed_text.cmake
-  COMMENT "Embedding kernels/jit_fused.cuh into jit_fused"
+  DEPENDS ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jit_fused_kernels.cuh ${CMAKE_SOURCE_DIR}/cmake/embed_text.cmake
+  COMMENT "Embedding plugins/jit_fused/jit_fused_kernels.cuh into jit_fused"
   VERBATIM)
 
 # The host half, shared by the plugin and its no-device tests. SHA-256 for

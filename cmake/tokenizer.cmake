@@ -3,9 +3,7 @@
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 
-target_sources(fbcore PRIVATE
-  ${CMAKE_SOURCE_DIR}/core/tokenizer.c
-  ${CMAKE_SOURCE_DIR}/core/cmd_tokenize.c)
+target_sources(fbcore PRIVATE ${CMAKE_SOURCE_DIR}/core/tokenizer.c)
 target_link_libraries(fbcore PUBLIC PkgConfig::PCRE2)
 
 set(FB_TOKENIZER_TEST_DIR ${CMAKE_BINARY_DIR}/tests)

@@ -1,7 +1,7 @@
 // cuda_emulate.h - runs CUDA kernels on the CPU, for the tests that check
 // the CUDA backends' kernels without a GPU: the kernels' own source, built as
 // C++ by the host compiler. tests/jf_emulate.h builds jit_fused's generated
-// kernels on it; tests/eager_ops_emulated.cc builds kernels/eager_ops.cu.
+// kernels on it; tests/eager_ops_emulated.cc builds plugins/eager_ops/eager_ops_kernels.cu.
 //
 // Each block runs as blockDim.x fibers on one thread, blocks one after
 // another. A fiber starts on its own stack through makecontext/swapcontext;

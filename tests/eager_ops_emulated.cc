@@ -1,4 +1,4 @@
-// eager_ops_emulated.cc - kernels/eager_ops.cu, and the CUDA runtime and
+// eager_ops_emulated.cc - plugins/eager_ops/eager_ops_kernels.cu, and the CUDA runtime and
 // cuBLAS calls eager_ops makes, on the CPU, so that eager_ops is checked
 // without a GPU:
 //   - test_eager_ops_kernels_emulated holds each of eager_ops' own kernels
@@ -14,7 +14,7 @@
 // is malloc'ed, a stream runs each call at once, stream capture records the
 // launches and GEMMs and a graph launch replays them in order. The two cuBLAS
 // GEMM calls eager_ops makes are plain loops with f32 accumulation over
-// f32, f16 or bf16 inputs (the cuBLAS half of eager_ops.cu is then compiled
+// f32, f16 or bf16 inputs (the cuBLAS half of eager_ops_kernels.cu is then compiled
 // in, calling them), so the plugin's GEMM layouts are checked against the
 // interface's documented meaning, not against cuBLAS itself: that, and all
 // speed, needs a GPU (scripts/gpu-check.sh).
@@ -73,7 +73,7 @@ static void eo_emu_launch(const char *name, void (*kernel)(P...), unsigned block
     });
 }
 
-#include "eager_ops.cu"
+#include "eager_ops_kernels.cu"
 
 // ------------------------------------------------------------------ the runtime calls, on host memory
 

@@ -1,4 +1,4 @@
-/* test_eager_ops_kernels.c - every eager_ops op (kernels/eager_ops.cu)
+/* test_eager_ops_kernels.c - every eager_ops op (plugins/eager_ops/eager_ops_kernels.cu)
  * against its CPU twin, the cpu_ref function of the same name, on random
  * inputs of several shapes. A value passes when |gpu - cpu| <= tol + |cpu| * eps
  * (llm.c's rule); each check prints its maxdiff.
@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "check.h"
-#include "eager_ops.h"
+#include "eager_ops_kernels.h"
 #include "quant.h"
 
 #define CU(call)                                                                                              \

@@ -80,6 +80,8 @@ expect_err "token id -3"
 expect_exit 2 "malformed id list" "$fairbench" tokenize "$vocab" --decode 1,x
 expect_err "comma-separated"
 expect_exit 0 "help" "$fairbench" help
-grep -q "tokenize MODEL.gguf" "$tmp/cli.out" && ok "  help lists tokenize" || bad "  help does not list tokenize"
+grep -q "^  tokenize " "$tmp/cli.out" && ok "  help lists tokenize" || bad "  help does not list tokenize"
+expect_exit 0 "tokenize --help" "$fairbench" tokenize --help
+grep -q "usage: fairbench tokenize MODEL.gguf" "$tmp/cli.out" && ok "  its own usage" || bad "  tokenize --help is not its usage"
 
 exit $fail

@@ -1,6 +1,6 @@
 /* eager_ops.c - the CUDA backend in the style of an eager framework.
  *
- * One precompiled kernel per op (kernels/eager_ops.cu), matmuls through
+ * One precompiled kernel per op (plugins/eager_ops/eager_ops_kernels.cu), matmuls through
  * cuBLAS, every intermediate materialised in a device buffer between ops,
  * exactly the work an eager PyTorch decode loop launches. The structure
  * follows cpu_ref.c block for block, so the two read side by side:
@@ -37,7 +37,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
-#include "eager_ops.h"
+#include "eager_ops_kernels.h"
 #include "eager_ops_host.h"
 #include "fairbench/plugin.h"
 #include "fb_cuda_common.h"
@@ -316,7 +316,7 @@ static fb_status alloc_state(fb_session *s) {
 }
 
 // ----------------------------------------------------------------------------
-// The blocks of the network (each op is one launch; see kernels/eager_ops.cu)
+// The blocks of the network (each op is one launch; see plugins/eager_ops/eager_ops_kernels.cu)
 
 /* Where an op that feeds a GEMM writes its output, in the weights' type:
  * xb (f32) or xh (16-bit). rmsnorm and mul store their results there

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "eager_ops.h" /* eo_dtype (kernels/) */
+#include "eager_ops_kernels.h" /* eo_dtype */
 #include "fairbench/plugin.h"
 
 /* Hyper-parameters, copied from the model view (names as cpu_ref's Config). */

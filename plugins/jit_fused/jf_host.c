@@ -216,7 +216,7 @@ char *jf_generate_source(const jf_config *c) {
                      "#define JF_RMS_EPS __int_as_float(0x%08x) // %.9g\n"
                      "#define JF_ATT_SCALE __int_as_float(0x%08x) // 1/sqrt(%d) = %.9g\n"
                      "%s"
-                     "#line 1 \"jit_fused.cuh\"\n",
+                     "#line 1 \"jit_fused_kernels.cuh\"\n",
                      c->dim, c->n_heads, c->n_kv_heads, c->head_dim, c->n_ff, c->vocab, c->n_rot, c->q_dim, c->kv_dim,
                      c->ld_dim, c->ld_q, c->ld_ff, (int)c->wtype, wnames[c->wtype], c->nb, c->splits,
                      float_bits(c->rms_eps), (double)c->rms_eps, float_bits(att_scale), c->head_dim, (double)att_scale,

@@ -69,7 +69,7 @@ void jf_rope_inv_freq(float *inv_freq, int n_rot, float base, const float *facto
 
 /* ------------------------------------------------------------------ code generation */
 
-/* The kernel template (kernels/jit_fused.cuh), embedded at build time. */
+/* The kernel template (plugins/jit_fused/jit_fused_kernels.cuh), embedded at build time. */
 extern const char jf_kernel_template[];
 
 /* The CUDA C source for c: the constants, then the template. malloc'd;

@@ -1,10 +1,10 @@
 /* jit_fused.c - the CUDA backend in the style of a JIT framework.
  *
- * At create(), the kernels of kernels/jit_fused.cuh are specialised for this
+ * At create(), the kernels of plugins/jit_fused/jit_fused_kernels.cuh are specialised for this
  * model's shapes and the profile's precision (jf_generate_source), compiled
  * by NVRTC for the device's own architecture, cached on disk, and loaded
  * through the driver API. A decode step is 2 + 6 * n_layer fused launches
- * (the kernel list is at the top of jit_fused.cuh), captured once as a CUDA
+ * (the kernel list is at the top of jit_fused_kernels.cuh), captured once as a CUDA
  * graph with its input and output copies, and replayed at every position:
  * the position and token live in device memory, and decode attention sizes
  * its sequence splits from them, so one graph serves the whole context.
@@ -401,7 +401,7 @@ static int launch_kernel(void *ctx, jf_kernel_id k, unsigned gx, unsigned gy, un
                          void **args) {
     fb_session *s = ctx;
     CUresult res;
-    if (s->c.pdl) { // programmatic stream serialisation: see jf_begin in kernels/jit_fused.cuh
+    if (s->c.pdl) { // programmatic stream serialisation: see jf_begin in plugins/jit_fused/jit_fused_kernels.cuh
         CUlaunchAttribute attr;
         memset(&attr, 0, sizeof attr);
         attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;

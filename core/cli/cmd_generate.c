@@ -1,7 +1,6 @@
-/* cmd_backends.c - `fairbench plugins` (what backends are here, and why not
- * the others) and `fairbench generate` (greedy generation through one
- * backend, so anyone can see the model really runs). */
-#include "cmd_backends.h"
+/* cmd_generate.c - `fairbench generate`: greedy generation through one
+ * backend, so anyone can see the model really runs. */
+#include "cli.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -11,13 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
 #include "backends.h"
 #include "model.h"
 #include "plugin_host.h"
 #include "tokenizer.h"
-
-enum { EXIT_OK = 0, EXIT_FAILURES = 1, EXIT_USAGE = 2 };
 
 #define MAX_PLUGIN_DIRS 16
 
@@ -25,87 +21,6 @@ static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void format_caps(uint32_t caps, char *buf, size_t size) {
-    static const struct { uint32_t bit; const char *name; } names[] = {
-        {FB_CAP_CPU, "cpu"}, {FB_CAP_GPU, "gpu"}, {FB_CAP_PRECISION_F32, "f32"}, {FB_CAP_PRECISION_F16, "f16"},
-        {FB_CAP_PRECISION_BF16, "bf16"}, {FB_CAP_PRECISION_NATIVE, "native"}, {FB_CAP_JIT, "jit"},
-        {FB_CAP_GRAPHS, "graphs"}, {FB_CAP_THREADS, "threads"}, {FB_CAP_COPY_PROBE, "copy-probe"},
-    };
-    size_t n = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if ((caps & names[i].bit) && n < size)
-            n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? "," : "", names[i].name);
-}
-
-// ----------------------------------------------------------------------------
-// fairbench plugins
-
-int fb_cmd_plugins(int argc, char **argv) {
-    const char *dirs[MAX_PLUGIN_DIRS];
-    size_t n_dirs = 0;
-    static const struct option longopts[] = {
-        {"plugin-dir", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'}, {0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'P':
-            if (n_dirs == MAX_PLUGIN_DIRS) {
-                fprintf(stderr, "fairbench plugins: at most %d --plugin-dir options\n", MAX_PLUGIN_DIRS);
-                return EXIT_USAGE;
-            }
-            dirs[n_dirs++] = optarg;
-            break;
-        case 'h':
-            printf("usage: fairbench plugins [--plugin-dir DIR]...\n"
-                   "lists every backend found, with name, version, ABI, capabilities and\n"
-                   "availability, and every .so that cannot be used, with the reason\n");
-            return EXIT_OK;
-        default: return EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "fairbench plugins: unexpected argument '%s'\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    fb_backend_list list;
-    fb_error err;
-    if (fb_backends_discover(dirs, n_dirs, &list, &err)) {
-        fprintf(stderr, "fairbench plugins: %s\n", err.msg);
-        return EXIT_FAILURES;
-    }
-    printf("plugin folders searched:\n");
-    for (size_t i = 0; i < list.n_dirs; i++) printf("  %s\n", list.dirs[i]);
-    printf("\n%-12s %-8s %-5s %-42s %s\n", "backend", "version", "ABI", "capabilities", "availability");
-    size_t n_usable = 0, n_unusable = 0;
-    for (size_t i = 0; i < list.n; i++) {
-        const fb_backend *b = &list.items[i];
-        if (!b->usable) {
-            n_unusable++;
-            continue;
-        }
-        n_usable++;
-        char caps[128], abi[16];
-        format_caps(b->api->capabilities, caps, sizeof caps);
-        snprintf(abi, sizeof abi, "%u.%u", b->api->abi_major, b->api->abi_minor);
-        fb_probe_result probe = {.struct_size = sizeof probe};
-        fb_status st = b->api->probe(fb_host_services(), &probe);
-        char availability[400];
-        if (st != FB_OK) snprintf(availability, sizeof availability, "unavailable: probe failed (status %d)", (int)st);
-        else if (probe.available) snprintf(availability, sizeof availability, "available: %s", probe.device);
-        else snprintf(availability, sizeof availability, "unavailable: %s", probe.reason);
-        printf("%-12s %-8s %-5s %-42s %s\n", b->name, b->api->version ? b->api->version : "?", abi, caps, availability);
-    }
-    if (n_usable == 0) printf("(none)\n");
-    if (n_unusable) {
-        printf("\nunusable:\n");
-        for (size_t i = 0; i < list.n; i++)
-            if (!list.items[i].usable) printf("  %s\n", list.items[i].reason);
-    }
-    fb_backends_free(&list);
-    return EXIT_OK;
 }
 
 // ----------------------------------------------------------------------------
@@ -194,7 +109,7 @@ static int dump_write(logits_dump *d) {
     return fclose(fp) == 0 && ok ? 0 : -1;
 }
 
-static void generate_usage(FILE *out) {
+void fb_generate_usage(FILE *out) {
     fprintf(out,
             "usage: fairbench generate -m MODEL.gguf (-p TEXT | --ids ID,ID,...) [-n N]\n"
             "                          [--backend NAME] [--precision f32|f16|bf16|native]\n"
@@ -259,12 +174,12 @@ int fb_cmd_generate(int argc, char **argv) {
             if (n_dirs == MAX_PLUGIN_DIRS) return EXIT_USAGE;
             dirs[n_dirs++] = optarg;
             break;
-        case 'h': generate_usage(stdout); return EXIT_OK;
+        case 'h': fb_generate_usage(stdout); return EXIT_OK;
         default: return EXIT_USAGE;
         }
     }
     if (!model_path || !ids_text == !prompt_text || optind != argc) {
-        generate_usage(stderr);
+        fb_generate_usage(stderr);
         return EXIT_USAGE;
     }
     int32_t *prompt = NULL;

@@ -1,5 +1,5 @@
-/* eager_ops.cu - one precompiled kernel per op, and the cuBLAS matmuls, for
- * the eager_ops backend (see eager_ops.h for each op's contract).
+/* eager_ops_kernels.cu - one precompiled kernel per op, and the cuBLAS matmuls, for
+ * the eager_ops backend (see eager_ops_kernels.h for each op's contract).
  *
  * Each kernel is the plain CUDA twin of the cpu_ref function it names, with
  * f32 arithmetic throughout (RoPE's angle in double, as cpu_ref), so the
@@ -16,7 +16,7 @@
 #include <cuda_fp16.h>
 #include <math.h>
 
-#include "eager_ops.h"
+#include "eager_ops_kernels.h"
 
 // ----------------------------------------------------------------------------
 // Helpers

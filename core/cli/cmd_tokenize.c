@@ -14,13 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd_tokenize.h"
+#include "cli.h"
 #include "gguf.h"
 #include "tokenizer.h"
 
-enum { EXIT_OK = 0, EXIT_USAGE = 2 };
 
-static void usage(FILE *out) {
+void fb_tokenize_usage(FILE *out) {
     fprintf(out,
             "usage: fairbench tokenize MODEL.gguf (TEXT | --file PATH) [--ids] [--parse-special] [--no-bos-eos]\n"
             "       fairbench tokenize MODEL.gguf --decode ID,ID,... [--skip-special]\n"
@@ -159,8 +158,8 @@ int fb_cmd_tokenize(int argc, char **argv) {
         case O_PARSE_SPECIAL: parse_special = true; break;
         case O_NO_BOS_EOS: add_special = false; break;
         case O_SKIP_SPECIAL: skip_special = true; break;
-        case 'h': usage(stdout); return EXIT_OK;
-        default: usage(stderr); return EXIT_USAGE;
+        case 'h': fb_tokenize_usage(stdout); return EXIT_OK;
+        default: fb_tokenize_usage(stderr); return EXIT_USAGE;
         }
     }
     int n_args = argc - optind;
@@ -168,7 +167,7 @@ int fb_cmd_tokenize(int argc, char **argv) {
     if (n_args != want || (decode && file)) {
         fprintf(stderr, "fairbench tokenize: expected MODEL.gguf and %s\n",
                 decode && file ? "either --decode or --file, not both" : decode || file ? "no other argument" : "a TEXT (or --file PATH, or --decode IDS)");
-        usage(stderr);
+        fb_tokenize_usage(stderr);
         return EXIT_USAGE;
     }
     const char *model = argv[optind];

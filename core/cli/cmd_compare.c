@@ -1,7 +1,7 @@
 /* cmd_compare.c - `fairbench compare A.json B.json`: per backend, how B's
  * figures compare with A's, and whether a decode-latency difference is more
  * than noise (two-sided Mann-Whitney U test on the raw samples). */
-#include "cmd_compare.h"
+#include "cli.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -12,7 +12,7 @@
 
 #include "stats.h"
 
-enum { EXIT_OK = 0, EXIT_DIFFERENT = 1, EXIT_USAGE = 2 };
+enum { EXIT_DIFFERENT = EXIT_FAILURES };
 
 static cJSON *load_report(const char *path) {
     FILE *fp = fopen(path, "rb");
@@ -65,16 +65,20 @@ static double metric(const cJSON *backend, const char *key) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+void fb_compare_usage(FILE *out) {
+    fprintf(out, "usage: fairbench compare A.json B.json\n"
+                 "for each backend in both reports: B's figures as ratios of A's, and whether\n"
+                 "the decode-latency difference is significant (two-sided Mann-Whitney U test on\n"
+                 "every raw sample, p < 0.01). Exit status 1 when any difference is significant.\n");
+}
+
 int fb_cmd_compare(int argc, char **argv) {
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: fairbench compare A.json B.json\n"
-               "for each backend in both reports: B's figures as ratios of A's, and whether\n"
-               "the decode-latency difference is significant (two-sided Mann-Whitney U test on\n"
-               "every raw sample, p < 0.01). Exit status 1 when any difference is significant.\n");
+        fb_compare_usage(stdout);
         return EXIT_OK;
     }
     if (argc != 3) {
-        fprintf(stderr, "usage: fairbench compare A.json B.json\n");
+        fb_compare_usage(stderr);
         return EXIT_USAGE;
     }
     cJSON *a = load_report(argv[1]), *b = load_report(argv[2]);

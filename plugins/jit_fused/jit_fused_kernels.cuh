@@ -1,4 +1,4 @@
-// jit_fused.cuh - the fused decode kernels of the jit_fused backend, a
+// jit_fused_kernels.cuh - the fused decode kernels of the jit_fused backend, a
 // template for NVRTC. It is not compiled at build time: the build embeds this
 // text into jit_fused.so, and at load the plugin prepends the model's shapes
 // and the profile's precision as constants (plugins/jit_fused/jf_codegen.c)

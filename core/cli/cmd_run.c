@@ -1,5 +1,5 @@
 /* cmd_run.c - the main job's command line: fairbench -c PROFILE [options]. */
-#include "cmd_run.h"
+#include "cli.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -10,7 +10,6 @@
 #include "report.h"
 #include "runner.h"
 
-enum { EXIT_OK = 0, EXIT_FAILURES = 1, EXIT_USAGE = 2 };
 
 void fb_run_usage(FILE *out) {
     fprintf(out,

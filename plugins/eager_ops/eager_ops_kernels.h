@@ -1,4 +1,4 @@
-/* eager_ops.h - the eager_ops backend's device operations, one per block of
+/* eager_ops_kernels.h - the eager_ops backend's device operations, one per block of
  * the network, each the CUDA twin of a cpu_ref function of the same name
  * (llm.c style: `rmsnorm` in cpu_ref.c, eo_rmsnorm_forward here).
  *

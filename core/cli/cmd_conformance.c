@@ -18,7 +18,7 @@
  * process ended with a non-zero status after reporting (a leak report or a
  * crash at exit).
  */
-#include "cmd_conformance.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,7 +43,6 @@
 #include "plugin_host.h"
 #include "synth.h"
 
-enum { EXIT_OK = 0, EXIT_FAILURES = 1, EXIT_USAGE = 2, EXIT_UNAVAILABLE = 77 };
 
 #define MAX_PLUGIN_DIRS 16
 #define N_MODELS 2
@@ -1367,7 +1366,7 @@ static int compute_reference(conf *c, char *line, size_t size) {
 // ----------------------------------------------------------------------------
 // The command
 
-static void usage(FILE *out) {
+void fb_conformance_usage(FILE *out) {
     fprintf(out,
             "usage: fairbench conformance PLUGIN.so [--precision f32|f16|bf16|native] [--threads N]\n"
             "                             [--timeout SECONDS] [--plugin-dir DIR]... [--keep]\n"
@@ -1492,7 +1491,7 @@ int fb_cmd_conformance(int argc, char **argv) {
             c.dirs[c.n_dirs++] = optarg;
             break;
         case O_KEEP: keep = true; break;
-        case 'h': usage(stdout); return EXIT_OK;
+        case 'h': fb_conformance_usage(stdout); return EXIT_OK;
         default: return EXIT_USAGE;
         }
     }
