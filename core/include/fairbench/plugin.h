@@ -1,4 +1,4 @@
-/* fairbench/plugin.h - the fairbench backend plugin ABI, version 1.0.
+/* fairbench/plugin.h - the fairbench backend plugin ABI, version 1.1.
  *
  * This is the only header a backend author needs. A backend is a shared
  * object (.so) that exports exactly one symbol, FB_PLUGIN_ENTRY_SYMBOL, a
@@ -11,6 +11,8 @@
  * Lifecycle (one backend, one model):
  *
  *     entry() -> plugin table          cheap, no allocation, no device init
+ *       [factory_count/factory_get]    (1.1) a .so that publishes several backends
+ *     check_option(key, value)         (1.1) is this per-backend option good?
  *     probe()                          is the hardware here? (optional to call)
  *     create(model, settings) -> session   convert and upload weights: "load time"
  *       prefill(tokens) / decode(token)    ... repeated
@@ -39,6 +41,24 @@
  * lacks the newer calls, which the host treats as absent. Released fields are
  * never reordered, removed or retyped.
  *
+ * ABI 1.1 appends, and changes nothing of 1.0:
+ *   - fb_model_view states the size of a tensor view and of a layer view, so
+ *     per-layer tensors can be appended later: index layers with
+ *     FB_MODEL_LAYER(model, i), never with model->layers[i] directly. (A 1.0
+ *     plugin is always handed layers of exactly the 1.0 layout.)
+ *   - per-backend options: keys of a profile's [backend.LABEL] section that
+ *     the host does not know reach the plugin as key/value strings
+ *     (fb_settings.options); the plugin vets each with check_option() and
+ *     echoes those it used in fb_effective_settings.options;
+ *   - a factory: one .so may publish several backends, each a plugin table
+ *     of its own (factory_count / factory_get);
+ *   - the entry point is declared below, so a plugin defining it with another
+ *     signature does not compile.
+ * The host services that hold no state (dequantize_row_*, row_bytes,
+ * type_name) are plain functions of their arguments and keep their 1.0
+ * signatures; those that act for the host (log, progress, is_cancelled)
+ * take the host first.
+ *
  * Ownership. Whoever allocates, frees. Pointers the host passes (model view,
  * settings, token arrays, output buffers) are owned by the host and valid for
  * the duration stated at each call. Pointers the plugin returns (strings in
@@ -58,7 +78,7 @@ extern "C" {
 #endif
 
 #define FB_ABI_MAJOR 1
-#define FB_ABI_MINOR 0
+#define FB_ABI_MINOR 1
 
 /* The one exported symbol: a function of type fb_plugin_entry_fn. */
 #define FB_PLUGIN_ENTRY_SYMBOL "fb_plugin_entry"
@@ -118,12 +138,15 @@ struct fb_host {
     const char *(*type_name)(uint32_t type);
 
     /* Report progress of a long step (create: converting and uploading
-     * weights) as a fraction in [0, 1]. Optional for the plugin to call. */
+     * weights) as a fraction in [0, 1]. Optional for the plugin to call; the
+     * main job shows it on the terminal. Thread-safe. */
     void (*progress)(const fb_host *host, const char *stage, double fraction);
 
     /* Non-zero when the host wants the current call to stop early (time-out
-     * or user interrupt). Long loops in create() should check it and return
-     * FB_ERR_CANCELLED. Thread-safe. */
+     * or user interrupt): the main job raises it shortly before a call's
+     * time-out, so a create() that checks it ends with FB_ERR_CANCELLED
+     * rather than being killed. Long loops in create() should check it.
+     * Thread-safe. */
     int (*is_cancelled)(const fb_host *host);
 
     void *host_data; /* the host's; plugins leave it alone */
@@ -169,9 +192,16 @@ typedef struct fb_model_view {
     const fb_tensor_view *output_norm; /* (n_embd) */
     const fb_tensor_view *output;      /* (n_embd, n_vocab); == token_embd when tied */
     int32_t tied_output;               /* 1 when output is token_embd */
-    const fb_layer_view *layers;       /* n_layer entries */
+    const fb_layer_view *layers;       /* n_layer entries, layer_view_size bytes apart (1.1) */
     uint64_t decode_bytes_native;      /* bytes one decode step reads at the file's types */
+    /* ABI 1.1 (present when struct_size covers them): */
+    uint32_t tensor_view_size;         /* sizeof(fb_tensor_view) as the host was built */
+    uint32_t layer_view_size;          /* bytes from one layer view to the next */
 } fb_model_view;
+
+/* Layer i of a model view (1.1 plugins; the host fills layer_view_size). */
+#define FB_MODEL_LAYER(model, i) \
+    ((const fb_layer_view *)(const void *)((const char *)(model)->layers + (size_t)(i) * (model)->layer_view_size))
 
 /* ------------------------------------------------------------------------ */
 /* Settings: what the profile asks of the backend.                          */
@@ -185,7 +215,14 @@ typedef enum fb_precision {
 
 typedef enum fb_jit_cache { FB_JIT_CACHE_COLD = 0, FB_JIT_CACHE_WARM = 1 } fb_jit_cache;
 
-/* Valid only during create(); copy what you keep. */
+/* One per-backend option: a key of the profile's [backend.LABEL] section that
+ * the host does not know, and its value, both as written (trimmed). */
+typedef struct fb_option {
+    const char *key;
+    const char *value;
+} fb_option;
+
+/* Valid only during create(); copy what you keep (options too). */
 typedef struct fb_settings {
     uint32_t struct_size;
     fb_precision weight_precision;     /* how weights are stored for compute */
@@ -197,7 +234,14 @@ typedef struct fb_settings {
     uint32_t max_context;              /* KV-cache positions to allocate; 0 = model's n_ctx */
     const char *cache_dir;             /* for JIT caches; NULL = plugin's default */
     int32_t device_index;              /* which GPU; 0 by default */
+    /* ABI 1.1 (present when struct_size covers them): per-backend options,
+     * in the order the profile gives them. Every one has passed
+     * check_option(); create() may still refuse a combination with
+     * FB_ERR_INVALID_ARGUMENT and a sentence. */
+    uint32_t n_options;
+    const fb_option *options;
 } fb_settings;
+
 
 /* What the session really does. The host compares it with the settings and
  * with the other backends; anything that differs makes the comparison
@@ -212,6 +256,11 @@ typedef struct fb_effective_settings {
     int32_t kernel_cache_hit;   /* 1 hit, 0 miss, -1 not applicable */
     char device[128];           /* "CPU: <model>, AVX2" / "NVIDIA H100 80GB HBM3 (sm_90)" */
     char notes[256];            /* anything else a reader of the report should know */
+    /* ABI 1.1 (present when struct_size covers it): the per-backend options
+     * in effect, "key=value" joined by ", ", including the defaults the
+     * plugin chose for options it knows and the profile left out when they
+     * matter to fairness; "" when the backend has none. */
+    char options[256];
 } fb_effective_settings;
 
 typedef struct fb_memory_stats {
@@ -311,11 +360,38 @@ typedef struct fb_plugin {
      * device-to-device copy): the roofline ceiling for a GPU backend. */
     fb_status (*copy_bandwidth)(fb_session *s, double *bytes_per_second);
 
-    /* ABI 1.1+: new calls are appended here. */
+    /* ---- ABI 1.1 (read only when struct_size covers them) ---- */
+
+    /* (optional) Vet one per-backend option before any session exists: FB_OK
+     * when the backend knows `key` and `value` is acceptable; otherwise
+     * FB_ERR_INVALID_ARGUMENT (unknown key) or FB_ERR_UNSUPPORTED (a value it
+     * cannot honour) and one sentence in message (size message_size,
+     * NUL-terminated), e.g. "unknown option 'flash_atn' (known: flash_attn,
+     * n_batch)". NULL: the backend takes no options, and the host refuses
+     * every one for it. Cheap, no device work. [main thread] */
+    fb_status (*check_option)(const fb_host *host, const char *key, const char *value, char *message,
+                              size_t message_size);
+
+    /* (optional) A factory: a .so whose entry table has factory_count
+     * non-NULL publishes factory_count() backends, each its own table got
+     * with factory_get(i) (0 <= i < count), valid until the .so is unloaded.
+     * Each published table is a complete backend (its own name, probe,
+     * create, ...; its own factory calls NULL) and is vetted like any
+     * plugin. The entry table of a factory is only a container: the host
+     * uses none of its other calls (they may be NULL) and lists it under its
+     * name only when it publishes nothing. Both calls may look at the file
+     * system (to find backend modules) but start no device, interpreter or
+     * thread. [main thread] */
+    uint32_t (*factory_count)(const fb_host *host);
+    const struct fb_plugin *(*factory_get)(const fb_host *host, uint32_t index);
+
+    /* ABI 1.2+: new calls are appended here. */
 } fb_plugin;
 
 /* The size of the ABI 1.0 table: the host refuses a plugin declaring less. */
 #define FB_PLUGIN_V1_0_SIZE (offsetof(fb_plugin, copy_bandwidth) + sizeof(void (*)(void)))
+/* True when a plugin table declares call `field` (a newer minor's call). */
+#define FB_PLUGIN_HAS(api, field) ((api)->struct_size >= offsetof(fb_plugin, field) + sizeof((api)->field))
 
 /* The entry point. Called once after dlopen, from the host's main thread;
  * cheap (no allocation, no device initialisation). Returns a table that
@@ -325,6 +401,10 @@ typedef struct fb_plugin {
  *     FB_PLUGIN_EXPORT const fb_plugin *fb_plugin_entry(void) { return &my_plugin; }
  */
 typedef const fb_plugin *(*fb_plugin_entry_fn)(void);
+
+/* Declared here so that a plugin defining it with another signature fails to
+ * compile. (The host never defines it; it finds it with dlsym.) */
+FB_PLUGIN_EXPORT const fb_plugin *fb_plugin_entry(void);
 
 #ifdef __cplusplus
 }
