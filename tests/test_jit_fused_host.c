@@ -167,7 +167,7 @@ static void test_convert(void) {
     uint32_t u = 0x3F808000u;
     float f;
     memcpy(&f, &u, 4);
-    CHECK(jf_f32_to_bf16(f) == 0x3F80 && jf_f32_to_bf16(1.0f) == 0x3F80 && isnan(bf16_to_f32(jf_f32_to_bf16(NAN))),
+    CHECK(fb_f32_to_bf16(f) == 0x3F80 && fb_f32_to_bf16(1.0f) == 0x3F80 && isnan(bf16_to_f32(fb_f32_to_bf16(NAN))),
           "bf16 rounding");
     float inv[9];
     jf_rope_inv_freq(inv, 18, 10000.0f, NULL);

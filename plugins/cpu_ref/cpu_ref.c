@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "dot.h"
+#include "bf16.h"
 #include "blocks.h"
 #include "fairbench/plugin.h"
 #include "threadpool.h"
@@ -132,13 +133,6 @@ static void *session_alloc(fb_session *s, size_t bytes) {
 // ----------------------------------------------------------------------------
 // Loading: weights converted to the requested precision
 
-static uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays NaN
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);                  // round to nearest even
-}
-
 /* Store tensor t as a Matrix in precision p. */
 static fb_status load_matrix(fb_session *s, const fb_tensor_view *t, fb_precision p, Matrix *m) {
     const fb_host *host = s->host;
@@ -178,7 +172,7 @@ static fb_status load_matrix(fb_session *s, const fb_tensor_view *t, fb_precisio
         else {
             rc = host->dequantize_row_f32(t->type, src, row, m->cols);
             for (int i = 0; i < m->cols && rc == 0; i++) {
-                uint16_t b = f32_to_bf16(row[i]);
+                uint16_t b = fb_f32_to_bf16(row[i]);
                 memcpy(out + 2 * i, &b, 2);
             }
         }
