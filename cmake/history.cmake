@@ -22,6 +22,12 @@ target_compile_definitions(slow_ref PRIVATE CPU_REF_PATH="$<TARGET_FILE:cpu_ref>
 target_link_libraries(slow_ref PRIVATE ${CMAKE_DL_LIBS})
 set_target_properties(slow_ref PROPERTIES PREFIX "" LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/slow_plugins)
 add_dependencies(slow_ref cpu_ref)
+# "wrong": the fault plugin with no fault, whose stand-in arithmetic the
+# agreement check calls WRONG (the HTML report greys it out, never ranks it).
+add_library(wrong_ref MODULE ${CMAKE_SOURCE_DIR}/tests/plugins/fault_plugin.c)
+target_include_directories(wrong_ref PRIVATE ${CMAKE_SOURCE_DIR}/core/include)
+target_compile_definitions(wrong_ref PRIVATE FAULT=0 PLUGIN_NAME="wrong")
+set_target_properties(wrong_ref PROPERTIES PREFIX "" OUTPUT_NAME wrong LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/slow_plugins)
 
 # The CLI around the store: every run recorded, --no-db, a garbage database
 # (warning, report still written), two runs at once, list/show/export/tag,
