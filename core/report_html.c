@@ -337,8 +337,11 @@ static void series_open(FILE *out, const backend *b, const char *extra) {
 static void chart_throughput(FILE *out, const run_view *v) {
     if (!v->n_timed) return;
     double hi = 0;
+    /* The scale is set by the correct backends: a WRONG one's speed means
+     * nothing, and is clipped at the top when it is off the scale. */
     for (int i = 0; i < v->n; i++)
-        if (v->b[i].n_lat) hi = fmax(hi, isfinite(v->b[i].thr_high) ? v->b[i].thr_high : v->b[i].throughput);
+        if (v->b[i].n_lat && (!v->b[i].wrong || !v->n_ranked))
+            hi = fmax(hi, isfinite(v->b[i].thr_high) ? v->b[i].thr_high : v->b[i].throughput);
     plot p = {0, 1, 0, nice_max(hi * 1.12)};
     chart_open(out, v, "throughput", "Decode throughput (tok/s) with 95% confidence interval; advantage over the slowest correct backend");
     y_axis(out, &p, "tokens per second");
@@ -348,18 +351,23 @@ static void chart_throughput(FILE *out, const run_view *v) {
         if (!b->n_lat) continue;
         double x = slot_x(k, v->n_timed), w = slot_w(v->n_timed);
         series_open(out, b, NULL);
+        double shown = fmin(b->throughput, p.y1);
         fprintf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x - w / 2,
-                py(&p, b->throughput), w, py(&p, 0) - py(&p, b->throughput), b->colour);
+                py(&p, shown), w, py(&p, 0) - py(&p, shown), b->colour);
         escf(out, "%s: %.6g tok/s (95%% CI %.6g to %.6g; mean decode %.6g ms over %zu steps)", b->label, b->throughput,
              b->thr_low, b->thr_high, b->s.mean, b->n_lat);
         fprintf(out, "</title></rect>\n");
-        if (isfinite(b->thr_low) && isfinite(b->thr_high))
+        if (isfinite(b->thr_low) && isfinite(b->thr_high) && b->thr_high <= p.y1)
             fprintf(out, "<path class=\"whisker\" d=\"M%.1f %.1fV%.1fM%.1f %.1fh%dM%.1f %.1fh%d\"/>\n", x,
                     py(&p, b->thr_low), py(&p, b->thr_high), x - 8, py(&p, b->thr_low), 16, x - 8,
                     py(&p, b->thr_high), 16);
         if (b->ranked)
             fprintf(out, "<text class=\"value\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g tok/s, %.2fx</text>\n",
                     x, py(&p, isfinite(b->thr_high) ? b->thr_high : b->throughput) - 6, b->throughput, b->advantage);
+        else if (shown < b->throughput)
+            fprintf(out, "<text class=\"value wrong\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g tok/s, off the "
+                         "scale</text>\n",
+                    x, py(&p, shown) + 14, b->throughput);
         fprintf(out, "</g>\n");
         slot_label(out, k, v->n_timed, b);
         k++;
@@ -474,7 +482,8 @@ static void chart_roofline(FILE *out, const run_view *v) {
     if (!v->n_roofline) return;
     double hi = 0;
     for (int i = 0; i < v->n; i++)
-        if (isfinite(v->b[i].roofline)) hi = fmax(hi, fmax(v->b[i].ceiling, v->b[i].bandwidth));
+        if (isfinite(v->b[i].roofline))
+            hi = fmax(hi, v->b[i].wrong && v->n_ranked ? v->b[i].ceiling : fmax(v->b[i].ceiling, v->b[i].bandwidth));
     plot p = {0, 1, 0, nice_max(hi * 1.1)};
     chart_open(out, v, "roofline", "Roofline: achieved GB/s (bytes one decode step must read / median latency) against the measured ceiling");
     y_axis(out, &p, "GB/s");
@@ -484,15 +493,16 @@ static void chart_roofline(FILE *out, const run_view *v) {
         if (!isfinite(b->roofline)) continue;
         double x = slot_x(k, v->n_roofline), w = slot_w(v->n_roofline);
         series_open(out, b, NULL);
+        double shown = fmin(b->bandwidth, p.y1);
         fprintf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x - w / 2,
-                py(&p, b->bandwidth), w, py(&p, 0) - py(&p, b->bandwidth), b->colour);
+                py(&p, shown), w, py(&p, 0) - py(&p, shown), b->colour);
         escf(out, "%s: %.6g GB/s achieved (%.6g MB per step / %.6g ms median), %.3g%% of %.6g GB/s", b->label,
              b->bandwidth, b->bytes_per_step / 1e6, b->s.median, b->roofline, b->ceiling);
         fprintf(out, "</title></rect>\n<line class=\"ceiling\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"><title>",
                 x - w, x + w, py(&p, b->ceiling), py(&p, b->ceiling));
         escf(out, "%s: ceiling %.6g GB/s (measured in this run)", b->label, b->ceiling);
         fprintf(out, "</title></line>\n<text class=\"value\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g%%</text>\n",
-                x, fmin(py(&p, b->bandwidth), py(&p, b->ceiling)) - 6, b->roofline);
+                x, fmax(fmin(py(&p, shown), py(&p, b->ceiling)) - 6, MT + 10), b->roofline);
         fprintf(out, "</g>\n");
         slot_label(out, k, v->n_roofline, b);
         k++;
@@ -547,7 +557,8 @@ static void chart_break_even(FILE *out, const run_view *v) {
         for (int j = 0; j < n; j++)
             if (start[i] > start[j] && per_tok[i] < per_tok[j])
                 max_cross = fmax(max_cross, (start[i] - start[j]) / (per_tok[j] - per_tok[i]));
-    double xmax = nice_max(max_cross > 0 ? 1.6 * max_cross : 1000), hi = 0;
+    /* at least 1000 tokens: a crossing after one token is shown as such */
+    double xmax = nice_max(fmax(1.6 * max_cross, 1000)), hi = 0;
     for (int i = 0; i < n; i++) hi = fmax(hi, start[i] + xmax * per_tok[i]);
     plot p = {0, xmax, 0, nice_max(hi * 1.05)};
     chart_open(out, v, "break-even", "Break-even: cumulative time (start-up + decode) against tokens generated");
