@@ -20,7 +20,8 @@ PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),
 # Ends by naming the HTML report and the results-database row of the run.
 bench: build model
 	@$(FAIRBENCH) -c profiles/$(PROFILE) --format html -o $(BUILD)/bench-report.html; rc=$$?; \
-	  run=$$($(FAIRBENCH) history show last | tee /dev/stderr | sed -n '1s/^run \([0-9]*\):.*/\1/p'); \
+	  show=$$($(FAIRBENCH) history show last); echo "$$show"; \
+	  run=$$(echo "$$show" | sed -n '1s/^run \([0-9]*\):.*/\1/p'); \
 	  echo "make bench: HTML report: $(BUILD)/bench-report.html"; \
 	  echo "make bench: results database row: run $${run:-?} (fairbench history show $${run:-last})"; exit $$rc
 
