@@ -4,9 +4,10 @@
 # with no script error and no console error, the page's own count of each
 # chart's series (its data-series attribute, written by the inline script)
 # matches what the run's JSON says each chart must show, and a screenshot is
-# saved (BUILD/tests/html_report.png). The run: the smoke profile's two
-# cpu_ref entries, slow_ref (cpu_ref slowed by a sleep) and "wrong" (a stand-in
-# the agreement check calls WRONG), on a synthetic model.
+# saved (BUILD/tests/html_report.png); the trend page of that run renders
+# too. The run: the smoke profile's two cpu_ref entries, slow_ref (cpu_ref
+# slowed by a sleep) and "wrong" (a stand-in the agreement check calls WRONG),
+# on a synthetic model.
 # Without Chromium: exit 77 (skipped), except in CI, where it is a failure.
 set -u
 fairbench=$1 tmp=$2/html_browser profiles=$3 plugins=$4
@@ -51,7 +52,7 @@ plugin = cpu_ref
 plugin = cpu_ref
 threads = 1
 INI
-FB_TEST_DECODE_DELAY_US=300 "$fairbench" -c "$tmp/four.ini" --plugin-dir "$plugins" --no-db -q --format json \
+FB_TEST_DECODE_DELAY_US=300 "$fairbench" -c "$tmp/four.ini" --plugin-dir "$plugins" --db "$tmp/db.sqlite" -q --format json \
   -o "$tmp/run.json" >/dev/null 2>"$tmp/run.err"
 check "the run wrote its JSON report" test -s "$tmp/run.json"
 html=$out/html_report.html png=$out/html_report.png
@@ -105,6 +106,11 @@ w, h = struct.unpack(">II", data[16:24])
 print(w, "x", h, len(data), "bytes")
 assert w >= 1000 and h >= 2000 and len(data) > 50000, "screenshot too small to show the charts"
 PY
+
+# The trend page of the same run, from the database: one series per backend.
+"$fairbench" trend decode_ms --db "$tmp/db.sqlite" -o "$tmp/trend.html" 2>/dev/null
+chrome --dump-dom "file://$tmp/trend.html" > "$tmp/trend-dom.html" 2> "$tmp/trend-console.log"
+check "trend page: rendered without error, one series per backend" bash -c "grep -q 'data-series=\"r0-trend:4\"' '$tmp/trend-dom.html' && ! grep -q 'data-errors=' '$tmp/trend-dom.html' && ! grep -E 'CONSOLE|Uncaught' '$tmp/trend-console.log'"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
