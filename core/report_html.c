@@ -622,10 +622,13 @@ static void chart_agreement(FILE *out, const run_view *v) {
 // ----------------------------------------------------------------------------
 // Header and table
 
-static void cell_num(FILE *out, double x, const char *fmt) {
+/* A number cell: conv 'f', 'e' or 'g' at precision prec, then suffix. */
+static void cell_num(FILE *out, double x, int prec, char conv, const char *suffix) {
     fprintf(out, "<td>");
-    if (isfinite(x)) fprintf(out, fmt, x);
-    else fprintf(out, "-");
+    if (!isfinite(x)) fprintf(out, "-");
+    else if (conv == 'e') fprintf(out, "%.*e%s", prec, x, suffix);
+    else if (conv == 'g') fprintf(out, "%.*g%s", prec, x, suffix);
+    else fprintf(out, "%.*f%s", prec, x, suffix);
     fprintf(out, "</td>");
 }
 
@@ -734,15 +737,15 @@ static void table(FILE *out, const run_view *v) {
         escf(out, "%s / %s", str(e, "weight_precision"), str(e, "accumulate_precision"));
         fprintf(out, "</td>");
     });
-    ROW("CPU threads", cell_num(out, num(obj(b->j, "effective_settings"), "threads"), "%g"));
-    ROW("Load (ms)", cell_num(out, 1e3 * b->load_s, "%.1f"));
-    ROW("Cold start (ms)", cell_num(out, 1e3 * b->cold_s, "%.2f"));
-    ROW("Prefill (tok/s)", cell_num(out, b->prefill_tok_s, "%.1f"));
-    ROW("Decode mean (ms)", cell_num(out, b->n_lat ? b->s.mean : NAN, "%.4f"));
-    ROW("Decode median (ms)", cell_num(out, b->n_lat ? b->s.median : NAN, "%.4f"));
-    ROW("Decode p90 (ms)", cell_num(out, b->n_lat ? b->s.p90 : NAN, "%.4f"));
-    ROW("Decode p99 (ms)", cell_num(out, b->n_lat ? b->s.p99 : NAN, "%.4f"));
-    ROW("Decode stddev (ms)", cell_num(out, b->n_lat ? b->s.stddev : NAN, "%.4f"));
+    ROW("CPU threads", cell_num(out, num(obj(b->j, "effective_settings"), "threads"), 6, 'g', ""));
+    ROW("Load (ms)", cell_num(out, 1e3 * b->load_s, 1, 'f', ""));
+    ROW("Cold start (ms)", cell_num(out, 1e3 * b->cold_s, 2, 'f', ""));
+    ROW("Prefill (tok/s)", cell_num(out, b->prefill_tok_s, 1, 'f', ""));
+    ROW("Decode mean (ms)", cell_num(out, b->n_lat ? b->s.mean : NAN, 4, 'f', ""));
+    ROW("Decode median (ms)", cell_num(out, b->n_lat ? b->s.median : NAN, 4, 'f', ""));
+    ROW("Decode p90 (ms)", cell_num(out, b->n_lat ? b->s.p90 : NAN, 4, 'f', ""));
+    ROW("Decode p99 (ms)", cell_num(out, b->n_lat ? b->s.p99 : NAN, 4, 'f', ""));
+    ROW("Decode stddev (ms)", cell_num(out, b->n_lat ? b->s.stddev : NAN, 4, 'f', ""));
     ROW("Decode 95% CI (ms)", {
         if (b->n_lat) fprintf(out, "<td>%.4f to %.4f</td>", b->s.ci95_low, b->s.ci95_high);
         else fprintf(out, "<td>-</td>");
@@ -751,25 +754,25 @@ static void table(FILE *out, const run_view *v) {
         if (b->n_lat) fprintf(out, "<td>%zu of %zu</td>", b->s.n_outliers, b->s.n);
         else fprintf(out, "<td>-</td>");
     });
-    ROW("Throughput (tok/s)", cell_num(out, b->throughput, "%.2f"));
-    ROW("Bytes per step (MB)", cell_num(out, b->bytes_per_step / 1e6, "%.2f"));
-    ROW("Bandwidth (GB/s)", cell_num(out, b->bandwidth, "%.3f"));
+    ROW("Throughput (tok/s)", cell_num(out, b->throughput, 2, 'f', ""));
+    ROW("Bytes per step (MB)", cell_num(out, b->bytes_per_step / 1e6, 2, 'f', ""));
+    ROW("Bandwidth (GB/s)", cell_num(out, b->bandwidth, 3, 'f', ""));
     ROW("Roofline (% of ceiling)", {
         if (isfinite(b->roofline)) fprintf(out, "<td>%.1f%% of %.2f GB/s</td>", b->roofline, b->ceiling);
         else fprintf(out, "<td>-</td>");
     });
-    ROW("Peak device memory (MB)", cell_num(out, num(m, "device_peak_bytes") > 0 ? num(m, "device_peak_bytes") / 1e6 : NAN, "%.1f"));
-    ROW("Host RSS peak (MB)", cell_num(out, num(m, "host_rss_peak_bytes") > 0 ? num(m, "host_rss_peak_bytes") / 1e6 : NAN, "%.1f"));
-    ROW("Top-1 agreement", cell_num(out, b->has_agreement ? 100 * b->top1 : NAN, "%.1f%%"));
-    ROW("Max |logit diff|", cell_num(out, b->has_agreement ? b->max_diff : NAN, "%.3g"));
-    ROW("Mean KL", cell_num(out, b->has_agreement ? b->kl : NAN, "%.2e"));
+    ROW("Peak device memory (MB)", cell_num(out, num(m, "device_peak_bytes") > 0 ? num(m, "device_peak_bytes") / 1e6 : NAN, 1, 'f', ""));
+    ROW("Host RSS peak (MB)", cell_num(out, num(m, "host_rss_peak_bytes") > 0 ? num(m, "host_rss_peak_bytes") / 1e6 : NAN, 1, 'f', ""));
+    ROW("Top-1 agreement", cell_num(out, b->has_agreement ? 100 * b->top1 : NAN, 1, 'f', "%"));
+    ROW("Max |logit diff|", cell_num(out, b->has_agreement ? b->max_diff : NAN, 3, 'g', ""));
+    ROW("Mean KL", cell_num(out, b->has_agreement ? b->kl : NAN, 2, 'e', ""));
     ROW("Advantage (95% CI)", {
         if (b->ranked)
             fprintf(out, "<td>%.2fx (%.2f to %.2f)</td>", b->advantage, num(m, "advantage_ci95_low"),
                     num(m, "advantage_ci95_high"));
         else fprintf(out, "<td>%s</td>", b->wrong ? "not ranked (WRONG)" : "-");
     });
-    ROW("Harness overhead (ns/tok)", cell_num(out, num(m, "harness_overhead_ns"), "%.0f"));
+    ROW("Harness overhead (ns/tok)", cell_num(out, num(m, "harness_overhead_ns"), 0, 'f', ""));
     ROW("Notes", {
         fprintf(out, "<td class=\"notes\">");
         esc(out, str(obj(b->j, "effective_settings"), "notes"));

@@ -4,6 +4,9 @@
  * agreement check; only its speed is changed, which is what the results
  * history's regression check (fairbench trend --fail-on-regression) must
  * notice. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
+#endif
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <time.h>
