@@ -894,7 +894,10 @@ int fb_html_trend_write(FILE *out, const char *metric, const char *unit, const f
         fprintf(out, "</strong></div>\n");
     }
     /* x: position of each run among all runs of any series (by id). */
-    long long ids[4096];
+    size_t total = 0;
+    for (int s = 0; s < n_series; s++) total += series[s].n_points;
+    long long *ids = malloc((total ? total : 1) * sizeof *ids);
+    if (!ids) return -1;
     int n_ids = 0;
     double hi = 0;
     for (int s = 0; s < n_series; s++)
@@ -902,7 +905,7 @@ int fb_html_trend_write(FILE *out, const char *metric, const char *unit, const f
             const fb_trend_point *pt = &series[s].points[i];
             int k = 0;
             while (k < n_ids && ids[k] != pt->run_id) k++;
-            if (k == n_ids && n_ids < 4096) ids[n_ids++] = pt->run_id;
+            if (k == n_ids) ids[n_ids++] = pt->run_id;
             for (size_t r = 0; r < pt->n; r++) hi = fmax(hi, pt->values[r]);
         }
     /* ids in ascending order */
@@ -935,6 +938,7 @@ int fb_html_trend_write(FILE *out, const char *metric, const char *unit, const f
         if (!sum || !x) {
             free(sum);
             free(x);
+            free(ids);
             return -1;
         }
         for (size_t i = 0; i < np; i++) {
@@ -972,6 +976,7 @@ int fb_html_trend_write(FILE *out, const char *metric, const char *unit, const f
     chart_close(out, "Each point: the mean over the run's repetitions of the per-repetition figure; the band: its 95% "
                      "confidence interval (Student's t). Hover a point for its run, date and commit.");
     page_close(out);
+    free(ids);
     return ferror(out) ? -1 : 0;
 }
 
