@@ -97,7 +97,7 @@ assert all(v > 0 for v in want.values()), "a chart with no series"
 PY
 check "WRONG backend drawn grey, not ranked" bash -c "grep -q 'class=\"series wrong\" data-series=\"wrong\"' '$tmp/dom.html' && grep -q 'not ranked (WRONG)' '$tmp/dom.html'"
 
-chrome --window-size=1400,2900 --screenshot="$png" "file://$html" >/dev/null 2>&1
+chrome --window-size=1400,3400 --screenshot="$png" "file://$html" >/dev/null 2>&1
 check "screenshot saved ($png)" python3 - "$png" <<'PY'
 import struct, sys
 data = open(sys.argv[1], "rb").read()
