@@ -17,8 +17,13 @@ FAIRBENCH  := $(BUILD)/fairbench
 
 PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),fair.ini,cpu.ini)
 
+# Ends by naming the HTML report and the results-database row of the run.
 bench: build model
-	$(FAIRBENCH) -c profiles/$(PROFILE)
+	@$(FAIRBENCH) -c profiles/$(PROFILE) --format html -o $(BUILD)/bench-report.html; rc=$$?; \
+	  show=$$($(FAIRBENCH) history show last); echo "$$show"; \
+	  run=$$(echo "$$show" | sed -n '1s/^run \([0-9]*\):.*/\1/p'); \
+	  echo "make bench: HTML report: $(BUILD)/bench-report.html"; \
+	  echo "make bench: results database row: run $${run:-?} (fairbench history show $${run:-last})"; exit $$rc
 
 # ctest's summary line is repeated last, after its list of skipped tests.
 test: build

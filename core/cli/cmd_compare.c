@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stats.h"
 
 enum { EXIT_DIFFERENT = EXIT_FAILURES };
 
 static cJSON *load_report(const char *path) {
+    /* Not a file: a run of the results history (id, tag, first, last). */
+    if (access(path, F_OK) != 0) return fb_cli_load_report("fairbench compare", path, NULL);
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         fprintf(stderr, "fairbench compare: cannot open %s\n", path);
