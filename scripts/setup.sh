@@ -3,8 +3,9 @@
 # are missing. Safe to run again: it installs nothing that is already there.
 set -euo pipefail
 
+# clang-format-14: scripts/format-check.sh (make format-check).
 packages=(build-essential cmake pkg-config git python3 python3-pip ca-certificates
-          libinih-dev libpcre2-dev libcjson-dev)
+          libinih-dev libpcre2-dev libcjson-dev clang-format-14)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
