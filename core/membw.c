@@ -20,14 +20,14 @@ typedef struct read_job {
 
 /* 32 independent partial sums: wide enough for the compiler to keep several
  * vector adds in flight (baseline SSE2 or AVX2, below). */
-#define READ_SUM_BODY                                                          \
-    float acc[32] = {0};                                                       \
-    size_t i = 0;                                                              \
-    for (; i + 32 <= n; i += 32)                                               \
-        for (int k = 0; k < 32; k++) acc[k] += data[i + k];                    \
-    for (; i < n; i++) acc[0] += data[i];                                      \
-    float sum = 0;                                                             \
-    for (int k = 0; k < 32; k++) sum += acc[k];                                \
+#define READ_SUM_BODY                                       \
+    float acc[32] = {0};                                    \
+    size_t i = 0;                                           \
+    for (; i + 32 <= n; i += 32)                            \
+        for (int k = 0; k < 32; k++) acc[k] += data[i + k]; \
+    for (; i < n; i++) acc[0] += data[i];                   \
+    float sum = 0;                                          \
+    for (int k = 0; k < 32; k++) sum += acc[k];             \
     return sum;
 
 static float read_sum_baseline(const float *restrict data, size_t n) { READ_SUM_BODY }
@@ -84,7 +84,8 @@ double fb_read_bandwidth(size_t bytes, int threads, int passes) {
         read_share(&jobs[0]);
         for (int t = 1; t < threads; t++) {
             if (started[t]) pthread_join(tids[t], NULL);
-            else read_share(&jobs[t]); /* no thread: read it here (the figure then says so) */
+            else
+                read_share(&jobs[t]); /* no thread: read it here (the figure then says so) */
         }
         double dt = seconds_now() - t0;
         for (int t = 0; t < threads; t++) sink += jobs[t].sum;

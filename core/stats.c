@@ -20,9 +20,9 @@ static double quantile(const double *s, size_t n, double q) {
 
 /* Two-sided 95% Student t critical value for `df` degrees of freedom. */
 static double t95(size_t df) {
-    static const double table[] = {0, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-                                   2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-                                   2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+    static const double table[] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                   2.201, 2.179,  2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080,
+                                   2.074, 2.069,  2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
     if (df == 0) return INFINITY;
     if (df <= 30) return table[df];
     return 1.96 + 2.4 / (double)df; /* close to the exact value beyond 30 */
@@ -104,7 +104,9 @@ typedef struct ranked {
     int group;
 } ranked;
 
-static int cmp_ranked(const void *a, const void *b) { return cmp_double(&((const ranked *)a)->value, &((const ranked *)b)->value); }
+static int cmp_ranked(const void *a, const void *b) {
+    return cmp_double(&((const ranked *)a)->value, &((const ranked *)b)->value);
+}
 
 double fb_mann_whitney_p(const double *a, size_t na, const double *b, size_t nb) {
     size_t n = na + nb;
@@ -206,7 +208,8 @@ double fb_t_critical(double p, double df) {
     for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) { /* P(|T| > t) falls as t grows */
         double mid = 0.5 * (lo + hi);
         if (fb_t_two_sided_p(mid, df) > p) lo = mid;
-        else hi = mid;
+        else
+            hi = mid;
     }
     return 0.5 * (lo + hi);
 }

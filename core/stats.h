@@ -42,12 +42,12 @@ size_t fb_block_medians(const double *x, size_t n, size_t block, double *out);
 
 /* Welch's unequal-variance t test of mean(b) - mean(a). */
 typedef struct fb_welch {
-    double diff;                /* mean(b) - mean(a) */
-    double se;                  /* its standard error */
-    double df;                  /* Welch-Satterthwaite degrees of freedom */
-    double t;                   /* diff / se */
-    double p;                   /* two-sided p-value */
-    double ci_low, ci_high;     /* (1 - alpha) confidence interval of diff: excludes 0 exactly when p < alpha */
+    double diff;            /* mean(b) - mean(a) */
+    double se;              /* its standard error */
+    double df;              /* Welch-Satterthwaite degrees of freedom */
+    double t;               /* diff / se */
+    double p;               /* two-sided p-value */
+    double ci_low, ci_high; /* (1 - alpha) confidence interval of diff: excludes 0 exactly when p < alpha */
 } fb_welch;
 
 /* Needs na >= 2 and nb >= 2 (returns -1 otherwise). When both groups have

@@ -47,7 +47,9 @@ static void test_t_distribution(void) {
     }
     CHECK(worst < 1e-12, "t distribution with 1 and 2 degrees of freedom against closed forms: max diff %.3g", worst);
     /* Two-sided critical values from the standard tables (5% and 1%). */
-    static const struct { double alpha, df, t; } table[] = {
+    static const struct {
+        double alpha, df, t;
+    } table[] = {
         {0.05, 1, 12.706}, {0.05, 2, 4.303}, {0.05, 4, 2.776}, {0.05, 10, 2.228}, {0.05, 30, 2.042},
         {0.01, 2, 9.925},  {0.01, 4, 4.604}, {0.01, 8, 3.355}, {0.01, 10, 3.169}, {0.01, 30, 2.750},
     };
@@ -91,8 +93,8 @@ static void test_block_medians(void) {
     const double x[] = {5, 1, 3, 10, 30, 20, 7, 7, 100, 99};
     double out[3] = {0};
     size_t n = fb_block_medians(x, 10, 3, out);
-    CHECK(n == 3 && out[0] == 3 && out[1] == 20 && out[2] == 7, "block medians of 3: %zu blocks, %g %g %g", n,
-          out[0], out[1], out[2]);
+    CHECK(n == 3 && out[0] == 3 && out[1] == 20 && out[2] == 7, "block medians of 3: %zu blocks, %g %g %g", n, out[0],
+          out[1], out[2]);
     CHECK(fb_block_medians(x, 10, 0, out) == 0 && fb_block_medians(x, 2, 3, out) == 0, "no block: none");
 }
 
@@ -101,10 +103,10 @@ static void test_block_medians(void) {
 
 typedef struct run_shape {
     size_t reps, steps;
-    double ms;             /* typical step latency */
-    double rep_sigma;      /* spread of a repetition's level (log scale): load that changes between repetitions */
-    double step_sigma;     /* spread of steps about it (log scale) */
-    double rho;            /* autocorrelation of consecutive steps */
+    double ms;         /* typical step latency */
+    double rep_sigma;  /* spread of a repetition's level (log scale): load that changes between repetitions */
+    double step_sigma; /* spread of steps about it (log scale) */
+    double rho;        /* autocorrelation of consecutive steps */
 } run_shape;
 
 /* reps * steps latencies: each repetition at its own level, its steps an
@@ -153,9 +155,12 @@ static void test_compare_rule(uint64_t seed) {
     run_shape busy = {.reps = 5, .steps = 64, .ms = 20, .rep_sigma = 0.03, .step_sigma = 0.05, .rho = 0.95};
     verdicts same = simulate_pairs(&busy, 1.0, pairs, &rng);
     printf("identical runs, %d pairs: %d called different, %d significant (per repetition), %d significant over "
-           "every step\n", pairs, same.different, same.significant, same.steps_mw);
-    CHECK(same.steps_mw > pairs / 2, "the simulation is the hard case: a test over every step calls %d of %d "
-          "identical pairs different", same.steps_mw, pairs);
+           "every step\n",
+           pairs, same.different, same.significant, same.steps_mw);
+    CHECK(same.steps_mw > pairs / 2,
+          "the simulation is the hard case: a test over every step calls %d of %d "
+          "identical pairs different",
+          same.steps_mw, pairs);
     /* alpha = 1%: 4 false positives expected of 400; 12 or more has a chance
      * of 3e-4 (binomial tail) */
     CHECK(same.significant < 12, "per-repetition test: %d of %d identical pairs significant at 1%%", same.significant,
@@ -167,16 +172,16 @@ static void test_compare_rule(uint64_t seed) {
     run_shape busy10 = busy;
     busy10.reps = 10;
     verdicts slow10 = simulate_pairs(&busy10, 1.10, pairs, &rng);
-    printf("B 10%% slower, %d pairs: called different in %d with 5 repetitions, %d with 10\n", pairs,
-           slow5.different, slow10.different);
+    printf("B 10%% slower, %d pairs: called different in %d with 5 repetitions, %d with 10\n", pairs, slow5.different,
+           slow10.different);
     CHECK(slow10.different >= pairs * 85 / 100, "a 10%% slowdown, 10 repetitions: found in %d of %d pairs",
           slow10.different, pairs);
 
     /* A quiet machine: a 1% shift is significant, and within the 5% threshold. */
     run_shape quiet = {.reps = 5, .steps = 64, .ms = 20, .rep_sigma = 0.001, .step_sigma = 0.005, .rho = 0.5};
     verdicts small = simulate_pairs(&quiet, 1.01, pairs, &rng);
-    printf("B 1%% slower on a quiet machine, %d pairs: %d significant, %d called different\n", pairs,
-           small.significant, small.different);
+    printf("B 1%% slower on a quiet machine, %d pairs: %d significant, %d called different\n", pairs, small.significant,
+           small.different);
     CHECK(small.significant >= pairs * 95 / 100 && small.different == 0,
           "a 1%% shift: significant in %d of %d pairs, called different in %d", small.significant, pairs,
           small.different);

@@ -78,7 +78,8 @@ static int parse_options(int argc, char **argv, compare_options *o) {
                 return EXIT_USAGE;
             }
             if (threshold) o->threshold = v / 100;
-            else o->alpha = v;
+            else
+                o->alpha = v;
             i++;
         } else if (arg[0] == '-' && arg[1]) {
             fprintf(stderr, "fairbench compare: unknown option %s\n", arg);
@@ -202,7 +203,8 @@ static size_t repetition_medians(const cJSON *report, const cJSON *backend, doub
 /* A JSON value as short text (strings without quotes). */
 static void value_text(const cJSON *v, char *buf, size_t n) {
     if (!v) snprintf(buf, n, "(absent)");
-    else if (cJSON_IsString(v)) snprintf(buf, n, "'%s'", v->valuestring);
+    else if (cJSON_IsString(v))
+        snprintf(buf, n, "'%s'", v->valuestring);
     else {
         char *t = cJSON_PrintUnformatted(v);
         snprintf(buf, n, "%s", t ? t : "?");
@@ -253,7 +255,8 @@ static void warn_differences(const cJSON *a, const cJSON *b) {
         if (!bb) continue;
         char what[160];
         snprintf(what, sizeof what, "%s: plugin", label);
-        warn_if_differs(what, cJSON_GetObjectItemCaseSensitive(ba, "plugin"), cJSON_GetObjectItemCaseSensitive(bb, "plugin"));
+        warn_if_differs(what, cJSON_GetObjectItemCaseSensitive(ba, "plugin"),
+                        cJSON_GetObjectItemCaseSensitive(bb, "plugin"));
         snprintf(what, sizeof what, "%s: plugin version", label);
         warn_if_differs(what, cJSON_GetObjectItemCaseSensitive(ba, "plugin_version"),
                         cJSON_GetObjectItemCaseSensitive(bb, "plugin_version"));
@@ -304,7 +307,8 @@ static int compare_backend(const compare_options *o, const cJSON *a, const cJSON
         else if (!c.beyond_threshold)
             snprintf(verdict, sizeof verdict, "B %s by %.1f%%: significant, but within the %g%% threshold", direction,
                      change_pct, 100 * o->threshold);
-        else snprintf(verdict, sizeof verdict, "B %s by %.1f%%", direction, change_pct);
+        else
+            snprintf(verdict, sizeof verdict, "B %s by %.1f%%", direction, change_pct);
         snprintf(ci, sizeof ci, "%.3f-%.3f", c.ratio_low, c.ratio_high);
         snprintf(p_text, sizeof p_text, "%.2g", c.p);
     }
