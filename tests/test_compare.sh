@@ -105,6 +105,10 @@ write("mismatch_b", m)
 
 one = run(707, **dict(busy, reps=1))
 write("one_rep", one)
+bad = copy.deepcopy(a)
+bad["backends"][0]["samples"]["decode_latency_ms"][7] = None
+del bad["backends"][1]["samples"]["decode_latency_ms"][-1]
+write("bad_samples", bad)
 lone = copy.deepcopy(a)
 lone["backends"][1]["label"] = "cpu_ref_c"
 write("relabelled", lone)
@@ -183,6 +187,10 @@ if [[ $n == 9 ]]; then ok "(d) nine differences, nine warnings"; else bad "(d) $
 
 compare one_rep "$t/identical_a.json" "$t/one_rep.json"
 expect one_rep "one repetition: not tested, and said so" 0 "not tested: B has 1 repetition \(2 per side needed\)$"
+compare bad_samples "$t/identical_a.json" "$t/bad_samples.json"
+expect bad_samples "samples that cannot be used: not compared, and why" 0 \
+  "^cpu_ref_a +not compared: B has decode sample 7 that is not a positive number$" \
+  "^cpu_ref_b +not compared: B has 319 decode samples that are not whole repetitions of 64 steps$"
 compare relabelled "$t/identical_a.json" "$t/relabelled.json"
 expect relabelled "a backend in one report only is named" 0 "^cpu_ref_b +only in A$" "^cpu_ref_c +only in B$" \
   "^1 backend compared"

@@ -176,21 +176,26 @@ static size_t repetition_medians(const cJSON *report, const cJSON *backend, doub
         return 0;
     }
     if ((size_t)n % per_rep != 0) {
-        snprintf(why, why_n, "%d decode samples are not whole repetitions of %zu steps", n, per_rep);
+        snprintf(why, why_n, "%d decode samples that are not whole repetitions of %zu steps", n, per_rep);
         return 0;
     }
     double *x = malloc((size_t)n * sizeof *x);
     *out = malloc((size_t)n / per_rep * sizeof **out);
-    size_t i = 0;
-    const cJSON *v;
-    if (x && *out) cJSON_ArrayForEach(v, arr) {
+    size_t n_reps = 0;
+    if (!x || !*out) snprintf(why, why_n, "out of memory");
+    else {
+        size_t i = 0;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, arr) {
             if (!cJSON_IsNumber(v) || !(v->valuedouble > 0)) break;
             x[i++] = v->valuedouble;
         }
-    size_t n_reps = i == (size_t)n ? fb_block_medians(x, i, per_rep, *out) : 0;
+        if (i < (size_t)n) snprintf(why, why_n, "decode sample %zu that is not a positive number", i);
+        else if (!(n_reps = fb_block_medians(x, i, per_rep, *out)))
+            snprintf(why, why_n, "out of memory");
+    }
     free(x);
     if (n_reps == 0) {
-        snprintf(why, why_n, i == (size_t)n ? "out of memory" : "decode sample %zu is not a positive number", i);
         free(*out);
         *out = NULL;
     }
