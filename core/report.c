@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fb_version.h"
+#include "membw.h"
 
 #define REPORT_SCHEMA_VERSION 1
 
@@ -148,6 +149,9 @@ static void print_notes(const fb_run_result *r, FILE *out, const char *bullet) {
     fprintf(out, "%sReference: %s, %s; agreement teacher-forced on its %zu greedy tokens\n", bullet,
             r->reference_label, r->reference_status, r->n_reference_tokens);
     fprintf(out, "%sOrder: %s\n", bullet, r->order);
+    char method[160];
+    fb_cpu_ceiling_method(method, sizeof method);
+    fprintf(out, "%sRoofline ceiling: CPU backends, %s; GPU backends, their copy probe\n", bullet, method);
     for (int i = 0; i < r->n_entries; i++) {
         const fb_entry_result *e = &r->entries[i];
         if (e->state != FB_ENTRY_OK) fprintf(out, "%s%s: %s: %s\n", bullet, e->entry->label, fb_entry_state_name(e->state), e->reason);
@@ -395,6 +399,9 @@ static char *json_text(const fb_profile *p, const fb_run_result *r) {
     cJSON_AddNumberToObject(run, "repetitions", p->repetitions);
     cJSON_AddStringToObject(run, "order", r->order);
     cJSON_AddNumberToObject(run, "wall_s", r->wall_s);
+    char method[160];
+    fb_cpu_ceiling_method(method, sizeof method);
+    cJSON_AddStringToObject(run, "cpu_ceiling_method", method);
     cJSON *ref = cJSON_AddObjectToObject(root, "reference");
     cJSON_AddStringToObject(ref, "backend", r->reference_label);
     cJSON_AddStringToObject(ref, "status", r->reference_status);

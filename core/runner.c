@@ -923,7 +923,7 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
         if (t > 4096) t = 4096;
         if (ceiling_by_threads[t] == 0) {
             progress(opt, "measuring the streaming-read bandwidth with %d thread%s", t, t > 1 ? "s" : "");
-            ceiling_by_threads[t] = fb_read_bandwidth((size_t)1 << 30, t, 5);
+            ceiling_by_threads[t] = fb_cpu_ceiling(t);
         }
     }
 
@@ -1049,7 +1049,7 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
             int t = r->has_effective && r->effective.threads > 0 ? r->effective.threads
                     : r->entry->fairness.threads > 0           ? r->entry->fairness.threads
                                                                : (int)(cores > 0 ? cores : 1);
-            ceiling = t <= 4096 && ceiling_by_threads[t] > 0 ? ceiling_by_threads[t] : fb_read_bandwidth((size_t)1 << 30, t, 3);
+            ceiling = t <= 4096 && ceiling_by_threads[t] > 0 ? ceiling_by_threads[t] : fb_cpu_ceiling(t);
         }
         compute_figures(r, m, out->n_prompt, gen, ceiling);
     }

@@ -3,8 +3,9 @@
 # are missing. Safe to run again: it installs nothing that is already there.
 set -euo pipefail
 
+# clang-format-14: scripts/format-check.sh (make format-check).
 packages=(build-essential cmake pkg-config git python3 python3-pip ca-certificates
-          libinih-dev libpcre2-dev libcjson-dev libsqlite3-dev)
+          libinih-dev libpcre2-dev libcjson-dev libsqlite3-dev clang-format-14)
 # Wanted by a test only: headless Chromium renders the HTML report
 # (tests/test_html_browser.sh, skipped where it cannot be installed).
 optional=(chromium)

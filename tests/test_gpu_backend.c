@@ -287,14 +287,21 @@ static void test_contract(const test_model *tm, const int32_t *tokens) {
     CHECK(eager->copy_bandwidth(s, &bw) == FB_OK && bw > (emulated ? 0 : 1e10), "copy bandwidth %.1f GB/s", bw / 1e9);
     printf("  copy bandwidth (read + write): %.1f GB/s\n", bw / 1e9);
     eager->destroy(s);
-    /* a device that is not there */
+    /* A device that is not there, in a request that is otherwise valid for
+     * this backend (allow_jit on, which a JIT backend needs): the refusal
+     * must be for the device. When a request is wrong twice, the backend
+     * refuses for the first invalid setting in fb_settings field order
+     * (weight precision, accumulation, JIT, graphs, ..., device_index last),
+     * which is the order eager_ops and jit_fused check them in. */
     fb_settings settings = {.struct_size = sizeof settings, .weight_precision = FB_PRECISION_F32,
-                            .accumulate_precision = FB_PRECISION_F32, .max_context = 16, .device_index = 99};
+                            .accumulate_precision = FB_PRECISION_F32, .allow_jit = 1, .max_context = 16,
+                            .device_index = 99};
     char message[512] = "";
     fb_session *none = NULL;
     CHECK(eager->create(fb_host_services(), &tm->view.view, &settings, &none, message, sizeof message) ==
                   FB_ERR_INVALID_ARGUMENT && none == NULL,
           "device_index 99 refused: %s", message);
+    CHECK(strstr(message, "device_index 99") != NULL, "the refusal names the device index: %s", message);
 }
 
 /* For a JIT backend: a cold cache compiles (and stores), a warm one then
@@ -433,8 +440,12 @@ int main(int argc, char **argv) {
     fb_probe_result probe = {.struct_size = sizeof probe};
     eager->probe(fb_host_services(), &probe);
     if (!probe.available) {
-        printf("test_gpu_backend: skipped, %s unavailable: %s\n", backend, probe.reason);
         fb_backends_free(&list);
+        if (emulated) { /* the emulation runs on any CPU: unavailable is a failure, never a skip */
+            printf("FAIL test_gpu_backend: the emulated %s says it is unavailable: %s\n", backend, probe.reason);
+            return 1;
+        }
+        printf("test_gpu_backend: skipped, %s unavailable: %s\n", backend, probe.reason);
         return 77;
     }
     printf("  device: %s\n", probe.device);
