@@ -444,7 +444,7 @@ static void bury(backend_child *bc, bool timed_out, double timeout_s, const char
     } else if (end.signaled) {
         r->state = FB_ENTRY_CRASHED;
         snprintf(r->reason, sizeof r->reason, "during %s: signal %d (%s)", during, end.sig, strsignal(end.sig));
-    } else if (r->state == FB_ENTRY_OK && (strcmp(during, "exit") != 0 || end.exit_status != 0)) {
+    } else if (r->state == FB_ENTRY_OK && (strcmp(during, "destroy") != 0 || end.exit_status != 0)) {
         r->state = FB_ENTRY_CRASHED;
         snprintf(r->reason, sizeof r->reason, "the child exited (status %d) during %s", end.exit_status, during);
     }
@@ -575,7 +575,7 @@ static void child_final(backend_child *bc, double timeout_s) {
     free(payload);
     char eof;
     int rc = fb_read_until(bc->proc.res_fd, &eof, 1, fb_now_s() + timeout_s);
-    bury(bc, rc == FB_CHILD_TIMED_OUT, timeout_s, rc == FB_CHILD_TIMED_OUT ? "destroy" : "exit");
+    bury(bc, rc == FB_CHILD_TIMED_OUT, timeout_s, "destroy");
     if (bc->res->state != FB_ENTRY_OK)
         snprintf(bc->res->reason + strlen(bc->res->reason), sizeof bc->res->reason - strlen(bc->res->reason),
                  " (in destroy, after its figures were in)");

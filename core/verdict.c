@@ -64,7 +64,7 @@ void fb_audit(const fb_profile *p, fb_run_result *out) {
     for (int i = 0; i < out->n_entries; i++) {
         const fb_entry_result *r = &out->entries[i];
         const fb_entry *e = r->entry;
-        measured += r->state == FB_ENTRY_OK;
+        measured += r->state == FB_ENTRY_OK && !r->wrong;
         for (int k = 0; k < n_keys; k++) {
             if (!(e->overridden & (1u << k)) || !override_differs(out, i, k)) continue;
             if (p->vary & (1u << k)) varied |= 1u << k;
@@ -84,8 +84,8 @@ void fb_audit(const fb_profile *p, fb_run_result *out) {
         if (eff->graphs && !e->fairness.allow_graphs)
             reason(reasons, sizeof reasons, "%s replayed graphs, which the profile forbids", e->label);
         if (e->fairness.threads > 0 && eff->threads > 0 && eff->threads != e->fairness.threads)
-            reason(reasons, sizeof reasons, "%s was asked for %d threads but ran %d", e->label, e->fairness.threads,
-                   eff->threads);
+            reason(reasons, sizeof reasons, "%s was asked for %d thread%s but ran %d", e->label, e->fairness.threads,
+                   e->fairness.threads == 1 ? "" : "s", eff->threads);
         /* Entries against one another. */
         if (!first) {
             first = r;
@@ -102,16 +102,18 @@ void fb_audit(const fb_profile *p, fb_run_result *out) {
                        first->effective.threads, e->label, eff->threads);
         }
     }
-    /* A comparison needs two measured backends. */
+    /* A comparison needs two backends measured and correct. */
     if (out->n_entries >= 2 && measured < 2) {
         char missing[1024] = "";
         for (int i = 0; i < out->n_entries; i++)
-            if (out->entries[i].state != FB_ENTRY_OK)
+            if (out->entries[i].state != FB_ENTRY_OK || out->entries[i].wrong)
                 append(missing, sizeof missing, "%s%s %s", missing[0] ? ", " : "", out->entries[i].entry->label,
-                       fb_entry_state_name(out->entries[i].state));
-        reason(reasons, sizeof reasons, "no comparison was made: %d of %d backends were measured (%s)", measured,
-               out->n_entries, missing);
+                       out->entries[i].wrong ? "WRONG" : fb_entry_state_name(out->entries[i].state));
+        reason(reasons, sizeof reasons, "no comparison was made: %d of %d backends were measured and correct (%s)",
+               measured, out->n_entries, missing);
     }
+    if (strcmp(out->reference_status, "ok") != 0)
+        reason(reasons, sizeof reasons, "no backend's results were checked: the reference %s did not run", out->reference_label);
     out->fair = reasons[0] == '\0';
     if (!out->fair) {
         snprintf(out->verdict, sizeof out->verdict, "unfair: %.2030s", reasons);
