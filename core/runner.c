@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -50,7 +51,13 @@ void fb_run_interrupt(void) {
 // Messages between parent and child (framed by supervisor.c)
 
 enum { CMD_REP = 1, CMD_LOGITS = 2, CMD_FINAL = 3 };
-enum { MSG_READY = 1, MSG_REP = 2, MSG_LOGITS = 3, MSG_FINAL = 4 };
+enum { MSG_READY = 1, MSG_REP = 2, MSG_LOGITS = 3, MSG_FINAL = 4, MSG_PROGRESS = 5 };
+
+/* host->progress() from the child, any time before an answer. */
+typedef struct progress_msg {
+    double fraction;
+    char stage[120];
+} progress_msg;
 
 typedef struct ready_msg {
     int32_t state; /* fb_entry_state */
@@ -123,6 +130,28 @@ static uint64_t rss_peak_bytes(void) {
     return kb * 1024;
 }
 
+/* host->progress() in the child: forwarded to the parent, at most every
+ * 100 ms per stage (the last word of a stage, 1.0, always). */
+static int progress_fd = -1;
+static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void child_progress(const fb_host *host, const char *stage, double fraction) {
+    (void)host;
+    static double last_s;
+    static char last_stage[120];
+    if (progress_fd < 0 || !stage) return;
+    pthread_mutex_lock(&progress_lock);
+    double now = fb_now_s();
+    progress_msg m = {.fraction = fraction};
+    snprintf(m.stage, sizeof m.stage, "%s", stage);
+    if (fraction >= 1 || now - last_s >= 0.1 || strcmp(last_stage, m.stage) != 0) {
+        fb_msg_send(progress_fd, MSG_PROGRESS, 0, &m, sizeof m);
+        last_s = now;
+        memcpy(last_stage, m.stage, sizeof last_stage);
+    }
+    pthread_mutex_unlock(&progress_lock);
+}
+
 static void on_cancel_timer(int sig) {
     (void)sig;
     fb_host_request_cancel();
@@ -161,7 +190,11 @@ static fb_settings settings_for(const child_ctx *c) {
  * NULL with ready->state saying why not. */
 static fb_session *child_load(const child_ctx *c, fb_backend *backend, ready_msg *ready, fb_model **model,
                               fb_model_view_owner *view) {
-    const fb_host *host = fb_host_services();
+    /* The host's services, with progress going to the parent. */
+    static fb_host child_host;
+    child_host = *fb_host_services();
+    child_host.progress = child_progress;
+    const fb_host *host = &child_host;
     fb_error err;
     if (!c->plugin_path) {
         ready->state = FB_ENTRY_SKIPPED;
@@ -261,6 +294,7 @@ static void child_main(void *arg, int cmd_fd, int res_fd) {
         fputs("5", refs);
         fclose(refs);
     }
+    progress_fd = res_fd;
     ready_msg ready;
     memset(&ready, 0, sizeof ready);
     fb_backend backend;
@@ -413,7 +447,20 @@ typedef struct backend_child {
     uint32_t capabilities;
     double copy_bandwidth;
     bool ready;           /* READY received: capabilities are known */
+    const fb_run_options *opt;
+    uint64_t model_bytes; /* for "x of y MB" in progress lines */
 } backend_child;
+
+/* A progress line on a terminal rewrites itself until the next line. */
+static bool progress_line_open;
+
+static void show_child_progress(const backend_child *bc, const progress_msg *m) {
+    if (!bc->opt || !bc->opt->progress) return;
+    double f = m->fraction < 0 ? 0 : m->fraction > 1 ? 1 : m->fraction;
+    fprintf(stderr, "\r\033[Kfairbench: %s: %.100s %3.0f%% (%.1f of %.1f MB)", bc->res->entry->label, m->stage,
+            100 * f, f * (double)bc->model_bytes / 1e6, (double)bc->model_bytes / 1e6);
+    progress_line_open = true;
+}
 
 /* The child is gone or must go: reap it and say why in its result. */
 static void bury(backend_child *bc, bool timed_out, double timeout_s, const char *during) {
@@ -453,7 +500,17 @@ static void bury(backend_child *bc, bool timed_out, double timeout_s, const char
 /* Receive one message; on failure the child is buried with the cause. */
 static int receive(backend_child *bc, uint32_t type, double timeout_s, const char *during, fb_msg_header *h,
                    void **payload) {
-    int rc = fb_child_receive(&bc->proc, type, fb_now_s() + timeout_s, h, payload);
+    double deadline = fb_now_s() + timeout_s; /* progress reports do not extend it */
+    int rc;
+    while ((rc = fb_child_receive(&bc->proc, FB_MSG_ANY, deadline, h, payload)) == 0 && h->type == MSG_PROGRESS) {
+        if (h->bytes == sizeof(progress_msg)) show_child_progress(bc, *payload);
+        free(*payload);
+    }
+    if (rc == 0 && h->type != type) {
+        free(*payload);
+        *payload = NULL;
+        rc = FB_CHILD_GONE;
+    }
     if (rc) bury(bc, rc == FB_CHILD_TIMED_OUT, timeout_s, during);
     return rc;
 }
@@ -581,9 +638,12 @@ static void child_final(backend_child *bc, double timeout_s) {
                  " (in destroy, after its figures were in)");
 }
 
-static int start_backend(backend_child *bc, child_ctx *ctx, fb_entry_result *res) {
+static int start_backend(backend_child *bc, child_ctx *ctx, fb_entry_result *res, const fb_run_options *opt,
+                         uint64_t model_bytes) {
     memset(bc, 0, sizeof *bc);
     bc->res = res;
+    bc->opt = opt;
+    bc->model_bytes = model_bytes;
     return fb_child_spawn(&bc->proc, child_main, ctx);
 }
 
@@ -645,6 +705,7 @@ static void progress(const fb_run_options *opt, const char *fmt, ...) {
     if (!opt->progress) return;
     va_list ap;
     va_start(ap, fmt);
+    if (progress_line_open) fputc('\n', stderr), progress_line_open = false;
     fprintf(stderr, "fairbench: ");
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
@@ -703,7 +764,7 @@ static float *run_reference(const fb_profile *p, const fb_run_options *opt, cons
     progress(opt, "reference %s at f32: loading", ref_entry.plugin);
     backend_child bc;
     float *ref_logits = NULL;
-    if (start_backend(&bc, &ctx, &ref_result) == 0 && child_ready(&bc, p->timeout_s) == 0 &&
+    if (start_backend(&bc, &ctx, &ref_result, opt, out->model_bytes) == 0 && child_ready(&bc, p->timeout_s) == 0 &&
         child_rep(&bc, gen, false, p->timeout_s, &out->reference_tokens) == 0) {
         out->n_reference_tokens = gen;
         progress(opt, "reference: teacher-forced logits over %u positions", gen);
@@ -796,7 +857,7 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
         ctxs[i] = (child_ctx){p, path, why[i], r->entry->fairness, out->prompt, out->n_prompt, max_context};
         progress(opt, "%s: loading (%s, %s weights)", r->entry->label, r->entry->plugin,
                  fb_precision_name(r->entry->fairness.weight_precision));
-        if (start_backend(&children[i], &ctxs[i], r)) {
+        if (start_backend(&children[i], &ctxs[i], r, opt, out->model_bytes)) {
             r->state = FB_ENTRY_FAILED;
             snprintf(r->reason, sizeof r->reason, "cannot start a child process: %s", strerror(errno));
             continue;
@@ -811,6 +872,7 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
     uint64_t rng = p->seed * 2654435761u + 1;
     int order[FB_MAX_ENTRIES];
     int rounds = p->warmup + p->repetitions;
+    double t_rounds = fb_now_s();
     if (p->order == FB_ORDER_INTERLEAVED) {
         snprintf(out->order, sizeof out->order,
                  "interleaved: one repetition of each backend per round, shuffled per round (seed %" PRIu64 ")", p->seed);
@@ -822,7 +884,12 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
                 order[i] = order[j], order[j] = t;
             }
             bool timed = round >= p->warmup;
-            progress(opt, "round %d of %d%s", round + 1, rounds, timed ? "" : " (warm-up)");
+            double elapsed = fb_now_s() - t_rounds;
+            if (round > 0)
+                progress(opt, "round %d of %d%s, about %.0f s left", round + 1, rounds, timed ? "" : " (warm-up)",
+                         elapsed / round * (rounds - round));
+            else
+                progress(opt, "round %d of %d%s", round + 1, rounds, timed ? "" : " (warm-up)");
             for (int k = 0; k < p->n_entries; k++) {
                 backend_child *bc = &children[order[k]];
                 if (bc->proc.alive) child_rep(bc, gen, timed, p->timeout_s, &bc->res->tokens);

@@ -116,7 +116,7 @@ int fb_child_spawn(fb_child *ch, fb_child_main fn, void *arg) {
 int fb_child_receive(fb_child *ch, uint32_t type, double deadline, fb_msg_header *h, void **payload) {
     *payload = NULL;
     int rc = fb_read_until(ch->res_fd, h, sizeof *h, deadline);
-    if (rc == 0 && (h->type != type || h->bytes > FB_MSG_MAX_BYTES)) rc = FB_CHILD_GONE;
+    if (rc == 0 && ((type != FB_MSG_ANY && h->type != type) || h->bytes > FB_MSG_MAX_BYTES)) rc = FB_CHILD_GONE;
     if (rc == 0) {
         *payload = malloc(h->bytes ? (size_t)h->bytes : 1);
         rc = *payload ? fb_read_until(ch->res_fd, *payload, (size_t)h->bytes, deadline) : FB_CHILD_GONE;

@@ -59,7 +59,10 @@ typedef void (*fb_child_main)(void *arg, int cmd_fd, int res_fd);
  * nothing a plugin prints can reach the parent's report. 0, or -1 with errno. */
 int fb_child_spawn(fb_child *ch, fb_child_main fn, void *arg);
 
-/* Receive one message of `type` by `deadline`; *payload is malloc'd (the
+/* Any type, for fb_child_receive (the caller tells the kinds apart). */
+#define FB_MSG_ANY 0u
+
+/* Receive one message of `type` (or FB_MSG_ANY) by `deadline`; *payload is malloc'd (the
  * caller frees it). 0; FB_CHILD_TIMED_OUT; FB_CHILD_GONE when the child
  * closed its pipe (died), sent another type, or a size past FB_MSG_MAX_BYTES.
  * The child is not buried: the caller does that with the cause. */
