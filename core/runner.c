@@ -791,6 +791,12 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
      * anything is measured. */
     scout_list plugins;
     if (scout_plugins(opt, p->timeout_s, &plugins, err)) return -1;
+    if (interrupted) { /* the plugin list may be cut short: judge no name by it */
+        free(plugins.items);
+        out->interrupted = true;
+        snprintf(out->verdict, sizeof out->verdict, "none: the run was interrupted (Ctrl-C) before it started");
+        return 0;
+    }
     for (int i = 0; i < p->n_entries; i++)
         if (check_plugin_name(p, &plugins, p->entries[i].label, p->entries[i].plugin, err)) goto fail_plugins;
     bool reference_is_entry = false;

@@ -98,7 +98,11 @@ int fb_child_spawn(fb_child *ch, fb_child_main fn, void *arg) {
     if (pid == 0) {
         close(down[1]);
         close(up[0]);
-        signal(SIGINT, SIG_IGN); /* Ctrl-C is the parent's to handle: it stops us */
+        /* Ctrl-C is the parent's to handle (it stops us); the parent's
+         * handlers and its list of children are not ours. */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_DFL);
+        for (int i = 0; i < MAX_LIVE; i++) live_pids[i] = 0;
         dup2(STDERR_FILENO, STDOUT_FILENO);
         fn(arg, down[0], up[1]);
         _exit(0);
