@@ -58,7 +58,7 @@ static const float GUARD_VALUE = -12345.678f;
 
 typedef struct conf_model {
     const char *label;     /* "tiny", "gqa" */
-    char shape[160];       /* for the header line */
+    char shape[200];       /* for the header line */
     char path[PATH_MAX + 32];
     fb_model *model;
     fb_model_view_owner view;
@@ -863,7 +863,11 @@ static void check_context_end(const conf *c, const conf_model *m, check_result *
     int32_t next;
     char what[128];
     if (prefill_checked(c, s, m, 0, C - 2, FB_LOGITS_LAST, &b, &a, NULL, r)) goto out;
-    fb_status st = c->api->prefill(s, m->tokens + C - 2, 3, FB_LOGITS_LAST, b.data, &next);
+    /* Three ids of its own, so the array is valid for all n_tokens even when
+     * C is the model's whole context (a plugin may read every id before it
+     * looks at the context: that is its choice, not a host overflow). */
+    int32_t three[3] = {m->tokens[C - 2], m->tokens[C - 1], m->tokens[0]};
+    fb_status st = c->api->prefill(s, three, 3, FB_LOGITS_LAST, b.data, &next);
     snprintf(what, sizeof what, "prefill of 3 tokens at position %u of a %u-position context", C - 2, C);
     if (expect_refusal(c, s, st, FB_ERR_CONTEXT_FULL, what, r)) goto out;
     if (decode_checked(c, s, m, (int)C - 2, true, &b, &a, NULL, r) ||
@@ -1282,6 +1286,22 @@ static uint32_t xorshift32(uint32_t *state) {
     return *state = x;
 }
 
+/* RoPE factors for the gqa model's 8 rotated pairs. Llama-3's own factors
+ * only slow the slowest pairs down, which a 48-position context barely
+ * sees; these speed some pairs up and slow others, so a backend that
+ * ignores them (or reads them for the wrong pair) moves the logits far past
+ * every precision's bar. */
+static const float GQA_ROPE_FACTORS[8] = {1.0f, 0.25f, 4.0f, 0.1f, 0.05f, 20.0f, 0.02f, 0.5f};
+
+/* The two models, shaped so that a wrong guess about the forward pass
+ * changes the answer (docs/forward-pass.md):
+ *   tiny (F32): 6 query heads on 2 KV heads (h / 3 and h % 2 differ for
+ *     heads 1..4), head_dim 12 with n_rot 8 (4 dimensions per head are not
+ *     rotated), width 72 and ff 200 (not multiples of 16), rms_eps 1e-3
+ *     (about the mean square of the embeddings, so where eps sits matters);
+ *   gqa (Q8_0): 8 query heads on 2 KV heads (group 4), head_dim 20 with
+ *     n_rot 16, width 160 and ff 352 (multiples of Q8_0's block of 32, not
+ *     of 64), tied output, rope_freqs that move the top-1 token. */
 static int write_models(conf *c, fb_error *err) {
     for (int i = 0; i < N_MODELS; i++) {
         conf_model *m = &c->models[i];
@@ -1290,13 +1310,14 @@ static int write_models(conf *c, fb_error *err) {
         spec.n_threads = 1;
         if (i == MODEL_TINY) {
             m->label = "tiny";
-            spec.n_ctx = 64;
+            spec.n_embd = 72, spec.n_layer = 2, spec.n_head = 6, spec.n_head_kv = 2, spec.n_ff = 200, spec.n_rot = 8;
+            spec.n_vocab = 512, spec.n_ctx = 64, spec.rms_eps = 1e-3f;
             spec.seed = 1;
             snprintf(spec.preset, sizeof spec.preset, "conformance-tiny");
         } else {
             m->label = "gqa";
-            spec.n_embd = 128, spec.n_layer = 3, spec.n_head = 4, spec.n_head_kv = 1, spec.n_ff = 320;
-            spec.n_vocab = 384, spec.n_ctx = 48, spec.tied_output = true, spec.llama3_rope = true;
+            spec.n_embd = 160, spec.n_layer = 3, spec.n_head = 8, spec.n_head_kv = 2, spec.n_ff = 352, spec.n_rot = 16;
+            spec.n_vocab = 384, spec.n_ctx = 48, spec.tied_output = true, spec.rope_freqs = GQA_ROPE_FACTORS;
             spec.type = 8; /* Q8_0 */
             spec.seed = 2;
             snprintf(spec.preset, sizeof spec.preset, "conformance-gqa");
@@ -1309,10 +1330,10 @@ static int write_models(conf *c, fb_error *err) {
         m->n_ctx = v->n_ctx;
         m->n_vocab = v->n_vocab;
         snprintf(m->shape, sizeof m->shape,
-                 "%u layers, width %u, %u heads / %u KV, ff %u, vocab %u, context %u, %s, %s output%s", v->n_layer,
-                 v->n_embd, v->n_head, v->n_head_kv, v->n_ff, v->n_vocab, v->n_ctx,
-                 fb_host_services()->type_name(v->layers[0].attn_q.type), v->tied_output ? "tied" : "separate",
-                 v->rope_freqs ? ", Llama-3 RoPE factors" : "");
+                 "%u layers, width %u, %u heads / %u KV of %u (%u rotated), ff %u, vocab %u, context %u, eps %g, %s, "
+                 "%s output%s", v->n_layer, v->n_embd, v->n_head, v->n_head_kv, v->head_dim, v->n_rot, v->n_ff,
+                 v->n_vocab, v->n_ctx, (double)v->rms_eps, fb_host_services()->type_name(v->layers[0].attn_q.type),
+                 v->tied_output ? "tied" : "separate", v->rope_freqs ? ", RoPE factors" : "");
         m->tokens = malloc(m->n_ctx * sizeof *m->tokens);
         m->ref_bytes = (size_t)m->n_ctx * m->n_vocab * sizeof(float);
         void *ref = mmap(NULL, m->ref_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
