@@ -18,6 +18,7 @@
  * process ended with a non-zero status after reporting (a leak report or a
  * crash at exit).
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT: what threads = 0 means */
 #include "cli.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -78,6 +80,7 @@ typedef struct conf {
     size_t n_dirs;
     char tmpdir[PATH_MAX];
     conf_model models[N_MODELS];
+    bool no_rss_check;     /* --no-rss-check: a plugin built with a sanitizer (its allocator keeps memory) */
     uint32_t caps;         /* the plugin's capabilities, known after the load check */
     const fb_plugin *api;  /* in a check's child: the loaded plugin */
 } conf;
@@ -498,6 +501,19 @@ static int thread_count(void) {
     return threads;
 }
 
+/* The device string's format (plugin.h): one line of printable text, the
+ * hardware first; a CPU backend's begins "CPU" then ':' (the model name
+ * follows), ',' or the end. NULL when it keeps to it, else what is wrong. */
+static const char *device_format_error(const char *device, uint32_t caps) {
+    if (!device[0]) return "it is empty";
+    for (const unsigned char *p = (const unsigned char *)device; *p; p++)
+        if (*p < 0x20 || *p == 0x7F) return "it holds a control character (one line of printable text)";
+    if ((caps & FB_CAP_CPU) && !(caps & FB_CAP_GPU) &&
+        !(strncmp(device, "CPU", 3) == 0 && (device[3] == '\0' || device[3] == ':' || device[3] == ',')))
+        return "a CPU backend's device begins \"CPU: <model name>\" (or \"CPU,\" when the model is unknown)";
+    return NULL;
+}
+
 // ----------------------------------------------------------------------------
 // The checks. Each runs in a child that has loaded the plugin (c->api).
 
@@ -538,6 +554,7 @@ static fb_status probe_once(const conf *c, fb_probe_result *out) {
 static void check_probe(const conf *c, const conf_model *m, check_result *r) {
     (void)m;
     fb_probe_result a, b;
+    uint32_t p_caps = c->api->capabilities;
     r->available = -1;
     fb_status st = probe_once(c, &a);
     REQUIRE(st == FB_OK, "probe returned %s (it returns FB_OK whether or not the hardware is here)", status_name(st));
@@ -546,6 +563,8 @@ static void check_probe(const conf *c, const conf_model *m, check_result *r) {
     REQUIRE(terminated(a.reason, sizeof a.reason), "probe left reason[] without a terminating NUL");
     REQUIRE(!a.available || a.device[0], "probe says available but names no device");
     REQUIRE(a.available || a.reason[0], "probe says unavailable but gives no reason");
+    const char *bad_device = a.available ? device_format_error(a.device, p_caps) : NULL;
+    REQUIRE(!bad_device, "probe's device '%s' does not follow plugin.h's format: %s", a.device, bad_device);
     st = probe_once(c, &b);
     REQUIRE(st == FB_OK && b.available == a.available, "a second probe answered differently (%s, available %d)",
             status_name(st), (int)b.available);
@@ -618,11 +637,12 @@ static void check_create_destroy(const conf *c, const conf_model *m, check_resul
     REQUIRE(threads_after_last <= threads_after_first,
             "%d threads after session 2 was destroyed, %d after session %d: destroy() leaves threads running",
             threads_after_first, threads_after_last, CREATE_CYCLES);
-    if (strcmp(FB_BUILD_FLAVOUR, "sanitizer") == 0) {
-        /* AddressSanitizer keeps freed memory in quarantine: RSS says nothing;
-         * its leak report at exit says it instead. */
-        pass(r, "%d sessions created, used and destroyed; threads stable (RSS not checked under AddressSanitizer)",
-             CREATE_CYCLES);
+    if (strcmp(FB_BUILD_FLAVOUR, "sanitizer") == 0 || c->no_rss_check) {
+        /* A sanitizer's allocator keeps freed memory (ASan's quarantine,
+         * TSan's shadow): RSS says nothing; its leak report at exit says it
+         * instead. */
+        pass(r, "%d sessions created, used and destroyed; threads stable (RSS not checked: %s)", CREATE_CYCLES,
+             c->no_rss_check ? "--no-rss-check" : "fairbench built with AddressSanitizer");
     } else {
         long growth = rss_after_last - rss_after_first;
         long allowed = (long)(3 * session_bytes) > (1L << 20) ? (long)(3 * session_bytes) : (1L << 20);
@@ -976,6 +996,8 @@ static void check_effective_settings(const conf *c, const conf_model *m, check_r
     REQUIRE(!(c->caps & FB_CAP_THREADS) || c->threads <= 0 || e.threads == c->threads,
             "claims FB_CAP_THREADS but reports %d threads; %d were asked", (int)e.threads, c->threads);
     REQUIRE(terminated(e.device, sizeof e.device) && e.device[0], "device[] is empty or not NUL-terminated");
+    const char *bad_device = device_format_error(e.device, c->caps);
+    REQUIRE(!bad_device, "device '%s' does not follow plugin.h's format: %s", e.device, bad_device);
     REQUIRE(terminated(e.notes, sizeof e.notes), "notes[] is not NUL-terminated");
     REQUIRE(terminated(e.options, sizeof e.options), "options[] (ABI 1.1) is not NUL-terminated");
     if (agreement_require(&a, "decoding with JIT and graphs allowed", r)) return;
@@ -1103,6 +1125,114 @@ out:
     c->api->destroy(s);
 }
 
+/* The CPUs this process may run on: what threads = 0 resolves to. */
+static int affinity_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* create() that must fail with `want`, no session and a sentence. */
+static int expect_create_refusal(const conf *c, const conf_model *m, const fb_settings *settings, fb_status want,
+                                 const char *what, check_result *r) {
+    fb_session *s = SENTINEL_SESSION;
+    char message[512];
+    memset(message, 0x5A, sizeof message);
+    fb_status st = c->api->create(fb_host_services(), &m->view.view, settings, &s, message, sizeof message);
+    if (st == FB_OK) {
+        if (s && s != SENTINEL_SESSION) c->api->destroy(s);
+        failf(r, "create with %s returned FB_OK; it must be refused with %s", what, status_name(want));
+        return -1;
+    }
+    if (st != want || s != NULL || !terminated(message, sizeof message) || !message[0]) {
+        failf(r, "create with %s returned %s%s%s; the convention is %s, *out = NULL and a sentence", what,
+              status_name(st), s != NULL ? " without setting *out to NULL" : "",
+              terminated(message, sizeof message) && message[0] ? "" : " without a sentence", status_name(want));
+        return -1;
+    }
+    return 0;
+}
+
+/* The conventions plugin.h decides, one after the other on one session
+ * whose max_context is above the model's n_ctx (so the context is n_ctx):
+ * a NULL next_token is FB_ERR_INVALID_ARGUMENT; reserved prefill flag bits
+ * are ignored; last_error stays a valid string after a success; a call
+ * wrong twice (a full context and an invalid id) is FB_ERR_CONTEXT_FULL;
+ * negative threads are FB_ERR_INVALID_ARGUMENT at create (FB_CAP_THREADS);
+ * threads = 0 reports the CPUs of the affinity mask; a CPU-only backend
+ * ignores device_index. */
+static void check_conventions(const conf *c, const conf_model *m, check_result *r) {
+    bool cpu_only = (c->caps & FB_CAP_CPU) && !(c->caps & FB_CAP_GPU);
+    fb_settings settings = settings_for(c, m->n_ctx + 16);
+    if (cpu_only) settings.device_index = 3;
+    logits_buf b = {0};
+    char done[400] = "";
+    fb_session *s = open_session(c, m, &settings, r);
+    if (!s) {
+        char why[sizeof r->text];
+        snprintf(why, sizeof why, "%s", r->text);
+        failf(r, "max_context %u (above n_ctx %u)%s: %s", m->n_ctx + 16, m->n_ctx,
+              cpu_only ? ", device_index 3 on a CPU backend" : "", why);
+        return;
+    }
+    REQUIRE(logits_alloc(&b, (size_t)2 * m->n_vocab) == 0, "out of memory");
+    fb_status st = c->api->prefill(s, m->tokens, 1, FB_LOGITS_NONE, NULL, NULL);
+    if (expect_refusal(c, s, st, FB_ERR_INVALID_ARGUMENT, "prefill with next_token = NULL", r)) goto out;
+    st = c->api->decode(s, m->tokens[0], NULL, NULL);
+    if (expect_refusal(c, s, st, FB_ERR_INVALID_ARGUMENT, "decode with next_token = NULL", r)) goto out;
+    // Reserved flag bits are ignored: FB_LOGITS_LAST | 0x100 is FB_LOGITS_LAST. The refusals changed nothing.
+    agreement a;
+    agreement_init(&a, c->precision);
+    logits_poison(&b);
+    int32_t next = -1;
+    st = c->api->prefill(s, m->tokens, 2, FB_LOGITS_LAST | 0x100u, b.data, &next);
+    REQUIRE(st == FB_OK, "prefill of 2 tokens with flags FB_LOGITS_LAST | 0x100 (a reserved bit, to be ignored) "
+            "returned %s: %s", status_name(st), c->api->last_error(s));
+    if (check_output(m, &b, 1, 1, next, &a, "prefill with a reserved flag bit", r)) goto out;
+    if (agreement_require(&a, "prefill with a reserved flag bit, after two refused calls", r)) goto out;
+    const char *e = c->api->last_error(s);
+    REQUIRE(e != NULL, "last_error() returned NULL after a successful call (it returns a string, \"\" if none)");
+    REQUIRE(strlen(e) < 4096, "last_error() after a success is not a string");
+    // Up to the model's context (max_context was above it), then a call wrong twice.
+    st = c->api->prefill(s, m->tokens + 2, m->n_ctx - 2, FB_LOGITS_NONE, NULL, &next);
+    REQUIRE(st == FB_OK, "prefill to position %u of a session with max_context %u returned %s: %s", m->n_ctx - 1,
+            m->n_ctx + 16, status_name(st), c->api->last_error(s));
+    int32_t bad = (int32_t)m->n_vocab;
+    char what[160];
+    snprintf(what, sizeof what, "prefill of [%d] (an invalid id) at position %u, the end of the model's context of %u "
+             "(max_context %u is above it)", (int)bad, m->n_ctx, m->n_ctx, m->n_ctx + 16);
+    st = c->api->prefill(s, &bad, 1, FB_LOGITS_NONE, NULL, &next);
+    if (expect_refusal(c, s, st, FB_ERR_CONTEXT_FULL, what, r)) goto out;
+    snprintf(what, sizeof what, "decode at position %u (the model's context; max_context %u is above it)", m->n_ctx,
+             m->n_ctx + 16);
+    st = c->api->decode(s, m->tokens[0], NULL, &next);
+    if (expect_refusal(c, s, st, FB_ERR_CONTEXT_FULL, what, r)) goto out;
+    snprintf(done, sizeof done, "NULL next_token refused; flag 0x100 ignored; max_context above n_ctx gives n_ctx; "
+             "full context wins over an invalid id%s", cpu_only ? "; device_index 3 ignored" : "");
+    c->api->destroy(s);
+    s = NULL;
+    if (c->caps & FB_CAP_THREADS) {
+        fb_settings neg = settings_for(c, 0);
+        neg.threads = -1;
+        if (expect_create_refusal(c, m, &neg, FB_ERR_INVALID_ARGUMENT, "threads = -1", r)) goto out;
+        fb_settings all = settings_for(c, 0);
+        all.threads = 0;
+        fb_effective_settings eff;
+        agreement_init(&a, c->precision);
+        if (effective_after_decoding(c, m, &all, &eff, &a, r)) goto out;
+        int cpus = affinity_cpus();
+        REQUIRE(eff.threads == cpus, "with threads = 0 it reports %d threads; 0 means the %d CPUs of the process's "
+                "affinity mask, and effective settings report that resolved count", (int)eff.threads, cpus);
+        size_t n = strlen(done);
+        snprintf(done + n, sizeof done - n, "; threads -1 refused, 0 ran %d (the affinity mask)", cpus);
+    }
+    pass(r, "%s", done);
+out:
+    free(b.data);
+    c->api->destroy(s);
+}
+
 // ----------------------------------------------------------------------------
 // The table of checks, in the order they run
 
@@ -1149,6 +1279,8 @@ static const check_def SESSION_CHECKS[] = {
     {"memory", check_memory, MODEL_TINY, "memory(): peak >= current, non-zero, within its struct"},
     {"options", check_options, MODEL_TINY,
      "ABI 1.1: check_option refuses an unknown key with a sentence; options[] well formed"},
+    {"conventions", check_conventions, MODEL_TINY,
+     "NULL next_token, reserved flag bits, wrong twice, max_context > n_ctx, threads -1 and 0, device_index"},
 };
 #define N_SESSION_CHECKS (sizeof SESSION_CHECKS / sizeof SESSION_CHECKS[0])
 
@@ -1428,6 +1560,7 @@ void fb_conformance_usage(FILE *out) {
     fprintf(out,
             "usage: fairbench conformance PLUGIN.so [--backend NAME] [--precision f32|f16|bf16|native]\n"
             "                             [--threads N] [--timeout SECONDS] [--plugin-dir DIR]... [--keep]\n"
+            "                             [--no-rss-check]\n"
             "\n"
             "Runs one backend plugin through the plugin ABI's contract on two synthetic models\n"
             "(tiny: the synth preset with a 64-position context; gqa: 1 KV head for 4 query\n"
@@ -1451,6 +1584,10 @@ void fb_conformance_usage(FILE *out) {
             "  --timeout S       the longest one check may take (default 120)\n"
             "  --plugin-dir DIR  a folder searched for cpu_ref before the usual ones\n"
             "  --keep            keep the folder with the synthetic models\n"
+            "  --no-rss-check    for a plugin built with ASan or TSan (its runtime preloaded):\n"
+            "                    create_destroy does not hold resident memory against it (the\n"
+            "                    sanitizer's allocator keeps freed memory) and says so; its\n"
+            "                    leak report at exit still fails the check (PLUGINS.md)\n"
             "\n"
             "checks, in order:\n");
     const check_def *all[] = {&LOAD, &PROBE, &CREATE_UNAVAILABLE};
@@ -1511,12 +1648,13 @@ int fb_cmd_conformance(int argc, char **argv) {
     c.threads = 2;
     c.timeout_s = 120;
     bool keep = false;
-    enum { O_PRECISION = 256, O_THREADS, O_TIMEOUT, O_PLUGIN_DIR, O_KEEP, O_BACKEND };
+    enum { O_PRECISION = 256, O_THREADS, O_TIMEOUT, O_PLUGIN_DIR, O_KEEP, O_BACKEND, O_NO_RSS };
     static const struct option longopts[] = {
         {"backend", required_argument, NULL, O_BACKEND},
         {"precision", required_argument, NULL, O_PRECISION}, {"threads", required_argument, NULL, O_THREADS},
         {"timeout", required_argument, NULL, O_TIMEOUT},     {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
         {"keep", no_argument, NULL, O_KEEP},                 {"help", no_argument, NULL, 'h'},
+        {"no-rss-check", no_argument, NULL, O_NO_RSS},
         {0}};
     int opt;
     char *end;
@@ -1553,6 +1691,7 @@ int fb_cmd_conformance(int argc, char **argv) {
             break;
         case O_KEEP: keep = true; break;
         case O_BACKEND: c.backend_name = optarg; break;
+        case O_NO_RSS: c.no_rss_check = true; break;
         case 'h': fb_conformance_usage(stdout); return EXIT_OK;
         default: return EXIT_USAGE;
         }
@@ -1590,8 +1729,9 @@ int fb_cmd_conformance(int argc, char **argv) {
     printf("fairbench conformance: %s\n", c.plugin_path);
     printf("reference: %s\n", reference);
     for (int i = 0; i < N_MODELS; i++) printf("model %s: %s\n", c.models[i].label, c.models[i].shape);
-    printf("settings: weights %s, accumulate f32, threads %d, time-out %g s per check%s%s\n", precision_name(c.precision),
-           c.threads, c.timeout_s, keep ? "; models kept in " : "", keep ? c.tmpdir : "");
+    printf("settings: weights %s, accumulate f32, threads %d, time-out %g s per check%s%s%s\n",
+           precision_name(c.precision), c.threads, c.timeout_s, c.no_rss_check ? "; resident memory not checked" : "",
+           keep ? "; models kept in " : "", keep ? c.tmpdir : "");
 
     tally t = {0};
     check_result r;
