@@ -34,6 +34,16 @@
  *   LOGITS_WRONG_POSITION FB_LOGITS_LAST gives the next-to-last position's logits (and argmax)
  *   (and IGNORES_ROPE_FREQS above)
  *
+ * Conventions plugin.h decides (all caught by `conventions`, except the device format):
+ *
+ *   INVALID_BEFORE_FULL   a call wrong twice (full context, invalid id) is FB_ERR_INVALID_ARGUMENT
+ *   REFUSES_FLAG_BITS     refuses a reserved prefill flag bit instead of ignoring it
+ *   ACCEPTS_NULL_NEXT     a NULL next_token is accepted (FB_OK)
+ *   REFUSES_LONG_CONTEXT  max_context above n_ctx refused instead of clamped
+ *   REFUSES_DEVICE_INDEX  a CPU backend refusing device_index != 0
+ *   THREADS_UNRESOLVED    claims FB_CAP_THREADS, reports threads = 0 as asked, not the CPUs it used
+ *   DEVICE_FORMAT         device string not "CPU: <model>, ..."   effective_settings, probe
+ *
  * The first four and ATTENTION_SCALE are made exactly, at f32, by
  * rearranging the example's own f32 weights after create: RoPE by -theta is
  * RoPE by theta on q and k with the second of every pair negated; the NeoX
@@ -84,8 +94,18 @@ static float eps_outside_sqrt(float v) {
 #define IGNORES_N_ROT 16
 #define ATTENTION_SCALE 17
 #define LOGITS_WRONG_POSITION 18
+#define INVALID_BEFORE_FULL 19
+#define REFUSES_FLAG_BITS 20
+#define ACCEPTS_NULL_NEXT 21
+#define REFUSES_LONG_CONTEXT 22
+#define REFUSES_DEVICE_INDEX 23
+#define THREADS_UNRESOLVED 24
+#define DEVICE_FORMAT 25
+#if DEFECT == THREADS_UNRESOLVED
+static int asked_threads;
+#endif
 
-#define MATHS_DEFECT (DEFECT >= GQA_MODULO || DEFECT == IGNORES_ROPE_FREQS)
+#define MATHS_DEFECT ((DEFECT >= GQA_MODULO && DEFECT <= LOGITS_WRONG_POSITION) || DEFECT == IGNORES_ROPE_FREQS)
 #if MATHS_DEFECT
 static fb_precision asked_precision; /* reported back; the example computes at f32 */
 #endif
@@ -186,6 +206,26 @@ static fb_status broken_create(const fb_host *host, const fb_model_view *mv, con
         view.rope_freqs = &freqs;
     }
     view.n_rot = mv->head_dim;
+#elif DEFECT == REFUSES_LONG_CONTEXT
+    if (settings->max_context > mv->n_ctx) {
+        snprintf(message, message_size, PLUGIN_NAME ": max_context %u is above the model's %u", settings->max_context,
+                 mv->n_ctx);
+        *out = NULL;
+        return FB_ERR_INVALID_ARGUMENT;
+    }
+#elif DEFECT == REFUSES_DEVICE_INDEX
+    if (settings->device_index != 0) {
+        snprintf(message, message_size, PLUGIN_NAME ": there is no device %d", (int)settings->device_index);
+        *out = NULL;
+        return FB_ERR_UNAVAILABLE;
+    }
+#elif DEFECT == THREADS_UNRESOLVED
+    if (settings->threads < 0) {
+        snprintf(message, message_size, PLUGIN_NAME ": threads = %d is negative", (int)settings->threads);
+        *out = NULL;
+        return FB_ERR_INVALID_ARGUMENT;
+    }
+    asked_threads = settings->threads;
 #endif
 #if MATHS_DEFECT
     if (settings->weight_precision > FB_PRECISION_NATIVE) {
@@ -218,6 +258,17 @@ static fb_status broken_prefill(fb_session *s, const int32_t *tokens, uint32_t n
     for (uint32_t i = 0; tokens && i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= s->c.vocab_size) abort();
 #endif
+#if DEFECT == INVALID_BEFORE_FULL
+    for (uint32_t i = 0; tokens && i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= s->c.vocab_size)
+            return fail(s, FB_ERR_INVALID_ARGUMENT, PLUGIN_NAME ": token id %d is outside the vocabulary", (int)tokens[i]);
+#elif DEFECT == REFUSES_FLAG_BITS
+    if (flags & ~(FB_LOGITS_LAST | FB_LOGITS_ALL))
+        return fail(s, FB_ERR_INVALID_ARGUMENT, PLUGIN_NAME ": unknown flag bits 0x%x", flags);
+#elif DEFECT == ACCEPTS_NULL_NEXT
+    int32_t ignored;
+    if (!next) next = &ignored;
+#endif
 #if DEFECT == LOGITS_WRONG_POSITION
     if (n >= 2 && (flags & FB_LOGITS_LAST) && !(flags & FB_LOGITS_ALL) && logits) {
         size_t V = (size_t)s->c.vocab_size;
@@ -240,6 +291,10 @@ static fb_status broken_prefill(fb_session *s, const int32_t *tokens, uint32_t n
 }
 
 static fb_status broken_decode(fb_session *s, int32_t token, float *logits, int32_t *next) {
+#if DEFECT == ACCEPTS_NULL_NEXT
+    int32_t ignored;
+    if (!next) next = &ignored;
+#endif
 #if DEFECT == ABORTS_ON_BAD_TOKEN
     if (token < 0 || token >= s->c.vocab_size) abort();
 #endif
@@ -274,6 +329,10 @@ static fb_status broken_effective(fb_session *s, fb_effective_settings *out) {
     out->weight_precision = FB_PRECISION_F16;
 #elif MATHS_DEFECT
     out->weight_precision = asked_precision;
+#elif DEFECT == THREADS_UNRESOLVED
+    out->threads = asked_threads;
+#elif DEFECT == DEVICE_FORMAT
+    snprintf(out->device, sizeof out->device, "plain C loops, one thread");
 #endif
     return st;
 }
@@ -294,6 +353,8 @@ FB_PLUGIN_EXPORT const fb_plugin *fb_plugin_entry(void) {
     broken.capabilities |= FB_CAP_GRAPHS;
 #elif MATHS_DEFECT
     broken.capabilities |= FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 | FB_CAP_PRECISION_NATIVE;
+#elif DEFECT == THREADS_UNRESOLVED
+    broken.capabilities |= FB_CAP_THREADS;
 #endif
     broken.create = broken_create;
     broken.prefill = broken_prefill;
