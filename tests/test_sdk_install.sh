@@ -122,7 +122,7 @@ PY
 
 (cd / && "$fairbench" conformance "$so") >"$tmp/conformance.txt" 2>&1; rc=$?
 check "fairbench conformance passes the out-of-tree example (rc=$rc)" bash -c "test $rc -eq 0 \
-  && grep -q '^18 checks: 18 passed, 0 failed, 0 skipped$' '$tmp/conformance.txt' || { cat '$tmp/conformance.txt'; false; }"
+  && grep -q '^19 checks: 19 passed, 0 failed, 0 skipped$' '$tmp/conformance.txt' || { cat '$tmp/conformance.txt'; false; }"
 check "... against the prefix's cpu_ref" grep -q "^reference: cpu_ref .*($prefix/lib/fairbench/plugins/cpu_ref.so)" "$tmp/conformance.txt"
 
 # A .so dropped into the prefix's own plugin folder needs no option at all.
