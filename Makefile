@@ -3,7 +3,8 @@
 #                (profiles/fair.ini where a GPU answers nvidia-smi, else profiles/cpu.ini;
 #                PROFILE=... chooses another)
 #   make test    set-up, build, fetch the default model, run the whole suite
-# Other targets: build, sanitize (ASan + UBSan suite), fuzz (libFuzzer, clang), clean.
+# Other targets: build, sanitize (ASan + UBSan suite), tsan (ThreadSanitizer: cpu_ref and the harness),
+# fuzz (libFuzzer, clang), clean.
 
 SHELL      := /bin/bash
 BUILD      ?= build
@@ -13,7 +14,7 @@ WERROR     ?= $(if $(filter true 1,$(CI)),ON,OFF)
 CMAKE_ARGS ?=
 FAIRBENCH  := $(BUILD)/fairbench
 
-.PHONY: bench test setup build model sanitize fuzz fuzz-more clean
+.PHONY: bench test setup build model sanitize tsan fuzz fuzz-more clean
 
 PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),fair.ini,cpu.ini)
 
@@ -42,6 +43,12 @@ sanitize: setup
 	@scripts/fetch-model.sh >/dev/null || true
 	ctest --test-dir build-asan --output-on-failure -j $(JOBS)
 
+# ThreadSanitizer: only what the short run needs (cmake/tsan.cmake, tests/test_tsan.sh).
+tsan: setup
+	cmake -S . -B build-tsan -DFB_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFB_WERROR=$(WERROR)
+	cmake --build build-tsan -j $(JOBS) --target fairbench cpu_ref
+	ctest --test-dir build-tsan --output-on-failure -R '^tsan_threads$$'
+
 fuzz: setup
 	CC=clang cmake -S . -B build-fuzz -DFB_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_gguf
@@ -58,4 +65,4 @@ fuzz-more: setup
 	  -max_len=4096 build-fuzz/corpus-tokenize
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz
