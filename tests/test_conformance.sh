@@ -123,6 +123,24 @@ check "--no-rss-check is said in the settings line and by create_destroy" bash -
   "grep -q '^settings: .*; resident memory not checked' '$tmp/no_rss.txt' && grep -q '^PASS create_destroy: .*(RSS not checked: --no-rss-check)' '$tmp/no_rss.txt'"
 check "hangs_in_memory: the other checks ran" has hangs_in_memory '^PASS no_jit_no_graphs: '
 
+# ---- a plugin built with ASan + UBSan, run by a release fairbench with the runtime preloaded
+# and --no-rss-check (PLUGINS.md); only in a build that made them (not the sanitizer builds)
+if [[ -f $dir/asan/example.so ]]; then
+  libasan=$(${CC:-cc} -print-file-name=libasan.so)
+  asan() { # label, plugin
+    LD_PRELOAD=$libasan ASAN_OPTIONS=quarantine_size_mb=0:detect_leaks=1 \
+      "$fairbench" conformance "$2" --no-rss-check >"$tmp/$1.txt" 2>"$tmp/$1.err"; echo $? >"$tmp/$1.rc"
+  }
+  asan asan_example "$dir/asan/example.so"
+  check "the example built with ASan, libasan preloaded, --no-rss-check: 19 checks pass (rc=$(rc asan_example))" \
+    bash -c "test $(rc asan_example) -eq 0 && grep -q '^19 checks: 19 passed' '$tmp/asan_example.txt' \
+      && grep -q '^PASS create_destroy: .*(RSS not checked: --no-rss-check)' '$tmp/asan_example.txt'"
+  (( $(rc asan_example) == 0 )) || show asan_example
+  asan asan_leaks "$dir/asan/leaks_sessions.so"
+  check "a leaking plugin built with ASan still fails create_destroy by its leak report (rc=$(rc asan_leaks))" \
+    bash -c "test $(rc asan_leaks) -eq 1 && grep -q '^FAIL create_destroy: the check reported .pass: .*exit status [0-9]* (a leak' '$tmp/asan_leaks.txt'"
+fi
+
 # ---- a plugin the loader refuses: FAIL load with the loader's sentence
 conform other_major "$(dirname "$dir")/bad_plugins/bad_other_major.so"
 check "a plugin of another ABI major: exit 1, FAIL load naming both ABIs (rc=$(rc other_major))" bash -c \
