@@ -29,6 +29,7 @@ check "the layout: binary, plugins, profiles, header, CMake package, pkg-config 
   && test -f include/fairbench/plugin.h && test -f lib/cmake/fairbench/fairbenchConfig.cmake \
   && test -f lib/cmake/fairbench/fairbenchConfigVersion.cmake && test -f lib/cmake/fairbench/fairbenchTargets.cmake \
   && test -f lib/pkgconfig/fairbench.pc && test -f share/doc/fairbench/PLUGINS.md \
+  && test -f share/doc/fairbench/docs/forward-pass.md \
   && test -f share/doc/fairbench/examples/plugin/example_naive.c"
 check "every plugin of the build is installed" bash -c "
   for so in '$build'/plugins/*.so; do test -f '$prefix/lib/fairbench/plugins/'\$(basename \$so) || { echo missing \$so; exit 1; }; done"
