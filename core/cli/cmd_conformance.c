@@ -1,9 +1,12 @@
 /* cmd_conformance.c - `fairbench conformance PLUGIN.so`: the plugin ABI's
  * contract, checked on any plugin.
  *
- * Two synthetic models are written to a temporary folder: "tiny" (the synth
- * preset, context 64) and "gqa" (one KV head for four query heads, Q8_0
- * weights, tied output, Llama-3 RoPE factors, context 48). cpu_ref, found
+ * Two synthetic models are written to a temporary folder, shaped so that a
+ * wrong guess about the forward pass fails (write_models(),
+ * docs/forward-pass.md): "tiny" (F32, context 64) and "gqa" (Q8_0, tied
+ * output, RoPE factors, context 48), both grouped-query with several KV
+ * heads and n_rot < head_dim. The token array of every call is valid for
+ * its n_tokens (a plugin may read every id before anything else). cpu_ref, found
  * in the plugin folders, computes the reference logits of a fixed token
  * sequence at f32 on each. Then every check runs in a child process of its
  * own that loads the plugin, so a crash becomes a FAIL line naming the
@@ -285,10 +288,10 @@ static void agreement_init(agreement *a, fb_precision p) {
 
 /* The main job's bars (top-1 rate, mean KL), and a bound on the largest
  * |logit difference| as a share of the largest |reference logit|: a few
- * positions' KL can stay under its bar while a real defect (Llama-3 RoPE
- * factors ignored: 2.3% on the gqa model) moves logits far more than
- * rounding does (cpu_ref against itself at f16: 0.15%, bf16: 1.0%; another
- * f32 summation order: about 1e-6). */
+ * positions' KL can stay under its bar while a real defect moves logits far
+ * more than rounding does (Llama-3 RoPE factors ignored on an earlier, less
+ * sensitive gqa model: 2.3%; cpu_ref against itself at f16: 0.15%, bf16:
+ * 1.0%; another f32 summation order: about 1e-6). */
 static void bar_for(fb_precision p, double *min_top1, double *max_kl, double *max_diff_share) {
     switch (p) {
     case FB_PRECISION_F32: *min_top1 = 0.99, *max_kl = 1e-4, *max_diff_share = 1e-4; break;
@@ -1563,9 +1566,10 @@ void fb_conformance_usage(FILE *out) {
             "                             [--no-rss-check]\n"
             "\n"
             "Runs one backend plugin through the plugin ABI's contract on two synthetic models\n"
-            "(tiny: the synth preset with a 64-position context; gqa: 1 KV head for 4 query\n"
-            "heads, Q8_0, tied output, Llama-3 RoPE factors, 48 positions), comparing its\n"
-            "logits with cpu_ref's at f32 (found in the plugin folders like any backend).\n"
+            "(tiny: F32, 6 query heads on 2 KV heads, head_dim 12 with 8 rotated, width 72,\n"
+            "64 positions; gqa: Q8_0, 8 query heads on 2 KV heads, head_dim 20 with 16 rotated,\n"
+            "tied output, RoPE factors, 48 positions), comparing its logits with cpu_ref's\n"
+            "at f32 (found in the plugin folders like any backend).\n"
             "Each check runs in a process of its own, so a crash is a FAIL naming the signal\n"
             "and a hang is killed after --timeout seconds (default 120). Every check prints\n"
             "one line: PASS name: what was seen, FAIL name: why, or SKIP name: why. A check\n"
