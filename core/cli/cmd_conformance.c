@@ -21,7 +21,9 @@
  * process ended with a non-zero status after reporting (a leak report or a
  * crash at exit).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT: what threads = 0 means */
+#endif
 #include "cli.h"
 
 #include <errno.h>

@@ -12,7 +12,9 @@
  * file's own block formats decoded on the fly); every product is accumulated
  * in f32; activations, norms and the KV cache are f32.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
