@@ -3,8 +3,8 @@
 #                (profiles/fair.ini where a GPU answers nvidia-smi, else profiles/cpu.ini;
 #                PROFILE=... chooses another)
 #   make test    set-up, build, fetch the default model, run the whole suite
-# Other targets: build, sanitize (ASan + UBSan suite), fuzz (libFuzzer, clang),
-# format-check (clang-format 14; not part of CI yet), clean.
+# Other targets: build, sanitize (ASan + UBSan suite), tsan (ThreadSanitizer: cpu_ref and the
+# harness), fuzz (libFuzzer, clang), format-check (clang-format 14), clean.
 #
 # CI runs `make test` through .ci/run, with CI=true REQUIRE_CUDA=ON SANITIZE=1.
 
@@ -32,7 +32,7 @@ FAIRBENCH  := $(BUILD)/fairbench
 # Zero tests registered is a failure, not a pass.
 CTEST      := ctest --output-on-failure --no-tests=error -j $(JOBS)
 
-.PHONY: bench test setup build model sanitize sanitize-build format-check fuzz fuzz-more clean
+.PHONY: bench test setup build model sanitize sanitize-build tsan format-check fuzz fuzz-more clean
 
 PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),fair.ini,cpu.ini)
 
@@ -93,6 +93,12 @@ sanitize-build: setup
 format-check: setup
 	@scripts/format-check.sh
 
+# ThreadSanitizer: only what the short run needs (cmake/tsan.cmake, tests/test_tsan.sh).
+tsan: setup
+	cmake -S . -B build-tsan -DFB_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFB_WERROR=$(WERROR)
+	cmake --build build-tsan -j $(JOBS) --target fairbench cpu_ref
+	ctest --test-dir build-tsan --output-on-failure -R '^tsan_threads$$'
+
 fuzz: setup
 	CC=clang cmake -S . -B build-fuzz -DFB_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_gguf
@@ -109,4 +115,4 @@ fuzz-more: setup
 	  -max_len=4096 build-fuzz/corpus-tokenize
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -302,7 +302,10 @@ int fb_synth_write(const fb_synth_spec *s, const char *path, int *n_fallback, fb
     if (s->n_layer > 4096 || s->n_embd > (1u << 16) || s->n_ff > (1u << 18) || s->n_vocab > (1u << 20))
         return fb_error_set(err, "synth: dimensions too large for a synthetic model");
 
-    const uint32_t head_dim = s->n_embd / s->n_head, n_rot = head_dim;
+    const uint32_t head_dim = s->n_embd / s->n_head, n_rot = s->n_rot ? s->n_rot : head_dim;
+    if (n_rot > head_dim || n_rot % 2)
+        return fb_error_set(err, "synth: RoPE dimensions (%" PRIu32 ") must be even and at most the head dimension "
+                            "(%" PRIu32 ")", n_rot, head_dim);
     const int64_t q_dim = s->n_embd, kv_dim = (int64_t)s->n_head_kv * head_dim;
     int rc = -1;
     vocab v;
@@ -360,10 +363,11 @@ int fb_synth_write(const fb_synth_spec *s, const char *path, int *n_fallback, fb
     /* Uniform on [-h, h] has standard deviation h / sqrt(3). */
     const float sqrt3 = 1.7320508f;
     ADD_TENSOR("token_embd.weight", 2, s->n_embd, s->n_vocab, 0.0f, 0.02f * sqrt3);
-    if (s->llama3_rope) {
+    if (s->llama3_rope || s->rope_freqs) {
         rope = malloc(n_rot / 2 * sizeof *rope);
         if (!rope) goto oom;
-        llama3_rope_factors(s, n_rot, rope);
+        if (s->rope_freqs) memcpy(rope, s->rope_freqs, n_rot / 2 * sizeof *rope);
+        else llama3_rope_factors(s, n_rot, rope);
         int64_t ne = n_rot / 2;
         ctx.tensors[n] = (synth_tensor){GGUF_TYPE_F32, ne, 0, 0, rope};
         if (gguf_writer_tensor(w, "rope_freqs.weight", GGUF_TYPE_F32, 1, &ne, fill_tensor, &ctx) != n) goto oom;

@@ -19,6 +19,9 @@ typedef struct fb_synth_spec {
     uint32_t type;         /* storage type of the weight matrices (enum gguf_type) */
     uint64_t seed;
     int n_threads;         /* for generating weights; 0 = all cores */
+    uint32_t n_rot;        /* RoPE dimensions per head (even, <= head dim); 0 = the head dimension */
+    const float *rope_freqs; /* n_rot / 2 factors written as rope_freqs.weight instead of Llama-3's; NULL: none
+                              * (or Llama-3's when llama3_rope). Not owned. */
 } fb_synth_spec;
 
 /* Fill spec from a named preset (tiny, smollm2-135m, llama3.2-1b, llama3-8b);

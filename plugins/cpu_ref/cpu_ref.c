@@ -12,6 +12,9 @@
  * file's own block formats decoded on the fly); every product is accumulated
  * in f32; activations, norms and the KV cache are f32.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -438,8 +441,9 @@ static void forward(fb_session *s, const int32_t *tokens, int batch, bool logits
 // ----------------------------------------------------------------------------
 // The ABI calls
 
+/* The CPU's model name (/proc/cpuinfo), or "unknown model". */
 static const char *cpu_model_name(char *buf, size_t size) {
-    snprintf(buf, size, "CPU");
+    snprintf(buf, size, "unknown model");
     FILE *fp = fopen("/proc/cpuinfo", "r");
     if (!fp) return buf;
     char line[512];
@@ -459,7 +463,11 @@ static const char *cpu_model_name(char *buf, size_t size) {
     return buf;
 }
 
-static int online_cores(void) {
+/* threads = 0 means every CPU this process may run on: those in its
+ * affinity mask (taskset, cgroup cpusets), not every CPU online. */
+static int affinity_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
@@ -468,7 +476,7 @@ static fb_status cpu_ref_probe(const fb_host *host, fb_probe_result *out) {
     (void)host;
     char cpu[96];
     out->available = 1;
-    snprintf(out->device, sizeof out->device, "%s, %d cores, %s", cpu_model_name(cpu, sizeof cpu), online_cores(),
+    snprintf(out->device, sizeof out->device, "CPU: %s, %d cores, %s", cpu_model_name(cpu, sizeof cpu), affinity_cpus(),
              cr_dot_simd_level());
     out->reason[0] = '\0';
     return FB_OK;
@@ -509,7 +517,7 @@ static fb_status cpu_ref_create(const fb_host *host, const fb_model_view *mv, co
         p->rms_eps = mv->rms_eps;
         p->max_seq = (int)(settings->max_context ? settings->max_context : mv->n_ctx);
         if (p->max_seq > (int)mv->n_ctx) p->max_seq = (int)mv->n_ctx;
-        int threads = settings->threads > 0 ? settings->threads : online_cores();
+        int threads = settings->threads > 0 ? settings->threads : affinity_cpus();
         if (pool_start(&s->pool, threads) != 0) st = fail(s, FB_ERR_OUT_OF_MEMORY, "cpu_ref: cannot start threads");
     }
     if (st == FB_OK) st = load_weights(s, mv);
@@ -586,7 +594,7 @@ static fb_status cpu_ref_effective_settings(fb_session *s, fb_effective_settings
     out->graphs = 0;
     out->threads = s->pool.n_threads;
     out->kernel_cache_hit = -1;
-    snprintf(out->device, sizeof out->device, "%s, %s", cpu_model_name(cpu, sizeof cpu), cr_dot_simd_level());
+    snprintf(out->device, sizeof out->device, "CPU: %s, %s", cpu_model_name(cpu, sizeof cpu), cr_dot_simd_level());
     snprintf(out->notes, sizeof out->notes, "%s", s->notes);
     return FB_OK;
 }

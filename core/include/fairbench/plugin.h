@@ -174,7 +174,26 @@ typedef struct fb_layer_view {
 } fb_layer_view;
 
 /* Valid from create() until destroy() returns; the plugin must not write
- * through any pointer in it. Every shape has been validated by the host. */
+ * through any pointer in it. Every shape has been validated by the host.
+ *
+ * The forward pass it describes (docs/forward-pass.md, step by step with the
+ * cpu_ref function of each; g = n_head / n_head_kv), for a token t at
+ * position p (0 after create or reset):
+ *   x = row t of token_embd
+ *   per layer: xb = x / sqrt(mean(x^2) + rms_eps) * attn_norm   (eps inside the root)
+ *     q = attn_q xb, k = attn_k xb, v = attn_v xb                (row r of W gives output r)
+ *     RoPE on each head of q and k: for i < n_rot / 2, theta = p * base^(-2i / n_rot)
+ *       / rope_freqs[i] (1 without rope_freqs); the adjacent pair (a, b) = (2i, 2i+1)
+ *       becomes (a cos theta - b sin theta, a sin theta + b cos theta); dimensions
+ *       n_rot .. head_dim - 1 are not rotated
+ *     query head h reads KV head h / g (not h % n_head_kv); scores q.k / sqrt(head_dim)
+ *       over positions 0..p (causal, itself included), softmax, weighted sum of v
+ *     x += attn_output (heads concatenated in order)
+ *     xb = x / sqrt(mean(x^2) + rms_eps) * ffn_norm
+ *     x += ffn_down (silu(ffn_gate xb) * ffn_up xb),  silu(z) = z / (1 + exp(-z))
+ *   logits = output (x / sqrt(mean(x^2) + rms_eps) * output_norm); output is
+ *   token_embd when tied_output; next token = argmax, the lowest id on ties.
+ * Products accumulate in f32. A prefill of n tokens equals n decodes in order. */
 typedef struct fb_model_view {
     uint32_t struct_size;
     const char *path;          /* the GGUF file */
