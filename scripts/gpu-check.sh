@@ -23,7 +23,11 @@
 #      f16 (and eager_ops at f32), graphs off and on, jit_fused with a cold
 #      and then a warm kernel cache; jit_fused once more without
 #      programmatic dependent launch (FAIRBENCH_JIT_PDL=0)
-#   8. fairbench conformance, per backend: the plugin ABI's contract
+#   8. jit_fused at weight_precision = native, the file's own block formats
+#      read in place, on the 1B shapes as Q8_0, Q4_0 and the Q4_K_M mix:
+#      fairbench synth, agreement with cpu_ref's native path over 32
+#      positions (test_gpu_backend --native), bench_gpu (warm cache, graphs)
+#   9. fairbench conformance, per backend: the plugin ABI's contract
 # and prints a short table last, with the targets of both backends. Every
 # output is also written under $OUT (when set): gpu-check.log, summary.txt.
 # Libraries: the CUDA runtime is inside each plugin; cuBLAS and NVRTC are the
@@ -132,6 +136,22 @@ main() {
     fi
   fi
   rm -f /tmp/gpu-check-1b.gguf
+  if [[ $backends == *jit_fused* ]]; then
+    local q f
+    for q in Q8_0 Q4_0 Q4_K_M; do
+      f=/tmp/gpu-check-1b-$q.gguf
+      if [[ $q == Q4_K_M ]]; then
+        step "synth_1b_$q" 60 "$bin/fairbench" synth --preset llama3.2-1b --mix q4_k_m --threads 16 -o "$f"
+      else
+        step "synth_1b_$q" 60 "$bin/fairbench" synth --preset llama3.2-1b --type "$q" --threads 16 -o "$f"
+      fi
+      [[ -f $f ]] || continue
+      step "agree_1b_native_$q" 120 "$bin/test_gpu_backend" --backend jit_fused "$work" --model "$f" --positions 32 --native
+      step "bench_1b_native_$q" 90 "$bin/bench_gpu" "$f" --backend jit_fused --precision native --graphs 1 \
+        --jit-cache warm --tokens 128 --prompt 16 --warmup 8
+      rm -f "$f"
+    done
+  fi
   for b in $backends; do
     step "conformance_$b" 150 "$bin/fairbench" conformance "$carry/plugins/$b.so" --timeout 60
   done
@@ -173,6 +193,17 @@ main() {
     [[ -n $nodes ]] && note "${nodes%; }"
     [[ $backends == *eager_ops* ]] && note "eager_ops targets at f16: graphs off >= 250 tok/s: ${e_off:-?}; graphs on >= 500 tok/s: ${e_on:-?}"
     [[ $backends == *jit_fused* ]] && note "jit_fused targets at f16, warm cache, graphs on: decode >= 80% of copy bandwidth: ${j_pct:-?} (${j_on:-?} tok/s); cold start <= 50 ms: ${j_cold:-?} ms; load <= 1.5 s: ${j_load:-?} s"
+    # native: tok/s against jit_fused's own f16 above (same card, same run), GB/s, % of copy bandwidth
+    local q nb n_tok n_gbs n_pct want
+    for q in Q8_0 Q4_0 Q4_K_M; do
+      nb=$work/bench_1b_native_$q.out
+      [[ -f $nb ]] || continue
+      read -r n_tok n_gbs n_pct < <(awk '$1 == "jit_fused" && $2 == "native" {print $10, $12, $13}' "$nb")
+      want="-"
+      [[ $q == Q8_0 ]] && want=">= 1.7x"
+      [[ $q == Q4_K_M ]] && want=">= 2.5x"
+      note "jit_fused native $q: ${n_tok:-?} tok/s = $(awk -v a="${n_tok:-0}" -v b="${j_on:-0}" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else print "?"}') f16 (target $want), ${n_gbs:-?} GB/s, ${n_pct:-?} of copy bandwidth (target >= 60%)"
+    done
   fi
   if grep -qvE ' ok ' "$work/steps.txt"; then note "gpu-check: SOME STEPS DID NOT PASS"; return 1; fi
   note "gpu-check: all steps passed"
