@@ -793,29 +793,40 @@ template <int NBT>
 __device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *norm, const fb_u8 *w_out,
                                            float *logits, fb_u64 *argmax_key) {
     constexpr int RB = jf_row_bytes(JF_T_OUT, JF_DIM);
+    // Rows per warp and turn of the loop: a block type's row is 2-4x shorter
+    // than an f16 one, so a warp takes two rows at once to keep as many
+    // bytes in flight (the loop is serial per warp: one row's latency each).
+    constexpr int LNR = jf_is_plain(JF_T_OUT) ? 1 : 2;
     __shared__ fb_u64 s_best[JF_WARPS];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     {
-        const int first = blockIdx.x * JF_WARPS + warp;
+        const int first = (blockIdx.x * JF_WARPS + warp) * LNR;
         const fb_u8 *rows[1] = {w_out + (size_t)first * RB};
-        jf_begin_rows<1>(rows, RB, first < JF_VOCAB);
+        jf_begin_rows<1>(rows, RB * LNR, first < JF_VOCAB);
     }
     float inv[NBT];
     jf_block_inv_rms<NBT>(x, nb, inv);
     fb_u64 best = 0ull;
-    for (int r = blockIdx.x * JF_WARPS + warp; r < JF_VOCAB; r += gridDim.x * JF_WARPS) {
-        const fb_u8 *rows[1] = {w_out + (size_t)r * RB};
-        float acc[NBT][1];
-        jf_matvec_warp<JF_T_OUT, 1, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
+    for (int r0 = (blockIdx.x * JF_WARPS + warp) * LNR; r0 < JF_VOCAB; r0 += gridDim.x * JF_WARPS * LNR) {
+        const fb_u8 *rows[LNR];
+#pragma unroll
+        for (int j = 0; j < LNR; j++) rows[j] = w_out + (size_t)(r0 + j < JF_VOCAB ? r0 + j : r0) * RB; // the tail: row r0 again
+        float acc[NBT][LNR];
+        jf_matvec_warp<JF_T_OUT, LNR, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
         if (lane == 0) {
 #pragma unroll
-            for (int b = 0; b < NBT; b++) {
-                if (b >= nb) break;
-                float v = acc[b][0] * inv[b];
-                logits[(size_t)b * JF_VOCAB + r] = v;
-                if (b == nb - 1) {
-                    fb_u64 key = jf_argmax_key(v, r);
-                    best = key > best ? key : best;
+            for (int j = 0; j < LNR; j++) {
+                const int r = r0 + j;
+                if (r >= JF_VOCAB) break;
+#pragma unroll
+                for (int b = 0; b < NBT; b++) {
+                    if (b >= nb) break;
+                    float v = acc[b][j] * inv[b];
+                    logits[(size_t)b * JF_VOCAB + r] = v;
+                    if (b == nb - 1) {
+                        fb_u64 key = jf_argmax_key(v, r);
+                        best = key > best ? key : best;
+                    }
                 }
             }
         }
