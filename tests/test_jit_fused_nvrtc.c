@@ -79,8 +79,29 @@ static void compile_and_check(jf_config *c, const char *what) {
         long spill = jf_log_spill_bytes(img.log);
         CHECK(spill == 0, "%s sm_%d%d: ptxas reports %ld bytes of spills (-1: no statistics)", what, archs[a][0],
               archs[a][1], spill);
-        printf("  %-7s sm_%d%d: %zu-byte cubin in %.0f ms, spills %ld\n", what, archs[a][0], archs[a][1], img.size,
-               img.compile_ms, spill);
+        /* the most registers a kernel uses (ptxas -v: "Used N registers"): 256-thread blocks fit
+         * 65536 / (256 N) per SM, which sets how many weight loads are in flight */
+        int max_regs = 0;
+        for (const char *q = img.log; q && (q = strstr(q, "Used ")) != NULL; q += 5) {
+            int regs = atoi(q + 5);
+            if (regs > max_regs) max_regs = regs;
+        }
+        printf("  %-7s sm_%d%d: %zu-byte cubin in %.0f ms, spills %ld, at most %d registers\n", what, archs[a][0],
+               archs[a][1], img.size, img.compile_ms, spill, max_regs);
+        /* registers of each decode-step kernel (the _1 ones) */
+        char line[512];
+        int len = 0;
+        for (const char *q = img.log; q && (q = strstr(q, "entry function '")) != NULL;) {
+            q += 16;
+            const char *end = strchr(q, '\'');
+            const char *used = end ? strstr(end, "Used ") : NULL;
+            if (!end || !used) break;
+            int n = (int)(end - q);
+            if ((n > 2 && memcmp(end - 2, "_1", 2) == 0) || (n > 5 && memcmp(end - 5, "_1_k", 4) == 0))
+                len += snprintf(line + len, sizeof line - (size_t)len, " %.*s %d", n - 3, q + 3, atoi(used + 5));
+            if (len >= (int)sizeof line) break;
+        }
+        if (len > 0 && len < (int)sizeof line) printf("    registers:%s\n", line);
         jf_image_free(&img);
     }
 }
