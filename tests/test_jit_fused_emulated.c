@@ -411,8 +411,9 @@ static void native_models(const Env *env, uint64_t seed) {
         int32_t tokens[N_TOKENS];
         random_tokens(seed + 10 + m, spec.n_vocab, tokens);
 #if defined(__SANITIZE_ADDRESS__)
-        /* under ASan (kernels instrumented too), a split layout (Q8_0) and the mix (Q4_K, Q6_K, two kinds) */
-        if (strcmp(models[m].tag, "q8_0") != 0 && strcmp(models[m].tag, "q4_k_m") != 0) {
+        /* under ASan (kernels instrumented too; the mix alone took 4.5 minutes on the shared 2-core machine),
+         * the two split layouts with a scale plane after the quants: Q8_0 and Q6_K */
+        if (strcmp(models[m].tag, "q8_0") != 0 && strcmp(models[m].tag, "q6_k") != 0) {
             test_model_close(&tm);
             continue;
         }
