@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "gguf.h"
@@ -63,6 +64,31 @@ int fb_synth_preset(const char *name, fb_synth_spec *spec) {
 }
 
 const char *fb_synth_preset_names(void) { return "tiny, smollm2-135m, llama3.2-1b, llama3-8b"; }
+
+// ----------------------------------------------------------------------------
+// Mixes (see synth.h)
+
+int fb_synth_mix_from_name(const char *name) {
+    if (strcasecmp(name, "q4_k_m") == 0) return FB_SYNTH_MIX_Q4_K_M;
+    if (strcasecmp(name, "q5_k_m") == 0) return FB_SYNTH_MIX_Q5_K_M;
+    return -1;
+}
+
+/* llama.cpp's use_more_bits(i_layer, n_layers). */
+static bool use_more_bits(uint32_t i, uint32_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+uint32_t fb_synth_tensor_type(const fb_synth_spec *s, const char *name) {
+    if (s->mix == FB_SYNTH_MIX_NONE) return s->type;
+    uint32_t base = s->mix == FB_SYNTH_MIX_Q5_K_M ? GGUF_TYPE_Q5_K : GGUF_TYPE_Q4_K;
+    if (strcmp(name, "output.weight") == 0 || (s->tied_output && strcmp(name, "token_embd.weight") == 0))
+        return GGUF_TYPE_Q6_K;
+    unsigned layer;
+    char rest[32];
+    if (sscanf(name, "blk.%u.%31s", &layer, rest) == 2 &&
+        (strcmp(rest, "attn_v.weight") == 0 || strcmp(rest, "ffn_down.weight") == 0) && use_more_bits(layer, s->n_layer))
+        return GGUF_TYPE_Q6_K;
+    return base;
+}
 
 // ----------------------------------------------------------------------------
 // Random numbers: splitmix64 to seed each row, xorshift64* along it
@@ -354,7 +380,7 @@ int fb_synth_write(const fb_synth_spec *s, const char *path, int *n_fallback, fb
 #define ADD_TENSOR(NAME, NDIMS, NE0, NE1, CENTER, HALF)                                                         \
     do {                                                                                                        \
         int64_t ne_[2] = {(NE0), (NE1)};                                                                        \
-        uint32_t type_ = (NDIMS) == 1 ? GGUF_TYPE_F32 : s->type;                                                \
+        uint32_t type_ = (NDIMS) == 1 ? GGUF_TYPE_F32 : fb_synth_tensor_type(s, (NAME));                       \
         if (quant_row_bytes(type_, ne_[0]) == 0) type_ = GGUF_TYPE_F16, fallback++;                             \
         ctx.tensors[n] = (synth_tensor){type_, ne_[0], (CENTER), (HALF), NULL};                                 \
         if (gguf_writer_tensor(w, (NAME), type_, (NDIMS), ne_, fill_tensor, &ctx) != n) goto oom;               \
