@@ -26,6 +26,7 @@ int fb_cmd_plugins(int argc, char **argv);
 int fb_cmd_generate(int argc, char **argv);
 int fb_cmd_conformance(int argc, char **argv);
 int fb_cmd_compare(int argc, char **argv);
+int fb_cmd_profile(int argc, char **argv);
 
 /* Usage texts: `fairbench COMMAND --help` prints the command's own. */
 void fb_run_usage(FILE *out);
@@ -36,5 +37,6 @@ void fb_plugins_usage(FILE *out);
 void fb_generate_usage(FILE *out);
 void fb_conformance_usage(FILE *out);
 void fb_compare_usage(FILE *out);
+void fb_profile_usage(FILE *out);
 
 #endif
