@@ -180,16 +180,18 @@ static void test_default_classes(void) {
 }
 
 static void test_energy(void) {
-    /* 100 W for 3 s, sampled each second; the window is 0.5 s .. 2.5 s */
+    /* 100, 200, then 300 W for a second each, sampled each second; the
+     * window is 0.5 s .. 2.5 s: 50 + 200 + 150 = 400 J */
+    static const double counter_mj[4] = {0, 100000, 300000, 600000};
     why_sample s[4];
     for (int i = 0; i < 4; i++)
-        s[i] = (why_sample){(uint64_t)i * 1000000000u, 100000.0 * i, 100, 1400 + 10 * i, 2600, 60 + i, 0};
+        s[i] = (why_sample){(uint64_t)i * 1000000000u, counter_mj[i], 100, 1400 + 10 * i, 2600, 60 + i, 0};
     s[2].throttle = WHY_THROTTLE_HW_THERMAL | WHY_THROTTLE_GPU_IDLE;
     s[3].throttle = WHY_THROTTLE_SW_POWER_CAP; /* after the window */
     s[2].power_w = 250;
     why_energy e;
     why_energy_summarize(s, 4, 500000000u, 2500000000u, 100, &e);
-    CHECK(e.available && e.method_counter && NEAR(e.joules, 200) && NEAR(e.j_per_token, 2) && NEAR(e.avg_power_w, 100),
+    CHECK(e.available && e.method_counter && NEAR(e.joules, 400) && NEAR(e.j_per_token, 4) && NEAR(e.avg_power_w, 200),
           "counter: %g J, %g J/token, %g W", e.joules, e.j_per_token, e.avg_power_w);
     CHECK(NEAR(e.peak_power_w, 250) && NEAR(e.avg_sm_mhz, 1415) && NEAR(e.max_temp_c, 62) && e.n_samples == 2,
           "peak %g W, SM %g MHz, %g C, %zu samples in the window", e.peak_power_w, e.avg_sm_mhz, e.max_temp_c, e.n_samples);
