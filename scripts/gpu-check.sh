@@ -24,6 +24,9 @@
 #      and then a warm kernel cache; jit_fused once more without
 #      programmatic dependent launch (FAIRBENCH_JIT_PDL=0)
 #   8. fairbench conformance, per backend: the plugin ABI's contract
+#   9. fairbench profile on the 1B model, both backends (docs/why.md): the
+#      untimed profiling pass through CUPTI and NVML; its breakdowns are
+#      printed last, beside the timed ms/token and graph node counts of step 7
 # and prints a short table last, with the targets of both backends. Every
 # output is also written under $OUT (when set): gpu-check.log, summary.txt.
 # Libraries: the CUDA runtime is inside each plugin; cuBLAS and NVRTC are the
@@ -97,6 +100,7 @@ main() {
   echo "gpu-check: libcublas.so.13 from ${cublas_dir:-nowhere}; libnvrtc.so.13 from ${nvrtc_dir:-nowhere}"
   export LD_LIBRARY_PATH=$carry/lib${cublas_dir:+:$cublas_dir}${nvrtc_dir:+:$nvrtc_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export FAIRBENCH_PLUGIN_PATH=$carry/plugins
+  export FAIRBENCH_CUPTI_RECORDER=$carry/lib/fb_cupti_recorder.so
   local missing
   missing=$(for f in "$carry"/bin/* "$carry"/plugins/*.so; do ldd "$f" | sed "s|^|$(basename "$f"): |"; done | grep 'not found')
   if [[ -n $missing ]]; then echo "gpu-check: missing libraries:"; echo "$missing"; else echo "gpu-check: all libraries found"; fi
@@ -130,6 +134,14 @@ main() {
       step bench_1b_f32 90 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend eager_ops --precision f32 --graphs 0,1 \
         --tokens 64 --prompt 16 --warmup 4
     fi
+  fi
+  if [[ -f /tmp/gpu-check-1b.gguf ]]; then # the profiling pass (docs/why.md), untimed, apart from bench_1b
+    printf '[run]\nmodel = /tmp/gpu-check-1b.gguf\nbackends = %s\nprompt_tokens = 16\ntimeout_s = 120\n[fairness]\nweight_precision = f16\n' \
+      "${backends// /, }" >"$work/why-1b.ini"
+    rm -rf "$work/why-traces" && mkdir -p "$work/why-traces" "$out/why-traces"
+    step why_1b 150 "$bin/fairbench" profile -c "$work/why-1b.ini" --steps 32 --warmup 8 --trace-dir "$work/why-traces"
+    "$bin/fairbench" profile -c "$work/why-1b.ini" --steps 32 --warmup 8 --format json -o "$out/why_1b.json" >/dev/null 2>&1
+    cp "$work"/why-traces/*.trace "$out/why-traces/" 2>/dev/null
   fi
   rm -f /tmp/gpu-check-1b.gguf
   for b in $backends; do
@@ -173,6 +185,11 @@ main() {
     [[ -n $nodes ]] && note "${nodes%; }"
     [[ $backends == *eager_ops* ]] && note "eager_ops targets at f16: graphs off >= 250 tok/s: ${e_off:-?}; graphs on >= 500 tok/s: ${e_on:-?}"
     [[ $backends == *jit_fused* ]] && note "jit_fused targets at f16, warm cache, graphs on: decode >= 80% of copy bandwidth: ${j_pct:-?} (${j_on:-?} tok/s); cold start <= 50 ms: ${j_cold:-?} ms; load <= 1.5 s: ${j_load:-?} s"
+  fi
+  if [[ -f $work/why_1b.out ]]; then # the breakdowns, last (figures to reach: docs/why.md)
+    note ""
+    note "why (profiling pass, untimed; compare busy+idle with bench_1b's ms/tok, launches/token with the graph nodes above):"
+    while read -r line; do note "$line"; done <"$work/why_1b.out"
   fi
   if grep -qvE ' ok ' "$work/steps.txt"; then note "gpu-check: SOME STEPS DID NOT PASS"; return 1; fi
   note "gpu-check: all steps passed"

@@ -89,6 +89,7 @@ cJSON *why_profile_pass(const why_pass_config *c, fb_error *err) {
     int has_classes = FB_PLUGIN_HAS(api, kernel_classes) && api->kernel_classes;
     char cupti_why_not[512] = "";
     why_cupti cupti = {0};
+    uint64_t pass_begin = why_now_ns();
     int gpu = (api->capabilities & FB_CAP_GPU) != 0;
     int recording = 0;
     if (!gpu) snprintf(cupti_why_not, sizeof cupti_why_not, "not available: %s is not a GPU backend", api->name);
@@ -206,6 +207,8 @@ cJSON *why_profile_pass(const why_pass_config *c, fb_error *err) {
     } else {
         cJSON_AddItemToObject(why, "cpu_energy", why_not_available_json(rapl_why_not));
     }
+    /* the pass's own cost: create, prefill, warm-up, the steps and the analysis */
+    cJSON_AddNumberToObject(why, "pass_seconds", (double)(why_now_ns() - pass_begin) * 1e-9);
     goto done;
 
 call_failed:

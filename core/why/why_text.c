@@ -59,8 +59,8 @@ static void breakdown(FILE *out, const char *title, const cJSON *b) {
 }
 
 void why_print_text(FILE *out, const char *label, const cJSON *why) {
-    fprintf(out, "== %s (%s): %s; %.0f decode steps recorded\n", label, str(why, "backend"), str(why, "pass"),
-            num(why, "steps"));
+    fprintf(out, "== %s (%s): %s; %.0f decode steps recorded; the pass took %.2f s\n", label, str(why, "backend"),
+            str(why, "pass"), num(why, "steps"), num(why, "pass_seconds"));
     breakdown(out, "gpu kernels (CUPTI)", cJSON_GetObjectItemCaseSensitive(why, "gpu"));
     breakdown(out, "named spans (plugin)", cJSON_GetObjectItemCaseSensitive(why, "spans"));
     const cJSON *hw = cJSON_GetObjectItemCaseSensitive(why, "hw_counters");

@@ -617,15 +617,24 @@ static fb_status cpu_ref_profile_spans(fb_session *s,
 /* ABI 1.1 profiling: the matmul spans are matvecs (by name alone "attn_output"
  * would read as attention, "lm_head" as other), with the weight bytes each
  * call reads, so the host can give their bandwidth. */
+static uint64_t matrix_bytes(const Matrix *m) { return (uint64_t)m->rows * m->row_bytes; }
+
 static fb_status cpu_ref_kernel_classes(fb_session *s, const fb_kernel_class **table, uint32_t *n) {
     const Config *p = &s->config;
-    const LayerWeights *l0 = &s->weights.layers[0];
-    uint64_t qkv = (uint64_t)l0->wq.rows * l0->wq.row_bytes + 2ull * l0->wk.rows * l0->wk.row_bytes;
-    s->classes[0] = (fb_kernel_class){"qkv", "matvec", qkv};
-    s->classes[1] = (fb_kernel_class){"attn_output", "matvec", (uint64_t)l0->wo.rows * l0->wo.row_bytes};
-    s->classes[2] = (fb_kernel_class){"ffn_gate_up", "matvec", 2ull * l0->w_gate.rows * l0->w_gate.row_bytes};
-    s->classes[3] = (fb_kernel_class){"ffn_down", "matvec", (uint64_t)l0->w_down.rows * l0->w_down.row_bytes};
-    s->classes[4] = (fb_kernel_class){"lm_head", "matvec", (uint64_t)p->vocab_size * s->weights.output.row_bytes};
+    uint64_t qkv = 0, wo = 0, gate_up = 0, down = 0; // summed over the layers (types may differ per layer)
+    for (int l = 0; l < p->n_layers; l++) {
+        const LayerWeights *lw = &s->weights.layers[l];
+        qkv += matrix_bytes(&lw->wq) + matrix_bytes(&lw->wk) + matrix_bytes(&lw->wv);
+        wo += matrix_bytes(&lw->wo);
+        gate_up += matrix_bytes(&lw->w_gate) + matrix_bytes(&lw->w_up);
+        down += matrix_bytes(&lw->w_down);
+    }
+    uint64_t layers = (uint64_t)p->n_layers;
+    s->classes[0] = (fb_kernel_class){"qkv", "matvec", qkv / layers};
+    s->classes[1] = (fb_kernel_class){"attn_output", "matvec", wo / layers};
+    s->classes[2] = (fb_kernel_class){"ffn_gate_up", "matvec", gate_up / layers};
+    s->classes[3] = (fb_kernel_class){"ffn_down", "matvec", down / layers};
+    s->classes[4] = (fb_kernel_class){"lm_head", "matvec", matrix_bytes(&s->weights.output)};
     *table = s->classes;
     *n = 5;
     return FB_OK;
