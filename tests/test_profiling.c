@@ -5,11 +5,12 @@
  * summary on synthetic NVML samples, RAPL on a fake powercap folder, and
  * absent NVML / CUPTI / perf counters as "not available", never a failure.
  *
- * usage: test_profiling DATA_DIR TMP_DIR [CUPTI_RECORDER.so] */
+ * usage: test_profiling DATA_DIR TMP_DIR FAKE_NVML.so [CUPTI_RECORDER.so] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "why/analyze.h"
@@ -211,6 +212,43 @@ static void test_energy(void) {
     CHECK(!e.available && strncmp(e.why_not, "not available", 13) == 0, "one sample: '%s'", e.why_not);
 }
 
+/* The NVML path through dlopen, the sampling thread and the summary, on
+ * tests/why/fake_nvml.c: a constant 150 W, SM 1755 MHz, memory 2619 MHz,
+ * 55 C, throttled by the software power cap. */
+static void test_fake_nvml(const char *lib) {
+    char why_not[512] = "";
+    why_nvml *n = why_nvml_open(lib, 1, why_not, sizeof why_not);
+    CHECK(!n && strstr(why_not, "no device 1"), "device 1 of the fake: '%s'", why_not);
+    n = why_nvml_open(lib, 0, why_not, sizeof why_not);
+    CHECK(n != NULL, "fake NVML opens: '%s'", why_not);
+    if (!n) return;
+    CHECK(why_nvml_start(n, 5, why_not, sizeof why_not) == 0, "sampler starts");
+    struct timespec pause = {0, 100000000}; /* 100 ms, then a 100 ms window, then 100 ms */
+    nanosleep(&pause, NULL);
+    uint64_t t0 = why_now_ns();
+    nanosleep(&pause, NULL);
+    uint64_t t1 = why_now_ns();
+    nanosleep(&pause, NULL);
+    why_nvml_stop(n);
+    size_t count;
+    const why_sample *s = why_nvml_samples(n, &count);
+    CHECK(count >= 10, "%zu samples in 300 ms at 5 ms", count);
+    why_energy e;
+    why_energy_summarize(s, count, t0, t1, 10, &e);
+    double seconds = (double)(t1 - t0) * 1e-9;
+    /* the counter has 1 mJ steps: 150 W over 0.1 s is 15 J, known to 2 mJ */
+    CHECK(e.available && e.method_counter && fabs(e.joules - 150 * seconds) < 0.002 &&
+              fabs(e.j_per_token - 15 * seconds) < 0.0002,
+          "%g J (expected %g), %g J/token", e.joules, 150 * seconds, e.j_per_token);
+    CHECK(fabs(e.avg_power_w - 150) < 0.05 && NEAR(e.peak_power_w, 150), "%g W average, %g W peak", e.avg_power_w,
+          e.peak_power_w);
+    CHECK(NEAR(e.avg_sm_mhz, 1755) && NEAR(e.avg_mem_mhz, 2619) && NEAR(e.max_temp_c, 55), "clocks %g/%g MHz, %g C",
+          e.avg_sm_mhz, e.avg_mem_mhz, e.max_temp_c);
+    CHECK(e.throttle == WHY_THROTTLE_SW_POWER_CAP && (e.throttle & WHY_THROTTLE_SLOWDOWN), "throttle 0x%llx",
+          (unsigned long long)e.throttle);
+    why_nvml_close(n);
+}
+
 static void test_absent(const char *tmp, const char *recorder) {
     char why_not[512] = "";
     why_nvml *n = why_nvml_open("/nonexistent/libnvidia-ml.so.1", 0, why_not, sizeof why_not);
@@ -262,8 +300,8 @@ static void test_absent(const char *tmp, const char *recorder) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_profiling DATA_DIR TMP_DIR [CUPTI_RECORDER.so]\n");
+    if (argc < 4) {
+        fprintf(stderr, "usage: test_profiling DATA_DIR TMP_DIR FAKE_NVML.so [CUPTI_RECORDER.so]\n");
         return 2;
     }
     test_gpu_trace(argv[1]);
@@ -271,6 +309,7 @@ int main(int argc, char **argv) {
     test_bad_traces(argv[2]);
     test_default_classes();
     test_energy();
-    test_absent(argv[2], argc > 3 ? argv[3] : NULL);
+    test_fake_nvml(argv[3]);
+    test_absent(argv[2], argc > 4 ? argv[4] : NULL);
     return check_summary();
 }

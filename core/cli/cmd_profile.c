@@ -277,7 +277,12 @@ int fb_cmd_profile(int argc, char **argv) {
             rc = EXIT_FAILURES;
             break;
         }
+        /* no thread of ours runs across fork(): the child starts single-threaded
+         * with no lock held; the sampling pauses for the fork only */
+        why_nvml_stop(nvml);
         pid_t pid = fork();
+        if (nvml && pid != 0 && why_nvml_start(nvml, 20, nvml_why_not, sizeof nvml_why_not))
+            why_nvml_close(nvml), nvml = NULL;
         if (pid == 0) {
             close(fds[0]);
             child(&o, &profile, e, &view.view, prompt, n_prompt, fds[1]);
@@ -322,8 +327,8 @@ int fb_cmd_profile(int argc, char **argv) {
         if (!cJSON_IsString(status) || strcmp(status->valuestring, "failed") == 0) rc = EXIT_FAILURES;
         cJSON_AddItemToArray(entries, msg);
     }
-    why_nvml_close(nvml);
     cJSON_AddStringToObject(report, "nvml", nvml ? "sampled every 20 ms by the parent" : nvml_why_not);
+    why_nvml_close(nvml);
 
     FILE *out = o.output ? fopen(o.output, "w") : stdout;
     if (!out) {

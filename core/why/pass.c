@@ -95,6 +95,7 @@ cJSON *why_profile_pass(const why_pass_config *c, fb_error *err) {
     if (!gpu) snprintf(cupti_why_not, sizeof cupti_why_not, "not available: %s is not a GPU backend", api->name);
     else recording = why_cupti_open(&cupti, cupti_why_not, sizeof cupti_why_not) == 0; /* before create */
 
+    why_hwcount hw = {{-1, -1, -1}, {""}};
     fb_session *s = NULL;
     char message[512] = "";
     fb_status st = api->create(c->host, c->model, c->settings, &s, message, sizeof message);
@@ -114,7 +115,6 @@ cJSON *why_profile_pass(const why_pass_config *c, fb_error *err) {
     uint32_t n_table = 0;
     if (has_classes && api->kernel_classes(s, &table, &n_table) != FB_OK) table = NULL, n_table = 0;
     int spans_on = has_spans && api->profile_spans(s, span_sink, &span_trace) == FB_OK;
-    why_hwcount hw;
     int n_hw = why_hwcount_open(&hw);
     uint64_t hw_sum[WHY_HW_N] = {0};
     char rapl_why_not[256] = "";
@@ -194,7 +194,6 @@ cJSON *why_profile_pass(const why_pass_config *c, fb_error *err) {
     }
     if (hw.fd[WHY_HW_CYCLES] >= 0 && hw.fd[WHY_HW_INSTRUCTIONS] >= 0 && hw_sum[WHY_HW_CYCLES])
         cJSON_AddNumberToObject(hwj, "ipc", (double)hw_sum[WHY_HW_INSTRUCTIONS] / (double)hw_sum[WHY_HW_CYCLES]);
-    why_hwcount_close(&hw);
 
     /* CPU energy (RAPL) */
     if (rapl) {
@@ -217,6 +216,7 @@ fail:
     cJSON_Delete(why);
     why = NULL;
 done:
+    why_hwcount_close(&hw);
     if (gpu_records) fclose(gpu_records);
     why_trace_free(&gpu_trace);
     why_trace_free(&span_trace);
