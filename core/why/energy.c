@@ -238,6 +238,13 @@ const why_sample *why_nvml_samples(const why_nvml *n, size_t *count) {
     return n->samples;
 }
 
+size_t why_nvml_sample_count(why_nvml *n) {
+    pthread_mutex_lock(&n->lock);
+    size_t count = n->n_samples;
+    pthread_mutex_unlock(&n->lock);
+    return count;
+}
+
 void why_nvml_close(why_nvml *n) {
     if (!n) return;
     why_nvml_stop(n);

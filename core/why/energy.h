@@ -71,7 +71,10 @@ why_nvml *why_nvml_open(const char *lib, unsigned device_index, char *why_not, s
 int why_nvml_start(why_nvml *n, double period_ms, char *why_not, size_t why_not_size);
 /* Stop the thread; the samples stay until close. */
 void why_nvml_stop(why_nvml *n);
+/* The samples, once stopped. */
 const why_sample *why_nvml_samples(const why_nvml *n, size_t *count);
+/* How many samples so far (safe while the thread runs). */
+size_t why_nvml_sample_count(why_nvml *n);
 void why_nvml_close(why_nvml *n);
 
 // ---------------------------------------------------------------- RAPL
