@@ -52,6 +52,7 @@ static void test_gpu_trace(const char *dir) {
     CHECK(NEAR(b.busy_ms, 0.0045), "busy %.6f ms (overlap merged, the tail clipped at the step's end)", b.busy_ms);
     CHECK(NEAR(b.idle_ms, 0.0055), "idle %.6f ms", b.idle_ms);
     CHECK(NEAR(b.busy_fraction, 0.45), "busy fraction %.4f", b.busy_fraction);
+    CHECK(NEAR(b.busy_fraction_median, 0.45), "median of 0.6 and 0.3: %.4f", b.busy_fraction_median);
     CHECK(NEAR(b.kernels_per_token, 3) && NEAR(b.copies_per_token, 0.5) && NEAR(b.launches_per_token, 3.5),
           "kernels %.2f, copies %.2f, launches %.2f per token", b.kernels_per_token, b.copies_per_token,
           b.launches_per_token);
@@ -117,6 +118,12 @@ static void test_spans(const char *dir) {
     const fb_kernel_class plugin[] = {{"qkv", "matvec", 0}};
     CHECK(why_analyze(&t, plugin, 1, &b, &err) == 0 && NEAR(b.class_ms[WHY_CLASS_MATVEC], 0.00055),
           "refined: matvec %g", b.class_ms[WHY_CLASS_MATVEC]);
+    /* a third step, 90% idle (preempted), moves the mean, not the median */
+    why_trace_add_step(&t, 4000, 14000);
+    why_record r = {.kind = WHY_SPAN, .start_ns = 4000, .end_ns = 5000, .layer = 0, .name = "qkv"};
+    why_trace_add(&t, &r);
+    CHECK(why_analyze(&t, NULL, 0, &b, &err) == 0 && NEAR(b.busy_fraction_median, 0.9) && b.busy_fraction < 0.3,
+          "median %.4f, mean %.4f", b.busy_fraction_median, b.busy_fraction);
     why_trace_free(&t);
     why_trace empty = {0};
     CHECK(why_analyze(&empty, NULL, 0, &b, &err) != 0 && strstr(err.msg, "no step"), "no step: '%s'", err.msg);

@@ -72,6 +72,11 @@ typedef struct interval {
     uint64_t start, end;
 } interval;
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int cmp_interval(const void *a, const void *b) {
     const interval *x = a, *y = b;
     return x->start < y->start ? -1 : x->start > y->start;
@@ -96,9 +101,11 @@ int why_analyze(const why_trace *t, const fb_kernel_class *plugin, size_t n_plug
     if (t->n_steps == 0) return fb_error_set(err, "the trace has no step: nothing to break down");
     interval *iv = malloc((t->n_records ? t->n_records : 1) * sizeof *iv);
     kernel_sum *sums = calloc(t->n_records ? t->n_records : 1, sizeof *sums);
-    if (!iv || !sums) {
+    double *fractions = malloc(t->n_steps * sizeof *fractions);
+    if (!iv || !sums || !fractions) {
         free(iv);
         free(sums);
+        free(fractions);
         return fb_error_set(err, "out of memory analysing the trace");
     }
     size_t n_sums = 0, n_in_steps = 0;
@@ -134,6 +141,7 @@ int why_analyze(const why_trace *t, const fb_kernel_class *plugin, size_t n_plug
         }
         /* busy: the union of the intervals; gaps: the idle stretches between them */
         qsort(iv, n_iv, sizeof *iv, cmp_interval);
+        double busy_before = busy_ns;
         uint64_t cur_start = 0, cur_end = 0;
         for (size_t i = 0; i < n_iv; i++) {
             if (i > 0 && iv[i].start <= cur_end) {
@@ -150,7 +158,11 @@ int why_analyze(const why_trace *t, const fb_kernel_class *plugin, size_t n_plug
             cur_end = iv[i].end;
         }
         if (n_iv) busy_ns += (double)(cur_end - cur_start);
+        fractions[s] = st->end_ns > st->begin_ns ? (busy_ns - busy_before) / (double)(st->end_ns - st->begin_ns) : 0;
     }
+    qsort(fractions, t->n_steps, sizeof *fractions, cmp_double);
+    size_t mid = t->n_steps / 2;
+    out->busy_fraction_median = t->n_steps % 2 ? fractions[mid] : 0.5 * (fractions[mid - 1] + fractions[mid]);
     double n = (double)t->n_steps;
     out->source_gpu = kernels + copies > 0;
     out->n_steps = t->n_steps;
@@ -182,5 +194,6 @@ int why_analyze(const why_trace *t, const fb_kernel_class *plugin, size_t n_plug
     }
     free(iv);
     free(sums);
+    free(fractions);
     return 0;
 }

@@ -61,6 +61,8 @@ typedef struct why_breakdown {
     double step_ms;               /* mean host-side duration of a decode step */
     double busy_ms, idle_ms;      /* per step: union of the records' intervals inside the step, and the rest */
     double busy_fraction;         /* busy_ms / step_ms */
+    double busy_fraction_median;  /* the median over steps of each step's busy / duration (robust to one
+                                   * step the OS preempted outside any record) */
     double kernels_per_token, copies_per_token, launches_per_token; /* launches = kernels + copies + sets */
     double spans_per_token;
     double gaps_per_step;         /* idle gaps between records inside a step (the bubbles) */

@@ -29,6 +29,7 @@ cJSON *why_breakdown_json(const why_breakdown *b) {
     cJSON_AddNumberToObject(o, "busy_ms", b->busy_ms);
     cJSON_AddNumberToObject(o, "idle_ms", b->idle_ms);
     cJSON_AddNumberToObject(o, "busy_fraction", b->busy_fraction);
+    cJSON_AddNumberToObject(o, "busy_fraction_median", b->busy_fraction_median);
     cJSON_AddNumberToObject(o, "launches_per_token", b->launches_per_token);
     cJSON_AddNumberToObject(o, "kernels_per_token", b->kernels_per_token);
     cJSON_AddNumberToObject(o, "copies_per_token", b->copies_per_token);

@@ -28,9 +28,9 @@ static void breakdown(FILE *out, const char *title, const cJSON *b) {
         return;
     }
     int spans = num(b, "launches_per_token") == 0;
-    fprintf(out, "  %s: step %.3f ms = busy %.3f ms (%.1f%%) + idle %.3f ms; %.1f gaps/step, longest %.1f us\n", title,
-            num(b, "step_ms"), num(b, "busy_ms"), 100 * num(b, "busy_fraction"), num(b, "idle_ms"), num(b, "gaps_per_step"),
-            num(b, "max_gap_us"));
+    fprintf(out, "  %s: step %.3f ms = busy %.3f ms (%.1f%%; median step %.1f%%) + idle %.3f ms; %.1f gaps/step, longest %.1f us\n",
+            title, num(b, "step_ms"), num(b, "busy_ms"), 100 * num(b, "busy_fraction"), 100 * num(b, "busy_fraction_median"),
+            num(b, "idle_ms"), num(b, "gaps_per_step"), num(b, "max_gap_us"));
     if (spans)
         fprintf(out, "    spans/token %.1f\n", num(b, "spans_per_token"));
     else
