@@ -25,6 +25,8 @@ if(FB_CUPTI_INCLUDE_DIR AND FB_CUPTI_LIBRARY)
   target_compile_definitions(fbcore PRIVATE
     FB_CUPTI_RECORDER_PATH="${CMAKE_BINARY_DIR}/lib/fb_cupti_recorder.so")
   add_dependencies(fairbench fb_cupti_recorder)
+  # installed beside the plugin folder, not in it (it is no backend)
+  install(TARGETS fb_cupti_recorder LIBRARY DESTINATION lib/fairbench)
   message(STATUS "fairbench: CUPTI found (${FB_CUPTI_LIBRARY}); the profiling pass can record GPU kernels")
 else()
   message(STATUS "fairbench: no CUPTI found; the profiling pass will say 'not available' for GPU kernels")

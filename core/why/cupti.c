@@ -4,14 +4,28 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef FB_CUPTI_RECORDER_PATH
 #define FB_CUPTI_RECORDER_PATH "" /* the build found no CUPTI */
 #endif
 
+/* FAIRBENCH_CUPTI_RECORDER; else <bin>/../lib/fairbench/fb_cupti_recorder.so
+ * beside an installed binary; else the one this build made ("" if none). */
 const char *why_cupti_recorder_path(void) {
     const char *env = getenv("FAIRBENCH_CUPTI_RECORDER");
-    return env && *env ? env : FB_CUPTI_RECORDER_PATH;
+    if (env && *env) return env;
+    static char installed[4096];
+    ssize_t n = readlink("/proc/self/exe", installed, sizeof installed - 64);
+    if (n > 0) {
+        installed[n] = '\0';
+        char *slash = strrchr(installed, '/');
+        if (slash) {
+            strcpy(slash, "/../lib/fairbench/fb_cupti_recorder.so");
+            if (access(installed, R_OK) == 0) return installed;
+        }
+    }
+    return FB_CUPTI_RECORDER_PATH;
 }
 
 int why_cupti_open(why_cupti *c, char *why_not, size_t why_not_size) {
