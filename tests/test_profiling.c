@@ -168,7 +168,7 @@ static void test_default_classes(void) {
         why_class cls;
     } cases[] = {
         {"void gemv_q4_kernel<128>(...)", WHY_CLASS_MATVEC}, {"sm90_xmma_gemm_f16f16_f32", WHY_CLASS_MATVEC},
-        {"cutlass::Kernel<...>", WHY_CLASS_MATVEC},        {"attn_norm", WHY_CLASS_NORM},
+        {"cutlass::Kernel<...>", WHY_CLASS_MATVEC},        {"void splitKreduce_kernel<32, 16>", WHY_CLASS_MATVEC},        {"attn_norm", WHY_CLASS_NORM},
         {"rms_norm_f32", WHY_CLASS_NORM},                   {"rope_f16", WHY_CLASS_ROPE_KV},
         {"kv_cache_store", WHY_CLASS_ROPE_KV},              {"flash_decode", WHY_CLASS_ATTENTION},
         {"softmax_rows", WHY_CLASS_ATTENTION},              {"attention", WHY_CLASS_ATTENTION},

@@ -23,6 +23,7 @@ int why_class_parse(const char *name) {
 static const fb_kernel_class default_classes[] = {
     {"gemv", "matvec", 0},       {"gemm", "matvec", 0},      {"matvec", "matvec", 0},   {"matmul", "matvec", 0},
     {"cutlass", "matvec", 0},    {"xmma", "matvec", 0},      {"cublas", "matvec", 0},   {"mma_", "matvec", 0},
+    {"splitk", "matvec", 0}, /* cuBLAS's split-K reduction finishes a GEMM */
     {"rmsnorm", "norm", 0},      {"rms_norm", "norm", 0},    {"layernorm", "norm", 0},  {"layer_norm", "norm", 0},
     {"norm", "norm", 0},         {"rope", "rope_kv", 0},     {"rotary", "rope_kv", 0},  {"kv_cache", "rope_kv", 0},
     {"kvcache", "rope_kv", 0},   {"kv_store", "rope_kv", 0}, {"kv_write", "rope_kv", 0}, {"attention", "attention", 0},
