@@ -88,4 +88,21 @@ set +e
 "$fairbench" profile -c smoke.ini --steps 0 2>"$tmp/err.txt"; rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q -- "--steps expects" "$tmp/err.txt" || { echo "FAIL: --steps 0 gave $rc"; exit 1; }
+# a hand-written trace replayed through the same parser and analysis
+"$fairbench" profile --replay "$3/small.trace" >"$tmp/replay.txt"
+for want in "busy 0.004 ms (45.0%; median step 45.0%)" "2.0 gaps/step, longest 1.5 us" \
+            "launches/token 3.5 (kernels 3.0, copies and sets 0.5)"; do
+    grep -qF "$want" "$tmp/replay.txt" || { echo "FAIL: the replay lacks '$want'"; cat "$tmp/replay.txt"; exit 1; }
+done
+"$fairbench" profile --replay "$3/small.trace" --format json | python3 -c '
+import json, sys
+g = json.load(sys.stdin)["gpu"]
+assert abs(g["busy_fraction"] - 0.45) < 1e-9 and g["records_outside_steps"] == 1, g' \
+    || { echo "FAIL: replay JSON"; exit 1; }
+printf '# fairbench trace 1\nstep 5 1\n' >"$tmp/bad.trace"
+set +e
+"$fairbench" profile --replay "$tmp/bad.trace" 2>"$tmp/err.txt"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "bad.trace:2: the end (1) is before the start (5)" "$tmp/err.txt" \
+    || { echo "FAIL: a bad trace gave $rc: $(cat "$tmp/err.txt")"; exit 1; }
 echo "profiling_cmd: all checks passed"

@@ -24,11 +24,13 @@
 #include "profile.h"
 #include "tokenizer.h"
 #include "why/energy.h"
+#include "why/analyze.h"
 #include "why/pass.h"
+#include "why/trace.h"
 #include "why/why_text.h"
 
 typedef struct profile_options {
-    const char *profile_name, *output, *trace_dir;
+    const char *profile_name, *output, *trace_dir, *replay;
     const char *sets[64];
     int n_sets;
     char set_buf[2][1200];
@@ -51,18 +53,20 @@ void fb_profile_usage(FILE *out) {
             "launches/token, busy vs idle time per step, time by class and the top kernels.\n"
             "--trace-dir keeps each recorded trace (LABEL.gpu.trace, LABEL.spans.trace), which\n"
             "docs/why.md describes. Missing CUPTI, NVML, counters or RAPL: 'not available'.\n"
+            "fairbench profile --replay FILE.trace [--format text|json]: the breakdown of a kept\n"
+            "(or hand-written) trace, through the same parser and analysis.\n"
             "exit status: 0 ok (skipped backends included), 1 a backend failed, 2 usage\n");
 }
 
 static int parse_args(int argc, char **argv, profile_options *o) {
-    enum { O_SET = 256, O_MODEL, O_BACKENDS, O_FORMAT, O_PLUGIN_DIR, O_STEPS, O_WARMUP, O_TRACE_DIR };
+    enum { O_SET = 256, O_MODEL, O_BACKENDS, O_FORMAT, O_PLUGIN_DIR, O_STEPS, O_WARMUP, O_TRACE_DIR, O_REPLAY };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},      {"set", required_argument, NULL, O_SET},
         {"model", required_argument, NULL, O_MODEL},   {"backends", required_argument, NULL, O_BACKENDS},
         {"format", required_argument, NULL, O_FORMAT}, {"output", required_argument, NULL, 'o'},
         {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR}, {"steps", required_argument, NULL, O_STEPS},
         {"warmup", required_argument, NULL, O_WARMUP}, {"trace-dir", required_argument, NULL, O_TRACE_DIR},
-        {"help", no_argument, NULL, 'h'},              {0}};
+        {"replay", required_argument, NULL, O_REPLAY}, {"help", no_argument, NULL, 'h'}, {0}};
     o->steps = 16;
     o->warmup = 4;
     int c;
@@ -73,6 +77,7 @@ static int parse_args(int argc, char **argv, profile_options *o) {
         case 'c': o->profile_name = optarg; break;
         case 'o': o->output = optarg; break;
         case O_TRACE_DIR: o->trace_dir = optarg; break;
+        case O_REPLAY: o->replay = optarg; break;
         case O_SET:
         case O_MODEL:
         case O_BACKENDS:
@@ -107,7 +112,7 @@ static int parse_args(int argc, char **argv, profile_options *o) {
         default: return EXIT_USAGE;
         }
     }
-    if (!o->profile_name || optind != argc) {
+    if (!o->profile_name == !o->replay || optind != argc) {
         fb_profile_usage(stderr);
         return EXIT_USAGE;
     }
@@ -226,11 +231,39 @@ static cJSON *gpu_energy(why_nvml *nvml, const char *nvml_why_not, const cJSON *
     return o;
 }
 
+/* --replay: a trace file through the parser and the analysis, no plugin. */
+static int replay(const profile_options *o) {
+    FILE *fp = fopen(o->replay, "r");
+    if (!fp) return fprintf(stderr, "fairbench profile: cannot open %s: %s\n", o->replay, strerror(errno)), EXIT_USAGE;
+    why_trace t = {0};
+    why_breakdown b;
+    fb_error err;
+    int bad = why_trace_read(fp, o->replay, &t, &err) || why_analyze(&t, NULL, 0, &b, &err);
+    fclose(fp);
+    why_trace_free(&t);
+    if (bad) return fprintf(stderr, "fairbench profile: %s\n", err.msg), EXIT_USAGE;
+    cJSON *why = cJSON_CreateObject();
+    cJSON_AddStringToObject(why, "pass", "a replayed trace");
+    cJSON_AddStringToObject(why, "backend", o->replay);
+    cJSON_AddNumberToObject(why, "steps", (double)b.n_steps);
+    cJSON_AddItemToObject(why, b.source_gpu ? "gpu" : "spans", why_breakdown_json(&b));
+    if (o->json) {
+        char *text = cJSON_Print(why);
+        if (text) printf("%s\n", text);
+        free(text);
+    } else {
+        why_print_text(stdout, "replay", why);
+    }
+    cJSON_Delete(why);
+    return EXIT_OK;
+}
+
 int fb_cmd_profile(int argc, char **argv) {
     static profile_options o; /* large: off the stack */
     memset(&o, 0, sizeof o);
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0) return rc;
+    if (o.replay) return replay(&o);
     static fb_profile profile;
     char path[1024];
     fb_error err;

@@ -59,11 +59,16 @@ static void breakdown(FILE *out, const char *title, const cJSON *b) {
 }
 
 void why_print_text(FILE *out, const char *label, const cJSON *why) {
-    fprintf(out, "== %s (%s): %s; %.0f decode steps recorded; the pass took %.2f s\n", label, str(why, "backend"),
-            str(why, "pass"), num(why, "steps"), num(why, "pass_seconds"));
-    breakdown(out, "gpu kernels (CUPTI)", cJSON_GetObjectItemCaseSensitive(why, "gpu"));
-    breakdown(out, "named spans (plugin)", cJSON_GetObjectItemCaseSensitive(why, "spans"));
+    fprintf(out, "== %s (%s): %s; %.0f decode steps recorded", label, str(why, "backend"), str(why, "pass"),
+            num(why, "steps"));
+    if (num(why, "pass_seconds") >= 0) fprintf(out, "; the pass took %.2f s", num(why, "pass_seconds"));
+    fprintf(out, "\n");
+    /* a replayed trace has only one of the sections below */
+    const cJSON *section = cJSON_GetObjectItemCaseSensitive(why, "gpu");
+    if (section) breakdown(out, "gpu kernels (CUPTI)", section);
+    if ((section = cJSON_GetObjectItemCaseSensitive(why, "spans"))) breakdown(out, "named spans (plugin)", section);
     const cJSON *hw = cJSON_GetObjectItemCaseSensitive(why, "hw_counters");
+    if (!hw) return;
     fprintf(out, "  cpu counters per step:");
     for (int i = 0; i < 3; i++) {
         static const char *const names[] = {"cycles", "instructions", "llc_misses"};
