@@ -30,6 +30,9 @@
 #      fairbench synth, agreement with cpu_ref's native path over 32
 #      positions (test_gpu_backend --native), bench_gpu (warm cache, graphs)
 #   9. fairbench conformance, per backend: the plugin ABI's contract
+#  10. fairbench profile on the 1B model, both backends (docs/why.md): the
+#      untimed profiling pass through CUPTI and NVML; its breakdowns are
+#      printed last, beside the timed ms/token and graph node counts of step 7
 # and prints a short table last, with the targets of both backends. Every
 # output is also written under $OUT (when set): gpu-check.log, summary.txt.
 # Libraries: the CUDA runtime is inside each plugin; cuBLAS and NVRTC are the
@@ -103,6 +106,7 @@ main() {
   echo "gpu-check: libcublas.so.13 from ${cublas_dir:-nowhere}; libnvrtc.so.13 from ${nvrtc_dir:-nowhere}"
   export LD_LIBRARY_PATH=$carry/lib${cublas_dir:+:$cublas_dir}${nvrtc_dir:+:$nvrtc_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export FAIRBENCH_PLUGIN_PATH=$carry/plugins
+  export FAIRBENCH_CUPTI_RECORDER=$carry/lib/fb_cupti_recorder.so
   local missing
   missing=$(for f in "$carry"/bin/* "$carry"/plugins/*.so; do ldd "$f" | sed "s|^|$(basename "$f"): |"; done | grep 'not found')
   if [[ -n $missing ]]; then echo "gpu-check: missing libraries:"; echo "$missing"; else echo "gpu-check: all libraries found"; fi
@@ -136,6 +140,14 @@ main() {
       step bench_1b_f32 90 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend eager_ops --precision f32 --graphs 0,1 \
         --tokens 64 --prompt 16 --warmup 4
     fi
+  fi
+  if [[ -f /tmp/gpu-check-1b.gguf ]]; then # the profiling pass (docs/why.md), untimed, apart from bench_1b
+    printf '[run]\nmodel = /tmp/gpu-check-1b.gguf\nbackends = %s\nprompt_tokens = 16\ntimeout_s = 120\n[fairness]\nweight_precision = f16\n' \
+      "${backends// /, }" >"$work/why-1b.ini"
+    rm -rf "$work/why-traces" && mkdir -p "$work/why-traces" "$out/why-traces"
+    step why_1b 150 "$bin/fairbench" profile -c "$work/why-1b.ini" --steps 32 --warmup 8 --trace-dir "$work/why-traces"
+    "$bin/fairbench" profile -c "$work/why-1b.ini" --steps 32 --warmup 8 --format json -o "$out/why_1b.json" >/dev/null 2>&1
+    cp "$work"/why-traces/*.trace "$out/why-traces/" 2>/dev/null
   fi
   rm -f /tmp/gpu-check-1b.gguf
   if [[ $backends == *jit_fused* && $skip_native == 0 ]]; then
@@ -206,6 +218,11 @@ main() {
       [[ $q == Q4_K_M ]] && want=">= 2.5x"
       note "jit_fused native $q: ${n_tok:-?} tok/s = $(awk -v a="${n_tok:-0}" -v b="${j_on:-0}" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else print "?"}') f16 (target $want), ${n_gbs:-?} GB/s, ${n_pct:-?} of copy bandwidth (target >= 60%)"
     done
+  fi
+  if [[ -f $work/why_1b.out ]]; then # the breakdowns, last (figures to reach: docs/why.md)
+    note ""
+    note "why (profiling pass, untimed; compare busy+idle with bench_1b's ms/tok, launches/token with the graph nodes above):"
+    while read -r line; do note "$line"; done <"$work/why_1b.out"
   fi
   if grep -qvE ' ok ' "$work/steps.txt"; then note "gpu-check: SOME STEPS DID NOT PASS"; return 1; fi
   note "gpu-check: all steps passed"

@@ -30,6 +30,7 @@ int fb_cmd_compare(int argc, char **argv);
 int fb_cmd_report(int argc, char **argv);
 int fb_cmd_history(int argc, char **argv);
 int fb_cmd_trend(int argc, char **argv);
+int fb_cmd_profile(int argc, char **argv);
 
 /* Usage texts: `fairbench COMMAND --help` prints the command's own. */
 void fb_run_usage(FILE *out);
@@ -55,5 +56,6 @@ void fb_cli_record_run(const char *db_path, const struct fb_profile *p, const st
  * a run of the results history (an id, a tag, first or last) in db_path
  * (NULL: the default database). Errors go to stderr under `who`; NULL then. */
 cJSON *fb_cli_load_report(const char *who, const char *arg, const char *db_path);
+void fb_profile_usage(FILE *out);
 
 #endif

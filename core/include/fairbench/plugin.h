@@ -319,6 +319,15 @@ typedef struct fb_probe_result {
 
 typedef struct fb_session fb_session; /* the plugin's own, opaque to the host */
 
+/* (ABI 1.1, profiling) One entry of a kernel-name-to-class table (see
+ * fb_plugin.kernel_classes). */
+typedef struct fb_kernel_class {
+    const char *match; /* a substring of kernel or span names, matched case-insensitively */
+    const char *kclass; /* "matvec", "attention", "norm", "rope_kv", "elementwise", "argmax", "copy" or "other" */
+    uint64_t bytes;    /* bytes one launch reads and writes at this session's shapes (mean over
+                        * the launches it matches); 0: unknown */
+} fb_kernel_class;
+
 typedef struct fb_plugin {
     uint32_t abi_major;   /* FB_ABI_MAJOR the plugin was built with */
     uint32_t abi_minor;   /* FB_ABI_MINOR the plugin was built with */
@@ -404,6 +413,34 @@ typedef struct fb_plugin {
      * thread. [main thread] */
     uint32_t (*factory_count)(const fb_host *host);
     const struct fb_plugin *(*factory_get)(const fb_host *host, uint32_t index);
+
+    /* ---- ABI 1.1, profiling (optional, NULL = absent; check with
+     * FB_PLUGIN_HAS(api, profile_spans) before reading) ---- */
+
+    /* (optional) Named spans of a step, for the profiling pass only (never
+     * during timed repetitions). The host calls it on a session between
+     * calls, from the session's thread: with a non-NULL sink to start, NULL
+     * to stop. While started, each prefill()/decode() calls
+     * sink(sink_data, name, layer, begin_ns, end_ns) once per span, from the
+     * thread that made the session call, before that call returns (a plugin
+     * with worker threads times a span on the calling thread around the
+     * parallel work). name: owned by the plugin, valid until it is unloaded
+     * ("attn_q", "rope"; classed by the kernel-name table); layer: the layer
+     * index, -1 outside the layers; times: CLOCK_MONOTONIC nanoseconds. Spans
+     * do not overlap and should cover the step. FB_ERR_UNSUPPORTED when the
+     * session cannot. */
+    fb_status (*profile_spans)(fb_session *s,
+                               void (*sink)(void *sink_data, const char *name, int32_t layer, uint64_t begin_ns,
+                                            uint64_t end_ns),
+                               void *sink_data);
+
+    /* (optional) Refine the host's kernel-name-to-class table for this
+     * session: *table gets *n entries, owned by the session and valid until
+     * destroy(); they are matched before the host's own, first match wins.
+     * An entry may also say how many bytes a launch moves, so the host can
+     * give that kernel's achieved bandwidth. [session's thread, between
+     * calls] */
+    fb_status (*kernel_classes)(fb_session *s, const fb_kernel_class **table, uint32_t *n);
 
     /* ABI 1.2+: new calls are appended here. */
 } fb_plugin;
