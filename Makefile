@@ -4,7 +4,7 @@
 #                PROFILE=... chooses another)
 #   make test    set-up, build, fetch the default model, run the whole suite
 # Other targets: build, sanitize (ASan + UBSan suite), tsan (ThreadSanitizer: cpu_ref and the
-# harness), fuzz (libFuzzer, clang), format-check (clang-format 14), clean.
+# harness), fuzz (libFuzzer, clang), format-check (clang-format 14; run by CI), clean.
 #
 # CI runs `make test` through .ci/run, with CI=true REQUIRE_CUDA=ON SANITIZE=1.
 
@@ -88,8 +88,8 @@ sanitize-build: setup
 	  -DFB_REQUIRE_CUDA=$(REQUIRE_CUDA) $(CMAKE_ARGS)
 	cmake --build build-asan -j $(JOBS)
 
-# C, C++ and CUDA sources against .clang-format (clang-format 14); not in
-# .ci/run until the tree has been reformatted once (scripts/format-check.sh --fix).
+# C, C++ and CUDA sources against .clang-format (clang-format 14); .ci/run
+# runs it first (scripts/format-check.sh --fix reformats).
 format-check: setup
 	@scripts/format-check.sh
 

@@ -39,7 +39,8 @@ int main(int argc, char **argv) {
     int n_tokens = 32;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--tokens") == 0 && i + 1 < argc) n_tokens = atoi(argv[++i]);
-        else path = argv[i];
+        else
+            path = argv[i];
     }
     if (!path || n_tokens < 1) {
         fprintf(stderr, "usage: bench_cpu_ref MODEL.gguf [--tokens N]\n");
@@ -77,16 +78,22 @@ int main(int argc, char **argv) {
     printf("\n%-8s %-7s %10s %9s %12s %8s %9s\n", "weights", "threads", "ms/token", "tok/s", "bytes/step", "GB/s",
            "% of read");
 
-    static const struct { fb_precision p; const char *name; int type; } precisions[] = {
-        {FB_PRECISION_F32, "f32", GGUF_TYPE_F32}, {FB_PRECISION_F16, "f16", GGUF_TYPE_F16},
-        {FB_PRECISION_NATIVE, "native", -1}};
+    static const struct {
+        fb_precision p;
+        const char *name;
+        int type;
+    } precisions[] = {{FB_PRECISION_F32, "f32", GGUF_TYPE_F32},
+                      {FB_PRECISION_F16, "f16", GGUF_TYPE_F16},
+                      {FB_PRECISION_NATIVE, "native", -1}};
     int32_t prompt[8];
     for (int i = 0; i < 8; i++) prompt[i] = (int32_t)((i * 7919 + 13) % (int)m->hp.n_vocab);
     double *lat = malloc((size_t)n_tokens * sizeof *lat);
     for (size_t k = 0; k < sizeof precisions / sizeof precisions[0]; k++) {
         for (int t = 0; t < n_thread_counts; t++) {
-            fb_settings settings = {.struct_size = sizeof settings, .weight_precision = precisions[k].p,
-                                    .accumulate_precision = FB_PRECISION_F32, .threads = thread_counts[t],
+            fb_settings settings = {.struct_size = sizeof settings,
+                                    .weight_precision = precisions[k].p,
+                                    .accumulate_precision = FB_PRECISION_F32,
+                                    .threads = thread_counts[t],
                                     .max_context = (uint32_t)(8 + 4 + n_tokens + 1)};
             fb_session *s;
             char message[512];

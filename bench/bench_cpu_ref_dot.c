@@ -176,8 +176,8 @@ typedef struct {
 /* `copies` copies of a rows x n matrix of row_bytes per row lie back to back
  * in w. A cold sweep runs the product once on each copy; a hot sweep runs it
  * `copies` times on the first. */
-static timing time_matvec(cr_dot_fn dot, const uint8_t *w, size_t row_bytes, int64_t rows, int copies,
-                          const float *x, int64_t n, float *y, int reps) {
+static timing time_matvec(cr_dot_fn dot, const uint8_t *w, size_t row_bytes, int64_t rows, int copies, const float *x,
+                          int64_t n, float *y, int reps) {
     const size_t matrix_bytes = row_bytes * (size_t)rows;
     const double sweep_bytes = (double)matrix_bytes * copies;
     double cold[64], hot[64];
@@ -231,9 +231,7 @@ int main(int argc, char **argv) {
     }
     rng_state = seed;
 
-    static const struct {
-        int64_t rows, n;
-    } shapes[] = {{1536, 576}, {2048, 8192}};
+    static const struct { int64_t rows, n; } shapes[] = {{1536, 576}, {2048, 8192}};
     /* in order of how much a benchmark run uses them */
     static const uint32_t types[] = {GGUF_TYPE_F16,  GGUF_TYPE_Q4_1, GGUF_TYPE_Q8_0, GGUF_TYPE_F32,
                                      GGUF_TYPE_BF16, GGUF_TYPE_Q4_0, GGUF_TYPE_Q5_0, GGUF_TYPE_Q5_1,
@@ -286,7 +284,8 @@ int main(int argc, char **argv) {
             const size_t matrix_bytes = row_bytes * (size_t)rows;
             int copies = (int)((cold_set_bytes + matrix_bytes - 1) / matrix_bytes);
             if (copies < 2) copies = 2;
-            for (int64_t r = 0; r < rows; r++) quant_row_from_f32(types[t], source + r * n, w + (size_t)r * row_bytes, n);
+            for (int64_t r = 0; r < rows; r++)
+                quant_row_from_f32(types[t], source + r * n, w + (size_t)r * row_bytes, n);
             for (int c = 1; c < copies; c++) memcpy(w + (size_t)c * matrix_bytes, w, matrix_bytes);
 
             cr_dot_select(CR_SIMD_SCALAR);
@@ -302,7 +301,8 @@ int main(int argc, char **argv) {
     printf("\n");
     const char *how_after = NULL;
     for (size_t i = 0; i < cold_set_bytes / sizeof(float); i++) ((float *)w)[i] = (float)(i & 0xFF);
-    const double stream_after_gbs = best_stream_read_gbs((const float *)w, cold_set_bytes / sizeof(float), reps, &how_after);
+    const double stream_after_gbs =
+        best_stream_read_gbs((const float *)w, cold_set_bytes / sizeof(float), reps, &how_after);
     printf("streaming read again at the end: %.1f GB/s (%s)\n", stream_after_gbs, how_after);
     print_loadavg("after");
     printf("this thread had a CPU for %.0f%% of the timed wall-clock time (about 100%% on an idle machine)\n",

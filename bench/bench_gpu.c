@@ -44,9 +44,14 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static const struct { const char *name; fb_precision p; int type; } precisions[] = {
-    {"f32", FB_PRECISION_F32, GGUF_TYPE_F32}, {"f16", FB_PRECISION_F16, GGUF_TYPE_F16},
-    {"bf16", FB_PRECISION_BF16, GGUF_TYPE_BF16}, {"native", FB_PRECISION_NATIVE, -1}};
+static const struct {
+    const char *name;
+    fb_precision p;
+    int type;
+} precisions[] = {{"f32", FB_PRECISION_F32, GGUF_TYPE_F32},
+                  {"f16", FB_PRECISION_F16, GGUF_TYPE_F16},
+                  {"bf16", FB_PRECISION_BF16, GGUF_TYPE_BF16},
+                  {"native", FB_PRECISION_NATIVE, -1}};
 
 /* Is `name` one of the comma-separated items of `list`? */
 static int in_list(const char *list, const char *name) {
@@ -61,8 +66,9 @@ static int in_list(const char *list, const char *name) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_gpu MODEL.gguf [--backend NAME,...] [--precision f16,f32,...] [--graphs 0,1]\n"
-                    "                 [--jit-cache cold,warm] [--tokens N] [--prompt N] [--warmup N] [--cache-dir DIR]\n");
+    fprintf(stderr,
+            "usage: bench_gpu MODEL.gguf [--backend NAME,...] [--precision f16,f32,...] [--graphs 0,1]\n"
+            "                 [--jit-cache cold,warm] [--tokens N] [--prompt N] [--warmup N] [--cache-dir DIR]\n");
     return 2;
 }
 
@@ -77,8 +83,11 @@ static int bench_one(const fb_plugin *api, const fb_model *m, const fb_model_vie
                      int cache, const char *cache_dir, const Run *run) {
     const int n_tokens = run->n_tokens;
     double *lat = run->lat;
-    fb_settings settings = {.struct_size = sizeof settings, .weight_precision = precisions[k].p,
-                            .accumulate_precision = FB_PRECISION_F32, .allow_jit = 1, .allow_graphs = graphs,
+    fb_settings settings = {.struct_size = sizeof settings,
+                            .weight_precision = precisions[k].p,
+                            .accumulate_precision = FB_PRECISION_F32,
+                            .allow_jit = 1,
+                            .allow_graphs = graphs,
                             .jit_cache = cache == 0 ? FB_JIT_CACHE_COLD : FB_JIT_CACHE_WARM,
                             .max_context = (uint32_t)(run->n_prompt + 1 + run->n_warmup + n_tokens + 1),
                             .cache_dir = cache_dir};
@@ -126,10 +135,11 @@ static int bench_one(const fb_plugin *api, const fb_model *m, const fb_model_vie
     char graphs_col[8], pct[16];
     snprintf(graphs_col, sizeof graphs_col, "%d/%d", graphs, eff.graphs);
     if (copy_bw > 0) snprintf(pct, sizeof pct, "%.0f%%", 100.0 * gbs * 1e9 / copy_bw);
-    else snprintf(pct, sizeof pct, "-");
+    else
+        snprintf(pct, sizeof pct, "-");
     printf("%-9s %-6s %-6s %-7s %7.2f %9.1f %11.1f %9.3f %9.3f %8.1f %12" PRIu64 " %8.1f %7s %9.0f\n", api->name,
-           precisions[k].name, graphs_col, cache_col, load, cold * 1e3, run->n_prompt / prefill, median * 1e3, p90 * 1e3,
-           1.0 / median, bytes, gbs, pct, mem.device_peak_bytes / 1048576.0);
+           precisions[k].name, graphs_col, cache_col, load, cold * 1e3, run->n_prompt / prefill, median * 1e3,
+           p90 * 1e3, 1.0 / median, bytes, gbs, pct, mem.device_peak_bytes / 1048576.0);
     if (copy_bw > 0) printf("#   copy bandwidth %.0f GB/s (read + write); notes: %s\n", copy_bw / 1e9, eff.notes);
     fflush(stdout);
     return 0;
@@ -141,15 +151,24 @@ int main(int argc, char **argv) {
     int n_tokens = 128, n_prompt = 16, n_warmup = 8;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) backend_list = argv[++i];
-        else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc) precision_list = argv[++i];
-        else if (strcmp(argv[i], "--graphs") == 0 && i + 1 < argc) graph_list = argv[++i];
-        else if (strcmp(argv[i], "--jit-cache") == 0 && i + 1 < argc) cache_list = argv[++i];
-        else if (strcmp(argv[i], "--cache-dir") == 0 && i + 1 < argc) cache_dir = argv[++i];
-        else if (strcmp(argv[i], "--tokens") == 0 && i + 1 < argc) n_tokens = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--prompt") == 0 && i + 1 < argc) n_prompt = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc) n_warmup = atoi(argv[++i]);
-        else if (argv[i][0] == '-') return usage();
-        else path = argv[i];
+        else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc)
+            precision_list = argv[++i];
+        else if (strcmp(argv[i], "--graphs") == 0 && i + 1 < argc)
+            graph_list = argv[++i];
+        else if (strcmp(argv[i], "--jit-cache") == 0 && i + 1 < argc)
+            cache_list = argv[++i];
+        else if (strcmp(argv[i], "--cache-dir") == 0 && i + 1 < argc)
+            cache_dir = argv[++i];
+        else if (strcmp(argv[i], "--tokens") == 0 && i + 1 < argc)
+            n_tokens = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--prompt") == 0 && i + 1 < argc)
+            n_prompt = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc)
+            n_warmup = atoi(argv[++i]);
+        else if (argv[i][0] == '-')
+            return usage();
+        else
+            path = argv[i];
     }
     if (!path || n_tokens < 1 || n_prompt < 1 || n_warmup < 0) return usage();
     fb_error err;
@@ -164,7 +183,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_gpu: %s\n", err.msg);
         return 2;
     }
-    printf("model    %s (%s, %u layers, width %u, vocab %u)\n", path, m->name, m->hp.n_layer, m->hp.n_embd, m->hp.n_vocab);
+    printf("model    %s (%s, %u layers, width %u, vocab %u)\n", path, m->name, m->hp.n_layer, m->hp.n_embd,
+           m->hp.n_vocab);
     printf("run      prompt %d, warm-up %d, %d timed decode steps\n", n_prompt, n_warmup, n_tokens);
     int failures = 0, available = 0;
     for (const char *b = backend_list; *b;) {
@@ -180,15 +200,18 @@ int main(int argc, char **argv) {
         }
         fb_probe_result probe = {.struct_size = sizeof probe};
         be->api->probe(fb_host_services(), &probe);
-        printf("backend  %s %s: %s%s\n", be->api->name, be->api->version, probe.available ? "" : "unavailable: ",
-               probe.available ? probe.device : probe.reason);
+        printf("backend  %s %s: %s%s\n", be->api->name, be->api->version,
+               probe.available ? "" : "unavailable: ", probe.available ? probe.device : probe.reason);
         available += probe.available != 0;
     }
     printf("\n%-9s %-6s %-6s %-7s %7s %9s %11s %9s %9s %8s %12s %8s %7s %9s\n", "backend", "prec", "graphs", "cache",
            "load_s", "cold_ms", "prefill/s", "ms/tok", "p90_ms", "tok/s", "bytes/step", "GB/s", "%copy", "peak_MiB");
     int32_t *prompt = malloc((size_t)n_prompt * sizeof *prompt);
     for (int i = 0; i < n_prompt; i++) prompt[i] = (int32_t)((i * 7919 + 13) % (int)m->hp.n_vocab);
-    Run run = {.prompt = prompt, .n_prompt = n_prompt, .n_warmup = n_warmup, .n_tokens = n_tokens,
+    Run run = {.prompt = prompt,
+               .n_prompt = n_prompt,
+               .n_warmup = n_warmup,
+               .n_tokens = n_tokens,
                .lat = malloc((size_t)n_tokens * sizeof(double))};
     for (const char *b = backend_list; *b && available;) {
         char name[64];

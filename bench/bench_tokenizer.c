@@ -96,8 +96,9 @@ static void bench(const char *path, const char *text, size_t len) {
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     double mb = (double)len / 1e6;
     printf("%-32s %-5s %-9s %7zu ids  wall best %.3f s (%5.1f MB/s) median %.3f s  cpu best %.3f s (%5.1f MB/s)"
-           "  load %.3f s\n", base, fb_tokenizer_model(t), fb_tokenizer_pre(t), n_ids, secs[0], mb / secs[0],
-           secs[RUNS / 2], cpu[0], mb / cpu[0], load_s);
+           "  load %.3f s\n",
+           base, fb_tokenizer_model(t), fb_tokenizer_pre(t), n_ids, secs[0], mb / secs[0], secs[RUNS / 2], cpu[0],
+           mb / cpu[0], load_s);
     fb_tokenizer_free(t);
 }
 
@@ -128,7 +129,8 @@ int main(int argc, char **argv) {
         path[strcspn(path, "\n")] = '\0';
         struct stat st;
         if (path[0] && stat(path, &st) == 0) bench(path, text, len);
-        else printf("default model absent (%s): run scripts/fetch-model.sh\n", path);
+        else
+            printf("default model absent (%s): run scripts/fetch-model.sh\n", path);
     }
     free(text);
     return 0;

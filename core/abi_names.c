@@ -49,9 +49,15 @@ void fb_caps_format(uint32_t caps, char *buf, size_t size) {
         uint32_t bit;
         const char *name;
     } names[] = {
-        {FB_CAP_CPU, "cpu"},       {FB_CAP_GPU, "gpu"},         {FB_CAP_PRECISION_F32, "f32"},
-        {FB_CAP_PRECISION_F16, "f16"}, {FB_CAP_PRECISION_BF16, "bf16"}, {FB_CAP_PRECISION_NATIVE, "native"},
-        {FB_CAP_JIT, "jit"},       {FB_CAP_GRAPHS, "graphs"},   {FB_CAP_THREADS, "threads"},
+        {FB_CAP_CPU, "cpu"},
+        {FB_CAP_GPU, "gpu"},
+        {FB_CAP_PRECISION_F32, "f32"},
+        {FB_CAP_PRECISION_F16, "f16"},
+        {FB_CAP_PRECISION_BF16, "bf16"},
+        {FB_CAP_PRECISION_NATIVE, "native"},
+        {FB_CAP_JIT, "jit"},
+        {FB_CAP_GRAPHS, "graphs"},
+        {FB_CAP_THREADS, "threads"},
         {FB_CAP_COPY_PROBE, "copy-probe"},
     };
     size_t n = 0;

@@ -18,8 +18,8 @@ int fb_precision_parse(const char *s, fb_precision *out);
 uint32_t fb_precision_cap(fb_precision p);
 
 /* The FB_CAP_* bits this host knows. */
-#define FB_KNOWN_CAPS                                                                                                 \
-    (FB_CAP_CPU | FB_CAP_GPU | FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 |                 \
+#define FB_KNOWN_CAPS                                                                                \
+    (FB_CAP_CPU | FB_CAP_GPU | FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 | \
      FB_CAP_PRECISION_NATIVE | FB_CAP_JIT | FB_CAP_GRAPHS | FB_CAP_THREADS | FB_CAP_COPY_PROBE)
 
 /* "cpu,f32,native,threads" (or "none") into buf. */

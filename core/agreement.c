@@ -102,20 +102,24 @@ int fb_agreement_check(const fb_agreement *a, const char *reference, char *why, 
     else if (!(kl <= bar.max_kl))
         snprintf(broken, sizeof broken, "mean KL %.2g is above the bar for %s (%.0e)", kl, p, bar.max_kl);
     else if (!(a->max_abs <= bar.max_diff_share * a->max_ref))
-        snprintf(broken, sizeof broken, "the largest |logit diff| %.3g is %.3g%% of the largest |logit| (%.3g); the "
-                 "bar for %s is %g%%", a->max_abs, 100 * a->max_abs / a->max_ref, a->max_ref, p,
-                 100 * bar.max_diff_share);
+        snprintf(broken, sizeof broken,
+                 "the largest |logit diff| %.3g is %.3g%% of the largest |logit| (%.3g); the "
+                 "bar for %s is %g%%",
+                 a->max_abs, 100 * a->max_abs / a->max_ref, a->max_ref, p, 100 * bar.max_diff_share);
     else if (a->argmax_mismatches)
-        snprintf(broken, sizeof broken, "at %u of %u positions the token returned is not the argmax of its own "
-                 "logits (first at position %d: returned %d, argmax %d)", a->argmax_mismatches, a->n,
-                 a->first_mismatch, a->returned, a->own_argmax);
+        snprintf(broken, sizeof broken,
+                 "at %u of %u positions the token returned is not the argmax of its own "
+                 "logits (first at position %d: returned %d, argmax %d)",
+                 a->argmax_mismatches, a->n, a->first_mismatch, a->returned, a->own_argmax);
     else
         return 0;
     char summary[200];
     fb_agreement_text(a, summary, sizeof summary);
     int n = snprintf(why, size, "disagrees with %s: %s (%s)", reference, broken, summary);
     if (a->first_disagreement >= 0 && n > 0 && (size_t)n < size)
-        snprintf(why + n, size - (size_t)n, "; first at position %d: argmax %d, %s's %d (%s's logits for them: %.4g "
-                 "and %.4g)", a->first_disagreement, a->got, reference, a->want, reference, a->ref_got, a->ref_want);
+        snprintf(why + n, size - (size_t)n,
+                 "; first at position %d: argmax %d, %s's %d (%s's logits for them: %.4g "
+                 "and %.4g)",
+                 a->first_disagreement, a->got, reference, a->want, reference, a->ref_got, a->ref_want);
     return -1;
 }

@@ -35,16 +35,16 @@ fb_agreement_bar fb_agreement_bar_for(fb_precision p);
 
 typedef struct fb_agreement {
     fb_precision precision;
-    uint32_t n, agree;        /* positions compared; same argmax or a near tie */
-    uint32_t near_ties;       /* of agree: argmaxes differ but the reference's logits of the two are within the tie share */
-    double kl_sum, max_abs;   /* max_abs: the largest |logit difference| */
-    double max_ref;           /* the largest |reference logit| seen */
-    int first_disagreement;   /* position, -1 when none */
-    int got, want;            /* the argmaxes there */
-    float ref_got, ref_want;  /* the reference's logits of the two */
+    uint32_t n, agree;  /* positions compared; same argmax or a near tie */
+    uint32_t near_ties; /* of agree: argmaxes differ but the reference's logits of the two are within the tie share */
+    double kl_sum, max_abs;     /* max_abs: the largest |logit difference| */
+    double max_ref;             /* the largest |reference logit| seen */
+    int first_disagreement;     /* position, -1 when none */
+    int got, want;              /* the argmaxes there */
+    float ref_got, ref_want;    /* the reference's logits of the two */
     uint32_t argmax_mismatches; /* positions whose returned token is not the argmax of the backend's own logits */
-    int first_mismatch;       /* position, -1 when none */
-    int returned, own_argmax; /* there: the token returned, its logits' argmax */
+    int first_mismatch;         /* position, -1 when none */
+    int returned, own_argmax;   /* there: the token returned, its logits' argmax */
 } fb_agreement;
 
 void fb_agreement_init(fb_agreement *a, fb_precision p);

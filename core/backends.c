@@ -69,13 +69,14 @@ int fb_backend_vet(const fb_plugin *api, const char *path, char *reason, size_t 
         return -1;
     }
     if (api->abi_major != FB_ABI_MAJOR) {
-        snprintf(reason, reason_size, "%s: speaks plugin ABI %u.%u, but this fairbench speaks ABI %d.%d (majors differ)",
-                 path, api->abi_major, api->abi_minor, FB_ABI_MAJOR, FB_ABI_MINOR);
+        snprintf(reason, reason_size,
+                 "%s: speaks plugin ABI %u.%u, but this fairbench speaks ABI %d.%d (majors differ)", path,
+                 api->abi_major, api->abi_minor, FB_ABI_MAJOR, FB_ABI_MINOR);
         return -1;
     }
     if (api->struct_size < FB_PLUGIN_V1_0_SIZE) {
-        snprintf(reason, reason_size, "%s: declares a plugin table of %u bytes, but ABI 1.0 needs at least %zu",
-                 path, api->struct_size, (size_t)FB_PLUGIN_V1_0_SIZE);
+        snprintf(reason, reason_size, "%s: declares a plugin table of %u bytes, but ABI 1.0 needs at least %zu", path,
+                 api->struct_size, (size_t)FB_PLUGIN_V1_0_SIZE);
         return -1;
     }
     if (!valid_name(api->name)) {
@@ -83,12 +84,19 @@ int fb_backend_vet(const fb_plugin *api, const char *path, char *reason, size_t 
                  api->name ? api->name : "(null)");
         return -1;
     }
-    struct { const char *call; const void *fn; } required[] = {
-        {"probe", (const void *)api->probe}, {"create", (const void *)api->create},
-        {"prefill", (const void *)api->prefill}, {"decode", (const void *)api->decode},
-        {"reset", (const void *)api->reset}, {"memory", (const void *)api->memory},
+    struct {
+        const char *call;
+        const void *fn;
+    } required[] = {
+        {"probe", (const void *)api->probe},
+        {"create", (const void *)api->create},
+        {"prefill", (const void *)api->prefill},
+        {"decode", (const void *)api->decode},
+        {"reset", (const void *)api->reset},
+        {"memory", (const void *)api->memory},
         {"effective_settings", (const void *)api->effective_settings},
-        {"last_error", (const void *)api->last_error}, {"destroy", (const void *)api->destroy},
+        {"last_error", (const void *)api->last_error},
+        {"destroy", (const void *)api->destroy},
     };
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
         if (!required[i].fn) {

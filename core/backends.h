@@ -22,19 +22,19 @@
 #include "fb_error.h"
 
 typedef struct fb_backend {
-    char *path;                /* the .so */
-    char name[64];             /* from the plugin table ("" when unknown) */
-    char container[64];        /* the .so's own name when a factory published it, else "" */
-    void *handle;              /* dlopen handle, NULL when unusable */
-    const fb_plugin *api;      /* NULL when unusable */
+    char *path;           /* the .so */
+    char name[64];        /* from the plugin table ("" when unknown) */
+    char container[64];   /* the .so's own name when a factory published it, else "" */
+    void *handle;         /* dlopen handle, NULL when unusable */
+    const fb_plugin *api; /* NULL when unusable */
     bool usable;
-    char reason[512];          /* why unusable: one sentence naming the file */
+    char reason[512]; /* why unusable: one sentence naming the file */
 } fb_backend;
 
 typedef struct fb_backend_list {
     fb_backend *items;
     size_t n;
-    char **dirs;               /* the folders searched, in order */
+    char **dirs; /* the folders searched, in order */
     size_t n_dirs;
 } fb_backend_list;
 

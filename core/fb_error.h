@@ -15,7 +15,6 @@ typedef struct fb_error {
 
 /* printf-style; a NULL err is allowed and ignored. Always returns -1 so that
  * `return fb_error_set(err, ...);` reads naturally. */
-int fb_error_set(fb_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int fb_error_set(fb_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

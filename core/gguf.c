@@ -66,7 +66,7 @@ struct gguf_file {
     char *path;
     const uint8_t *base; /* the whole file */
     uint64_t size;
-    bool mapped;         /* base is our mmap */
+    bool mapped; /* base is our mmap */
     uint32_t version;
     uint32_t alignment;
     uint64_t data_offset;
@@ -115,8 +115,8 @@ static int read_string(cursor *c, arena *mem, gguf_str *s) {
     uint64_t at = c->pos, len;
     if (read_u64(c, &len)) return -1;
     if (len > remaining(c))
-        return fail(c, at, "string length %" PRIu64 " runs past the end of the file (%" PRIu64 " bytes left)",
-                    len, remaining(c));
+        return fail(c, at, "string length %" PRIu64 " runs past the end of the file (%" PRIu64 " bytes left)", len,
+                    remaining(c));
     char *copy = arena_alloc(mem, (size_t)len + 1);
     if (!copy) return fail(c, at, "out of memory for a string of %" PRIu64 " bytes", len);
     memcpy(copy, c->f->base + c->pos, (size_t)len);
@@ -129,10 +129,17 @@ static int read_string(cursor *c, arena *mem, gguf_str *s) {
 
 static int64_t vtype_size(uint32_t type) {
     switch (type) {
-    case GGUF_VT_U8: case GGUF_VT_I8: case GGUF_VT_BOOL: return 1;
-    case GGUF_VT_U16: case GGUF_VT_I16: return 2;
-    case GGUF_VT_U32: case GGUF_VT_I32: case GGUF_VT_F32: return 4;
-    case GGUF_VT_U64: case GGUF_VT_I64: case GGUF_VT_F64: return 8;
+    case GGUF_VT_U8:
+    case GGUF_VT_I8:
+    case GGUF_VT_BOOL: return 1;
+    case GGUF_VT_U16:
+    case GGUF_VT_I16: return 2;
+    case GGUF_VT_U32:
+    case GGUF_VT_I32:
+    case GGUF_VT_F32: return 4;
+    case GGUF_VT_U64:
+    case GGUF_VT_I64:
+    case GGUF_VT_F64: return 8;
     default: return 0; /* STRING, ARRAY: variable */
     }
 }
@@ -144,11 +151,31 @@ static void decode_scalar(uint32_t type, const uint8_t *p, gguf_value *v) {
     case GGUF_VT_U8: v->u64 = p[0]; break;
     case GGUF_VT_I8: v->i64 = (int8_t)p[0]; break;
     case GGUF_VT_BOOL: v->u64 = p[0]; break;
-    case GGUF_VT_U16: { uint16_t x; memcpy(&x, p, 2); v->u64 = x; } break;
-    case GGUF_VT_I16: { int16_t x; memcpy(&x, p, 2); v->i64 = x; } break;
-    case GGUF_VT_U32: { uint32_t x; memcpy(&x, p, 4); v->u64 = x; } break;
-    case GGUF_VT_I32: { int32_t x; memcpy(&x, p, 4); v->i64 = x; } break;
-    case GGUF_VT_F32: { float x; memcpy(&x, p, 4); v->f64 = x; } break;
+    case GGUF_VT_U16: {
+        uint16_t x;
+        memcpy(&x, p, 2);
+        v->u64 = x;
+    } break;
+    case GGUF_VT_I16: {
+        int16_t x;
+        memcpy(&x, p, 2);
+        v->i64 = x;
+    } break;
+    case GGUF_VT_U32: {
+        uint32_t x;
+        memcpy(&x, p, 4);
+        v->u64 = x;
+    } break;
+    case GGUF_VT_I32: {
+        int32_t x;
+        memcpy(&x, p, 4);
+        v->i64 = x;
+    } break;
+    case GGUF_VT_F32: {
+        float x;
+        memcpy(&x, p, 4);
+        v->f64 = x;
+    } break;
     case GGUF_VT_U64: memcpy(&v->u64, p, 8); break;
     case GGUF_VT_I64: memcpy(&v->i64, p, 8); break;
     case GGUF_VT_F64: memcpy(&v->f64, p, 8); break;
@@ -161,11 +188,9 @@ static int read_array(cursor *c, arena *mem, gguf_value *v, int depth) {
     uint64_t at = c->pos;
     uint32_t elem_type;
     uint64_t count;
-    if (depth >= GGUF_MAX_ARRAY_DEPTH)
-        return fail(c, at, "arrays nested deeper than %d levels", GGUF_MAX_ARRAY_DEPTH);
+    if (depth >= GGUF_MAX_ARRAY_DEPTH) return fail(c, at, "arrays nested deeper than %d levels", GGUF_MAX_ARRAY_DEPTH);
     if (read_u32(c, &elem_type)) return -1;
-    if (elem_type >= GGUF_VT_COUNT_)
-        return fail(c, at, "unknown array element type %" PRIu32, elem_type);
+    if (elem_type >= GGUF_VT_COUNT_) return fail(c, at, "unknown array element type %" PRIu32, elem_type);
     at = c->pos;
     if (read_u64(c, &count)) return -1;
     v->type = GGUF_VT_ARRAY;
@@ -177,8 +202,8 @@ static int read_array(cursor *c, arena *mem, gguf_value *v, int depth) {
     int64_t elem_size = vtype_size(elem_type);
     if (elem_size > 0) {
         if (count > remaining(c) / (uint64_t)elem_size)
-            return fail(c, at, "array of %" PRIu64 " %s values needs more bytes than the %" PRIu64 " left",
-                        count, gguf_vtype_name(elem_type), remaining(c));
+            return fail(c, at, "array of %" PRIu64 " %s values needs more bytes than the %" PRIu64 " left", count,
+                        gguf_vtype_name(elem_type), remaining(c));
         v->arr.raw = c->f->base + c->pos;
         if (elem_type == GGUF_VT_BOOL)
             for (uint64_t i = 0; i < count; i++)
@@ -191,8 +216,7 @@ static int read_array(cursor *c, arena *mem, gguf_value *v, int depth) {
     uint64_t min_elem = elem_type == GGUF_VT_STRING ? 8 : 12;
     if (count > remaining(c) / min_elem)
         return fail(c, at, "array count %" PRIu64 " cannot fit in the %" PRIu64 " bytes left", count, remaining(c));
-    if (count > SIZE_MAX / sizeof(gguf_value))
-        return fail(c, at, "array count %" PRIu64 " too large", count);
+    if (count > SIZE_MAX / sizeof(gguf_value)) return fail(c, at, "array count %" PRIu64 " too large", count);
     v->arr.items = arena_alloc(mem, (size_t)count * sizeof(gguf_value));
     if (!v->arr.items && count) return fail(c, at, "out of memory for %" PRIu64 " array items", count);
     for (uint64_t i = 0; i < count; i++)
@@ -211,8 +235,7 @@ static int read_value(cursor *c, arena *mem, uint32_t type, gguf_value *v, int d
     if ((uint64_t)size > remaining(c))
         return fail(c, c->pos, "a %s value needs %" PRId64 " bytes but the file ends", gguf_vtype_name(type), size);
     decode_scalar(type, c->f->base + c->pos, v);
-    if (type == GGUF_VT_BOOL && v->u64 > 1)
-        return fail(c, c->pos, "bool value is %" PRIu64 ", not 0 or 1", v->u64);
+    if (type == GGUF_VT_BOOL && v->u64 > 1) return fail(c, c->pos, "bool value is %" PRIu64 ", not 0 or 1", v->u64);
     c->pos += (uint64_t)size;
     return 0;
 }
@@ -252,7 +275,8 @@ static const name_entry *find_name(const name_entry *e, uint64_t n, const char *
         int r = name_cmp(e[mid].name, e[mid].len, name, name_len);
         if (r == 0) return &e[mid];
         if (r < 0) lo = mid + 1;
-        else hi = mid;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -270,12 +294,11 @@ static int parse_header(cursor *c, gguf_file *f) {
     snprintf(c->field, sizeof c->field, "header.magic");
     if (read_bytes(c, magic, 4)) return -1;
     if (memcmp(magic, "GGUF", 4) != 0)
-        return fail(c, 0, "bad magic %02x %02x %02x %02x, expected \"GGUF\" (not a GGUF file)",
-                    (unsigned char)magic[0], (unsigned char)magic[1], (unsigned char)magic[2], (unsigned char)magic[3]);
+        return fail(c, 0, "bad magic %02x %02x %02x %02x, expected \"GGUF\" (not a GGUF file)", (unsigned char)magic[0],
+                    (unsigned char)magic[1], (unsigned char)magic[2], (unsigned char)magic[3]);
     snprintf(c->field, sizeof c->field, "header.version");
     if (read_u32(c, &f->version)) return -1;
-    if (f->version == 1)
-        return fail(c, 4, "GGUF version 1 is not supported (only 2 and 3)");
+    if (f->version == 1) return fail(c, 4, "GGUF version 1 is not supported (only 2 and 3)");
     if (f->version != 2 && f->version != 3) {
         if ((f->version & 0xffff) == 0 && (f->version >> 16) != 0)
             return fail(c, 4, "version %" PRIu32 " looks byte-swapped: big-endian GGUF files are not supported",
@@ -316,7 +339,8 @@ static int parse_kvs(cursor *c, gguf_file *f) {
         at = c->pos;
         if (read_value(c, &f->mem, type, &kv->value, 0)) return -1;
         if (strcmp(kv->key.data, "general.alignment") == 0) {
-            if (type != GGUF_VT_U32) return fail(c, at, "general.alignment must be a u32, not %s", gguf_vtype_name(type));
+            if (type != GGUF_VT_U32)
+                return fail(c, at, "general.alignment must be a u32, not %s", gguf_vtype_name(type));
             uint64_t a = kv->value.u64;
             if (a == 0 || (a & (a - 1)) != 0)
                 return fail(c, at, "general.alignment = %" PRIu64 " is not a power of two", a);
@@ -325,8 +349,7 @@ static int parse_kvs(cursor *c, gguf_file *f) {
     }
     f->kv_by_name = arena_alloc(&f->mem, (size_t)(f->n_kv ? f->n_kv : 1) * sizeof *f->kv_by_name);
     if (!f->kv_by_name) return fail(c, c->pos, "out of memory");
-    for (uint64_t i = 0; i < f->n_kv; i++)
-        f->kv_by_name[i] = (name_entry){f->kv[i].key.data, f->kv[i].key.len, i};
+    for (uint64_t i = 0; i < f->n_kv; i++) f->kv_by_name[i] = (name_entry){f->kv[i].key.data, f->kv[i].key.len, i};
     uint64_t dup = sort_names(f->kv_by_name, f->n_kv);
     if (dup != UINT64_MAX) {
         snprintf(c->field, sizeof c->field, "kv[%" PRIu64 "] '%.80s'", dup, f->kv[dup].key.data);
@@ -373,8 +396,10 @@ static int parse_tensor_infos(cursor *c, gguf_file *f) {
         const quant_type_info *ti = quant_type_get(t->type);
         if (!ti) return fail(c, at, "unknown tensor type id %" PRIu32, t->type);
         if (t->ne[0] % ti->block_elems != 0)
-            return fail(c, at, "type %s stores blocks of %" PRId32 " values but the row length ne[0] = %" PRId64
-                        " is not a multiple of it", ti->name, ti->block_elems, t->ne[0]);
+            return fail(c, at,
+                        "type %s stores blocks of %" PRId32 " values but the row length ne[0] = %" PRId64
+                        " is not a multiple of it",
+                        ti->name, ti->block_elems, t->ne[0]);
         uint64_t n_blocks = n_elems / (uint64_t)ti->block_elems;
         if (n_blocks > UINT64_MAX / (uint64_t)ti->block_bytes)
             return fail(c, at, "the tensor's byte size overflows 64 bits");
@@ -383,7 +408,8 @@ static int parse_tensor_infos(cursor *c, gguf_file *f) {
         at = c->pos;
         if (read_u64(c, &t->offset)) return -1;
         if (t->offset % f->alignment != 0)
-            return fail(c, at, "offset %" PRIu64 " is not a multiple of the alignment %" PRIu32, t->offset, f->alignment);
+            return fail(c, at, "offset %" PRIu64 " is not a multiple of the alignment %" PRIu32, t->offset,
+                        f->alignment);
     }
     f->tensor_by_name = arena_alloc(&f->mem, (size_t)(f->n_tensors ? f->n_tensors : 1) * sizeof *f->tensor_by_name);
     if (!f->tensor_by_name) return fail(c, c->pos, "out of memory");
@@ -414,7 +440,8 @@ static int parse_data_section(cursor *c, gguf_file *f) {
             snprintf(c->field, sizeof c->field, "tensor_info[%" PRIu64 "] '%.80s' data", i, t->name);
             return fail(c, t->info_offset,
                         "%" PRIu64 " bytes at data offset %" PRIu64 " run past the end of the file "
-                        "(data section holds %" PRIu64 " bytes)", t->n_bytes, t->offset, data_size);
+                        "(data section holds %" PRIu64 " bytes)",
+                        t->n_bytes, t->offset, data_size);
         }
         t->data = f->base + f->data_offset + t->offset;
     }
@@ -427,10 +454,11 @@ static int parse_data_section(cursor *c, gguf_file *f) {
     for (uint64_t i = 1; i < f->n_tensors; i++) {
         const gguf_tensor *prev = by_offset[i - 1], *t = by_offset[i];
         if (prev->offset + prev->n_bytes > t->offset) {
-            snprintf(c->field, sizeof c->field, "tensor_info[%" PRIu64 "] '%.80s' offset",
-                     (uint64_t)(t - f->tensors), t->name);
-            rc = fail(c, t->info_offset, "data at offset %" PRIu64 " overlaps tensor '%.80s' (%" PRIu64 "..%" PRIu64 ")",
-                      t->offset, prev->name, prev->offset, prev->offset + prev->n_bytes);
+            snprintf(c->field, sizeof c->field, "tensor_info[%" PRIu64 "] '%.80s' offset", (uint64_t)(t - f->tensors),
+                     t->name);
+            rc =
+                fail(c, t->info_offset, "data at offset %" PRIu64 " overlaps tensor '%.80s' (%" PRIu64 "..%" PRIu64 ")",
+                     t->offset, prev->name, prev->offset, prev->offset + prev->n_bytes);
             break;
         }
     }
@@ -474,8 +502,8 @@ int gguf_open(const char *path, gguf_file **out, fb_error *err) {
     }
     if (st.st_size < 24) {
         close(fd);
-        return fb_error_set(err, "%s: header at byte 0: the file is %lld bytes, shorter than a GGUF header (24)",
-                            path, (long long)st.st_size);
+        return fb_error_set(err, "%s: header at byte 0: the file is %lld bytes, shorter than a GGUF header (24)", path,
+                            (long long)st.st_size);
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int map_errno = errno;
@@ -557,8 +585,8 @@ int gguf_get_float(const gguf_file *f, const char *key, double *out, fb_error *e
     const gguf_kv *kv = require_kv(f, key, err);
     if (!kv) return -1;
     if (kv->value.type != GGUF_VT_F32 && kv->value.type != GGUF_VT_F64)
-        return fb_error_set(err, "%s: metadata key '%s' at byte %" PRIu64 ": expected a float, found %s", f->path,
-                            key, kv->file_offset, gguf_vtype_name(kv->value.type));
+        return fb_error_set(err, "%s: metadata key '%s' at byte %" PRIu64 ": expected a float, found %s", f->path, key,
+                            kv->file_offset, gguf_vtype_name(kv->value.type));
     *out = kv->value.f64;
     return 0;
 }
@@ -577,8 +605,8 @@ int gguf_get_str(const gguf_file *f, const char *key, const char **out, fb_error
     const gguf_kv *kv = require_kv(f, key, err);
     if (!kv) return -1;
     if (kv->value.type != GGUF_VT_STRING)
-        return fb_error_set(err, "%s: metadata key '%s' at byte %" PRIu64 ": expected a string, found %s", f->path,
-                            key, kv->file_offset, gguf_vtype_name(kv->value.type));
+        return fb_error_set(err, "%s: metadata key '%s' at byte %" PRIu64 ": expected a string, found %s", f->path, key,
+                            kv->file_offset, gguf_vtype_name(kv->value.type));
     *out = kv->value.str.data;
     return 0;
 }
@@ -614,25 +642,24 @@ double gguf_array_float(const gguf_value *arr, uint64_t i) {
 }
 
 const char *gguf_vtype_name(uint32_t type) {
-    static const char *names[GGUF_VT_COUNT_] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32",
+    static const char *names[GGUF_VT_COUNT_] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                                 "bool", "string", "array", "u64", "i64", "f64"};
     return type < GGUF_VT_COUNT_ ? names[type] : "unknown";
 }
 
 void gguf_value_format(const gguf_value *v, char *buf, size_t buf_size) {
     switch (v->type) {
-    case GGUF_VT_U8: case GGUF_VT_U16: case GGUF_VT_U32: case GGUF_VT_U64:
-        snprintf(buf, buf_size, "%" PRIu64, v->u64);
-        break;
-    case GGUF_VT_I8: case GGUF_VT_I16: case GGUF_VT_I32: case GGUF_VT_I64:
-        snprintf(buf, buf_size, "%" PRId64, v->i64);
-        break;
-    case GGUF_VT_F32: case GGUF_VT_F64:
-        snprintf(buf, buf_size, "%g", v->f64);
-        break;
-    case GGUF_VT_BOOL:
-        snprintf(buf, buf_size, "%s", v->u64 ? "true" : "false");
-        break;
+    case GGUF_VT_U8:
+    case GGUF_VT_U16:
+    case GGUF_VT_U32:
+    case GGUF_VT_U64: snprintf(buf, buf_size, "%" PRIu64, v->u64); break;
+    case GGUF_VT_I8:
+    case GGUF_VT_I16:
+    case GGUF_VT_I32:
+    case GGUF_VT_I64: snprintf(buf, buf_size, "%" PRId64, v->i64); break;
+    case GGUF_VT_F32:
+    case GGUF_VT_F64: snprintf(buf, buf_size, "%g", v->f64); break;
+    case GGUF_VT_BOOL: snprintf(buf, buf_size, "%s", v->u64 ? "true" : "false"); break;
     case GGUF_VT_STRING: {
         /* Printable prefix only; control bytes shown as '.'. */
         size_t n = 0, limit = buf_size > 4 ? buf_size - 4 : 0;
@@ -648,7 +675,6 @@ void gguf_value_format(const gguf_value *v, char *buf, size_t buf_size) {
     case GGUF_VT_ARRAY:
         snprintf(buf, buf_size, "[%" PRIu64 " %s]", v->arr.count, gguf_vtype_name(v->arr.elem_type));
         break;
-    default:
-        snprintf(buf, buf_size, "?");
+    default: snprintf(buf, buf_size, "?");
     }
 }

@@ -39,9 +39,18 @@
 #define GGUF_MAX_ARRAY_DEPTH 8 /* nested arrays deeper than this are refused */
 
 enum gguf_vtype {
-    GGUF_VT_U8 = 0, GGUF_VT_I8 = 1, GGUF_VT_U16 = 2, GGUF_VT_I16 = 3,
-    GGUF_VT_U32 = 4, GGUF_VT_I32 = 5, GGUF_VT_F32 = 6, GGUF_VT_BOOL = 7,
-    GGUF_VT_STRING = 8, GGUF_VT_ARRAY = 9, GGUF_VT_U64 = 10, GGUF_VT_I64 = 11,
+    GGUF_VT_U8 = 0,
+    GGUF_VT_I8 = 1,
+    GGUF_VT_U16 = 2,
+    GGUF_VT_I16 = 3,
+    GGUF_VT_U32 = 4,
+    GGUF_VT_I32 = 5,
+    GGUF_VT_F32 = 6,
+    GGUF_VT_BOOL = 7,
+    GGUF_VT_STRING = 8,
+    GGUF_VT_ARRAY = 9,
+    GGUF_VT_U64 = 10,
+    GGUF_VT_I64 = 11,
     GGUF_VT_F64 = 12,
     GGUF_VT_COUNT_
 };
@@ -87,8 +96,8 @@ typedef struct gguf_tensor {
     uint64_t offset;           /* from the start of the data section */
     uint64_t n_elems;
     uint64_t n_bytes;
-    const void *data;          /* into the mapped file */
-    uint64_t info_offset;      /* byte offset of the tensor info in the file */
+    const void *data;     /* into the mapped file */
+    uint64_t info_offset; /* byte offset of the tensor info in the file */
 } gguf_tensor;
 
 typedef struct gguf_file gguf_file;
@@ -123,8 +132,7 @@ int gguf_get_int(const gguf_file *f, const char *key, int64_t *out, fb_error *er
 int gguf_get_float(const gguf_file *f, const char *key, double *out, fb_error *err);
 int gguf_get_bool(const gguf_file *f, const char *key, bool *out, fb_error *err);
 int gguf_get_str(const gguf_file *f, const char *key, const char **out, fb_error *err);
-int gguf_get_array(const gguf_file *f, const char *key, uint32_t elem_type,
-                   const gguf_value **out, fb_error *err);
+int gguf_get_array(const gguf_file *f, const char *key, uint32_t elem_type, const gguf_value **out, fb_error *err);
 
 /* Element access for arrays of fixed-size types (0 for out-of-range or wrong type). */
 int64_t gguf_array_int(const gguf_value *arr, uint64_t i);

@@ -84,11 +84,21 @@ static int kv_head(gguf_writer *w, const char *key, uint32_t type) {
     return put_str(&w->kv, key) || put_u32(&w->kv, type);
 }
 
-int gguf_writer_u32(gguf_writer *w, const char *key, uint32_t v) { return kv_head(w, key, GGUF_VT_U32) || put_u32(&w->kv, v); }
-int gguf_writer_i32(gguf_writer *w, const char *key, int32_t v) { return kv_head(w, key, GGUF_VT_I32) || bytes_put(&w->kv, &v, 4); }
-int gguf_writer_u64(gguf_writer *w, const char *key, uint64_t v) { return kv_head(w, key, GGUF_VT_U64) || put_u64(&w->kv, v); }
-int gguf_writer_f32(gguf_writer *w, const char *key, float v) { return kv_head(w, key, GGUF_VT_F32) || bytes_put(&w->kv, &v, 4); }
-int gguf_writer_str(gguf_writer *w, const char *key, const char *v) { return kv_head(w, key, GGUF_VT_STRING) || put_str(&w->kv, v); }
+int gguf_writer_u32(gguf_writer *w, const char *key, uint32_t v) {
+    return kv_head(w, key, GGUF_VT_U32) || put_u32(&w->kv, v);
+}
+int gguf_writer_i32(gguf_writer *w, const char *key, int32_t v) {
+    return kv_head(w, key, GGUF_VT_I32) || bytes_put(&w->kv, &v, 4);
+}
+int gguf_writer_u64(gguf_writer *w, const char *key, uint64_t v) {
+    return kv_head(w, key, GGUF_VT_U64) || put_u64(&w->kv, v);
+}
+int gguf_writer_f32(gguf_writer *w, const char *key, float v) {
+    return kv_head(w, key, GGUF_VT_F32) || bytes_put(&w->kv, &v, 4);
+}
+int gguf_writer_str(gguf_writer *w, const char *key, const char *v) {
+    return kv_head(w, key, GGUF_VT_STRING) || put_str(&w->kv, v);
+}
 
 int gguf_writer_bool(gguf_writer *w, const char *key, bool v) {
     uint8_t b = v ? 1 : 0;
@@ -211,7 +221,8 @@ int gguf_writer_write(gguf_writer *w, const char *path, fb_error *err) {
     for (int i = 0; i < w->n_tensors; i++) {
         const tensor_decl *t = &w->tensors[i];
         if (write_tensor_data(fp, w, i, buf, buf_size, tmp_path, err)) goto out;
-        if (i + 1 < w->n_tensors && write_padding(fp, w->tensors[i + 1].offset - (t->offset + t->n_bytes), tmp_path, err))
+        if (i + 1 < w->n_tensors &&
+            write_padding(fp, w->tensors[i + 1].offset - (t->offset + t->n_bytes), tmp_path, err))
             goto out;
     }
     if (fclose(fp) != 0) {

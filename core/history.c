@@ -128,9 +128,12 @@ static void make_parent_dirs(const char *path) {
 int fb_history_default_path(char *buf, size_t n) {
     const char *env = getenv("FAIRBENCH_DB"), *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
     if (env && env[0]) snprintf(buf, n, "%s", env);
-    else if (xdg && xdg[0] == '/') snprintf(buf, n, "%s/fairbench/results.sqlite", xdg);
-    else if (home && home[0]) snprintf(buf, n, "%s/.local/share/fairbench/results.sqlite", home);
-    else return -1;
+    else if (xdg && xdg[0] == '/')
+        snprintf(buf, n, "%s/fairbench/results.sqlite", xdg);
+    else if (home && home[0])
+        snprintf(buf, n, "%s/.local/share/fairbench/results.sqlite", home);
+    else
+        return -1;
     return 0;
 }
 
@@ -184,7 +187,8 @@ static int bind_text(sqlite3_stmt *st, int i, const char *s) {
 static void bind_number(sqlite3_stmt *st, int i, const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) sqlite3_bind_double(st, i, v->valuedouble);
-    else sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_null(st, i);
 }
 
 /* An object member as compact JSON text (NULL when absent; caller frees). */
@@ -238,7 +242,8 @@ static int insert_run(fb_history *h, const cJSON *root, const char *report_json,
     bind_text(st, 14, jstr(fair, "verdict"));
     const cJSON *is_fair = cJSON_GetObjectItemCaseSensitive(fair, "fair");
     if (cJSON_IsBool(is_fair)) sqlite3_bind_int(st, 15, cJSON_IsTrue(is_fair));
-    else sqlite3_bind_null(st, 15);
+    else
+        sqlite3_bind_null(st, 15);
     bind_text(st, 16, report_json);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
@@ -249,8 +254,8 @@ static int insert_run(fb_history *h, const cJSON *root, const char *report_json,
 }
 
 static int insert_samples(fb_history *h, int64_t entry_id, const cJSON *backend, int gen_tokens, fb_error *err) {
-    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(backend, "samples"),
-                                                       "decode_latency_ms");
+    const cJSON *lat =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(backend, "samples"), "decode_latency_ms");
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(h->db, "INSERT INTO samples VALUES (?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
         return db_error(h, err, "cannot add the samples");
@@ -295,10 +300,10 @@ static int insert_entry(fb_history *h, int64_t run_id, const cJSON *b, int gen_t
     bind_text(st, 7, jstr(b, "reason"));
     bind_text(st, 8, settings);
     bind_text(st, 9, effective);
-    static const char *const keys[] = {"load_s",           "cold_start_s",        "prefill_tok_s",
-                                       "decode_mean_ms",   "decode_median_ms",    "decode_ci95_low_ms",
-                                       "decode_ci95_high_ms", "throughput_tok_s", "bandwidth_gb_s",
-                                       "roofline_pct"};
+    static const char *const keys[] = {
+        "load_s",           "cold_start_s",       "prefill_tok_s",       "decode_mean_ms",
+        "decode_median_ms", "decode_ci95_low_ms", "decode_ci95_high_ms", "throughput_tok_s",
+        "bandwidth_gb_s",   "roofline_pct"};
     for (int k = 0; k < 10; k++) bind_number(st, 10 + k, m, keys[k]);
     bind_number(st, 20, a, "top1");
     bind_number(st, 21, a, "mean_kl");
@@ -376,7 +381,8 @@ int fb_history_resolve(fb_history *h, const char *ref, int64_t *run_id, fb_error
         rc = query_id(h, "SELECT id FROM runs WHERE tag = ?", ref, run_id, &found, err);
     }
     if (rc) return -1;
-    if (!found) return fb_error_set(err, "results database %s: no run '%s' (a run id, a tag, 'first' or 'last')", h->path, ref);
+    if (!found)
+        return fb_error_set(err, "results database %s: no run '%s' (a run id, a tag, 'first' or 'last')", h->path, ref);
     return 0;
 }
 
@@ -390,7 +396,8 @@ cJSON *fb_history_report(fb_history *h, int64_t run_id, fb_error *err) {
     cJSON *root = NULL;
     if (sqlite3_step(st) == SQLITE_ROW) {
         root = cJSON_Parse((const char *)sqlite3_column_text(st, 0));
-        if (!root) fb_error_set(err, "results database %s: run %lld's report is not valid JSON", h->path, (long long)run_id);
+        if (!root)
+            fb_error_set(err, "results database %s: run %lld's report is not valid JSON", h->path, (long long)run_id);
     } else {
         fb_error_set(err, "results database %s: no run %lld", h->path, (long long)run_id);
     }
@@ -449,8 +456,15 @@ int fb_history_list(fb_history *h, const fb_history_filter *f, void (*fn)(const 
     for (int i = 0; i < 4; i++) bind_text(st, i + 1, params[i] && params[i][0] ? params[i] : NULL);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        fb_history_run run = {sqlite3_column_int64(st, 0), col(st, 1), col(st, 2), col(st, 3), col(st, 4),
-                              col(st, 5), col(st, 6), col(st, 7), col(st, 8)};
+        fb_history_run run = {sqlite3_column_int64(st, 0),
+                              col(st, 1),
+                              col(st, 2),
+                              col(st, 3),
+                              col(st, 4),
+                              col(st, 5),
+                              col(st, 6),
+                              col(st, 7),
+                              col(st, 8)};
         fn(&run, ctx);
     }
     sqlite3_finalize(st);
@@ -497,7 +511,8 @@ int fb_history_rep_medians(fb_history *h, int64_t run_id, const char *label, dou
     free(rep);
     if (rc != SQLITE_DONE) {
         free(out);
-        return rc == SQLITE_ROW ? fb_error_set(err, "out of memory reading samples") : db_error(h, err, "cannot read samples");
+        return rc == SQLITE_ROW ? fb_error_set(err, "out of memory reading samples")
+                                : db_error(h, err, "cannot read samples");
     }
     *values = out;
     *n = n_out;

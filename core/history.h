@@ -76,8 +76,7 @@ int fb_history_list(fb_history *h, const fb_history_filter *f, void (*fn)(const 
  * regression check: the median decode latency (ms) of each repetition, from
  * the samples table. *values is malloc'd (caller frees); n = 0 when the
  * backend has no samples in that run. */
-int fb_history_rep_medians(fb_history *h, int64_t run_id, const char *label, double **values, size_t *n,
-                           fb_error *err);
+int fb_history_rep_medians(fb_history *h, int64_t run_id, const char *label, double **values, size_t *n, fb_error *err);
 
 /* Every run id (oldest first) and every backend label seen in the history.
  * Arrays malloc'd; labels freed with fb_history_free_strings. */

@@ -10,9 +10,12 @@
 
 static void format_bytes(uint64_t b, char *buf, size_t n) {
     if (b >= (1ull << 30)) snprintf(buf, n, "%.2f GiB", (double)b / (1ull << 30));
-    else if (b >= (1ull << 20)) snprintf(buf, n, "%.2f MiB", (double)b / (1ull << 20));
-    else if (b >= (1ull << 10)) snprintf(buf, n, "%.1f KiB", (double)b / (1ull << 10));
-    else snprintf(buf, n, "%" PRIu64 " B", b);
+    else if (b >= (1ull << 20))
+        snprintf(buf, n, "%.2f MiB", (double)b / (1ull << 20));
+    else if (b >= (1ull << 10))
+        snprintf(buf, n, "%.1f KiB", (double)b / (1ull << 10));
+    else
+        snprintf(buf, n, "%" PRIu64 " B", b);
 }
 
 static void print_metadata(const gguf_file *f, FILE *out) {
@@ -57,7 +60,10 @@ static void print_type_totals(const gguf_file *f, FILE *out) {
 }
 
 static void print_decode_bytes(const fb_model *m, FILE *out) {
-    struct { const char *label; int type; } rows[] = {{"f32", GGUF_TYPE_F32}, {"f16", GGUF_TYPE_F16}, {"native", -1}};
+    struct {
+        const char *label;
+        int type;
+    } rows[] = {{"f32", GGUF_TYPE_F32}, {"f16", GGUF_TYPE_F16}, {"native", -1}};
     fprintf(out, "\nbytes one decode step reads (weights; the KV cache adds per position)\n");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         uint64_t b = fb_model_decode_bytes(m, rows[i].type);
@@ -80,8 +86,9 @@ int fb_inspect(const char *path, const fb_inspect_options *opt, FILE *out, fb_er
     format_bytes(gguf_file_size(f), size, sizeof size);
 
     fprintf(out, "file          %s\n", path);
-    fprintf(out, "format        GGUF v%" PRIu32 ", %" PRIu64 " bytes (%s), alignment %" PRIu32 ", %" PRIu64
-                 " keys, %" PRIu64 " tensors\n",
+    fprintf(out,
+            "format        GGUF v%" PRIu32 ", %" PRIu64 " bytes (%s), alignment %" PRIu32 ", %" PRIu64 " keys, %" PRIu64
+            " tensors\n",
             gguf_version(f), gguf_file_size(f), size, gguf_alignment(f), gguf_n_kv(f), gguf_n_tensors(f));
     fprintf(out, "name          %s\n", m->name[0] ? m->name : "(none)");
     fprintf(out, "architecture  %s, %.1fM parameters\n", m->arch, (double)fb_model_n_params(m) / 1e6);

@@ -22,7 +22,8 @@ static int get_dim(const gguf_file *f, const char *key, uint32_t dflt, uint32_t 
     }
     if (gguf_get_int(f, key, &v, err)) return -1;
     if (v < 1 || v > (int64_t)1 << 30)
-        return fb_error_set(err, "%s: metadata key '%s' = %" PRId64 " is out of range (1 to 2^30)", gguf_path(f), key, v);
+        return fb_error_set(err, "%s: metadata key '%s' = %" PRId64 " is out of range (1 to 2^30)", gguf_path(f), key,
+                            v);
     *out = (uint32_t)v;
     return 0;
 }
@@ -64,18 +65,23 @@ static int read_hparams(const gguf_file *f, const char *arch, fb_hparams *hp, fb
                             KEY("attention.head_count_kv"), hp->n_head_kv, hp->n_head);
     uint32_t default_head_dim = hp->n_embd / hp->n_head;
     if (!gguf_find_kv(f, KEY("attention.key_length")) && hp->n_embd % hp->n_head != 0)
-        return fb_error_set(err, "%s: embedding_length %" PRIu32 " is not a multiple of head_count %" PRIu32
-                            " and attention.key_length is absent", gguf_path(f), hp->n_embd, hp->n_head);
+        return fb_error_set(err,
+                            "%s: embedding_length %" PRIu32 " is not a multiple of head_count %" PRIu32
+                            " and attention.key_length is absent",
+                            gguf_path(f), hp->n_embd, hp->n_head);
     if (get_dim(f, KEY("attention.key_length"), default_head_dim, &hp->head_dim, err)) return -1;
     uint32_t value_length;
     if (get_dim(f, KEY("attention.value_length"), hp->head_dim, &value_length, err)) return -1;
     if (value_length != hp->head_dim)
-        return fb_error_set(err, "%s: attention.value_length %" PRIu32 " differs from key_length %" PRIu32
-                            " (not supported)", gguf_path(f), value_length, hp->head_dim);
+        return fb_error_set(
+            err, "%s: attention.value_length %" PRIu32 " differs from key_length %" PRIu32 " (not supported)",
+            gguf_path(f), value_length, hp->head_dim);
     if (get_dim(f, KEY("rope.dimension_count"), hp->head_dim, &hp->n_rot, err)) return -1;
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
-        return fb_error_set(err, "%s: rope.dimension_count %" PRIu32 " must be even and at most the head "
-                            "dimension %" PRIu32, gguf_path(f), hp->n_rot, hp->head_dim);
+        return fb_error_set(err,
+                            "%s: rope.dimension_count %" PRIu32 " must be even and at most the head "
+                            "dimension %" PRIu32,
+                            gguf_path(f), hp->n_rot, hp->head_dim);
     if (hp->head_dim % 2 != 0)
         return fb_error_set(err, "%s: head dimension %" PRIu32 " must be even", gguf_path(f), hp->head_dim);
 #undef KEY
@@ -92,15 +98,16 @@ static int tensor_shape_error(const gguf_file *f, const gguf_tensor *t, uint32_t
     for (uint32_t d = 0; d < t->n_dims; d++)
         n += (size_t)snprintf(got + n, sizeof got - n, d ? ", %" PRId64 : "%" PRId64, t->ne[d]);
     if (n_dims == 1) snprintf(want, sizeof want, "%" PRId64, ne0);
-    else snprintf(want, sizeof want, "%" PRId64 ", %" PRId64, ne0, ne1);
-    return fb_error_set(err, "%s: tensor '%s' has shape [%s], expected [%s] from the hyper-parameters",
-                        gguf_path(f), t->name, got, want);
+    else
+        snprintf(want, sizeof want, "%" PRId64 ", %" PRId64, ne0, ne1);
+    return fb_error_set(err, "%s: tensor '%s' has shape [%s], expected [%s] from the hyper-parameters", gguf_path(f),
+                        t->name, got, want);
 }
 
 /* Find `name` and check its shape: a vector of ne0 (n_dims 1) or a matrix
  * ne0 x ne1 (n_dims 2). Missing: error unless optional. */
-static int find_checked(const gguf_file *f, const char *name, uint32_t n_dims, int64_t ne0, int64_t ne1,
-                        bool optional, const gguf_tensor **out, fb_error *err) {
+static int find_checked(const gguf_file *f, const char *name, uint32_t n_dims, int64_t ne0, int64_t ne1, bool optional,
+                        const gguf_tensor **out, fb_error *err) {
     const gguf_tensor *t = gguf_find_tensor(f, name);
     *out = t;
     if (!t) return optional ? 0 : fb_error_set(err, "%s: tensor '%s' is missing", gguf_path(f), name);
@@ -126,15 +133,16 @@ static int map_tensors(fb_model *m, fb_error *err) {
 
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         fb_layer *L = &m->layers[l];
-        struct { const char *suffix; uint32_t n_dims; int64_t ne0, ne1; const gguf_tensor **slot; } want[] = {
-            {"attn_norm", 1, hp->n_embd, 0, &L->attn_norm},
-            {"attn_q", 2, hp->n_embd, q_dim, &L->attn_q},
-            {"attn_k", 2, hp->n_embd, kv_dim, &L->attn_k},
-            {"attn_v", 2, hp->n_embd, kv_dim, &L->attn_v},
-            {"attn_output", 2, q_dim, hp->n_embd, &L->attn_output},
-            {"ffn_norm", 1, hp->n_embd, 0, &L->ffn_norm},
-            {"ffn_gate", 2, hp->n_embd, hp->n_ff, &L->ffn_gate},
-            {"ffn_up", 2, hp->n_embd, hp->n_ff, &L->ffn_up},
+        struct {
+            const char *suffix;
+            uint32_t n_dims;
+            int64_t ne0, ne1;
+            const gguf_tensor **slot;
+        } want[] = {
+            {"attn_norm", 1, hp->n_embd, 0, &L->attn_norm},         {"attn_q", 2, hp->n_embd, q_dim, &L->attn_q},
+            {"attn_k", 2, hp->n_embd, kv_dim, &L->attn_k},          {"attn_v", 2, hp->n_embd, kv_dim, &L->attn_v},
+            {"attn_output", 2, q_dim, hp->n_embd, &L->attn_output}, {"ffn_norm", 1, hp->n_embd, 0, &L->ffn_norm},
+            {"ffn_gate", 2, hp->n_embd, hp->n_ff, &L->ffn_gate},    {"ffn_up", 2, hp->n_embd, hp->n_ff, &L->ffn_up},
             {"ffn_down", 2, hp->n_ff, hp->n_embd, &L->ffn_down},
         };
         for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -153,7 +161,8 @@ int fb_model_from_gguf(gguf_file *f, fb_model **out, fb_error *err) {
     const char *arch;
     if (gguf_get_str(f, "general.architecture", &arch, err)) return -1;
     if (strcmp(arch, "llama") != 0)
-        return fb_error_set(err, "%s: unsupported architecture '%.40s' (fairbench supports: llama)", gguf_path(f), arch);
+        return fb_error_set(err, "%s: unsupported architecture '%.40s' (fairbench supports: llama)", gguf_path(f),
+                            arch);
 
     fb_model *m = calloc(1, sizeof *m);
     if (!m) return fb_error_set(err, "%s: out of memory", gguf_path(f));
@@ -171,13 +180,14 @@ int fb_model_from_gguf(gguf_file *f, fb_model **out, fb_error *err) {
 
     /* Vocabulary size: the explicit key, else the tokenizer, else the embedding. */
     const gguf_tensor *embd = gguf_find_tensor(f, "token_embd.weight");
-    uint32_t fallback = m->tokenizer_n_tokens > 0 && m->tokenizer_n_tokens <= (1u << 30) ? (uint32_t)m->tokenizer_n_tokens
+    uint32_t fallback = m->tokenizer_n_tokens > 0 && m->tokenizer_n_tokens <= (1u << 30)
+                            ? (uint32_t)m->tokenizer_n_tokens
                         : embd && embd->n_dims == 2 && embd->ne[1] <= (1 << 30) ? (uint32_t)embd->ne[1]
-                                                                                  : 0;
+                                                                                : 0;
     if (get_dim(f, "llama.vocab_size", fallback, &m->hp.n_vocab, err)) goto fail;
     if (m->tokenizer_n_tokens && m->tokenizer_n_tokens != m->hp.n_vocab) {
-        fb_error_set(err, "%s: the tokenizer has %" PRIu64 " tokens but the vocabulary size is %" PRIu32,
-                     gguf_path(f), m->tokenizer_n_tokens, m->hp.n_vocab);
+        fb_error_set(err, "%s: the tokenizer has %" PRIu64 " tokens but the vocabulary size is %" PRIu32, gguf_path(f),
+                     m->tokenizer_n_tokens, m->hp.n_vocab);
         goto fail;
     }
 
@@ -235,7 +245,8 @@ uint64_t fb_model_decode_bytes(const fb_model *m, int type) {
     uint64_t total = 0;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const fb_layer *L = &m->layers[l];
-        const gguf_tensor *mats[] = {L->attn_q, L->attn_k, L->attn_v, L->attn_output, L->ffn_gate, L->ffn_up, L->ffn_down};
+        const gguf_tensor *mats[] = {L->attn_q,   L->attn_k, L->attn_v,  L->attn_output,
+                                     L->ffn_gate, L->ffn_up, L->ffn_down};
         for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
             uint64_t b = stored_bytes(mats[i], type, (uint64_t)mats[i]->ne[1]);
             if (b == 0) return 0;
@@ -243,7 +254,7 @@ uint64_t fb_model_decode_bytes(const fb_model *m, int type) {
         }
         total += 2ull * hp->n_embd * sizeof(float); /* the two norms */
     }
-    total += (uint64_t)hp->n_embd * sizeof(float);     /* output_norm */
+    total += (uint64_t)hp->n_embd * sizeof(float); /* output_norm */
     uint64_t head = stored_bytes(m->output, type, (uint64_t)m->output->ne[1]);
     uint64_t embd_row = stored_bytes(m->token_embd, type, 1);
     if (head == 0 || embd_row == 0) return 0;

@@ -43,16 +43,16 @@ typedef struct fb_layer {
 typedef struct fb_model {
     gguf_file *file; /* owned */
     char arch[32];
-    char name[128];  /* general.name, or "" */
+    char name[128]; /* general.name, or "" */
     fb_hparams hp;
     const gguf_tensor *token_embd, *output_norm;
-    const gguf_tensor *output;     /* == token_embd when tied */
+    const gguf_tensor *output; /* == token_embd when tied */
     bool tied_output;
     const gguf_tensor *rope_freqs; /* NULL when absent */
     fb_layer *layers;              /* n_layer entries, owned */
     /* Tokenizer summary (the tokenizer module reads the details). */
-    char tokenizer_model[32];      /* tokenizer.ggml.model, or "" */
-    char tokenizer_pre[64];        /* tokenizer.ggml.pre, or "" */
+    char tokenizer_model[32]; /* tokenizer.ggml.model, or "" */
+    char tokenizer_pre[64];   /* tokenizer.ggml.pre, or "" */
     uint64_t tokenizer_n_tokens;
     uint64_t tokenizer_n_merges;
 } fb_model;

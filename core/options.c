@@ -24,8 +24,10 @@ int fb_options_vet(const fb_profile *p, const fb_backend_list *list, fb_error *e
             const fb_profile_option *o = &e->options[j];
             char why[512];
             if (!can_check) {
-                snprintf(why, sizeof why, "backend '%s' (ABI %u.%u) takes no options: '%s' is neither a fairbench "
-                         "key nor one of the plugin's", e->plugin, api->abi_major, api->abi_minor, o->key);
+                snprintf(why, sizeof why,
+                         "backend '%s' (ABI %u.%u) takes no options: '%s' is neither a fairbench "
+                         "key nor one of the plugin's",
+                         e->plugin, api->abi_major, api->abi_minor, o->key);
                 return refuse(p, e, o, why, err);
             }
             char message[400] = "";

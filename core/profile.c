@@ -24,7 +24,7 @@
 #include <ini.h>
 
 #define DEFAULT_MODEL_FILE "SmolLM2-135M-Instruct.Q4_1.gguf"
-#define DEFAULT_PROMPT                                                                  \
+#define DEFAULT_PROMPT                                                                \
     "The old lighthouse keeper climbed the stairs one last time, and as the sun set " \
     "over the grey sea he began to tell the story of the storm that changed his life."
 #define MAX_PROFILE_BYTES (1u << 20) /* a profile is a few KiB; anything larger is not one */
@@ -118,12 +118,12 @@ typedef int (*value_parser)(const key_def *k, const char *value, void *dst, cons
 
 struct key_def {
     const char *name;
-    unsigned sections;           /* IN_RUN, or IN_FAIRNESS | IN_BACKEND, or IN_BACKEND */
+    unsigned sections; /* IN_RUN, or IN_FAIRNESS | IN_BACKEND, or IN_BACKEND */
     value_parser parse;
-    size_t offset, size;         /* the field: in fb_profile ([run] keys) or fb_fairness (the others) */
-    double min, max;             /* numbers */
-    const char *const *choices;  /* choice keys: the names, in enum order, NULL-terminated */
-    const char *expect;          /* what a good value looks like, for the message */
+    size_t offset, size;        /* the field: in fb_profile ([run] keys) or fb_fairness (the others) */
+    double min, max;            /* numbers */
+    const char *const *choices; /* choice keys: the names, in enum order, NULL-terminated */
+    const char *expect;         /* what a good value looks like, for the message */
 };
 
 static int parse_int(const key_def *k, const char *v, void *dst, const parse_ctx *ctx, char *why, size_t n) {
@@ -215,8 +215,10 @@ static int parse_db(const key_def *k, const char *v, void *dst, const parse_ctx 
             return -1;
         }
         len = snprintf(out, size, "%s%s", home, v + 1);
-    } else if (v[0] != '/' && ctx->base_dir[0]) len = snprintf(out, size, "%s/%s", ctx->base_dir, v);
-    else len = snprintf(out, size, "%s", v);
+    } else if (v[0] != '/' && ctx->base_dir[0])
+        len = snprintf(out, size, "%s/%s", ctx->base_dir, v);
+    else
+        len = snprintf(out, size, "%s", v);
     if (len < 0 || (size_t)len >= size) {
         snprintf(why, n, "the path is longer than %zu characters", size - 1);
         out[0] = '\0';
@@ -300,8 +302,8 @@ static int parse_backends(const key_def *k, const char *v, void *dst, const pars
 }
 
 /* The order of fb_entry.overridden's bits (and of fb_profile.vary's). */
-static const char *const fairness_key_names[] = {"weight_precision", "accumulate_precision", "allow_jit",
-                                                 "allow_graphs",     "jit_cache",            "threads"};
+static const char *const fairness_key_names[] = {
+    "weight_precision", "accumulate_precision", "allow_jit", "allow_graphs", "jit_cache", "threads"};
 #define N_FAIRNESS_KEYS 6
 
 /* vary = KEY, KEY: [fairness] keys whose differences are the experiment; "none": none. */
@@ -329,8 +331,9 @@ static int parse_vary(const key_def *k, const char *v, void *dst, const parse_ct
                 int d = edit_distance(name, fairness_key_names[i]);
                 if (d < best_distance) best = i, best_distance = d;
             }
-            if (best >= 0) snprintf(why, n, "'%s' is not a [fairness] key; did you mean '%s'?", shown(name, b, sizeof b),
-                                    fairness_key_names[best]);
+            if (best >= 0)
+                snprintf(why, n, "'%s' is not a [fairness] key; did you mean '%s'?", shown(name, b, sizeof b),
+                         fairness_key_names[best]);
             return -1;
         }
         bits |= 1u << bit;
@@ -350,30 +353,38 @@ static const char *const order_names[] = {"interleaved", "sequential", NULL};
 #define RUN(field) offsetof(fb_profile, field), sizeof(((fb_profile *)0)->field)
 #define FAIR(field) offsetof(fb_fairness, field), sizeof(((fb_fairness *)0)->field)
 static const key_def keys[] = {
-    /* name                  sections                  parser          field                min  max    choices           expect */
-    {"model",                IN_RUN,                   parse_model,    RUN(model),          0, 0,      NULL,             "a path to a GGUF file, or default"},
-    {"prompt",               IN_RUN,                   parse_prompt,   RUN(prompt),         0, 0,      NULL,             "non-empty text of at most 4095 characters, on one line"},
-    {"prompt_tokens",        IN_RUN,                   parse_int,      RUN(prompt_tokens),  0, 100000, NULL,             "an integer from 0 to 100000 (0: the prompt as tokenized)"},
-    {"gen_tokens",           IN_RUN,                   parse_int,      RUN(gen_tokens),     1, 100000, NULL,             NULL},
-    {"warmup",               IN_RUN,                   parse_int,      RUN(warmup),         0, 1000,   NULL,             NULL},
-    {"repetitions",          IN_RUN,                   parse_int,      RUN(repetitions),    1, 100000, NULL,             NULL},
-    {"backends",             IN_RUN,                   parse_backends, RUN(backend_labels), 0, 0,      NULL,             "a comma-separated list of 1 to 16 backend labels"},
-    {"reference",            IN_RUN,                   parse_name,     RUN(reference),      0, 0,      NULL,             "a backend label or plugin name of " NAME_RULE},
-    {"db",                   IN_RUN,                   parse_db,       RUN(db),             0, 0,      NULL,             "a path to the results database, or none"},
-    {"timeout_s",            IN_RUN,                   parse_number,   RUN(timeout_s),      0, 86400,  NULL,             "a number of seconds greater than 0 and at most 86400"},
-    {"seed",                 IN_RUN,                   parse_u64,      RUN(seed),           0, 0,      NULL,             "an integer from 0 to 18446744073709551615"},
-    {"order",                IN_RUN,                   parse_choice,   RUN(order),          0, 0,      order_names,      NULL},
-    {"vary",                 IN_RUN,                   parse_vary,     RUN(vary),           0, 0,      NULL,             "a comma-separated list of [fairness] keys (weight_precision, accumulate_precision, allow_jit, allow_graphs, jit_cache, threads), or none"},
-    {"cv_warn",              IN_RUN,                   parse_number,   RUN(cv_warn),        0, 10,     NULL,             "a number from 0 to 10 (0.05 means 5%)"},
+    /* name                  sections                  parser          field                min  max    choices expect
+     */
+    {"model", IN_RUN, parse_model, RUN(model), 0, 0, NULL, "a path to a GGUF file, or default"},
+    {"prompt", IN_RUN, parse_prompt, RUN(prompt), 0, 0, NULL, "non-empty text of at most 4095 characters, on one line"},
+    {"prompt_tokens", IN_RUN, parse_int, RUN(prompt_tokens), 0, 100000, NULL,
+     "an integer from 0 to 100000 (0: the prompt as tokenized)"},
+    {"gen_tokens", IN_RUN, parse_int, RUN(gen_tokens), 1, 100000, NULL, NULL},
+    {"warmup", IN_RUN, parse_int, RUN(warmup), 0, 1000, NULL, NULL},
+    {"repetitions", IN_RUN, parse_int, RUN(repetitions), 1, 100000, NULL, NULL},
+    {"backends", IN_RUN, parse_backends, RUN(backend_labels), 0, 0, NULL,
+     "a comma-separated list of 1 to 16 backend labels"},
+    {"reference", IN_RUN, parse_name, RUN(reference), 0, 0, NULL, "a backend label or plugin name of " NAME_RULE},
+    {"db", IN_RUN, parse_db, RUN(db), 0, 0, NULL, "a path to the results database, or none"},
+    {"timeout_s", IN_RUN, parse_number, RUN(timeout_s), 0, 86400, NULL,
+     "a number of seconds greater than 0 and at most 86400"},
+    {"seed", IN_RUN, parse_u64, RUN(seed), 0, 0, NULL, "an integer from 0 to 18446744073709551615"},
+    {"order", IN_RUN, parse_choice, RUN(order), 0, 0, order_names, NULL},
+    {"vary", IN_RUN, parse_vary, RUN(vary), 0, 0, NULL,
+     "a comma-separated list of [fairness] keys (weight_precision, accumulate_precision, allow_jit, allow_graphs, "
+     "jit_cache, threads), or none"},
+    {"cv_warn", IN_RUN, parse_number, RUN(cv_warn), 0, 10, NULL, "a number from 0 to 10 (0.05 means 5%)"},
     /* [fairness], and the same keys as overrides in [backend.L] */
-    {"weight_precision",     IN_FAIRNESS | IN_BACKEND, parse_choice,   FAIR(weight_precision), 0, 0,   precision_names,  NULL},
-    {"accumulate_precision", IN_FAIRNESS | IN_BACKEND, parse_choice,   FAIR(accumulate_precision), 0, 0, accumulate_names, NULL},
-    {"allow_jit",            IN_FAIRNESS | IN_BACKEND, parse_bool,     FAIR(allow_jit),     0, 0,      NULL,             BOOL_EXPECT},
-    {"allow_graphs",         IN_FAIRNESS | IN_BACKEND, parse_bool,     FAIR(allow_graphs),  0, 0,      NULL,             BOOL_EXPECT},
-    {"jit_cache",            IN_FAIRNESS | IN_BACKEND, parse_choice,   FAIR(jit_cache),     0, 0,      jit_cache_names,  NULL},
-    {"threads",              IN_FAIRNESS | IN_BACKEND, parse_int,      FAIR(threads),       0, 4096,   NULL,             "an integer from 0 to 4096 (0: all cores)"},
+    {"weight_precision", IN_FAIRNESS | IN_BACKEND, parse_choice, FAIR(weight_precision), 0, 0, precision_names, NULL},
+    {"accumulate_precision", IN_FAIRNESS | IN_BACKEND, parse_choice, FAIR(accumulate_precision), 0, 0, accumulate_names,
+     NULL},
+    {"allow_jit", IN_FAIRNESS | IN_BACKEND, parse_bool, FAIR(allow_jit), 0, 0, NULL, BOOL_EXPECT},
+    {"allow_graphs", IN_FAIRNESS | IN_BACKEND, parse_bool, FAIR(allow_graphs), 0, 0, NULL, BOOL_EXPECT},
+    {"jit_cache", IN_FAIRNESS | IN_BACKEND, parse_choice, FAIR(jit_cache), 0, 0, jit_cache_names, NULL},
+    {"threads", IN_FAIRNESS | IN_BACKEND, parse_int, FAIR(threads), 0, 4096, NULL,
+     "an integer from 0 to 4096 (0: all cores)"},
     /* [backend.L] only */
-    {"plugin",               IN_BACKEND,               parse_name,     0, 64,               0, 0,      NULL,             "a plugin name of " NAME_RULE},
+    {"plugin", IN_BACKEND, parse_name, 0, 64, 0, 0, NULL, "a plugin name of " NAME_RULE},
 };
 #define N_KEYS (int)(sizeof keys / sizeof keys[0])
 _Static_assert(sizeof keys / sizeof keys[0] <= FB_PROFILE_MAX_KEYS, "fb_profile.key_lines is too small");
@@ -398,22 +409,22 @@ static int fairness_index(const key_def *k) {
     return -1;
 }
 
-const char *fb_precision_name(fb_precision p) {
-    return (unsigned)p < 4 ? precision_names[p] : "unknown";
-}
+const char *fb_precision_name(fb_precision p) { return (unsigned)p < 4 ? precision_names[p] : "unknown"; }
 
 /* ------------------------------------------------------------------------ */
 /* Sections                                                                  */
 
 typedef struct section_ref {
-    int scope;        /* IN_RUN, IN_FAIRNESS, IN_BACKEND; 0 before any section */
-    int index;        /* IN_BACKEND: into p->sections */
+    int scope; /* IN_RUN, IN_FAIRNESS, IN_BACKEND; 0 before any section */
+    int index; /* IN_BACKEND: into p->sections */
 } section_ref;
 
 static void section_title(const fb_profile *p, section_ref s, char *out, size_t size) {
     if (s.scope == IN_RUN) snprintf(out, size, "[run]");
-    else if (s.scope == IN_FAIRNESS) snprintf(out, size, "[fairness]");
-    else snprintf(out, size, "[backend.%s]", p->sections[s.index].label);
+    else if (s.scope == IN_FAIRNESS)
+        snprintf(out, size, "[fairness]");
+    else
+        snprintf(out, size, "[backend.%s]", p->sections[s.index].label);
 }
 
 /* Finds or adds [backend.label]; line is that of its header (0 for --set). */
@@ -434,8 +445,7 @@ static int backend_section(fb_profile *p, const char *label, int line, const cha
 }
 
 /* "run", "fairness" or "backend.LABEL" -> a section (adding a backend one). */
-static int open_section(fb_profile *p, const char *name, int line, const char *where, section_ref *out,
-                        fb_error *err) {
+static int open_section(fb_profile *p, const char *name, int line, const char *where, section_ref *out, fb_error *err) {
     char b[80];
     if (strcmp(name, "run") == 0) {
         *out = (section_ref){IN_RUN, 0};
@@ -456,8 +466,8 @@ static int open_section(fb_profile *p, const char *name, int line, const char *w
         *out = (section_ref){IN_BACKEND, i};
         return 0;
     }
-    return fb_error_set(err, "%s: unknown section [%s]; the sections are [run], [fairness] and [backend.LABEL]",
-                        where, shown(name, b, sizeof b));
+    return fb_error_set(err, "%s: unknown section [%s]; the sections are [run], [fairness] and [backend.LABEL]", where,
+                        shown(name, b, sizeof b));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -469,7 +479,7 @@ static int unknown_key(const fb_profile *p, section_ref s, const char *name, con
     shown(name, b, sizeof b);
     const key_def *k = find_key(name);
     if (k) {
-        const char *home = k->sections == IN_RUN ? "[run]"
+        const char *home = k->sections == IN_RUN       ? "[run]"
                            : k->sections == IN_BACKEND ? "[backend.LABEL]"
                                                        : "[fairness] or [backend.LABEL]";
         return fb_error_set(err, "%s: unknown key '%s' in %s; '%s' belongs in %s", where, b, title, b, home);
@@ -492,7 +502,7 @@ static int unknown_key(const fb_profile *p, section_ref s, const char *name, con
 /* A key of [backend.L] the host does not know: a per-backend option for the
  * plugin (ABI 1.1), unless it looks like a typo of a host key. */
 static bool option_name_ok(const char *name) {
-    if (!*name || strlen(name) >= sizeof ((fb_profile_option *)0)->key) return false;
+    if (!*name || strlen(name) >= sizeof((fb_profile_option *)0)->key) return false;
     for (const char *c = name; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '.' || *c == '-'))
             return false;
@@ -533,7 +543,8 @@ static int apply_key(fb_profile *p, section_ref s, const char *name, const char 
     const key_def *k = find_key(name);
     if (!k && s.scope == IN_BACKEND && option_name_ok(name)) {
         bool typo = false;
-        for (int i = 0; i < N_KEYS; i++) typo |= (keys[i].sections & IN_BACKEND) && edit_distance(name, keys[i].name) <= 2;
+        for (int i = 0; i < N_KEYS; i++)
+            typo |= (keys[i].sections & IN_BACKEND) && edit_distance(name, keys[i].name) <= 2;
         if (!typo) return add_option(p, s, name, value, where, line, err);
     }
     if (!k || !(k->sections & s.scope)) return unknown_key(p, s, name, where, err);
@@ -544,8 +555,7 @@ static int apply_key(fb_profile *p, section_ref s, const char *name, const char 
     char title[96];
     section_title(p, s, title, sizeof title);
     if (line > 0 && *line_slot > 0)
-        return fb_error_set(err, "%s: duplicate key '%s' in %s (first set on line %d)", where, name, title,
-                            *line_slot);
+        return fb_error_set(err, "%s: duplicate key '%s' in %s (first set on line %d)", where, name, title, *line_slot);
 
     void *dst = s.scope == IN_RUN        ? (void *)((char *)p + k->offset)
                 : s.scope == IN_FAIRNESS ? (void *)((char *)&p->fairness + k->offset)
@@ -568,14 +578,14 @@ static int apply_key(fb_profile *p, section_ref s, const char *name, const char 
 /* Reading the file through inih                                             */
 
 typedef struct ini_source {
-    const char *text;   /* the whole file */
+    const char *text; /* the whole file */
     size_t len, pos;
-    int line;           /* of the line last handed to inih */
+    int line; /* of the line last handed to inih */
     section_ref section;
     fb_profile *p;
     const char *base_dir;
     fb_error *err;
-    bool failed;        /* an error is in err: stop */
+    bool failed; /* an error is in err: stop */
 } ini_source;
 
 /* inih's rule: a comment inside a line starts with ';' or '#' after whitespace. */
@@ -651,8 +661,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
     char where[600], b[80];
     snprintf(where, sizeof where, "%s:%d", src->p->path, src->line);
     if (src->section.scope == 0) {
-        fb_error_set(src->err, "%s: key '%s' comes before any section; put it under [run], [fairness] or [backend.LABEL]",
-                     where, shown(name, b, sizeof b));
+        fb_error_set(src->err,
+                     "%s: key '%s' comes before any section; put it under [run], [fairness] or [backend.LABEL]", where,
+                     shown(name, b, sizeof b));
         src->failed = true;
         return 0;
     }
@@ -671,7 +682,8 @@ static void keep_text(fb_profile *p, const char *text, size_t len) {
         return;
     }
     char note[128];
-    int note_len = snprintf(note, sizeof note, "\n; [fairbench: the profile is cut here; the file has %zu bytes]\n", len);
+    int note_len =
+        snprintf(note, sizeof note, "\n; [fairbench: the profile is cut here; the file has %zu bytes]\n", len);
     size_t room = sizeof p->text - 1 - (size_t)note_len, cut = room;
     while (cut > 0 && text[cut - 1] != '\n') cut--;
     if (cut == 0) cut = room;
@@ -746,8 +758,10 @@ int fb_profile_load(const char *path, fb_profile *p, fb_error *err) {
     strcpy(base_dir, path);
     char *slash = strrchr(base_dir, '/');
     if (!slash) base_dir[0] = '\0';
-    else if (slash == base_dir) base_dir[1] = '\0';
-    else *slash = '\0';
+    else if (slash == base_dir)
+        base_dir[1] = '\0';
+    else
+        *slash = '\0';
 
     ini_source src = {.text = text, .len = len, .p = p, .base_dir = base_dir, .err = err};
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) src.pos = 3; /* UTF-8 byte-order mark */
@@ -787,7 +801,8 @@ int fb_profile_set(fb_profile *p, const char *assignment, fb_error *err) {
     char where[300], b[200];
     snprintf(where, sizeof where, "--set %s", shown(assignment, b, sizeof b));
     char buf[INI_LINE_BUFFER];
-    if (strlen(assignment) >= sizeof buf) return fb_error_set(err, "%s: longer than %zu characters", where, sizeof buf - 1);
+    if (strlen(assignment) >= sizeof buf)
+        return fb_error_set(err, "%s: longer than %zu characters", where, sizeof buf - 1);
     strcpy(buf, assignment);
     char *eq = strchr(buf, '=');
     char *dot = eq ? memchr(buf, '.', (size_t)(eq - buf)) : NULL;
@@ -826,7 +841,8 @@ int fb_profile_finish(fb_profile *p, fb_error *err) {
         for (int j = 0; j < p->n_backend_labels; j++) listed |= strcmp(p->backend_labels[j], s->label) == 0;
         if (listed || (s->line && !p->backends_line)) continue;
         if (s->line)
-            return fb_error_set(err, "%s:%d: [backend.%s] is not in [run] backends (%s)", file, s->line, s->label, list);
+            return fb_error_set(err, "%s:%d: [backend.%s] is not in [run] backends (%s)", file, s->line, s->label,
+                                list);
         return fb_error_set(err, "--set backend.%s...: [backend.%s] is not in [run] backends (%s)", s->label, s->label,
                             list);
     }
@@ -864,7 +880,8 @@ int fb_profile_finish(fb_profile *p, fb_error *err) {
     char why[160];
     if (stat(p->model, &st) != 0) {
         if (errno == ENOENT || errno == ENOTDIR) problem = "does not exist";
-        else snprintf(why, sizeof why, "cannot be read: %s", strerror(errno)), problem = why;
+        else
+            snprintf(why, sizeof why, "cannot be read: %s", strerror(errno)), problem = why;
     } else if (!S_ISREG(st.st_mode)) {
         problem = "is not a file";
     }
@@ -910,7 +927,8 @@ static bool try_place(const char *dir, const char *name, char *out, size_t out_s
     bool has_suffix = name_len >= 4 && strcmp(name + name_len - 4, ".ini") == 0;
     for (int with_suffix = 0; with_suffix <= !has_suffix; with_suffix++) {
         char path[4096];
-        int n = snprintf(path, sizeof path, "%s%s%s%s", dir ? dir : "", dir ? "/" : "", name, with_suffix ? ".ini" : "");
+        int n =
+            snprintf(path, sizeof path, "%s%s%s%s", dir ? dir : "", dir ? "/" : "", name, with_suffix ? ".ini" : "");
         if (n < 0 || (size_t)n >= sizeof path) continue;
         append(tried, tried_size, ", ", path);
         if (is_file(path) && (size_t)n < out_size) {

@@ -29,7 +29,7 @@
 typedef struct fb_profile_option {
     char key[64];
     char value[256];
-    int line;              /* 0: from --set */
+    int line; /* 0: from --set */
 } fb_profile_option;
 
 typedef enum fb_order { FB_ORDER_INTERLEAVED = 0, FB_ORDER_SEQUENTIAL = 1 } fb_order;
@@ -45,13 +45,13 @@ typedef struct fb_fairness {
 } fb_fairness;
 
 typedef struct fb_entry {
-    char label[64];        /* as listed in [run] backends */
-    char plugin[64];       /* [backend.L] plugin = NAME (default: the label) */
-    fb_fairness fairness;  /* [fairness] with this entry's overrides applied */
+    char label[64];       /* as listed in [run] backends */
+    char plugin[64];      /* [backend.L] plugin = NAME (default: the label) */
+    fb_fairness fairness; /* [fairness] with this entry's overrides applied */
     /* Which [fairness] keys [backend.L] overrode, for the fairness audit;
      * bit i set = the i-th key of fb_profile_fairness_keys(). */
     uint32_t overridden;
-    int line;              /* line of its [backend.L] section, 0 if none */
+    int line;                                  /* line of its [backend.L] section, 0 if none */
     fb_profile_option options[FB_MAX_OPTIONS]; /* the plugin's own keys of [backend.L], in order */
     int n_options;
 } fb_entry;
@@ -60,11 +60,11 @@ typedef struct fb_entry {
  * fb_profile_finish turns the labels of [run] backends into entries. */
 typedef struct fb_backend_section {
     char label[64];
-    char plugin[64];       /* "" when not given */
-    fb_fairness fairness;  /* the fields named in `set` (others unused) */
-    uint32_t set;          /* bit i: the i-th key of fb_profile_fairness_keys() was given */
-    int line;              /* line of the first [backend.L] header, 0 if only --set */
-    int key_lines[8];      /* where each key was set: [0] plugin, [1 + i] fairness key i */
+    char plugin[64];      /* "" when not given */
+    fb_fairness fairness; /* the fields named in `set` (others unused) */
+    uint32_t set;         /* bit i: the i-th key of fb_profile_fairness_keys() was given */
+    int line;             /* line of the first [backend.L] header, 0 if only --set */
+    int key_lines[8];     /* where each key was set: [0] plugin, [1 + i] fairness key i */
     fb_profile_option options[FB_MAX_OPTIONS];
     int n_options;
 } fb_backend_section;
@@ -73,23 +73,23 @@ typedef struct fb_backend_section {
 #define FB_PROFILE_MAX_KEYS 32
 
 typedef struct fb_profile {
-    char path[512];        /* the file read ("" when built from defaults) */
+    char path[512]; /* the file read ("" when built from defaults) */
     /* [run] */
-    char model[1024];      /* model = PATH (relative: to the profile's folder; default: the default model) */
-    char prompt[4096];     /* prompt = TEXT (default: an English sentence) */
-    int prompt_tokens;     /* prompt_tokens = N: the prompt is repeated/cut to exactly N tokens (default 0: as tokenized) */
-    int gen_tokens;        /* gen_tokens = N: decode steps timed per repetition (default 64) */
-    int warmup;            /* warmup = N: untimed repetitions first (default 1) */
-    int repetitions;       /* repetitions = N: timed repetitions (default 5) */
-    char reference[64];    /* reference = LABEL or plugin name (default cpu_ref): checks agreement */
-    char db[1024];         /* db = PATH (relative: to the profile's folder) | none: the results database;
-                            * "" (default): FAIRBENCH_DB, else the user's (docs/report-and-history.md) */
-    double timeout_s;      /* timeout_s = SECONDS per backend call (create, one repetition) (default 600) */
-    uint64_t seed;         /* seed = N: the shuffle of the interleaved order (default 1) */
-    fb_order order;        /* order = interleaved|sequential (default interleaved) */
-    uint32_t vary;         /* vary = KEY, KEY: the [fairness] keys the profile varies on purpose (bit i: the
-                              i-th key of fb_profile_fairness_keys()); their differences are not unfair (default none) */
-    double cv_warn;        /* cv_warn = FRACTION: warn above this coefficient of variation (default 0.05) */
+    char model[1024];  /* model = PATH (relative: to the profile's folder; default: the default model) */
+    char prompt[4096]; /* prompt = TEXT (default: an English sentence) */
+    int prompt_tokens; /* prompt_tokens = N: the prompt is repeated/cut to exactly N tokens (default 0: as tokenized) */
+    int gen_tokens;    /* gen_tokens = N: decode steps timed per repetition (default 64) */
+    int warmup;        /* warmup = N: untimed repetitions first (default 1) */
+    int repetitions;   /* repetitions = N: timed repetitions (default 5) */
+    char reference[64]; /* reference = LABEL or plugin name (default cpu_ref): checks agreement */
+    char db[1024];      /* db = PATH (relative: to the profile's folder) | none: the results database;
+                         * "" (default): FAIRBENCH_DB, else the user's (docs/report-and-history.md) */
+    double timeout_s;   /* timeout_s = SECONDS per backend call (create, one repetition) (default 600) */
+    uint64_t seed;      /* seed = N: the shuffle of the interleaved order (default 1) */
+    fb_order order;     /* order = interleaved|sequential (default interleaved) */
+    uint32_t vary;      /* vary = KEY, KEY: the [fairness] keys the profile varies on purpose (bit i: the
+                           i-th key of fb_profile_fairness_keys()); their differences are not unfair (default none) */
+    double cv_warn;     /* cv_warn = FRACTION: warn above this coefficient of variation (default 0.05) */
     /* [fairness] */
     fb_fairness fairness;
     /* entries, in the order of [run] backends */
@@ -102,7 +102,7 @@ typedef struct fb_profile {
     /* What load and set gathered for finish; callers read entries instead. */
     char backend_labels[FB_MAX_ENTRIES][64]; /* [run] backends, in order */
     int n_backend_labels;
-    int backends_line;     /* where backends was set (0: not in the file) */
+    int backends_line; /* where backends was set (0: not in the file) */
     fb_backend_section sections[FB_MAX_ENTRIES];
     int n_sections;
     int key_lines[FB_PROFILE_MAX_KEYS]; /* line of each [run]/[fairness] key, 0: not in the file */

@@ -40,7 +40,8 @@ static const quant_type_info type_table[GGUF_TYPE_COUNT_] = {
     [GGUF_TYPE_Q5_0] = {"Q5_0", 32, 22, true, true},
     [GGUF_TYPE_Q5_1] = {"Q5_1", 32, 24, true, true},
     [GGUF_TYPE_Q8_0] = {"Q8_0", 32, 34, true, true},
-    [GGUF_TYPE_Q8_1] = {"Q8_1", 32, 36, false, false}, /* ggml C block_q8_1 (half d, half s, 32 x int8); gguf-py lists 40 */
+    [GGUF_TYPE_Q8_1] = {"Q8_1", 32, 36, false,
+                        false}, /* ggml C block_q8_1 (half d, half s, 32 x int8); gguf-py lists 40 */
     [GGUF_TYPE_Q2_K] = {"Q2_K", 256, 84, false, false},
     [GGUF_TYPE_Q3_K] = {"Q3_K", 256, 110, false, false},
     [GGUF_TYPE_Q4_K] = {"Q4_K", 256, 144, true, true},

@@ -65,11 +65,11 @@ enum gguf_type {
 };
 
 typedef struct quant_type_info {
-    const char *name;     /* "Q4_K" */
-    int32_t block_elems;  /* values per block */
-    int32_t block_bytes;  /* bytes per block */
-    bool can_decode;      /* quant_row_to_f32/f16 supports it */
-    bool can_encode;      /* quant_row_from_f32 supports it */
+    const char *name;    /* "Q4_K" */
+    int32_t block_elems; /* values per block */
+    int32_t block_bytes; /* bytes per block */
+    bool can_decode;     /* quant_row_to_f32/f16 supports it */
+    bool can_encode;     /* quant_row_from_f32 supports it */
 } quant_type_info;
 
 /* Info for a type id, or NULL when the id is unknown (a gap or out of range). */

@@ -27,43 +27,52 @@ static bool ran(const fb_entry_result *r) { return r->state == FB_ENTRY_OK && r-
 
 static void c_status(const fb_entry_result *r, char *b, size_t n) {
     if (r->state == FB_ENTRY_OK && r->wrong) snprintf(b, n, "WRONG");
-    else snprintf(b, n, "%s", fb_entry_state_name(r->state));
+    else
+        snprintf(b, n, "%s", fb_entry_state_name(r->state));
 }
 static void c_plugin(const fb_entry_result *r, char *b, size_t n) {
     snprintf(b, n, "%s %s", r->entry->plugin, r->plugin_version);
 }
 static void c_precision(const fb_entry_result *r, char *b, size_t n) {
     if (r->has_effective) snprintf(b, n, "%s", fb_precision_name(r->effective.weight_precision));
-    else snprintf(b, n, "%s (asked)", fb_precision_name(r->entry->fairness.weight_precision));
+    else
+        snprintf(b, n, "%s (asked)", fb_precision_name(r->entry->fairness.weight_precision));
 }
 static void c_jit_graphs(const fb_entry_result *r, char *b, size_t n) {
     if (!r->has_effective) snprintf(b, n, "-");
-    else snprintf(b, n, "%s / %s", r->effective.jit ? "on" : "off", r->effective.graphs ? "on" : "off");
+    else
+        snprintf(b, n, "%s / %s", r->effective.jit ? "on" : "off", r->effective.graphs ? "on" : "off");
 }
 /* The JIT kernel cache the profile asked for, and what the backend found:
  * "warm, hit" (kernels from the cache), "warm, miss" (compiled, then
  * stored), "cold, compiled"; "-" for a backend without one. */
 static void c_kernel_cache(const fb_entry_result *r, char *b, size_t n) {
     if (!r->has_effective || r->effective.kernel_cache_hit < 0) snprintf(b, n, "-");
-    else if (r->entry->fairness.jit_cache == FB_JIT_CACHE_COLD) snprintf(b, n, "cold, compiled");
-    else snprintf(b, n, "warm, %s", r->effective.kernel_cache_hit ? "hit" : "miss");
+    else if (r->entry->fairness.jit_cache == FB_JIT_CACHE_COLD)
+        snprintf(b, n, "cold, compiled");
+    else
+        snprintf(b, n, "warm, %s", r->effective.kernel_cache_hit ? "hit" : "miss");
 }
 static void c_threads(const fb_entry_result *r, char *b, size_t n) {
     if (!r->has_effective || r->effective.threads == 0) snprintf(b, n, "-");
-    else snprintf(b, n, "%d", r->effective.threads);
+    else
+        snprintf(b, n, "%d", r->effective.threads);
 }
 static void c_load(const fb_entry_result *r, char *b, size_t n) {
     if (r->state == FB_ENTRY_OK) snprintf(b, n, "%.1f", r->load_s * 1e3);
-    else snprintf(b, n, "-");
+    else
+        snprintf(b, n, "-");
 }
 static void c_cold(const fb_entry_result *r, char *b, size_t n) {
     if (r->state == FB_ENTRY_OK) snprintf(b, n, "%.2f", r->cold_start_s * 1e3);
-    else snprintf(b, n, "-");
+    else
+        snprintf(b, n, "-");
 }
-#define SUMMARY_CELL(NAME, EXPR, FMT)                                   \
-    static void NAME(const fb_entry_result *r, char *b, size_t n) {     \
-        if (ran(r)) snprintf(b, n, FMT, EXPR);                          \
-        else snprintf(b, n, "-");                                       \
+#define SUMMARY_CELL(NAME, EXPR, FMT)                               \
+    static void NAME(const fb_entry_result *r, char *b, size_t n) { \
+        if (ran(r)) snprintf(b, n, FMT, EXPR);                      \
+        else                                                        \
+            snprintf(b, n, "-");                                    \
     }
 SUMMARY_CELL(c_prefill, r->prefill_tok_s, "%.1f")
 SUMMARY_CELL(c_mean, r->decode.mean, "%.3f")
@@ -77,35 +86,44 @@ SUMMARY_CELL(c_bandwidth, r->bandwidth_gb_s, "%.2f")
 SUMMARY_CELL(c_overhead, r->harness_overhead_ns, "%.0f")
 static void c_ci(const fb_entry_result *r, char *b, size_t n) {
     if (ran(r)) snprintf(b, n, "%.3f-%.3f", r->decode.ci95_low, r->decode.ci95_high);
-    else snprintf(b, n, "-");
+    else
+        snprintf(b, n, "-");
 }
 static void c_roofline(const fb_entry_result *r, char *b, size_t n) {
     if (ran(r) && r->ceiling_gb_s > 0) snprintf(b, n, "%.0f%% of %.1f", r->roofline_pct, r->ceiling_gb_s);
-    else snprintf(b, n, "-");
+    else
+        snprintf(b, n, "-");
 }
 static void c_device_mem(const fb_entry_result *r, char *b, size_t n) {
     if (r->device_peak_bytes) snprintf(b, n, "%.1f", (double)r->device_peak_bytes / 1e6);
-    else snprintf(b, n, "-");
+    else
+        snprintf(b, n, "-");
 }
 static void c_rss(const fb_entry_result *r, char *b, size_t n) {
     if (r->host_rss_peak_bytes) snprintf(b, n, "%.1f", (double)r->host_rss_peak_bytes / 1e6);
-    else snprintf(b, n, "-");
+    else
+        snprintf(b, n, "-");
 }
 static void c_top1(const fb_entry_result *r, char *b, size_t n) {
     if (r->agreement_checked) snprintf(b, n, "%.1f%%", 100 * r->top1);
-    else snprintf(b, n, "-");
+    else
+        snprintf(b, n, "-");
 }
 static void c_maxdiff(const fb_entry_result *r, char *b, size_t n) {
     if (r->agreement_checked) snprintf(b, n, "%.3g", r->max_abs_diff);
-    else snprintf(b, n, "-");
+    else
+        snprintf(b, n, "-");
 }
 static void c_kl(const fb_entry_result *r, char *b, size_t n) {
     if (r->agreement_checked) snprintf(b, n, "%.2e", r->mean_kl);
-    else snprintf(b, n, "-");
+    else
+        snprintf(b, n, "-");
 }
 static void c_advantage(const fb_entry_result *r, char *b, size_t n) {
-    if (ran(r) && r->advantage > 0) snprintf(b, n, "%.2fx (%.2f-%.2f)", r->advantage, r->advantage_low, r->advantage_high);
-    else snprintf(b, n, "-");
+    if (ran(r) && r->advantage > 0)
+        snprintf(b, n, "%.2fx (%.2f-%.2f)", r->advantage, r->advantage_low, r->advantage_high);
+    else
+        snprintf(b, n, "-");
 }
 
 static const struct row {
@@ -156,17 +174,20 @@ static void print_lines(const char *lines, const char *prefix, FILE *out) {
 
 static void print_notes(const fb_run_result *r, FILE *out, const char *bullet) {
     fprintf(out, "\n%sFairness verdict: %s\n", bullet, r->verdict);
-    fprintf(out, "%sReference: %s, %s; agreement teacher-forced on its %zu greedy tokens\n", bullet,
-            r->reference_label, r->reference_status, r->n_reference_tokens);
+    fprintf(out, "%sReference: %s, %s; agreement teacher-forced on its %zu greedy tokens\n", bullet, r->reference_label,
+            r->reference_status, r->n_reference_tokens);
     fprintf(out, "%sOrder: %s\n", bullet, r->order);
     char method[160];
     fb_cpu_ceiling_method(method, sizeof method);
     fprintf(out, "%sRoofline ceiling: CPU backends, %s; GPU backends, their copy probe\n", bullet, method);
     for (int i = 0; i < r->n_entries; i++) {
         const fb_entry_result *e = &r->entries[i];
-        if (e->state != FB_ENTRY_OK) fprintf(out, "%s%s: %s: %s\n", bullet, e->entry->label, fb_entry_state_name(e->state), e->reason);
-        else if (e->wrong) fprintf(out, "%s%s: WRONG: %s; not ranked on speed\n", bullet, e->entry->label, e->reason);
-        if (e->has_effective && e->effective.notes[0]) fprintf(out, "%s%s: %s\n", bullet, e->entry->label, e->effective.notes);
+        if (e->state != FB_ENTRY_OK)
+            fprintf(out, "%s%s: %s: %s\n", bullet, e->entry->label, fb_entry_state_name(e->state), e->reason);
+        else if (e->wrong)
+            fprintf(out, "%s%s: WRONG: %s; not ranked on speed\n", bullet, e->entry->label, e->reason);
+        if (e->has_effective && e->effective.notes[0])
+            fprintf(out, "%s%s: %s\n", bullet, e->entry->label, e->effective.notes);
         if (e->has_effective && e->effective.options[0])
             fprintf(out, "%s%s: options in effect: %s\n", bullet, e->entry->label, e->effective.options);
     }
@@ -230,11 +251,13 @@ static void write_table(const fb_profile *p, const fb_run_result *r, FILE *out, 
     }
     for (size_t row = 0; row < N_ROWS; row++) {
         if (markdown) fputc('|', out), md_cell(out, rows[row].label);
-        else fprintf(out, "%-*s", (int)label_w, rows[row].label);
+        else
+            fprintf(out, "%-*s", (int)label_w, rows[row].label);
         for (int i = 0; i < r->n_entries; i++) {
             rows[row].cell(&r->entries[i], cell, sizeof cell);
             if (markdown) md_cell(out, cell);
-            else fprintf(out, " | %*.*s", W, W, cell);
+            else
+                fprintf(out, " | %*.*s", W, W, cell);
         }
         fprintf(out, "\n");
     }
@@ -314,7 +337,8 @@ static cJSON *environment(const fb_run_result *r) {
     if (smi) {
         if (fgets(buf, sizeof buf, smi)) {
             buf[strcspn(buf, "\n")] = '\0';
-            cJSON_AddStringToObject(env, "cuda_driver_version", buf + (strncmp(buf, "CUDA Version: ", 14) == 0 ? 14 : 0));
+            cJSON_AddStringToObject(env, "cuda_driver_version",
+                                    buf + (strncmp(buf, "CUDA Version: ", 14) == 0 ? 14 : 0));
         }
         pclose(smi);
     }
@@ -344,7 +368,8 @@ static cJSON *int_array(const int32_t *x, size_t n) {
 /* NaN and infinities are not JSON: written as null. */
 static void add_number(cJSON *o, const char *key, double v) {
     if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
-    else cJSON_AddNullToObject(o, key);
+    else
+        cJSON_AddNullToObject(o, key);
 }
 
 static cJSON *entry_json(const fb_entry_result *e) {

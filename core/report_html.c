@@ -78,7 +78,8 @@ __attribute__((format(printf, 2, 3))) static void note(notes *ns, const char *fm
     if (k < 0) return;
     ns->len += (size_t)k;
     if (ns->len + 1 < ns->n) ns->buf[ns->len++] = '\n', ns->buf[ns->len] = '\0';
-    else ns->len = ns->n - 1;
+    else
+        ns->len = ns->n - 1;
 }
 
 /* A number array of the JSON as doubles (malloc'd; NULL and 0 when empty). */
@@ -112,10 +113,10 @@ typedef struct backend {
     const cJSON *j;
     const char *label, *status;
     const char *colour;
-    bool ok, wrong, ranked;        /* ranked: ok, correct, and timed */
-    double *lat, *prefill;         /* raw samples */
+    bool ok, wrong, ranked; /* ranked: ok, correct, and timed */
+    double *lat, *prefill;  /* raw samples */
     size_t n_lat, n_prefill;
-    fb_summary s;                  /* of lat */
+    fb_summary s; /* of lat */
     double throughput, thr_low, thr_high, prefill_tok_s;
     double bytes_per_step, bandwidth, ceiling, roofline;
     double load_s, cold_s;
@@ -186,8 +187,7 @@ static int load_run(const cJSON *root, int index, const char *name, run_view *v,
             b->throughput = b->s.mean > 0 ? 1000.0 / b->s.mean : NAN;
             b->thr_low = b->s.ci95_high > 0 ? 1000.0 / b->s.ci95_high : NAN;
             b->thr_high = b->s.ci95_low > 0 ? 1000.0 / b->s.ci95_low : NAN;
-            if (b->bytes_per_step > 0 && b->s.median > 0)
-                b->bandwidth = b->bytes_per_step / (b->s.median * 1e-3) / 1e9;
+            if (b->bytes_per_step > 0 && b->s.median > 0) b->bandwidth = b->bytes_per_step / (b->s.median * 1e-3) / 1e9;
             if (b->ceiling > 0 && isfinite(b->bandwidth)) {
                 b->roofline = 100.0 * b->bandwidth / b->ceiling;
                 v->n_roofline++;
@@ -291,12 +291,15 @@ static void chart_close(FILE *out, const char *footnote) {
 static void y_axis(FILE *out, const plot *p, const char *label) {
     double step = nice_step(p->y1 - p->y0, 5);
     for (double y = ceil(p->y0 / step) * step; y <= p->y1 + step * 1e-9; y += step)
-        fprintf(out, "<line class=\"grid\" x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/><text class=\"tick\" x=\"%d\" "
-                     "y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
+        fprintf(out,
+                "<line class=\"grid\" x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/><text class=\"tick\" x=\"%d\" "
+                "y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
                 ML, W - MR, py(p, y), py(p, y), ML - 6, py(p, y) + 4, y);
-    fprintf(out, "<text class=\"axis\" transform=\"translate(16 %d) rotate(-90)\" text-anchor=\"middle\">", (H - MB + MT) / 2);
+    fprintf(out, "<text class=\"axis\" transform=\"translate(16 %d) rotate(-90)\" text-anchor=\"middle\">",
+            (H - MB + MT) / 2);
     esc(out, label);
-    fprintf(out, "</text>\n<line class=\"frame\" x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\"/>\n", ML, W - MR, H - MB, H - MB);
+    fprintf(out, "</text>\n<line class=\"frame\" x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\"/>\n", ML, W - MR, H - MB,
+            H - MB);
 }
 
 static void x_axis(FILE *out, const plot *p, const char *label) {
@@ -343,7 +346,8 @@ static void chart_throughput(FILE *out, const run_view *v) {
         if (v->b[i].n_lat && (!v->b[i].wrong || !v->n_ranked))
             hi = fmax(hi, isfinite(v->b[i].thr_high) ? v->b[i].thr_high : v->b[i].throughput);
     plot p = {0, 1, 0, nice_max(hi * 1.12)};
-    chart_open(out, v, "throughput", "Decode throughput (tok/s) with 95% confidence interval; advantage over the slowest correct backend");
+    chart_open(out, v, "throughput",
+               "Decode throughput (tok/s) with 95% confidence interval; advantage over the slowest correct backend");
     y_axis(out, &p, "tokens per second");
     int k = 0;
     for (int i = 0; i < v->n; i++) {
@@ -359,21 +363,24 @@ static void chart_throughput(FILE *out, const run_view *v) {
         fprintf(out, "</title></rect>\n");
         if (isfinite(b->thr_low) && isfinite(b->thr_high) && b->thr_high <= p.y1)
             fprintf(out, "<path class=\"whisker\" d=\"M%.1f %.1fV%.1fM%.1f %.1fh%dM%.1f %.1fh%d\"/>\n", x,
-                    py(&p, b->thr_low), py(&p, b->thr_high), x - 8, py(&p, b->thr_low), 16, x - 8,
-                    py(&p, b->thr_high), 16);
+                    py(&p, b->thr_low), py(&p, b->thr_high), x - 8, py(&p, b->thr_low), 16, x - 8, py(&p, b->thr_high),
+                    16);
         if (b->ranked)
-            fprintf(out, "<text class=\"value\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g tok/s, %.2fx</text>\n",
-                    x, py(&p, isfinite(b->thr_high) ? b->thr_high : b->throughput) - 6, b->throughput, b->advantage);
+            fprintf(out,
+                    "<text class=\"value\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g tok/s, %.2fx</text>\n", x,
+                    py(&p, isfinite(b->thr_high) ? b->thr_high : b->throughput) - 6, b->throughput, b->advantage);
         else if (shown < b->throughput)
-            fprintf(out, "<text class=\"value wrong\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g tok/s, off the "
-                         "scale</text>\n",
+            fprintf(out,
+                    "<text class=\"value wrong\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g tok/s, off the "
+                    "scale</text>\n",
                     x, py(&p, shown) + 14, b->throughput);
         fprintf(out, "</g>\n");
         slot_label(out, k, v->n_timed, b);
         k++;
     }
-    chart_close(out, "Whiskers: 95% CI of the mean decode latency, inverted. The ratio is the advantage (mean latency of "
-                     "the slowest correct backend / this one's); WRONG backends are drawn grey and never ranked.");
+    chart_close(out,
+                "Whiskers: 95% CI of the mean decode latency, inverted. The ratio is the advantage (mean latency of "
+                "the slowest correct backend / this one's); WRONG backends are drawn grey and never ranked.");
 }
 
 /* Decode-latency distribution: box (quartiles), median line, whiskers to the
@@ -405,11 +412,12 @@ static void chart_box(FILE *out, const run_view *v) {
         size_t n_out = 0;
         for (size_t s = 0; s < b->n_lat; s++) n_out += sorted[s] < lo_w || sorted[s] > hi_w;
         series_open(out, b, NULL);
-        fprintf(out, "<path class=\"whisker\" d=\"M%.1f %.1fV%.1fM%.1f %.1fV%.1fM%.1f %.1fh%.1fM%.1f %.1fh%.1f\"/>\n", x,
-                py(&p, lo_w), py(&p, q1), x, py(&p, q3), py(&p, hi_w), x - w / 4, py(&p, lo_w), w / 2, x - w / 4,
+        fprintf(out, "<path class=\"whisker\" d=\"M%.1f %.1fV%.1fM%.1f %.1fV%.1fM%.1f %.1fh%.1fM%.1f %.1fh%.1f\"/>\n",
+                x, py(&p, lo_w), py(&p, q1), x, py(&p, q3), py(&p, hi_w), x - w / 4, py(&p, lo_w), w / 2, x - w / 4,
                 py(&p, hi_w), w / 2);
-        fprintf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" fill-opacity=\"0.35\" "
-                     "stroke=\"%s\"><title>",
+        fprintf(out,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" fill-opacity=\"0.35\" "
+                "stroke=\"%s\"><title>",
                 x - w / 2, py(&p, q3), w, fmax(py(&p, q1) - py(&p, q3), 1), b->colour, b->colour);
         escf(out, "%s: median %.6g ms, quartiles %.6g to %.6g ms, whiskers %.6g to %.6g ms, %zu outliers of %zu steps",
              b->label, q2, q1, q3, lo_w, hi_w, n_out, b->n_lat);
@@ -418,8 +426,8 @@ static void chart_box(FILE *out, const run_view *v) {
         for (size_t s = 0; s < b->n_lat; s++) {
             double y = b->lat[s];
             if (y >= lo_w && y <= hi_w) continue;
-            fprintf(out, "<circle class=\"outlier\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" stroke=\"%s\"><title>", x, py(&p, y),
-                    b->colour);
+            fprintf(out, "<circle class=\"outlier\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" stroke=\"%s\"><title>", x,
+                    py(&p, y), b->colour);
             escf(out, "%s: outlier %.6g ms (repetition %zu, step %zu)", b->label, y, s / (size_t)v->gen_tokens + 1,
                  s % (size_t)v->gen_tokens + 1);
             fprintf(out, "</title></circle>\n");
@@ -456,19 +464,21 @@ static void chart_steps(FILE *out, const run_view *v) {
             if (last > b->n_lat) last = b->n_lat;
             fprintf(out, "<polyline fill=\"none\" stroke=\"%s\" stroke-opacity=\"%.2f\" points=\"", b->colour,
                     0.45 + 0.55 * (double)(r + 1) / (double)n_rep);
-            for (size_t s = first; s < last; s++) fprintf(out, "%.1f,%.1f ", px(&p, (double)(s - first + 1)), py(&p, b->lat[s]));
+            for (size_t s = first; s < last; s++)
+                fprintf(out, "%.1f,%.1f ", px(&p, (double)(s - first + 1)), py(&p, b->lat[s]));
             fprintf(out, "\"><title>");
             escf(out, "%s, repetition %zu", b->label, r + 1);
             fprintf(out, "</title></polyline>\n");
             for (size_t s = first; s < last; s++) {
-                fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2\" fill=\"%s\"><title>", px(&p, (double)(s - first + 1)),
-                        py(&p, b->lat[s]), b->colour);
+                fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2\" fill=\"%s\"><title>",
+                        px(&p, (double)(s - first + 1)), py(&p, b->lat[s]), b->colour);
                 escf(out, "%s, repetition %zu, step %zu: %.6g ms", b->label, r + 1, s - first + 1, b->lat[s]);
                 fprintf(out, "</title></circle>");
             }
             fprintf(out, "</g>\n");
         }
-        fprintf(out, "<text class=\"legend\" x=\"%d\" y=\"%d\" fill=\"%s\">", ML + 10 + 150 * legend, MT + 2, b->colour);
+        fprintf(out, "<text class=\"legend\" x=\"%d\" y=\"%d\" fill=\"%s\">", ML + 10 + 150 * legend, MT + 2,
+                b->colour);
         esc(out, b->label);
         fprintf(out, "</text>\n");
         legend++;
@@ -485,7 +495,9 @@ static void chart_roofline(FILE *out, const run_view *v) {
         if (isfinite(v->b[i].roofline))
             hi = fmax(hi, v->b[i].wrong && v->n_ranked ? v->b[i].ceiling : fmax(v->b[i].ceiling, v->b[i].bandwidth));
     plot p = {0, 1, 0, nice_max(hi * 1.1)};
-    chart_open(out, v, "roofline", "Roofline: achieved GB/s (bytes one decode step must read / median latency) against the measured ceiling");
+    chart_open(
+        out, v, "roofline",
+        "Roofline: achieved GB/s (bytes one decode step must read / median latency) against the measured ceiling");
     y_axis(out, &p, "GB/s");
     int k = 0;
     for (int i = 0; i < v->n; i++) {
@@ -501,7 +513,8 @@ static void chart_roofline(FILE *out, const run_view *v) {
         fprintf(out, "</title></rect>\n<line class=\"ceiling\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"><title>",
                 x - w, x + w, py(&p, b->ceiling), py(&p, b->ceiling));
         escf(out, "%s: ceiling %.6g GB/s (measured in this run)", b->label, b->ceiling);
-        fprintf(out, "</title></line>\n<text class=\"value\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g%%</text>\n",
+        fprintf(out,
+                "</title></line>\n<text class=\"value\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g%%</text>\n",
                 x, fmax(fmin(py(&p, shown), py(&p, b->ceiling)) - 6, MT + 10), b->roofline);
         fprintf(out, "</g>\n");
         slot_label(out, k, v->n_roofline, b);
@@ -529,12 +542,14 @@ static void chart_startup(FILE *out, const run_view *v) {
         fprintf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x - w / 2,
                 py(&p, load), w, py(&p, 0) - py(&p, load), b->colour);
         escf(out, "%s: load %.6g ms", b->label, load);
-        fprintf(out, "</title></rect>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" "
-                     "fill-opacity=\"0.45\"><title>",
+        fprintf(out,
+                "</title></rect>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" "
+                "fill-opacity=\"0.45\"><title>",
                 x - w / 2, py(&p, load + cold), w, py(&p, load) - py(&p, load + cold), b->colour);
         escf(out, "%s: cold start %.6g ms", b->label, cold);
-        fprintf(out, "</title></rect>\n<text class=\"value\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g ms</text>"
-                     "</g>\n",
+        fprintf(out,
+                "</title></rect>\n<text class=\"value\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g ms</text>"
+                "</g>\n",
                 x, py(&p, load + cold) - 6, load + cold);
         slot_label(out, k, v->n_startup, b);
         k++;
@@ -580,7 +595,8 @@ static void chart_break_even(FILE *out, const run_view *v) {
             escf(out, "%s catches up with %s after %.0f tokens", r[i]->label, r[j]->label, ceil(x));
             fprintf(out, "</title></circle>\n");
             if (len + 1 < sizeof foot)
-                len += (size_t)snprintf(foot + len, sizeof foot - len, "%s starts %.3g s later than %s but decodes "
+                len += (size_t)snprintf(foot + len, sizeof foot - len,
+                                        "%s starts %.3g s later than %s but decodes "
                                         "faster: it is ahead after %.0f tokens. ",
                                         r[i]->label, start[i] - start[j], r[j]->label, ceil(x));
         }
@@ -589,7 +605,8 @@ static void chart_break_even(FILE *out, const run_view *v) {
         fprintf(out, "</text></g>\n");
     }
     if (len >= sizeof foot) len = sizeof foot - 1;
-    if (!len) snprintf(foot, sizeof foot, "No backend starts slower and decodes faster than another: no break-even point.");
+    if (!len)
+        snprintf(foot, sizeof foot, "No backend starts slower and decodes faster than another: no break-even point.");
     chart_close(out, foot);
 }
 
@@ -609,8 +626,9 @@ static void chart_agreement(FILE *out, const run_view *v) {
                 py(&p, t), w, py(&p, 0) - py(&p, t), b->colour);
         escf(out, "%s: top-1 %.6g%%, mean KL %.6g, max |logit diff| %.6g (%s)%s", b->label, t, b->kl, b->max_diff,
              str(obj(b->j, "agreement"), "bar"), b->wrong ? "; WRONG" : "");
-        fprintf(out, "</title></rect>\n<text class=\"value\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.1f%%, KL %.2g"
-                     "</text></g>\n",
+        fprintf(out,
+                "</title></rect>\n<text class=\"value\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.1f%%, KL %.2g"
+                "</text></g>\n",
                 x, py(&p, t) - 6, t, b->kl);
         slot_label(out, k, v->n_agreement, b);
         k++;
@@ -626,9 +644,12 @@ static void chart_agreement(FILE *out, const run_view *v) {
 static void cell_num(FILE *out, double x, int prec, char conv, const char *suffix) {
     fprintf(out, "<td>");
     if (!isfinite(x)) fprintf(out, "-");
-    else if (conv == 'e') fprintf(out, "%.*e%s", prec, x, suffix);
-    else if (conv == 'g') fprintf(out, "%.*g%s", prec, x, suffix);
-    else fprintf(out, "%.*f%s", prec, x, suffix);
+    else if (conv == 'e')
+        fprintf(out, "%.*e%s", prec, x, suffix);
+    else if (conv == 'g')
+        fprintf(out, "%.*g%s", prec, x, suffix);
+    else
+        fprintf(out, "%.*f%s", prec, x, suffix);
     fprintf(out, "</td>");
 }
 
@@ -641,8 +662,8 @@ static void header(FILE *out, const run_view *v, const char *name) {
     fprintf(out, "<dt>Model</dt><dd>");
     escf(out, "%s (%.4g MB, sha256 %.16s…)", str(model, "path"), num(model, "bytes") / 1e6, str(model, "sha256"));
     fprintf(out, "</dd><dt>Profile</dt><dd>");
-    escf(out, "%s (sha256 %.16s…)%s%s", str(prof, "path"), str(prof, "sha256"), str(prof, "overrides")[0] ? "; --set " : "",
-         str(prof, "overrides"));
+    escf(out, "%s (sha256 %.16s…)%s%s", str(prof, "path"), str(prof, "sha256"),
+         str(prof, "overrides")[0] ? "; --set " : "", str(prof, "overrides"));
     fprintf(out, "</dd><dt>Machine</dt><dd>");
     escf(out, "%s, %g cores, %s; %s", str(env, "cpu"), num(env, "cores"), str(env, "memory"), str(env, "kernel"));
     const cJSON *g;
@@ -651,8 +672,8 @@ static void header(FILE *out, const run_view *v, const char *name) {
     escf(out, "%s, commit %s, %s build; run %s", str(env, "fairbench_version"), str(env, "git_commit"),
          str(env, "build"), str(env, "date"));
     fprintf(out, "</dd><dt>Run</dt><dd>");
-    escf(out, "%d prompt tokens, %d generated, %g warm-up, %d repetitions, order %s, %.3g s", v->n_prompt, v->gen_tokens,
-         num(run, "warmup"), v->repetitions, str(run, "order"), num(run, "wall_s"));
+    escf(out, "%d prompt tokens, %d generated, %g warm-up, %d repetitions, order %s, %.3g s", v->n_prompt,
+         v->gen_tokens, num(run, "warmup"), v->repetitions, str(run, "order"), num(run, "wall_s"));
     fprintf(out, "</dd></dl>\n");
     bool is_fair = cJSON_IsTrue(obj(fair, "fair"));
     const char *verdict = str(fair, "verdict");
@@ -700,16 +721,16 @@ static void table(FILE *out, const run_view *v) {
         fprintf(out, "</th>");
     }
     fprintf(out, "</tr></thead><tbody>\n");
-#define ROW(TITLE, BODY)                                  \
-    do {                                                  \
-        fprintf(out, "<tr><th>%s</th>", TITLE);           \
-        for (int i = 0; i < v->n; i++) {                  \
-            const backend *b = &v->b[i];                  \
-            const cJSON *m = obj(b->j, "metrics");        \
-            (void)m;                                      \
-            BODY;                                         \
-        }                                                 \
-        fprintf(out, "</tr>\n");                          \
+#define ROW(TITLE, BODY)                           \
+    do {                                           \
+        fprintf(out, "<tr><th>%s</th>", TITLE);    \
+        for (int i = 0; i < v->n; i++) {           \
+            const backend *b = &v->b[i];           \
+            const cJSON *m = obj(b->j, "metrics"); \
+            (void)m;                               \
+            BODY;                                  \
+        }                                          \
+        fprintf(out, "</tr>\n");                   \
     } while (0)
     ROW("Status", {
         fprintf(out, "<td class=\"%s\">", b->wrong ? "wrong" : b->ok ? "ok" : "bad");
@@ -748,21 +769,26 @@ static void table(FILE *out, const run_view *v) {
     ROW("Decode stddev (ms)", cell_num(out, b->n_lat ? b->s.stddev : NAN, 4, 'f', ""));
     ROW("Decode 95% CI (ms)", {
         if (b->n_lat) fprintf(out, "<td>%.4f to %.4f</td>", b->s.ci95_low, b->s.ci95_high);
-        else fprintf(out, "<td>-</td>");
+        else
+            fprintf(out, "<td>-</td>");
     });
     ROW("Outliers (steps)", {
         if (b->n_lat) fprintf(out, "<td>%zu of %zu</td>", b->s.n_outliers, b->s.n);
-        else fprintf(out, "<td>-</td>");
+        else
+            fprintf(out, "<td>-</td>");
     });
     ROW("Throughput (tok/s)", cell_num(out, b->throughput, 2, 'f', ""));
     ROW("Bytes per step (MB)", cell_num(out, b->bytes_per_step / 1e6, 2, 'f', ""));
     ROW("Bandwidth (GB/s)", cell_num(out, b->bandwidth, 3, 'f', ""));
     ROW("Roofline (% of ceiling)", {
         if (isfinite(b->roofline)) fprintf(out, "<td>%.1f%% of %.2f GB/s</td>", b->roofline, b->ceiling);
-        else fprintf(out, "<td>-</td>");
+        else
+            fprintf(out, "<td>-</td>");
     });
-    ROW("Peak device memory (MB)", cell_num(out, num(m, "device_peak_bytes") > 0 ? num(m, "device_peak_bytes") / 1e6 : NAN, 1, 'f', ""));
-    ROW("Host RSS peak (MB)", cell_num(out, num(m, "host_rss_peak_bytes") > 0 ? num(m, "host_rss_peak_bytes") / 1e6 : NAN, 1, 'f', ""));
+    ROW("Peak device memory (MB)",
+        cell_num(out, num(m, "device_peak_bytes") > 0 ? num(m, "device_peak_bytes") / 1e6 : NAN, 1, 'f', ""));
+    ROW("Host RSS peak (MB)",
+        cell_num(out, num(m, "host_rss_peak_bytes") > 0 ? num(m, "host_rss_peak_bytes") / 1e6 : NAN, 1, 'f', ""));
     ROW("Top-1 agreement", cell_num(out, b->has_agreement ? 100 * b->top1 : NAN, 1, 'f', "%"));
     ROW("Max |logit diff|", cell_num(out, b->has_agreement ? b->max_diff : NAN, 3, 'g', ""));
     ROW("Mean KL", cell_num(out, b->has_agreement ? b->kl : NAN, 2, 'e', ""));
@@ -770,7 +796,8 @@ static void table(FILE *out, const run_view *v) {
         if (b->ranked)
             fprintf(out, "<td>%.2fx (%.2f to %.2f)</td>", b->advantage, num(m, "advantage_ci95_low"),
                     num(m, "advantage_ci95_high"));
-        else fprintf(out, "<td>%s</td>", b->wrong ? "not ranked (WRONG)" : "-");
+        else
+            fprintf(out, "<td>%s</td>", b->wrong ? "not ranked (WRONG)" : "-");
     });
     ROW("Harness overhead (ns/tok)", cell_num(out, num(m, "harness_overhead_ns"), 0, 'f', ""));
     ROW("Notes", {
@@ -790,33 +817,36 @@ static void page_open(FILE *out, const char *title) {
     fprintf(out, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>");
     esc(out, title);
     /* The error hook comes first, so an error anywhere later is counted. */
-    fprintf(out, "</title>\n<script>window.fbErrors = 0; window.addEventListener('error', function () {"
-                 " document.documentElement.setAttribute('data-errors', String(++window.fbErrors)); });</script>\n"
-                 "<style>\n"
-                 "body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; color: #222; padding: 0 1em; }\n"
-                 "h1 { font-size: 1.5em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; }\n"
-                 "dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; }\n"
-                 "dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; overflow-wrap: anywhere; }\n"
-                 ".verdict { padding: 6px 12px; border-radius: 4px; margin: 8px 0; }\n"
-                 ".verdict.fair { background: #e6f4e6; } .verdict.unfair { background: #fdecea; }\n"
-                 ".warnings li, .differs { color: #8a4b00; }\n"
-                 "table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }\n"
-                 "th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }\n"
-                 "tbody th { text-align: left; font-weight: normal; background: #f6f6f6; }\n"
-                 "td.wrong, th.wrong { color: #888; } td.bad { color: #b00; } td.notes { font-size: 0.85em; text-align: left; }\n"
-                 ".charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 8px 24px; }\n"
-                 "figure { margin: 12px 0; break-inside: avoid; } figcaption { font-weight: 600; }\n"
-                 "svg.chart { width: 100%%; max-width: 900px; height: auto; display: block; }\n"
-                 "svg .grid { stroke: #eee; } svg .frame { stroke: #888; } svg .tick { font-size: 11px; fill: #555; }\n"
-                 "svg .axis { font-size: 12px; fill: #333; } svg .value { font-size: 11px; fill: #222; }\n"
-                 "svg .legend { font-size: 12px; font-weight: 600; } svg .wrong { fill: #888; }\n"
-                 "svg .whisker { stroke: #222; fill: none; } svg .median { stroke: #000; stroke-width: 2; }\n"
-                 "svg .outlier { fill: #fff; } svg .ceiling { stroke: #000; stroke-dasharray: 5 3; stroke-width: 2; }\n"
-                 "svg .band { stroke: none; }\n"
-                 "svg rect:hover, svg circle:hover { opacity: 0.75; }\n"
-                 ".foot { font-size: 0.85em; color: #555; margin: 2px 0; }\n"
-                 "@media print { body { max-width: none; margin: 0; } figure, table { break-inside: avoid; } }\n"
-                 "</style>\n</head>\n<body>\n");
+    fprintf(out,
+            "</title>\n<script>window.fbErrors = 0; window.addEventListener('error', function () {"
+            " document.documentElement.setAttribute('data-errors', String(++window.fbErrors)); });</script>\n"
+            "<style>\n"
+            "body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; color: #222; padding: "
+            "0 1em; }\n"
+            "h1 { font-size: 1.5em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; }\n"
+            "dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; }\n"
+            "dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; overflow-wrap: anywhere; }\n"
+            ".verdict { padding: 6px 12px; border-radius: 4px; margin: 8px 0; }\n"
+            ".verdict.fair { background: #e6f4e6; } .verdict.unfair { background: #fdecea; }\n"
+            ".warnings li, .differs { color: #8a4b00; }\n"
+            "table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }\n"
+            "th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }\n"
+            "tbody th { text-align: left; font-weight: normal; background: #f6f6f6; }\n"
+            "td.wrong, th.wrong { color: #888; } td.bad { color: #b00; } td.notes { font-size: 0.85em; text-align: "
+            "left; }\n"
+            ".charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 8px 24px; }\n"
+            "figure { margin: 12px 0; break-inside: avoid; } figcaption { font-weight: 600; }\n"
+            "svg.chart { width: 100%%; max-width: 900px; height: auto; display: block; }\n"
+            "svg .grid { stroke: #eee; } svg .frame { stroke: #888; } svg .tick { font-size: 11px; fill: #555; }\n"
+            "svg .axis { font-size: 12px; fill: #333; } svg .value { font-size: 11px; fill: #222; }\n"
+            "svg .legend { font-size: 12px; font-weight: 600; } svg .wrong { fill: #888; }\n"
+            "svg .whisker { stroke: #222; fill: none; } svg .median { stroke: #000; stroke-width: 2; }\n"
+            "svg .outlier { fill: #fff; } svg .ceiling { stroke: #000; stroke-dasharray: 5 3; stroke-width: 2; }\n"
+            "svg .band { stroke: none; }\n"
+            "svg rect:hover, svg circle:hover { opacity: 0.75; }\n"
+            ".foot { font-size: 0.85em; color: #555; margin: 2px 0; }\n"
+            "@media print { body { max-width: none; margin: 0; } figure, table { break-inside: avoid; } }\n"
+            "</style>\n</head>\n<body>\n");
 }
 
 /* Counts each chart's series into <html data-series="id:n ...">. */
@@ -843,8 +873,9 @@ int fb_html_report_write(FILE *out, const cJSON *const *reports, const char *con
         page_open(out, n == 1 ? "fairbench report" : "fairbench reports");
         fprintf(out, "<h1>fairbench report</h1>\n");
         if (ns.count) {
-            fprintf(out, "<div class=\"differs\"><strong>%d stored figure%s differ%s from the raw samples</strong> "
-                         "(the charts and table show the recomputed values):<ul>",
+            fprintf(out,
+                    "<div class=\"differs\"><strong>%d stored figure%s differ%s from the raw samples</strong> "
+                    "(the charts and table show the recomputed values):<ul>",
                     ns.count, ns.count == 1 ? "" : "s", ns.count == 1 ? "s" : "");
             for (const char *line = notes_buf ? notes_buf : ""; *line;) {
                 const char *nl = strchr(line, '\n');
@@ -882,8 +913,8 @@ int fb_html_report_write(FILE *out, const cJSON *const *reports, const char *con
 // ----------------------------------------------------------------------------
 // The trend page
 
-int fb_html_trend_write(FILE *out, const char *metric, const char *unit, const fb_trend_series *series,
-                        int n_series, const char *verdict) {
+int fb_html_trend_write(FILE *out, const char *metric, const char *unit, const fb_trend_series *series, int n_series,
+                        const char *verdict) {
     page_open(out, "fairbench trend");
     fprintf(out, "<h1>fairbench trend: ");
     esc(out, metric);
@@ -925,7 +956,8 @@ int fb_html_trend_write(FILE *out, const char *metric, const char *unit, const f
     for (int k = 0; k < n_ids; k++)
         fprintf(out, "<text class=\"tick\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">#%lld</text>\n", px(&p, k),
                 H - MB + 16, ids[k]);
-    fprintf(out, "<text class=\"axis\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">run</text>\n", (ML + W - MR) / 2, H - 22);
+    fprintf(out, "<text class=\"axis\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">run</text>\n", (ML + W - MR) / 2,
+            H - 22);
     for (int s = 0; s < n_series; s++) {
         const char *colour = palette[s % N_COLOURS];
         fprintf(out, "<g class=\"series\" data-series=\"");
@@ -960,11 +992,11 @@ int fb_html_trend_write(FILE *out, const char *metric, const char *unit, const f
         for (size_t i = 0; i < np; i++) {
             const fb_trend_point *pt = &series[s].points[i];
             if (!pt->n) continue;
-            fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>", px(&p, x[i]), py(&p, sum[i].mean),
-                    colour);
+            fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>", px(&p, x[i]),
+                    py(&p, sum[i].mean), colour);
             escf(out, "%s, run #%lld (%s, commit %s): mean %.6g %s, 95%% CI %.6g to %.6g, %zu repetitions",
-                 series[s].label, pt->run_id, pt->time, pt->commit, sum[i].mean, unit, sum[i].ci95_low, sum[i].ci95_high,
-                 pt->n);
+                 series[s].label, pt->run_id, pt->time, pt->commit, sum[i].mean, unit, sum[i].ci95_low,
+                 sum[i].ci95_high, pt->n);
             fprintf(out, "</title></circle>\n");
         }
         fprintf(out, "<text class=\"legend\" x=\"%d\" y=\"%d\" fill=\"%s\">", ML + 10 + 150 * s, MT + 2, colour);

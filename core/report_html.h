@@ -37,8 +37,8 @@ typedef struct fb_trend_series {
 
 /* Write the trend page: per series, the per-run mean with its 95% CI band;
  * `verdict` (may be NULL) is the regression check's sentence. */
-int fb_html_trend_write(FILE *out, const char *metric, const char *unit, const fb_trend_series *series,
-                        int n_series, const char *verdict);
+int fb_html_trend_write(FILE *out, const char *metric, const char *unit, const fb_trend_series *series, int n_series,
+                        const char *verdict);
 
 /* The run's JSON report as text (what --format json writes; malloc'd,
  * caller frees; NULL when out of memory), and the HTML report of a run made

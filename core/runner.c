@@ -114,7 +114,7 @@ typedef struct child_ctx {
     const int32_t *prompt;
     size_t n_prompt;
     uint32_t max_context;
-    const fb_entry *entry;   /* its per-backend options (ABI 1.1) */
+    const fb_entry *entry; /* its per-backend options (ABI 1.1) */
 } child_ctx;
 
 /* Peak resident set since the child started (VmHWM, reset at start). */
@@ -258,11 +258,12 @@ static fb_session *child_load(const child_ctx *c, fb_backend *backend, ready_msg
                        : st == FB_ERR_UNSUPPORTED ? FB_ENTRY_UNSUPPORTED
                        : st == FB_ERR_CANCELLED   ? FB_ENTRY_TIMED_OUT
                                                   : FB_ENTRY_FAILED;
-        if (st == FB_ERR_UNSUPPORTED)
-            snprintf(ready->reason, sizeof ready->reason, "%.500s", message);
+        if (st == FB_ERR_UNSUPPORTED) snprintf(ready->reason, sizeof ready->reason, "%.500s", message);
         else if (st == FB_ERR_CANCELLED)
-            snprintf(ready->reason, sizeof ready->reason, "create ran %.1f s, past 80%% of timeout_s (%g s), and "
-                     "stopped when asked: %.400s", ready->load_s, c->profile->timeout_s, message);
+            snprintf(ready->reason, sizeof ready->reason,
+                     "create ran %.1f s, past 80%% of timeout_s (%g s), and "
+                     "stopped when asked: %.400s",
+                     ready->load_s, c->profile->timeout_s, message);
         else
             snprintf(ready->reason, sizeof ready->reason, "create failed: %.480s", message);
         return NULL;
@@ -334,7 +335,8 @@ static void child_main(void *arg, int cmd_fd, int res_fd) {
             fb_status st = fb_timed_repetition(api, s, c->prompt, (uint32_t)c->n_prompt, n, payload, payload + 1,
                                                (int32_t *)(void *)(payload + 1 + n));
             if (st != FB_OK) send_error(res_fd, MSG_REP, st, api, s);
-            else fb_msg_send(res_fd, MSG_REP, 0, payload, bytes);
+            else
+                fb_msg_send(res_fd, MSG_REP, 0, payload, bytes);
             free(payload);
         } else if (cmd[0] == CMD_LOGITS) {
             /* payload: n x n_vocab logits, then n returned tokens */
@@ -345,7 +347,8 @@ static void child_main(void *arg, int cmd_fd, int res_fd) {
             int32_t *returned = (int32_t *)(void *)(logits + (size_t)n * n_vocab);
             fb_status st = child_logits_pass(c, api, s, n_vocab, tokens, n, logits, returned);
             if (st != FB_OK) send_error(res_fd, MSG_LOGITS, st, api, s);
-            else fb_msg_send(res_fd, MSG_LOGITS, 0, logits, bytes);
+            else
+                fb_msg_send(res_fd, MSG_LOGITS, 0, logits, bytes);
             free(tokens);
             free(logits);
         } else { /* CMD_FINAL */
@@ -471,7 +474,8 @@ static int check_plugin_name(const fb_profile *p, const scout_list *l, const cha
         used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", names[i]);
     char what[160];
     if (strcmp(label, plugin) == 0) snprintf(what, sizeof what, "backend '%s'", plugin);
-    else snprintf(what, sizeof what, "backend '%s' (plugin '%s')", label, plugin);
+    else
+        snprintf(what, sizeof what, "backend '%s' (plugin '%s')", label, plugin);
     if (closest)
         return fb_error_set(err, "%s: no plugin provides %s; did you mean '%s'?", p->path[0] ? p->path : "profile",
                             what, closest);
@@ -488,7 +492,7 @@ typedef struct backend_child {
     uint32_t n_vocab;
     uint32_t capabilities;
     double copy_bandwidth;
-    bool ready;           /* READY received: capabilities are known */
+    bool ready; /* READY received: capabilities are known */
     const fb_run_options *opt;
     uint64_t model_bytes; /* for "x of y MB" in progress lines */
 } backend_child;
@@ -499,8 +503,8 @@ static bool progress_line_open;
 static void show_child_progress(const backend_child *bc, const progress_msg *m) {
     if (!bc->opt || !bc->opt->progress) return;
     double f = m->fraction < 0 ? 0 : m->fraction > 1 ? 1 : m->fraction;
-    fprintf(stderr, "\r\033[Kfairbench: %s: %.100s %3.0f%% (%.1f of %.1f MB)", bc->res->entry->label, m->stage,
-            100 * f, f * (double)bc->model_bytes / 1e6, (double)bc->model_bytes / 1e6);
+    fprintf(stderr, "\r\033[Kfairbench: %s: %.100s %3.0f%% (%.1f of %.1f MB)", bc->res->entry->label, m->stage, 100 * f,
+            f * (double)bc->model_bytes / 1e6, (double)bc->model_bytes / 1e6);
     progress_line_open = true;
 }
 
@@ -718,8 +722,8 @@ static void compute_figures(fb_entry_result *r, const fb_model *m, size_t n_prom
 }
 
 /* Agreement of one backend's teacher-forced pass with the reference's. */
-static void judge_agreement(fb_entry_result *r, const float *got, const float *want, uint32_t n_pos,
-                            uint32_t n_vocab, const char *reference) {
+static void judge_agreement(fb_entry_result *r, const float *got, const float *want, uint32_t n_pos, uint32_t n_vocab,
+                            const char *reference) {
     fb_precision p = r->has_effective ? r->effective.weight_precision : r->entry->fairness.weight_precision;
     fb_agreement a;
     fb_agreement_init(&a, p);
@@ -788,8 +792,8 @@ static int make_prompt(const fb_profile *p, const fb_model *m, fb_run_result *ou
 /* The reference: its own child, at f32, first; its greedy tokens are the
  * sequence every backend is teacher-forced on. Returns its logits
  * (malloc'd) or NULL with out->reference_status saying why not. */
-static float *run_reference(const fb_profile *p, const fb_run_options *opt, const scout_list *plugins,
-                            uint32_t gen, uint32_t max_context, fb_run_result *out) {
+static float *run_reference(const fb_profile *p, const fb_run_options *opt, const scout_list *plugins, uint32_t gen,
+                            uint32_t max_context, fb_run_result *out) {
     fb_entry ref_entry = {.fairness = p->fairness};
     snprintf(ref_entry.label, sizeof ref_entry.label, "%s", p->reference);
     snprintf(ref_entry.plugin, sizeof ref_entry.plugin, "%s", p->reference);
@@ -852,7 +856,8 @@ static int run_job(const fb_profile *p, const fb_run_options *opt, fb_run_result
     if (fb_model_open(p->model, &m, err)) goto fail_plugins;
     if (make_prompt(p, m, out, err)) goto fail_model;
     out->model_bytes = gguf_file_size(m->file);
-    if (fb_sha256_file(p->model, out->model_sha256)) snprintf(out->model_sha256, sizeof out->model_sha256, "unreadable");
+    if (fb_sha256_file(p->model, out->model_sha256))
+        snprintf(out->model_sha256, sizeof out->model_sha256, "unreadable");
     fb_sha256_buffer(p->text, strlen(p->text), out->profile_sha256);
     uint32_t gen = (uint32_t)p->gen_tokens;
     uint32_t max_context = (uint32_t)out->n_prompt + gen + 2;
@@ -914,7 +919,8 @@ static int run_job(const fb_profile *p, const fb_run_options *opt, fb_run_result
             continue;
         }
         if (child_ready(&children[i], p->timeout_s) == 0)
-            progress(opt, "%s: loaded in %.3f s, cold start %.1f ms", r->entry->label, r->load_s, r->cold_start_s * 1e3);
+            progress(opt, "%s: loaded in %.3f s, cold start %.1f ms", r->entry->label, r->load_s,
+                     r->cold_start_s * 1e3);
         else
             progress(opt, "%s: %s", r->entry->label, r->reason);
     }
@@ -926,7 +932,8 @@ static int run_job(const fb_profile *p, const fb_run_options *opt, fb_run_result
     double t_rounds = fb_now_s();
     if (p->order == FB_ORDER_INTERLEAVED) {
         snprintf(out->order, sizeof out->order,
-                 "interleaved: one repetition of each backend per round, shuffled per round (seed %" PRIu64 ")", p->seed);
+                 "interleaved: one repetition of each backend per round, shuffled per round (seed %" PRIu64 ")",
+                 p->seed);
         for (int round = 0; round < rounds && !interrupted; round++) {
             for (int i = 0; i < p->n_entries; i++) order[i] = i;
             for (int i = p->n_entries - 1; i > 0; i--) { /* Fisher-Yates */
@@ -969,10 +976,9 @@ static int run_job(const fb_profile *p, const fb_run_options *opt, fb_run_result
         double ceiling = bc->copy_bandwidth > 0 ? bc->copy_bandwidth : 0;
         if (!(bc->capabilities & FB_CAP_GPU) && r->n_latency > 0) {
             int t = r->has_effective && r->effective.threads > 0 ? r->effective.threads
-                    : r->entry->fairness.threads > 0           ? r->entry->fairness.threads
-                                                               : (int)(cores > 0 ? cores : 1);
-            ceiling = t <= 4096 && ceiling_by_threads[t] > 0 ? ceiling_by_threads[t]
-                                                              : fb_cpu_ceiling(t);
+                    : r->entry->fairness.threads > 0             ? r->entry->fairness.threads
+                                                                 : (int)(cores > 0 ? cores : 1);
+            ceiling = t <= 4096 && ceiling_by_threads[t] > 0 ? ceiling_by_threads[t] : fb_cpu_ceiling(t);
         }
         compute_figures(r, m, out->n_prompt, gen, ceiling);
     }
@@ -983,7 +989,8 @@ static int run_job(const fb_profile *p, const fb_run_options *opt, fb_run_result
     if (interrupted) {
         out->interrupted = true;
         out->fair = false;
-        snprintf(out->verdict, sizeof out->verdict, "none: the run was interrupted (Ctrl-C); these are partial results");
+        snprintf(out->verdict, sizeof out->verdict,
+                 "none: the run was interrupted (Ctrl-C); these are partial results");
     }
     fb_model_close(m);
     out->wall_s = fb_now_s() - t_start;
@@ -1031,7 +1038,7 @@ bool fb_run_has_failures(const fb_run_result *r, bool allow_skips) {
 }
 
 const char *fb_entry_state_name(fb_entry_state s) {
-    static const char *names[] = {"ok",           "skipped",     "failed",     "crashed",
-                                  "timed out",    "out of memory", "interrupted", "unsupported"};
+    static const char *names[] = {"ok",        "skipped",       "failed",      "crashed",
+                                  "timed out", "out of memory", "interrupted", "unsupported"};
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
 }

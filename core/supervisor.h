@@ -35,7 +35,7 @@ typedef struct fb_msg_header {
 /* The largest payload fb_child_receive accepts (a corrupt header is not an allocation). */
 #define FB_MSG_MAX_BYTES ((uint64_t)1 << 34)
 
-int fb_write_all(int fd, const void *p, size_t n);                 /* 0, or -1 (the reader is gone) */
+int fb_write_all(int fd, const void *p, size_t n); /* 0, or -1 (the reader is gone) */
 int fb_msg_send(int fd, uint32_t type, uint32_t status, const void *payload, size_t bytes);
 
 enum { FB_CHILD_GONE = -1, FB_CHILD_TIMED_OUT = -2 };

@@ -85,7 +85,8 @@ uint32_t fb_synth_tensor_type(const fb_synth_spec *s, const char *name) {
     unsigned layer;
     char rest[32];
     if (sscanf(name, "blk.%u.%31s", &layer, rest) == 2 &&
-        (strcmp(rest, "attn_v.weight") == 0 || strcmp(rest, "ffn_down.weight") == 0) && use_more_bits(layer, s->n_layer))
+        (strcmp(rest, "attn_v.weight") == 0 || strcmp(rest, "ffn_down.weight") == 0) &&
+        use_more_bits(layer, s->n_layer))
         return GGUF_TYPE_Q6_K;
     return base;
 }
@@ -119,8 +120,8 @@ static void random_row(uint64_t seed, int tensor, int64_t row, float center, flo
 typedef struct synth_tensor {
     uint32_t type;
     int64_t ne0;
-    float center, half_width;  /* random rows */
-    const float *values;       /* or fixed values (rope_freqs), ne0 of them */
+    float center, half_width; /* random rows */
+    const float *values;      /* or fixed values (rope_freqs), ne0 of them */
 } synth_tensor;
 
 typedef struct synth_ctx {
@@ -145,7 +146,8 @@ static void *fill_rows(void *arg) {
     job->rc = row ? 0 : -1;
     for (int64_t r = 0; r < job->n_rows && job->rc == 0; r++) {
         if (t->values) memcpy(row, t->values, (size_t)t->ne0 * sizeof *row);
-        else random_row(job->ctx->spec->seed, job->tensor, job->row0 + r, t->center, t->half_width, row, t->ne0);
+        else
+            random_row(job->ctx->spec->seed, job->tensor, job->row0 + r, t->center, t->half_width, row, t->ne0);
         job->rc = quant_row_from_f32(t->type, row, job->dst + (size_t)r * row_bytes, t->ne0);
     }
     free(row);
@@ -172,7 +174,8 @@ static int fill_tensor(void *vctx, int tensor, int64_t row0, int64_t n_rows, voi
         used = i + 1;
         /* The first share runs on this thread, the others on new ones. */
         if (i > 0 && pthread_create(&threads[i], NULL, fill_rows, &jobs[i]) == 0) started[i] = true;
-        else if (i > 0) fill_rows(&jobs[i]);
+        else if (i > 0)
+            fill_rows(&jobs[i]);
     }
     fill_rows(&jobs[0]);
     int rc = 0;
@@ -302,7 +305,8 @@ static void llama3_rope_factors(const fb_synth_spec *s, uint32_t n_rot, float *o
         double freq = pow(s->rope_freq_base, -2.0 * i / n_rot);
         double wavelen = 2.0 * M_PI / freq;
         if (wavelen < high_wavelen) out[i] = 1.0f;
-        else if (wavelen > low_wavelen) out[i] = (float)scale;
+        else if (wavelen > low_wavelen)
+            out[i] = (float)scale;
         else {
             double smooth = (orig_ctx / wavelen - low) / (high - low);
             out[i] = (float)(1.0 / ((1.0 - smooth) / scale + smooth));
@@ -321,17 +325,21 @@ int fb_synth_write(const fb_synth_spec *s, const char *path, int *n_fallback, fb
     if (!s->n_embd || !s->n_layer || !s->n_head || !s->n_head_kv || !s->n_ff || !s->n_vocab || !s->n_ctx)
         return fb_error_set(err, "synth: every dimension must be positive");
     if (s->n_embd % s->n_head || s->n_head % s->n_head_kv || (s->n_embd / s->n_head) % 2)
-        return fb_error_set(err, "synth: heads (%" PRIu32 ") must divide the width (%" PRIu32 ") into an even head "
+        return fb_error_set(err,
+                            "synth: heads (%" PRIu32 ") must divide the width (%" PRIu32 ") into an even head "
                             "dimension, and KV heads (%" PRIu32 ") must divide heads",
                             s->n_head, s->n_embd, s->n_head_kv);
-    if (s->n_vocab < 259) return fb_error_set(err, "synth: the vocabulary needs at least 259 tokens (3 control + 256 bytes)");
+    if (s->n_vocab < 259)
+        return fb_error_set(err, "synth: the vocabulary needs at least 259 tokens (3 control + 256 bytes)");
     if (s->n_layer > 4096 || s->n_embd > (1u << 16) || s->n_ff > (1u << 18) || s->n_vocab > (1u << 20))
         return fb_error_set(err, "synth: dimensions too large for a synthetic model");
 
     const uint32_t head_dim = s->n_embd / s->n_head, n_rot = s->n_rot ? s->n_rot : head_dim;
     if (n_rot > head_dim || n_rot % 2)
-        return fb_error_set(err, "synth: RoPE dimensions (%" PRIu32 ") must be even and at most the head dimension "
-                            "(%" PRIu32 ")", n_rot, head_dim);
+        return fb_error_set(err,
+                            "synth: RoPE dimensions (%" PRIu32 ") must be even and at most the head dimension "
+                            "(%" PRIu32 ")",
+                            n_rot, head_dim);
     const int64_t q_dim = s->n_embd, kv_dim = (int64_t)s->n_head_kv * head_dim;
     int rc = -1;
     vocab v;
@@ -349,26 +357,24 @@ int fb_synth_write(const fb_synth_spec *s, const char *path, int *n_fallback, fb
     /* Metadata */
     char name[96];
     snprintf(name, sizeof name, "fairbench synth %s seed %" PRIu64, s->preset[0] ? s->preset : "custom", s->seed);
-    int bad = gguf_writer_str(w, "general.architecture", "llama") || gguf_writer_str(w, "general.name", name) ||
-              gguf_writer_u64(w, "fairbench.synth.seed", s->seed) ||
-              gguf_writer_u32(w, "llama.context_length", s->n_ctx) ||
-              gguf_writer_u32(w, "llama.embedding_length", s->n_embd) ||
-              gguf_writer_u32(w, "llama.block_count", s->n_layer) ||
-              gguf_writer_u32(w, "llama.feed_forward_length", s->n_ff) ||
-              gguf_writer_u32(w, "llama.attention.head_count", s->n_head) ||
-              gguf_writer_u32(w, "llama.attention.head_count_kv", s->n_head_kv) ||
-              gguf_writer_u32(w, "llama.rope.dimension_count", n_rot) ||
-              gguf_writer_f32(w, "llama.rope.freq_base", s->rope_freq_base) ||
-              gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", s->rms_eps) ||
-              gguf_writer_u32(w, "llama.vocab_size", s->n_vocab) ||
-              gguf_writer_str(w, "tokenizer.ggml.model", "gpt2") ||
-              gguf_writer_str(w, "tokenizer.ggml.pre", s->tokenizer_pre[0] ? s->tokenizer_pre : "gpt-2") ||
-              gguf_writer_str_array(w, "tokenizer.ggml.tokens", (const char *const *)v.tokens, v.n_tokens) ||
-              gguf_writer_array(w, "tokenizer.ggml.token_type", GGUF_VT_I32, v.types, v.n_tokens) ||
-              gguf_writer_str_array(w, "tokenizer.ggml.merges", (const char *const *)v.merges, v.n_merges) ||
-              gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", 1) ||
-              gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", 2) ||
-              gguf_writer_bool(w, "tokenizer.ggml.add_bos_token", false);
+    int bad =
+        gguf_writer_str(w, "general.architecture", "llama") || gguf_writer_str(w, "general.name", name) ||
+        gguf_writer_u64(w, "fairbench.synth.seed", s->seed) || gguf_writer_u32(w, "llama.context_length", s->n_ctx) ||
+        gguf_writer_u32(w, "llama.embedding_length", s->n_embd) ||
+        gguf_writer_u32(w, "llama.block_count", s->n_layer) ||
+        gguf_writer_u32(w, "llama.feed_forward_length", s->n_ff) ||
+        gguf_writer_u32(w, "llama.attention.head_count", s->n_head) ||
+        gguf_writer_u32(w, "llama.attention.head_count_kv", s->n_head_kv) ||
+        gguf_writer_u32(w, "llama.rope.dimension_count", n_rot) ||
+        gguf_writer_f32(w, "llama.rope.freq_base", s->rope_freq_base) ||
+        gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", s->rms_eps) ||
+        gguf_writer_u32(w, "llama.vocab_size", s->n_vocab) || gguf_writer_str(w, "tokenizer.ggml.model", "gpt2") ||
+        gguf_writer_str(w, "tokenizer.ggml.pre", s->tokenizer_pre[0] ? s->tokenizer_pre : "gpt-2") ||
+        gguf_writer_str_array(w, "tokenizer.ggml.tokens", (const char *const *)v.tokens, v.n_tokens) ||
+        gguf_writer_array(w, "tokenizer.ggml.token_type", GGUF_VT_I32, v.types, v.n_tokens) ||
+        gguf_writer_str_array(w, "tokenizer.ggml.merges", (const char *const *)v.merges, v.n_merges) ||
+        gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", 1) || gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", 2) ||
+        gguf_writer_bool(w, "tokenizer.ggml.add_bos_token", false);
     if (bad) {
         fb_error_set(err, "synth: out of memory");
         goto out;
@@ -377,14 +383,14 @@ int fb_synth_write(const fb_synth_spec *s, const char *path, int *n_fallback, fb
     /* Tensors, in llama.cpp's order. */
     int fallback = 0;
     int n = 0;
-#define ADD_TENSOR(NAME, NDIMS, NE0, NE1, CENTER, HALF)                                                         \
-    do {                                                                                                        \
-        int64_t ne_[2] = {(NE0), (NE1)};                                                                        \
-        uint32_t type_ = (NDIMS) == 1 ? GGUF_TYPE_F32 : fb_synth_tensor_type(s, (NAME));                       \
-        if (quant_row_bytes(type_, ne_[0]) == 0) type_ = GGUF_TYPE_F16, fallback++;                             \
-        ctx.tensors[n] = (synth_tensor){type_, ne_[0], (CENTER), (HALF), NULL};                                 \
-        if (gguf_writer_tensor(w, (NAME), type_, (NDIMS), ne_, fill_tensor, &ctx) != n) goto oom;               \
-        n++;                                                                                                    \
+#define ADD_TENSOR(NAME, NDIMS, NE0, NE1, CENTER, HALF)                                           \
+    do {                                                                                          \
+        int64_t ne_[2] = {(NE0), (NE1)};                                                          \
+        uint32_t type_ = (NDIMS) == 1 ? GGUF_TYPE_F32 : fb_synth_tensor_type(s, (NAME));          \
+        if (quant_row_bytes(type_, ne_[0]) == 0) type_ = GGUF_TYPE_F16, fallback++;               \
+        ctx.tensors[n] = (synth_tensor){type_, ne_[0], (CENTER), (HALF), NULL};                   \
+        if (gguf_writer_tensor(w, (NAME), type_, (NDIMS), ne_, fill_tensor, &ctx) != n) goto oom; \
+        n++;                                                                                      \
     } while (0)
     /* Uniform on [-h, h] has standard deviation h / sqrt(3). */
     const float sqrt3 = 1.7320508f;
@@ -393,7 +399,8 @@ int fb_synth_write(const fb_synth_spec *s, const char *path, int *n_fallback, fb
         rope = malloc(n_rot / 2 * sizeof *rope);
         if (!rope) goto oom;
         if (s->rope_freqs) memcpy(rope, s->rope_freqs, n_rot / 2 * sizeof *rope);
-        else llama3_rope_factors(s, n_rot, rope);
+        else
+            llama3_rope_factors(s, n_rot, rope);
         int64_t ne = n_rot / 2;
         ctx.tensors[n] = (synth_tensor){GGUF_TYPE_F32, ne, 0, 0, rope};
         if (gguf_writer_tensor(w, "rope_freqs.weight", GGUF_TYPE_F32, 1, &ne, fill_tensor, &ctx) != n) goto oom;
@@ -401,8 +408,8 @@ int fb_synth_write(const fb_synth_spec *s, const char *path, int *n_fallback, fb
     }
     for (uint32_t l = 0; l < s->n_layer; l++) {
         char tn[64];
-#define LAYER(SUFFIX, NDIMS, NE0, NE1, CENTER, HALF)                                     \
-    snprintf(tn, sizeof tn, "blk.%" PRIu32 "." SUFFIX ".weight", l);                     \
+#define LAYER(SUFFIX, NDIMS, NE0, NE1, CENTER, HALF)                 \
+    snprintf(tn, sizeof tn, "blk.%" PRIu32 "." SUFFIX ".weight", l); \
     ADD_TENSOR(tn, NDIMS, NE0, NE1, CENTER, HALF)
         LAYER("attn_norm", 1, s->n_embd, 1, 1.0f, 0.2f);
         LAYER("attn_q", 2, s->n_embd, q_dim, 0.0f, sqrt3 / sqrtf((float)s->n_embd));

@@ -10,17 +10,17 @@
 #include "fb_error.h"
 
 typedef struct fb_synth_spec {
-    char preset[32];       /* for the file's general.name */
+    char preset[32]; /* for the file's general.name */
     uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
     float rope_freq_base, rms_eps;
-    bool tied_output;      /* no output.weight: the LM head is token_embd */
-    bool llama3_rope;      /* write rope_freqs.weight (Llama-3 scaling, factor 32) */
-    char tokenizer_pre[32];/* tokenizer.ggml.pre */
-    uint32_t type;         /* storage type of the weight matrices (enum gguf_type) */
-    int mix;               /* FB_SYNTH_MIX_*: types per tensor as a llama.cpp mix lays them out (type ignored) */
+    bool tied_output;       /* no output.weight: the LM head is token_embd */
+    bool llama3_rope;       /* write rope_freqs.weight (Llama-3 scaling, factor 32) */
+    char tokenizer_pre[32]; /* tokenizer.ggml.pre */
+    uint32_t type;          /* storage type of the weight matrices (enum gguf_type) */
+    int mix;                /* FB_SYNTH_MIX_*: types per tensor as a llama.cpp mix lays them out (type ignored) */
     uint64_t seed;
-    int n_threads;         /* for generating weights; 0 = all cores */
-    uint32_t n_rot;        /* RoPE dimensions per head (even, <= head dim); 0 = the head dimension */
+    int n_threads;           /* for generating weights; 0 = all cores */
+    uint32_t n_rot;          /* RoPE dimensions per head (even, <= head dim); 0 = the head dimension */
     const float *rope_freqs; /* n_rot / 2 factors written as rope_freqs.weight instead of Llama-3's; NULL: none
                               * (or Llama-3's when llama3_rope). Not owned. */
 } fb_synth_spec;

@@ -3,8 +3,8 @@
 
 #include "supervisor.h"
 
-fb_status fb_timed_repetition(const fb_plugin *api, fb_session *s, const int32_t *prompt, uint32_t n_prompt,
-                              uint32_t n, double *prefill_s, double *latency_ms, int32_t *tokens) {
+fb_status fb_timed_repetition(const fb_plugin *api, fb_session *s, const int32_t *prompt, uint32_t n_prompt, uint32_t n,
+                              double *prefill_s, double *latency_ms, int32_t *tokens) {
     int32_t next;
     fb_status st = api->reset(s); /* untimed: an empty KV cache for every repetition */
     if (st != FB_OK) return st;

@@ -119,9 +119,7 @@ static size_t utf8_check(const uint8_t *s, size_t n) {
 }
 
 /* Length of the character whose lead byte is c, in text already checked. */
-static inline size_t utf8_lead_len(uint8_t c) {
-    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-}
+static inline size_t utf8_lead_len(uint8_t c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
 
 // ------------------------------------------------------------------ hashing and string tables
 
@@ -168,8 +166,7 @@ typedef struct str_table {
 static int64_t strtab_add(str_table *t, const void *s, size_t len) {
     if (len >= UINT32_MAX || t->n >= INT32_MAX) return -1;
     if (t->used > SIZE_MAX - len - 1) return -1;
-    if (grow(&t->bytes, &t->cap, t->used + len + 1, 1) ||
-        grow(&t->off, &t->cap_off, t->n + 1, sizeof *t->off) ||
+    if (grow(&t->bytes, &t->cap, t->used + len + 1, 1) || grow(&t->off, &t->cap_off, t->n + 1, sizeof *t->off) ||
         grow(&t->len, &t->cap_len, t->n + 1, sizeof *t->len))
         return -1;
     if (len) memcpy(t->bytes + t->used, s, len);
@@ -200,8 +197,7 @@ static int32_t sidx_find(const str_index *x, const str_table *t, const void *s, 
     for (size_t i = (size_t)h & x->mask;; i = (i + 1) & x->mask) {
         int32_t id = x->id[i];
         if (id < 0) return -1;
-        if (x->tag[i] == (uint32_t)h && t->len[id] == len && memcmp(strtab_get(t, (size_t)id), s, len) == 0)
-            return id;
+        if (x->tag[i] == (uint32_t)h && t->len[id] == len && memcmp(strtab_get(t, (size_t)id), s, len) == 0) return id;
     }
 }
 
@@ -253,7 +249,9 @@ typedef struct merge_map {
     size_t mask;
 } merge_map;
 
-static inline uint64_t merge_key(int32_t left, int32_t right) { return (uint64_t)(uint32_t)left << 32 | (uint32_t)right; }
+static inline uint64_t merge_key(int32_t left, int32_t right) {
+    return (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+}
 
 static inline size_t merge_slot(const merge_map *m, uint64_t key) {
     size_t i = (size_t)hash_u64(key) & m->mask;
@@ -299,15 +297,15 @@ static int64_t byte_level_decode(const int16_t cp_to_byte[512], const uint8_t *s
  * \p{White_Space} and \P{White_Space}, because PCRE2's \s also matches U+180E,
  * which llama.cpp and the HF tokenizers do not count as white space. */
 #define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
-#define RE_LLAMA3                                                                                              \
+#define RE_LLAMA3                                                                                           \
     "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| " \
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
 static const struct pre_def {
     const char *names[4];
     const char *patterns[TOK_MAX_PATTERNS]; /* applied in order */
-    bool ignore_merges;                    /* whole word in the vocabulary: take it as is */
-    bool add_bos;                          /* default when add_bos_token is absent */
+    bool ignore_merges;                     /* whole word in the vocabulary: take it as is */
+    bool add_bos;                           /* default when add_bos_token is absent */
 } pre_defs[] = {
     {{"llama-bpe", "llama3", "llama-v3"}, {RE_LLAMA3}, true, true},
     {{"smollm"}, {"\\p{N}", RE_GPT2}, false, false},
@@ -440,7 +438,9 @@ void fb_tokenizer_free(fb_tokenizer *t) {
 
 // ------------------------------------------------------------------ loading
 
-static bool str_is(const gguf_str *s, const char *lit) { return s->len == strlen(lit) && memcmp(s->data, lit, s->len) == 0; }
+static bool str_is(const gguf_str *s, const char *lit) {
+    return s->len == strlen(lit) && memcmp(s->data, lit, s->len) == 0;
+}
 
 /* Is the string "<0xHH>"? Then *byte gets HH. */
 static bool parse_byte_token(const char *s, size_t len, uint8_t *byte) {
@@ -448,7 +448,10 @@ static bool parse_byte_token(const char *s, size_t len, uint8_t *byte) {
     int v = 0;
     for (int i = 3; i < 5; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0) return false;
         v = v * 16 + d;
     }
@@ -463,8 +466,9 @@ static int load_token_id(const gguf_file *f, const char *key, uint32_t n_vocab, 
     int64_t v;
     if (gguf_get_int(f, key, &v, err)) return -1;
     if (v < 0 || v >= (int64_t)n_vocab)
-        return fb_error_set(err, "%s: metadata key '%s': token id %" PRId64 " is outside the vocabulary (%" PRIu32
-                            " tokens)", gguf_path(f), key, v, n_vocab);
+        return fb_error_set(
+            err, "%s: metadata key '%s': token id %" PRId64 " is outside the vocabulary (%" PRIu32 " tokens)",
+            gguf_path(f), key, v, n_vocab);
     *id = (int32_t)v;
     return 0;
 }
@@ -622,7 +626,9 @@ static int load_bpe(fb_tokenizer *t, const gguf_file *f, const uint16_t byte_to_
     for (size_t i = 0; i < TOK_MAX_PATTERNS && pre->patterns[i]; i++) {
         char why[300] = "pattern too long";
         t->re[i] = compile_pattern(pre->patterns[i], why, sizeof why);
-        if (!t->re[i]) return fb_error_set(err, "%s: pre-tokenizer '%s': PCRE2 refused pattern %zu: %s", path, t->pre_name, i, why);
+        if (!t->re[i])
+            return fb_error_set(err, "%s: pre-tokenizer '%s': PCRE2 refused pattern %zu: %s", path, t->pre_name, i,
+                                why);
         t->n_re = i + 1;
     }
 
@@ -712,7 +718,7 @@ typedef struct special_key {
 static int cmp_special_key(const void *pa, const void *pb) {
     const special_key *a = pa, *b = pb;
     if (a->len != b->len) return a->len > b->len ? -1 : 1; /* longest first */
-    return (a->id > b->id) - (a->id < b->id);             /* then lowest id */
+    return (a->id > b->id) - (a->id < b->id);              /* then lowest id */
 }
 
 int fb_tokenizer_load(const gguf_file *f, fb_tokenizer **out, fb_error *err) {
@@ -742,7 +748,8 @@ int fb_tokenizer_load(const gguf_file *f, fb_tokenizer **out, fb_error *err) {
         shown[n] = '\0';
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)shown[i] < 0x20 || shown[i] == 0x7F) shown[i] = '?';
-        fb_error_set(err, "%s: metadata key 'tokenizer.ggml.model': unsupported tokenizer '%s' (supported: llama, gpt2)",
+        fb_error_set(err,
+                     "%s: metadata key 'tokenizer.ggml.model': unsupported tokenizer '%s' (supported: llama, gpt2)",
                      path, shown);
         goto fail;
     }
@@ -762,8 +769,9 @@ int fb_tokenizer_load(const gguf_file *f, fb_tokenizer **out, fb_error *err) {
         int64_t at = strtab_add(&t->text, s->data, s->len);
         if (at < 0) {
             if (s->len >= UINT32_MAX) {
-                fb_error_set(err, "%s: metadata key 'tokenizer.ggml.tokens': token %" PRIu32 " is %" PRIu64
-                             " bytes long", path, id, s->len);
+                fb_error_set(err,
+                             "%s: metadata key 'tokenizer.ggml.tokens': token %" PRIu32 " is %" PRIu64 " bytes long",
+                             path, id, s->len);
                 goto fail;
             }
             goto oom;
@@ -803,13 +811,15 @@ int fb_tokenizer_load(const gguf_file *f, fb_tokenizer **out, fb_error *err) {
         uint32_t et = v->type == GGUF_VT_ARRAY ? v->arr.elem_type : GGUF_VT_COUNT_;
         if (!(et == GGUF_VT_I32 || et == GGUF_VT_U32 || et == GGUF_VT_I8 || et == GGUF_VT_U8 || et == GGUF_VT_I16 ||
               et == GGUF_VT_U16)) {
-            fb_error_set(err, "%s: metadata key 'tokenizer.ggml.token_type' at byte %" PRIu64 ": expected an array of i32",
+            fb_error_set(err,
+                         "%s: metadata key 'tokenizer.ggml.token_type' at byte %" PRIu64 ": expected an array of i32",
                          path, kv->file_offset);
             goto fail;
         }
         if (v->arr.count < t->n_vocab) {
-            fb_error_set(err, "%s: metadata key 'tokenizer.ggml.token_type' has %" PRIu64 " entries for %" PRIu32
-                         " tokens", path, v->arr.count, t->n_vocab);
+            fb_error_set(err,
+                         "%s: metadata key 'tokenizer.ggml.token_type' has %" PRIu64 " entries for %" PRIu32 " tokens",
+                         path, v->arr.count, t->n_vocab);
             goto fail;
         }
         for (uint32_t id = 0; id < t->n_vocab; id++) {
@@ -874,7 +884,8 @@ int fb_tokenizer_load(const gguf_file *f, fb_tokenizer **out, fb_error *err) {
         size_t k = 0;
         for (uint32_t id = 0; id < t->n_vocab; id++) {
             int32_t ty = t->type[id];
-            if ((ty == FB_TOKEN_CONTROL || ty == FB_TOKEN_UNKNOWN || ty == FB_TOKEN_USER_DEFINED) && t->text.len[id] > 0)
+            if ((ty == FB_TOKEN_CONTROL || ty == FB_TOKEN_UNKNOWN || ty == FB_TOKEN_USER_DEFINED) &&
+                t->text.len[id] > 0)
                 keys[k++] = (special_key){t->text.len[id], (int32_t)id};
         }
         qsort(keys, n_special, sizeof *keys, cmp_special_key);
@@ -1268,7 +1279,8 @@ int fb_tokenize(const fb_tokenizer *t, const char *text, size_t len, bool add_sp
     *ids = NULL;
     *n_ids = 0;
     if (len > TOK_MAX_TEXT_BYTES)
-        return fb_error_set(err, "the text is %zu bytes; at most %zu can be tokenized at once", len, TOK_MAX_TEXT_BYTES);
+        return fb_error_set(err, "the text is %zu bytes; at most %zu can be tokenized at once", len,
+                            TOK_MAX_TEXT_BYTES);
     if (len && !text) return fb_error_set(err, "no text given");
     size_t bad = utf8_check((const uint8_t *)text, len);
     if (bad < len) return fb_error_set(err, "the text is not valid UTF-8 (byte %zu: 0x%02X)", bad, (uint8_t)text[bad]);
@@ -1297,7 +1309,8 @@ int fb_tokenize(const fb_tokenizer *t, const char *text, size_t len, bool add_sp
         for (size_t j = 0; j < f->len; j++) {
             char c = text[f->off + j];
             if (c == ' ') memcpy(s.esc + n, "\xE2\x96\x81", 3), n += 3;
-            else s.esc[n++] = c;
+            else
+                s.esc[n++] = c;
         }
         if (spm_fragment(&s, s.esc, n, err)) goto done;
         prev_special = false;
@@ -1327,7 +1340,8 @@ int fb_detokenize(const fb_tokenizer *t, const int32_t *ids, size_t n, bool rend
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || (uint32_t)ids[i] >= t->n_vocab)
-            return fb_error_set(err, "token id %" PRId32 " (position %zu) is outside the vocabulary (%" PRIu32 " tokens)",
+            return fb_error_set(err,
+                                "token id %" PRId32 " (position %zu) is outside the vocabulary (%" PRIu32 " tokens)",
                                 ids[i], i, t->n_vocab);
         total += t->piece.len[ids[i]]; /* each piece is < 4 GiB and there are < 2^31 of them: no overflow in 64 bits */
         if (total > SIZE_MAX / 2) return fb_error_set(err, "the decoded text would be too large");

@@ -115,8 +115,8 @@ int fb_detokenize(const fb_tokenizer *t, const int32_t *ids, size_t n, bool rend
                   fb_error *err);
 
 uint32_t fb_tokenizer_n_vocab(const fb_tokenizer *t);
-int32_t fb_tokenizer_bos(const fb_tokenizer *t); /* -1 when there is none */
-int32_t fb_tokenizer_eos(const fb_tokenizer *t); /* -1 when there is none */
+int32_t fb_tokenizer_bos(const fb_tokenizer *t);       /* -1 when there is none */
+int32_t fb_tokenizer_eos(const fb_tokenizer *t);       /* -1 when there is none */
 const char *fb_tokenizer_model(const fb_tokenizer *t); /* "llama" or "gpt2" */
 const char *fb_tokenizer_pre(const fb_tokenizer *t);   /* "llama-bpe", ...; "" for "llama" */
 

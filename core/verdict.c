@@ -68,7 +68,8 @@ void fb_audit(const fb_profile *p, fb_run_result *out) {
         for (int k = 0; k < n_keys; k++) {
             if (!(e->overridden & (1u << k)) || !override_differs(out, i, k)) continue;
             if (p->vary & (1u << k)) varied |= 1u << k;
-            else reason(reasons, sizeof reasons, "%s overrides %s", e->label, keys[k]);
+            else
+                reason(reasons, sizeof reasons, "%s overrides %s", e->label, keys[k]);
         }
         if (!r->has_effective) continue;
         /* What it was asked for against what it did: never by design. */
@@ -113,7 +114,8 @@ void fb_audit(const fb_profile *p, fb_run_result *out) {
                measured, out->n_entries, missing);
     }
     if (strcmp(out->reference_status, "ok") != 0)
-        reason(reasons, sizeof reasons, "no backend's results were checked: the reference %s did not run", out->reference_label);
+        reason(reasons, sizeof reasons, "no backend's results were checked: the reference %s did not run",
+               out->reference_label);
     out->fair = reasons[0] == '\0';
     if (!out->fair) {
         snprintf(out->verdict, sizeof out->verdict, "unfair: %.2030s", reasons);
@@ -123,7 +125,8 @@ void fb_audit(const fb_profile *p, fb_run_result *out) {
     for (int k = 0; k < n_keys; k++)
         if (varied & (1u << k)) append(by_design, sizeof by_design, "%s%s", by_design[0] ? ", " : "", keys[k]);
     if (by_design[0]) snprintf(out->verdict, sizeof out->verdict, "fair (varies by design: %s)", by_design);
-    else snprintf(out->verdict, sizeof out->verdict, "fair");
+    else
+        snprintf(out->verdict, sizeof out->verdict, "fair");
 }
 
 // ----------------------------------------------------------------------------
@@ -177,12 +180,13 @@ void fb_rank_and_warn(const fb_profile *p, fb_run_result *out) {
                      "the roofline share against memory bandwidth does not apply",
                      r->entry->label, r->roofline_pct, (double)r->bytes_per_step / 1e6);
         if (r->harness_overhead_ns > 1000)
-            add_line(out->warnings, sizeof out->warnings, "%s: the harness costs %.0f ns per token, above the 1 us goal",
-                     r->entry->label, r->harness_overhead_ns);
+            add_line(out->warnings, sizeof out->warnings,
+                     "%s: the harness costs %.0f ns per token, above the 1 us goal", r->entry->label,
+                     r->harness_overhead_ns);
     }
     if (strcmp(FB_BUILD_FLAVOUR, "release") != 0)
-        add_line(out->warnings, sizeof out->warnings, "this fairbench is a %s build: its timings are not representative",
-                 FB_BUILD_FLAVOUR);
+        add_line(out->warnings, sizeof out->warnings,
+                 "this fairbench is a %s build: its timings are not representative", FB_BUILD_FLAVOUR);
     /* Notes: information, not doubt. Break-even: a backend that starts
      * slower but decodes faster repays its start after (start difference) /
      * (per-token saving) tokens. */

@@ -46,8 +46,11 @@ static inline const fb_plugin *test_find_backend(fb_backend_list *list, const ch
 
 static inline fb_session *test_create(const fb_plugin *api, const test_model *tm, fb_precision precision, int threads,
                                       uint32_t max_context) {
-    fb_settings settings = {.struct_size = sizeof settings, .weight_precision = precision,
-                            .accumulate_precision = FB_PRECISION_F32, .threads = threads, .max_context = max_context};
+    fb_settings settings = {.struct_size = sizeof settings,
+                            .weight_precision = precision,
+                            .accumulate_precision = FB_PRECISION_F32,
+                            .threads = threads,
+                            .max_context = max_context};
     fb_session *s = NULL;
     char message[512] = "";
     fb_status st = api->create(fb_host_services(), &tm->view.view, &settings, &s, message, sizeof message);

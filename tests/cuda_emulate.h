@@ -81,9 +81,9 @@ struct emu_fiber {
     ucontext_t ctx; // to start it
     jmp_buf jb;     // where it yielded
     int state, started;
-    float value;  // what this lane offers at a shuffle
-    int offset;   // lane ^ offset is its partner
-    float result; // what it receives
+    float value;           // what this lane offers at a shuffle
+    int offset;            // lane ^ offset is its partner
+    float result;          // what it receives
     void *asan_fake_stack; // the sanitizer's record of this fiber's stack while it is switched out
 };
 
@@ -175,7 +175,7 @@ static void emu_fiber_main() {
     emu_body(emu_body_ctx);
     emu_fibers[emu_current].state = EMU_FIBER_DONE;
     emu_switch_start(NULL, emu_sched_stack, emu_sched_stack_size); // this stack is left for good
-    emu_longjmp(emu_sched_jb); // never returns through uc_link
+    emu_longjmp(emu_sched_jb);                                     // never returns through uc_link
 }
 
 /* Run fiber i until it yields or ends. (Its own function, so that no local
@@ -240,8 +240,9 @@ static int emu_run_block() {
         }
         // only barriers (and exited threads) left
         if (done) {
-            snprintf(emu_error, sizeof emu_error, "%d threads wait at __syncthreads while %d have exited (block %u,%u,%u)",
-                     at_bar, done, blockIdx.x, blockIdx.y, blockIdx.z);
+            snprintf(emu_error, sizeof emu_error,
+                     "%d threads wait at __syncthreads while %d have exited (block %u,%u,%u)", at_bar, done, blockIdx.x,
+                     blockIdx.y, blockIdx.z);
             return -1;
         }
         for (int i = 0; i < emu_threads; i++) emu_fibers[i].state = EMU_FIBER_READY;
@@ -250,8 +251,8 @@ static int emu_run_block() {
 
 /* Run body(ctx) as every thread of a (gx, gy, gz) grid of blocks of `threads`:
  * 0, or -1 with a sentence in error (bad block size, divergence). */
-static int emu_run_grid(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
-                        void (*body)(void *), void *ctx, char *error, size_t error_size) {
+static int emu_run_grid(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned threads, void (*body)(void *),
+                        void *ctx, char *error, size_t error_size) {
     if (threads == 0 || threads > EMU_MAX_THREADS || threads % 32 != 0) {
         snprintf(error, error_size, "cannot launch %s with %u threads", name, threads);
         return -1;

@@ -57,7 +57,8 @@ static emu_ops *emu_capture; // non-NULL while a stream is being captured
 /* Run op now, or record it into the graph being captured. */
 static void emu_enqueue(std::function<void()> op) {
     if (emu_capture) emu_capture->push_back(std::move(op));
-    else op();
+    else
+        op();
 }
 
 /* A kernel launch (EO_LAUNCH): run now or recorded. A failure leaves a
@@ -96,11 +97,15 @@ cudaError_t cudaGetLastError(void) {
 }
 
 const char *cudaGetErrorString(cudaError_t error) {
-    return error == cudaSuccess ? "no error" : error == cudaErrorLaunchFailure ? emu_launch_error : "emulated CUDA error";
+    return error == cudaSuccess              ? "no error"
+           : error == cudaErrorLaunchFailure ? emu_launch_error
+                                             : "emulated CUDA error";
 }
 
 const char *cudaGetErrorName(cudaError_t error) {
-    return error == cudaSuccess ? "cudaSuccess" : error == cudaErrorLaunchFailure ? "cudaErrorLaunchFailure" : "cudaError";
+    return error == cudaSuccess              ? "cudaSuccess"
+           : error == cudaErrorLaunchFailure ? "cudaErrorLaunchFailure"
+                                             : "cudaError";
 }
 
 cudaError_t cudaGetDeviceCount(int *count) {
@@ -343,7 +348,8 @@ static bool emu_gemm_supported(cublasOperation_t ta, cublasOperation_t tb, cudaD
                                cudaDataType ct, cublasComputeType_t compute) {
     bool ops = (ta == CUBLAS_OP_N || ta == CUBLAS_OP_T) && (tb == CUBLAS_OP_N || tb == CUBLAS_OP_T);
     bool inputs = at == bt && (at == CUDA_R_32F || at == CUDA_R_16F || at == CUDA_R_16BF);
-    return ops && inputs && ct == CUDA_R_32F && (compute == CUBLAS_COMPUTE_32F || compute == CUBLAS_COMPUTE_32F_PEDANTIC);
+    return ops && inputs && ct == CUDA_R_32F &&
+           (compute == CUBLAS_COMPUTE_32F || compute == CUBLAS_COMPUTE_32F_PEDANTIC);
 }
 
 extern "C" cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n,

@@ -45,8 +45,10 @@ static inline float jf_emu_half_to_float(unsigned short h) {
     unsigned sign = (unsigned)(h >> 15) << 31, exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
     unsigned bits;
     if (exp == 0x1F) bits = sign | 0x7F800000u | (mant << 13);
-    else if (exp != 0) bits = sign | ((exp + 112) << 23) | (mant << 13);
-    else if (mant == 0) bits = sign;
+    else if (exp != 0)
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    else if (mant == 0)
+        bits = sign;
     else { // subnormal: normalise
         int e = -1;
         do {
@@ -60,8 +62,7 @@ static inline float jf_emu_half_to_float(unsigned short h) {
 
 // The kernels' trampolines: unpack cuLaunchKernel-style arguments by the
 // kernel's own parameter types.
-template <typename... A, size_t... I>
-static void jf_call(void (*f)(A...), void **args, std::index_sequence<I...>) {
+template <typename... A, size_t... I> static void jf_call(void (*f)(A...), void **args, std::index_sequence<I...>) {
     f(*(A *)args[I]...);
 }
 template <typename... A> static void jf_invoke(void (*f)(A...), void **args) {
@@ -80,7 +81,10 @@ static void jf_emu_job_run(void *p) {
     jf_emu_job *j = (jf_emu_job *)p;
     j->tramp(j->args);
 }
-#define JF_EMU_ENTRY(fn) {#fn, [](void **a) { jf_invoke(fn, a); }}
+#define JF_EMU_ENTRY(fn)                        \
+    {                                           \
+#fn, [](void **a) { jf_invoke(fn, a); } \
+    }
 
 // After the kernels, the test writes
 //     static const jf_emu_entry jf_emu_table[] = {JF_EMU_ENTRY(jf_embed), ...};
@@ -88,18 +92,18 @@ static void jf_emu_job_run(void *p) {
 // which defines the one exported function:
 //     int jf_emu_launch(name, gx, gy, gz, threads, args, error, error_size)
 // (0, or -1 with a sentence: unknown kernel, bad block size, divergence).
-#define JF_EMU_LAUNCH_DEFINITION                                                                               \
-    extern "C" int jf_emu_launch(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned threads,     \
-                                 void **args, char *error, size_t error_size) {                                \
-        void (*tramp)(void **) = NULL;                                                                         \
-        for (size_t i = 0; i < sizeof jf_emu_table / sizeof jf_emu_table[0]; i++)                              \
-            if (strcmp(jf_emu_table[i].name, name) == 0) tramp = jf_emu_table[i].tramp;                        \
-        if (!tramp) {                                                                                          \
-            snprintf(error, error_size, "no kernel %s", name);                                                 \
-            return -1;                                                                                         \
-        }                                                                                                      \
-        jf_emu_job job = {tramp, args};                                                                        \
-        return emu_run_grid(name, gx, gy, gz, threads, jf_emu_job_run, &job, error, error_size);               \
+#define JF_EMU_LAUNCH_DEFINITION                                                                            \
+    extern "C" int jf_emu_launch(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned threads, \
+                                 void **args, char *error, size_t error_size) {                             \
+        void (*tramp)(void **) = NULL;                                                                      \
+        for (size_t i = 0; i < sizeof jf_emu_table / sizeof jf_emu_table[0]; i++)                           \
+            if (strcmp(jf_emu_table[i].name, name) == 0) tramp = jf_emu_table[i].tramp;                     \
+        if (!tramp) {                                                                                       \
+            snprintf(error, error_size, "no kernel %s", name);                                              \
+            return -1;                                                                                      \
+        }                                                                                                   \
+        jf_emu_job job = {tramp, args};                                                                     \
+        return emu_run_grid(name, gx, gy, gz, threads, jf_emu_job_run, &job, error, error_size);            \
     }
 
 #endif

@@ -52,7 +52,8 @@ static void test_contract(const test_model *tm, uint64_t seed) {
     float *batched = all_logits(s, tokens, n, n_vocab);
     float *stepped = malloc((size_t)n * n_vocab * sizeof *stepped);
     api->reset(s);
-    for (uint32_t i = 0; i < n; i++) CHECK(api->decode(s, tokens[i], stepped + (size_t)i * n_vocab, &next) == FB_OK, "decode");
+    for (uint32_t i = 0; i < n; i++)
+        CHECK(api->decode(s, tokens[i], stepped + (size_t)i * n_vocab, &next) == FB_OK, "decode");
     double err = rel_error(stepped, batched, (size_t)n * n_vocab);
     CHECK(batched && err < 1e-5, "prefill vs decode relative error %.3g", err);
     CHECK(next == argmax_f(stepped + (size_t)(n - 1) * n_vocab, n_vocab), "decode's next token is the argmax");
@@ -104,12 +105,14 @@ static void test_contract(const test_model *tm, uint64_t seed) {
     if (s1) api->destroy(s1);
 
     /* Settings it cannot honour are refused, not substituted. */
-    fb_settings bad_settings = {.struct_size = sizeof bad_settings, .weight_precision = FB_PRECISION_F32,
+    fb_settings bad_settings = {.struct_size = sizeof bad_settings,
+                                .weight_precision = FB_PRECISION_F32,
                                 .accumulate_precision = FB_PRECISION_F16};
     char message[512] = "";
     fb_session *none = NULL;
     CHECK(api->create(fb_host_services(), &tm->view.view, &bad_settings, &none, message, sizeof message) ==
-                  FB_ERR_UNSUPPORTED && none == NULL && strstr(message, "f32"),
+                  FB_ERR_UNSUPPORTED &&
+              none == NULL && strstr(message, "f32"),
           "f16 accumulation refused: %s", message);
     free(batched);
     free(stepped);
@@ -160,8 +163,10 @@ static int test_agreement(const test_model *tm, const char *label, int32_t *prom
     }
     float *want = all_logits(ref, tokens, n, n_vocab);
     api->destroy(ref);
-    static const struct { fb_precision p; const char *name; } precisions[] = {
-        {FB_PRECISION_F16, "f16"}, {FB_PRECISION_BF16, "bf16"}, {FB_PRECISION_NATIVE, "native"}};
+    static const struct {
+        fb_precision p;
+        const char *name;
+    } precisions[] = {{FB_PRECISION_F16, "f16"}, {FB_PRECISION_BF16, "bf16"}, {FB_PRECISION_NATIVE, "native"}};
     for (size_t k = 0; k < sizeof precisions / sizeof precisions[0]; k++) {
         fb_session *s = test_create(api, tm, precisions[k].p, 0, n + 1);
         float *got = s ? all_logits(s, tokens, n, n_vocab) : NULL;
@@ -185,8 +190,8 @@ static int test_agreement(const test_model *tm, const char *label, int32_t *prom
                 unexplained += margin > 2 * max_diff;
             }
             double frac = (double)agree / n, rel = rel_error(got, want, (size_t)n * n_vocab);
-            printf("  %s: %s top-1 agreement with f32 %u/%u (%.1f%%), relative error %.3g\n", label,
-                   precisions[k].name, agree, n, 100 * frac, rel);
+            printf("  %s: %s top-1 agreement with f32 %u/%u (%.1f%%), relative error %.3g\n", label, precisions[k].name,
+                   agree, n, 100 * frac, rel);
             double bound = rel_error_bound(precisions[k].p);
             CHECK(rel <= bound && bound <= fb_agreement_bar_for(precisions[k].p).max_diff_share,
                   "%s %s relative error of the logits %.3g (bound %.3g, inside the main job's bar %.3g)", label,

@@ -40,8 +40,7 @@ __attribute__((format(printf, 2, 3))) static bool check(bool ok, const char *fmt
     vprintf(fmt, ap);
     printf("\n");
     va_end(ap);
-    if (ok)
-        n_passed++;
+    if (ok) n_passed++;
     else
         n_failed++;
     return ok;
@@ -75,10 +74,9 @@ typedef struct {
 } type_case;
 
 static const type_case type_cases[] = {
-    {GGUF_TYPE_F32, {-1, -1}},  {GGUF_TYPE_F16, {-1, -1}},  {GGUF_TYPE_BF16, {-1, -1}},
-    {GGUF_TYPE_Q8_0, {0, -1}},  {GGUF_TYPE_Q4_0, {0, -1}},  {GGUF_TYPE_Q4_1, {0, 2}},
-    {GGUF_TYPE_Q5_0, {0, -1}},  {GGUF_TYPE_Q5_1, {0, 2}},   {GGUF_TYPE_Q4_K, {0, 2}},
-    {GGUF_TYPE_Q5_K, {0, 2}},   {GGUF_TYPE_Q6_K, {208, -1}},
+    {GGUF_TYPE_F32, {-1, -1}}, {GGUF_TYPE_F16, {-1, -1}}, {GGUF_TYPE_BF16, {-1, -1}},  {GGUF_TYPE_Q8_0, {0, -1}},
+    {GGUF_TYPE_Q4_0, {0, -1}}, {GGUF_TYPE_Q4_1, {0, 2}},  {GGUF_TYPE_Q5_0, {0, -1}},   {GGUF_TYPE_Q5_1, {0, 2}},
+    {GGUF_TYPE_Q4_K, {0, 2}},  {GGUF_TYPE_Q5_K, {0, 2}},  {GGUF_TYPE_Q6_K, {208, -1}},
 };
 
 /* A random finite half: any sign, exponent and mantissa, inf/NaN excluded
@@ -127,7 +125,8 @@ static void fill_raw_row(const type_case *tc, uint8_t *row, int64_t n) {
  * the model sizes of SmolLM2 (576, 1536) and larger; plain types also get
  * lengths that leave a tail after the vector loop. */
 static int lengths_for(int block_elems, int64_t out[16]) {
-    static const int64_t candidates[] = {1, 7, 31, 33, 100, 32, 96, 32 * 7, 256, 256 * 3, 576, 1536, 2048, 256 * 9, 4096};
+    static const int64_t candidates[] = {1,   7,       31,  33,   100,  32,      96,  32 * 7,
+                                         256, 256 * 3, 576, 1536, 2048, 256 * 9, 4096};
     int count = 0;
     for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
         const int64_t n = candidates[i];
@@ -198,12 +197,13 @@ static void test_type(const type_case *tc, const char *level, buffers *buf) {
         decode_mismatches += mismatches;
     }
     if (decode_mismatches == 0)
-        check(true, "%-5s %-14s decode exact: 4 rows of %" PRId64 " weights, each equal to quant_row_to_f32's", info->name,
-              level, n_decode);
+        check(true, "%-5s %-14s decode exact: 4 rows of %" PRId64 " weights, each equal to quant_row_to_f32's",
+              info->name, level, n_decode);
     else
-        check(false, "%-5s %-14s decode exact: %" PRId64 " mismatches in 4 rows of %" PRId64 " (first at %" PRId64
-              ": got %.9g want %.9g)", info->name, level, decode_mismatches, n_decode, first_bad, (double)got_bad,
-              (double)want_bad);
+        check(false,
+              "%-5s %-14s decode exact: %" PRId64 " mismatches in 4 rows of %" PRId64 " (first at %" PRId64
+              ": got %.9g want %.9g)",
+              info->name, level, decode_mismatches, n_decode, first_bad, (double)got_bad, (double)want_bad);
 
     // ---- dot products against the double reference
     int64_t lengths[16];
@@ -249,8 +249,9 @@ static void test_type(const type_case *tc, const char *level, buffers *buf) {
             }
         }
     }
-    check(bad_rows == 0, "%-5s %-14s %d rows, %d out of tolerance; maxdiff %.3g encoded, %.3g raw; max diff/tol %.3g (%s)",
-          info->name, level, rows, bad_rows, max_diff[0], max_diff[1], max_ratio, worst);
+    check(bad_rows == 0,
+          "%-5s %-14s %d rows, %d out of tolerance; maxdiff %.3g encoded, %.3g raw; max diff/tol %.3g (%s)", info->name,
+          level, rows, bad_rows, max_diff[0], max_diff[1], max_ratio, worst);
 }
 
 /* Every 16-bit pattern of F16 / BF16 through the kernel: the finite ones in
@@ -292,7 +293,8 @@ static void test_every_half(uint32_t type, const char *level) {
         }
         count = 0;
     }
-    check(mismatches == 0, "%-5s %-14s every one of %d 16-bit patterns decodes as the core's (%d mismatches, first 0x%04x)",
+    check(mismatches == 0,
+          "%-5s %-14s every one of %d 16-bit patterns decodes as the core's (%d mismatches, first 0x%04x)",
           is_f16 ? "F16" : "BF16", level, checked, mismatches, (unsigned)first_bad);
 }
 
@@ -323,8 +325,9 @@ int main(int argc, char **argv) {
           cr_dot_simd_level());
     cr_dot_select(CR_SIMD_BEST);
     check(strcmp(cr_dot_simd_level(), best) == 0, "cr_dot_select(CR_SIMD_BEST) gives \"%s\" back", best);
-    static const uint32_t unsupported[] = {GGUF_TYPE_Q8_1, GGUF_TYPE_Q2_K, GGUF_TYPE_Q3_K, GGUF_TYPE_Q8_K,
-                                           GGUF_TYPE_I8,   GGUF_TYPE_IQ4_NL, 4, 99, 0xFFFFFFFFu};
+    static const uint32_t unsupported[] = {
+        GGUF_TYPE_Q8_1, GGUF_TYPE_Q2_K, GGUF_TYPE_Q3_K, GGUF_TYPE_Q8_K, GGUF_TYPE_I8, GGUF_TYPE_IQ4_NL, 4, 99,
+        0xFFFFFFFFu};
     bool all_null = true;
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
         all_null = all_null && cr_dot_for_type(unsupported[i]) == NULL;

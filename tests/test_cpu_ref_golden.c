@@ -44,7 +44,8 @@ static int golden_read(const char *path, golden *g) {
     g->top_values = malloc(((size_t)n_pos_top * g->n_top + 1) * sizeof(float));
     g->greedy = malloc((g->n_greedy + 1) * sizeof(int32_t));
     if (!g->prompt || !g->fed || !g->logits || !g->top_ids || !g->top_values || !g->greedy) goto out;
-    if (read_exact(fp, g->prompt, g->n_prompt * sizeof(int32_t)) || read_exact(fp, g->fed, g->n_pos * sizeof(int32_t)) ||
+    if (read_exact(fp, g->prompt, g->n_prompt * sizeof(int32_t)) ||
+        read_exact(fp, g->fed, g->n_pos * sizeof(int32_t)) ||
         read_exact(fp, g->logits, (size_t)g->n_pos * g->n_vocab * sizeof(float)) ||
         read_exact(fp, g->top_ids, (size_t)n_pos_top * g->n_top * sizeof(int32_t)) ||
         read_exact(fp, g->top_values, (size_t)n_pos_top * g->n_top * sizeof(float)) ||
@@ -88,7 +89,8 @@ int main(int argc, char **argv) {
     /* Stored logits: batched prefill over every stored position, then one token at a time. */
     if (g.n_pos) {
         float *batched = malloc((size_t)g.n_pos * V * sizeof(float)), *step = malloc((size_t)V * sizeof(float));
-        CHECK(api->prefill(s, g.fed, g.n_pos, FB_LOGITS_ALL, batched, &next) == FB_OK, "prefill: %s", api->last_error(s));
+        CHECK(api->prefill(s, g.fed, g.n_pos, FB_LOGITS_ALL, batched, &next) == FB_OK, "prefill: %s",
+              api->last_error(s));
         double worst_batched = 0, worst_step = 0;
         api->reset(s);
         for (uint32_t i = 0; i < g.n_pos; i++) {

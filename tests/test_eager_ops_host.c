@@ -48,9 +48,9 @@ static void test_bf16(void) {
 static void test_convert(void) {
     const fb_host *host = fb_host_services();
     const int64_t rows = 5, cols = 256; /* a multiple of every block size */
-    static const uint32_t types[] = {GGUF_TYPE_F32, GGUF_TYPE_F16, GGUF_TYPE_BF16, GGUF_TYPE_Q8_0, GGUF_TYPE_Q4_0,
-                                     GGUF_TYPE_Q4_1, GGUF_TYPE_Q5_0, GGUF_TYPE_Q5_1, GGUF_TYPE_Q4_K, GGUF_TYPE_Q5_K,
-                                     GGUF_TYPE_Q6_K};
+    static const uint32_t types[] = {GGUF_TYPE_F32,  GGUF_TYPE_F16,  GGUF_TYPE_BF16, GGUF_TYPE_Q8_0,
+                                     GGUF_TYPE_Q4_0, GGUF_TYPE_Q4_1, GGUF_TYPE_Q5_0, GGUF_TYPE_Q5_1,
+                                     GGUF_TYPE_Q4_K, GGUF_TYPE_Q5_K, GGUF_TYPE_Q6_K};
     float *values = malloc((size_t)(rows * cols) * sizeof *values), *want = malloc((size_t)cols * sizeof *want);
     float *scratch = malloc((size_t)cols * sizeof *scratch);
     uint8_t *encoded = malloc((size_t)(rows * cols) * 8), *out = malloc((size_t)(rows * cols) * 4);
@@ -88,7 +88,10 @@ static void test_convert(void) {
                 }
             }
             CHECK(mismatches == 0, "%s -> %s: %d values differ from the reference", host->type_name(type),
-                  d == EO_F32 ? "f32" : d == EO_F16 ? "f16" : "bf16", mismatches);
+                  d == EO_F32   ? "f32"
+                  : d == EO_F16 ? "f16"
+                                : "bf16",
+                  mismatches);
         }
     }
     /* A type that cannot be decoded is refused. */
@@ -112,9 +115,19 @@ static void test_rope(void) {
 
 static void test_config_and_plan(void) {
     /* llama3.2-1b's shapes, as the model view gives them. */
-    fb_model_view mv = {.struct_size = sizeof mv, .n_embd = 2048, .n_layer = 16, .n_head = 32, .n_head_kv = 8,
-                        .head_dim = 64, .n_ff = 8192, .n_ctx = 131072, .n_vocab = 128256, .n_rot = 64,
-                        .rope_freq_base = 500000.0f, .rms_eps = 1e-5f, .tied_output = 1};
+    fb_model_view mv = {.struct_size = sizeof mv,
+                        .n_embd = 2048,
+                        .n_layer = 16,
+                        .n_head = 32,
+                        .n_head_kv = 8,
+                        .head_dim = 64,
+                        .n_ff = 8192,
+                        .n_ctx = 131072,
+                        .n_vocab = 128256,
+                        .n_rot = 64,
+                        .rope_freq_base = 500000.0f,
+                        .rms_eps = 1e-5f,
+                        .tied_output = 1};
     eo_config c;
     char msg[256] = "";
     CHECK(eo_config_from_view(&mv, 1024, 64, &c, msg, sizeof msg) == 0, "config: %s", msg);

@@ -22,21 +22,21 @@
 #include "eager_ops_kernels.h"
 #include "quant.h"
 
-#define CU(call)                                                                                              \
-    do {                                                                                                      \
-        cudaError_t e_ = (call);                                                                              \
-        if (e_ != cudaSuccess) {                                                                              \
-            printf("FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));                \
-            exit(1);                                                                                          \
-        }                                                                                                     \
+#define CU(call)                                                                               \
+    do {                                                                                       \
+        cudaError_t e_ = (call);                                                               \
+        if (e_ != cudaSuccess) {                                                               \
+            printf("FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+            exit(1);                                                                           \
+        }                                                                                      \
     } while (0)
-#define CB(call)                                                                                              \
-    do {                                                                                                      \
-        cublasStatus_t s_ = (call);                                                                           \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                    \
-            printf("FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cublasGetStatusString(s_));             \
-            exit(1);                                                                                          \
-        }                                                                                                     \
+#define CB(call)                                                                                  \
+    do {                                                                                          \
+        cublasStatus_t s_ = (call);                                                               \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                        \
+            printf("FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cublasGetStatusString(s_)); \
+            exit(1);                                                                              \
+        }                                                                                         \
     } while (0)
 
 static cudaStream_t stream;
@@ -100,7 +100,8 @@ static void *encode(eo_dtype t, const float *x, size_t n) {
     void *out = malloc(n * eo_dtype_size(t));
     for (size_t i = 0; i < n; i++) {
         if (t == EO_F32) ((float *)out)[i] = x[i];
-        else ((uint16_t *)out)[i] = t == EO_F16 ? f32_to_fp16(x[i]) : f32_to_bf16(x[i]);
+        else
+            ((uint16_t *)out)[i] = t == EO_F16 ? f32_to_fp16(x[i]) : f32_to_bf16(x[i]);
     }
     return out;
 }
@@ -175,14 +176,17 @@ static void test_rmsnorm(void) {
         got = from_device(d_x, n);
         check_close("rmsnorm in place", got, want, n, 1e-6, 1e-5);
         free(x), free(w), free(want), free(got);
-        CU(cudaFree(d_x)); CU(cudaFree(d_w)); CU(cudaFree(d_o));
+        CU(cudaFree(d_x));
+        CU(cudaFree(d_w));
+        CU(cudaFree(d_o));
     }
 }
 
 /* Queries and keys in one launch, with their own head counts. */
 static void test_rope(void) {
-    static const struct { int n_heads, n_kv_heads, head_dim, n_rot, pos; } cases[] = {
-        {8, 2, 64, 64, 0}, {8, 8, 64, 64, 1000}, {2, 1, 128, 64, 130000}, {32, 8, 64, 64, 7}};
+    static const struct {
+        int n_heads, n_kv_heads, head_dim, n_rot, pos;
+    } cases[] = {{8, 2, 64, 64, 0}, {8, 8, 64, 64, 1000}, {2, 1, 128, 64, 130000}, {32, 8, 64, 64, 7}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int nh = cases[k].n_heads, nkv = cases[k].n_kv_heads, hd = cases[k].head_dim, nr = cases[k].n_rot;
         int pos0 = cases[k].pos, batch = 4;
@@ -206,7 +210,10 @@ static void test_rope(void) {
         snprintf(what, sizeof what, "rope k (%d heads, same launch)", nkv);
         check_close(what, got_k, want_k, nk, 1e-6, 1e-6);
         free(q), free(kv), free(want_q), free(want_k), free(got_q), free(got_k);
-        CU(cudaFree(d_q)); CU(cudaFree(d_k)); CU(cudaFree(d_inv)); CU(cudaFree(d_pos));
+        CU(cudaFree(d_q));
+        CU(cudaFree(d_k));
+        CU(cudaFree(d_inv));
+        CU(cudaFree(d_pos));
     }
 }
 
@@ -224,11 +231,17 @@ static void test_kv_append(void) {
     check_close("kv append: keys (rows 7..9 of 20, rest kept)", gk, kc, (size_t)max_seq * kv_dim, 0, 0);
     check_close("kv append: values", gv, vc, (size_t)max_seq * kv_dim, 0, 0);
     free(kc), free(vc), free(k), free(v), free(gk), free(gv);
-    CU(cudaFree(d_kc)); CU(cudaFree(d_vc)); CU(cudaFree(d_k)); CU(cudaFree(d_v)); CU(cudaFree(d_pos));
+    CU(cudaFree(d_kc));
+    CU(cudaFree(d_vc));
+    CU(cudaFree(d_k));
+    CU(cudaFree(d_v));
+    CU(cudaFree(d_pos));
 }
 
 static void test_softmax(void) {
-    static const struct { int n_cols, pos, offset; } cases[] = {{260, 100, 2}, {260, 500, 0}, {1, 0, 0}, {4096, 4000, 5}};
+    static const struct {
+        int n_cols, pos, offset;
+    } cases[] = {{260, 100, 2}, {260, 500, 0}, {1, 0, 0}, {4096, 4000, 5}};
     const int rows = 8, stride = 4200;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int n_cols = cases[k].n_cols, len = cases[k].pos + cases[k].offset + 1;
@@ -250,7 +263,8 @@ static void test_softmax(void) {
         snprintf(what, sizeof what, "softmax (%d rows, %d of %d columns)", rows, len, n_cols);
         check_close(what, got, want, (size_t)rows * stride, 1e-7, 1e-5);
         free(x), free(want), free(got);
-        CU(cudaFree(d_x)); CU(cudaFree(d_pos));
+        CU(cudaFree(d_x));
+        CU(cudaFree(d_pos));
     }
 }
 
@@ -295,7 +309,9 @@ static void test_elementwise(void) {
         free(bits);
     }
     free(a), free(b), free(want);
-    CU(cudaFree(d_a)); CU(cudaFree(d_b)); CU(cudaFree(d_o));
+    CU(cudaFree(d_a));
+    CU(cudaFree(d_b));
+    CU(cudaFree(d_o));
 }
 
 static void test_argmax(void) {
@@ -321,14 +337,17 @@ static void test_argmax(void) {
     CHECK(got == n - 1, "argmax at the last index: %d", got);
     printf("  argmax over %d values: random, ties, last index checked\n", n);
     free(x);
-    CU(cudaFree(d_x)); CU(cudaFree(d_out));
+    CU(cudaFree(d_x));
+    CU(cudaFree(d_out));
 }
 
 /* y = x W^T with W (n_out, n_in): the layouts and transposes of every
  * projection. The reference is a double sum of the same (rounded) inputs, so
  * only f32 accumulation error remains: a TF32 path would fail the f32 case. */
 static void test_matmul(void) {
-    static const struct { int batch, n_in, n_out; } cases[] = {{1, 300, 257}, {7, 300, 257}, {1, 2048, 512}, {64, 512, 1408}};
+    static const struct {
+        int batch, n_in, n_out;
+    } cases[] = {{1, 300, 257}, {7, 300, 257}, {1, 2048, 512}, {64, 512, 1408}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int batch = cases[k].batch, n_in = cases[k].n_in, n_out = cases[k].n_out;
         float *w = random_host((size_t)n_out * n_in, 1.0f), *x = random_host((size_t)batch * n_in, 1.0f);
@@ -356,12 +375,15 @@ static void test_matmul(void) {
              * held tight, so TF32 (10-bit inputs, errors near 1e-2 here) would fail; tensor cores' f32
              * accumulation at 16-bit inputs rounds less exactly, hence the looser bound there. */
             if (t == EO_F32) check_close(what, got, want, (size_t)batch * n_out, 2e-6 * sqrt((double)n_in), 1e-5);
-            else check_close(what, got, want, (size_t)batch * n_out, 1e-5 * sqrt((double)n_in), 1e-4);
+            else
+                check_close(what, got, want, (size_t)batch * n_out, 1e-5 * sqrt((double)n_in), 1e-4);
             free(got), free(want), free(enc);
             CU(cudaFree(d_w));
         }
         free(w), free(x);
-        CU(cudaFree(d_x)); CU(cudaFree(d_y)); CU(cudaFree(d_xh));
+        CU(cudaFree(d_x));
+        CU(cudaFree(d_y));
+        CU(cudaFree(d_xh));
     }
 }
 
@@ -401,7 +423,8 @@ static void test_attention(void) {
         int32_t *d_pos = device_int(pos);
         CB(eo_attention_scores_forward(handle, d_att, d_q, d_kc, span, n_heads, n_kv, hd, max_seq));
         float *got_scores = from_device(d_att, (size_t)n_heads * max_seq);
-        float *got_sub = malloc((size_t)n_heads * len * sizeof(float)), *want_sub = malloc((size_t)n_heads * len * sizeof(float));
+        float *got_sub = malloc((size_t)n_heads * len * sizeof(float)),
+              *want_sub = malloc((size_t)n_heads * len * sizeof(float));
         for (int h = 0; h < n_heads; h++)
             for (int t = 0; t < len; t++) {
                 got_sub[h * len + t] = got_scores[h * max_seq + t];
@@ -419,7 +442,11 @@ static void test_attention(void) {
         CU(cudaFree(d_pos));
     }
     free(kc), free(vc), free(q);
-    CU(cudaFree(d_kc)); CU(cudaFree(d_vc)); CU(cudaFree(d_q)); CU(cudaFree(d_att)); CU(cudaFree(d_out));
+    CU(cudaFree(d_kc));
+    CU(cudaFree(d_vc));
+    CU(cudaFree(d_q));
+    CU(cudaFree(d_att));
+    CU(cudaFree(d_out));
 }
 
 int main(int argc, char **argv) {
@@ -437,7 +464,8 @@ int main(int argc, char **argv) {
     CU(cudaStreamCreate(&stream));
     CB(cublasCreate(&handle));
     CB(cublasSetStream(handle, stream));
-    CB(cublasSetMathMode(handle, (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+    CB(cublasSetMathMode(handle,
+                         (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
     test_embedding();
     test_rmsnorm();
     test_rope();

@@ -169,8 +169,10 @@ static void test_truncations(void) {
         fb_error err = {{0}};
         int rc = gguf_parse(copy, n, "cut", &f, &err);
         if (rc != 0 && strncmp(err.msg, "cut: ", 5) == 0 && strstr(err.msg, " at byte ")) clean++;
-        else if (rc == 0) gguf_close(f), printf("  prefix %zu parsed\n", n);
-        else printf("  prefix %zu: unclear message: %s\n", n, err.msg);
+        else if (rc == 0)
+            gguf_close(f), printf("  prefix %zu parsed\n", n);
+        else
+            printf("  prefix %zu: unclear message: %s\n", n, err.msg);
         free(copy);
     }
     CHECK(clean == (int)b.len, "%d of %zu truncations reported cleanly", clean, b.len);
@@ -192,7 +194,8 @@ static void test_mutations(uint64_t seed) {
         gguf_file *f;
         fb_error err;
         if (gguf_parse(copy, b.len, "mut", &f, &err) == 0) parsed++, gguf_close(f);
-        else failed += strncmp(err.msg, "mut: ", 5) == 0;
+        else
+            failed += strncmp(err.msg, "mut: ", 5) == 0;
         free(copy);
     }
     CHECK(parsed + failed == 5000, "seed %" PRIu64 ": %d parsed, %d failed cleanly", seed, parsed, failed);
@@ -254,7 +257,8 @@ static void test_writer(const char *tmp_dir) {
 static void test_open_errors(const char *tmp_dir) {
     gguf_file *f;
     fb_error err;
-    CHECK(gguf_open("/nonexistent/model.gguf", &f, &err) != 0 && strstr(err.msg, "/nonexistent/model.gguf: cannot open"),
+    CHECK(gguf_open("/nonexistent/model.gguf", &f, &err) != 0 &&
+              strstr(err.msg, "/nonexistent/model.gguf: cannot open"),
           "%s", err.msg);
     CHECK(gguf_open(tmp_dir, &f, &err) != 0 && strstr(err.msg, "not a regular file"), "%s", err.msg);
 }

@@ -41,9 +41,14 @@ static bool emulated;                /* a CPU emulation build: small model, no b
 
 static fb_session *create(const fb_plugin *api, const test_model *tm, fb_precision precision, int graphs,
                           uint32_t max_context) {
-    fb_settings settings = {.struct_size = sizeof settings, .weight_precision = precision,
-                            .accumulate_precision = FB_PRECISION_F32, .allow_jit = 1, .allow_graphs = graphs,
-                            .jit_cache = FB_JIT_CACHE_WARM, .threads = 0, .max_context = max_context,
+    fb_settings settings = {.struct_size = sizeof settings,
+                            .weight_precision = precision,
+                            .accumulate_precision = FB_PRECISION_F32,
+                            .allow_jit = 1,
+                            .allow_graphs = graphs,
+                            .jit_cache = FB_JIT_CACHE_WARM,
+                            .threads = 0,
+                            .max_context = max_context,
                             .cache_dir = cache_dir[0] ? cache_dir : NULL};
     fb_session *s = NULL;
     char message[512] = "";
@@ -107,8 +112,8 @@ static void agreement(const char *label, const float *got, const float *want, ui
         double max_abs = 0;
         for (uint32_t v = 0; v < n_vocab; v++) max_abs = fabs(w[v]) > max_abs ? fabs(w[v]) : max_abs;
         double max_diff = rel_error(g, w, n_vocab) * max_abs, margin = (double)w[b] - (double)w[a];
-        printf("    %s position %u: top-1 %d vs cpu_ref %d, cpu_ref margin %.3g, largest difference %.3g\n", label, i, a, b,
-               margin, max_diff);
+        printf("    %s position %u: top-1 %d vs cpu_ref %d, cpu_ref margin %.3g, largest difference %.3g\n", label, i,
+               a, b, margin, max_diff);
         unexplained += margin > 2 * max_diff;
     }
     double frac = (double)agree / n, rel = rel_error(got, want, (size_t)n * n_vocab);
@@ -123,16 +128,18 @@ static void agreement(const char *label, const float *got, const float *want, ui
 
 static void test_no_device(const char *tmp_dir) {
     uint32_t caps = eager->capabilities;
-    CHECK((caps & FB_CAP_GPU) && !(caps & FB_CAP_CPU) && (caps & FB_CAP_PRECISION_F32) && (caps & FB_CAP_PRECISION_F16) &&
-              (caps & FB_CAP_PRECISION_BF16) && !(caps & FB_CAP_PRECISION_NATIVE) == !jit && (caps & FB_CAP_GRAPHS) &&
-              (caps & FB_CAP_COPY_PROBE) && !(caps & FB_CAP_JIT) == !jit && !(caps & FB_CAP_THREADS),
+    CHECK((caps & FB_CAP_GPU) && !(caps & FB_CAP_CPU) && (caps & FB_CAP_PRECISION_F32) &&
+              (caps & FB_CAP_PRECISION_F16) && (caps & FB_CAP_PRECISION_BF16) &&
+              !(caps & FB_CAP_PRECISION_NATIVE) == !jit && (caps & FB_CAP_GRAPHS) && (caps & FB_CAP_COPY_PROBE) &&
+              !(caps & FB_CAP_JIT) == !jit && !(caps & FB_CAP_THREADS),
           "capabilities: gpu, f32, f16, bf16, graphs, copy probe%s; not %s threads (0x%x)", jit ? ", jit, native" : "",
           jit ? "" : "native, jit or", caps);
     CHECK(eager->copy_bandwidth != NULL, "copy_bandwidth provided");
     fb_probe_result probe = {.struct_size = sizeof probe};
     CHECK(eager->probe(fb_host_services(), &probe) == FB_OK, "probe returns FB_OK whether or not a GPU is here");
     if (probe.available) printf("  probe: available: %s\n", probe.device);
-    else printf("  probe: unavailable: %s\n", probe.reason);
+    else
+        printf("  probe: unavailable: %s\n", probe.reason);
     CHECK(probe.available ? probe.device[0] != '\0' : probe.reason[0] != '\0' && !strstr(probe.reason, "unavailable:"),
           "probe names the device or gives CUDA's reason alone: '%s'", probe.available ? probe.device : probe.reason);
 
@@ -144,19 +151,23 @@ static void test_no_device(const char *tmp_dir) {
     CHECK(fb_synth_write(&spec, path, NULL, &err) == 0, "synth: %s", err.msg);
     test_model tm;
     if (test_model_open(path, &tm) != 0) return;
-    fb_settings settings = {.struct_size = sizeof settings, .weight_precision = FB_PRECISION_NATIVE,
-                            .accumulate_precision = FB_PRECISION_F32, .allow_jit = 1, .max_context = 16,
+    fb_settings settings = {.struct_size = sizeof settings,
+                            .weight_precision = FB_PRECISION_NATIVE,
+                            .accumulate_precision = FB_PRECISION_F32,
+                            .allow_jit = 1,
+                            .max_context = 16,
                             .cache_dir = cache_dir};
     char message[512] = "";
     fb_session *s = (fb_session *)&settings; /* must be reset to NULL on failure */
-    if (!jit) /* jit_fused reads the file's block formats (docs/quantized-gpu.md) */
+    if (!jit)                                /* jit_fused reads the file's block formats (docs/quantized-gpu.md) */
         CHECK(eager->create(fb_host_services(), &tm.view.view, &settings, &s, message, sizeof message) ==
                       FB_ERR_UNSUPPORTED &&
                   s == NULL && strstr(message, "native"),
               "native weights refused: %s", message);
     settings.weight_precision = FB_PRECISION_F16;
     settings.accumulate_precision = FB_PRECISION_F16;
-    CHECK(eager->create(fb_host_services(), &tm.view.view, &settings, &s, message, sizeof message) == FB_ERR_UNSUPPORTED &&
+    CHECK(eager->create(fb_host_services(), &tm.view.view, &settings, &s, message, sizeof message) ==
+                  FB_ERR_UNSUPPORTED &&
               s == NULL && strstr(message, "f32"),
           "f16 accumulation refused: %s", message);
     settings.accumulate_precision = FB_PRECISION_F32;
@@ -211,7 +222,8 @@ static void test_precision(const test_model *tm, fb_precision p, const int32_t *
         agreement(label, decoded, want, n, n_vocab, min_agree, max_rel);
         snprintf(label, sizeof label, "%s decode, CUDA graphs, vs cpu_ref", pn);
         agreement(label, graphed, want, n, n_vocab, min_agree, max_rel);
-        double pd = rel_error(decoded, prefilled, (size_t)n * n_vocab), gd = rel_error(graphed, decoded, (size_t)n * n_vocab);
+        double pd = rel_error(decoded, prefilled, (size_t)n * n_vocab),
+               gd = rel_error(graphed, decoded, (size_t)n * n_vocab);
         printf("  %s: decode vs prefill relative error %.3g, graphs vs plain decode %.3g\n", pn, pd, gd);
         CHECK(pd <= max_rel, "%s: decode vs prefill %.3g", pn, pd);
         /* At f32 only the attention GEMMs' length differs (extra zero terms); at 16 bits a last-bit
@@ -220,7 +232,8 @@ static void test_precision(const test_model *tm, fb_precision p, const int32_t *
         CHECK(gd <= gd_max, "%s: graph replay vs plain launches %.3g (at most %.3g)", pn, gd, gd_max);
         /* reset reproduces the same logits exactly */
         float *again = run_logits(eager, s, tokens, n, n, n_vocab);
-        CHECK(again && memcmp(again, prefilled, (size_t)n * n_vocab * sizeof(float)) == 0, "%s: reset reproduces logits", pn);
+        CHECK(again && memcmp(again, prefilled, (size_t)n * n_vocab * sizeof(float)) == 0,
+              "%s: reset reproduces logits", pn);
         free(again);
     }
     fb_effective_settings es = {.struct_size = sizeof es}, eg = {.struct_size = sizeof eg};
@@ -295,13 +308,17 @@ static void test_contract(const test_model *tm, const int32_t *tokens) {
      * refuses for the first invalid setting in fb_settings field order
      * (weight precision, accumulation, JIT, graphs, ..., device_index last),
      * which is the order eager_ops and jit_fused check them in. */
-    fb_settings settings = {.struct_size = sizeof settings, .weight_precision = FB_PRECISION_F32,
-                            .accumulate_precision = FB_PRECISION_F32, .allow_jit = 1, .max_context = 16,
+    fb_settings settings = {.struct_size = sizeof settings,
+                            .weight_precision = FB_PRECISION_F32,
+                            .accumulate_precision = FB_PRECISION_F32,
+                            .allow_jit = 1,
+                            .max_context = 16,
                             .device_index = 99};
     char message[512] = "";
     fb_session *none = NULL;
     CHECK(eager->create(fb_host_services(), &tm->view.view, &settings, &none, message, sizeof message) ==
-                  FB_ERR_INVALID_ARGUMENT && none == NULL,
+                  FB_ERR_INVALID_ARGUMENT &&
+              none == NULL,
           "device_index 99 refused: %s", message);
     CHECK(strstr(message, "device_index 99") != NULL, "the refusal names the device index: %s", message);
 }
@@ -314,9 +331,13 @@ static void test_jit_cache(const test_model *tm, const int32_t *tokens, uint32_t
     int hit[2] = {-2, -2};
     double ms[2] = {0, 0};
     for (int warm = 0; warm <= 1; warm++) {
-        fb_settings settings = {.struct_size = sizeof settings, .weight_precision = FB_PRECISION_F16,
-                                .accumulate_precision = FB_PRECISION_F32, .allow_jit = 1, .allow_graphs = 1,
-                                .jit_cache = warm ? FB_JIT_CACHE_WARM : FB_JIT_CACHE_COLD, .max_context = n + 1,
+        fb_settings settings = {.struct_size = sizeof settings,
+                                .weight_precision = FB_PRECISION_F16,
+                                .accumulate_precision = FB_PRECISION_F32,
+                                .allow_jit = 1,
+                                .allow_graphs = 1,
+                                .jit_cache = warm ? FB_JIT_CACHE_WARM : FB_JIT_CACHE_COLD,
+                                .max_context = n + 1,
                                 .cache_dir = cache_dir};
         fb_session *s = NULL;
         char message[512] = "";
@@ -345,8 +366,10 @@ static int write_model(const char *tmp_dir, const char *name, uint32_t type, boo
                        test_model *tm) {
     fb_synth_spec spec;
     fb_synth_preset("tiny", &spec);
-    if (emulated) spec.n_embd = 64, spec.n_head = 4, spec.n_head_kv = 2, spec.n_ff = 160, spec.n_layer = 2, spec.n_vocab = 512;
-    else spec.n_embd = 512, spec.n_head = 8, spec.n_head_kv = 2, spec.n_ff = 1408, spec.n_layer = 4, spec.n_vocab = 4096;
+    if (emulated)
+        spec.n_embd = 64, spec.n_head = 4, spec.n_head_kv = 2, spec.n_ff = 160, spec.n_layer = 2, spec.n_vocab = 512;
+    else
+        spec.n_embd = 512, spec.n_head = 8, spec.n_head_kv = 2, spec.n_ff = 1408, spec.n_layer = 4, spec.n_vocab = 4096;
     spec.n_ctx = 1024;
     spec.type = type, spec.tied_output = tied, spec.llama3_rope = llama3, spec.seed = seed;
     char path[512];
@@ -397,7 +420,8 @@ static void test_model_file(const char *path, uint32_t n) {
         snprintf(label, sizeof label, "%s %s graphs on", tm.view.view.name[0] ? tm.view.view.name : "model",
                  file_precision == FB_PRECISION_NATIVE ? "native" : "f16");
         if (file_precision == FB_PRECISION_NATIVE) agreement(label, got, want, n, n_vocab, 0.99, 1e-4);
-        else agreement(label, got, want, n, n_vocab, 0.90, 5e-2);
+        else
+            agreement(label, got, want, n, n_vocab, 0.90, 5e-2);
     }
     free(got), free(want), free(tokens);
     test_model_close(&tm);
@@ -410,14 +434,22 @@ int main(int argc, char **argv) {
     uint64_t seed = (uint64_t)time(NULL);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-device") == 0) no_device = true;
-        else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) model = argv[++i];
-        else if (strcmp(argv[i], "--positions") == 0 && i + 1 < argc) positions = (uint32_t)atoi(argv[++i]);
-        else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) backend = argv[++i];
-        else if (strcmp(argv[i], "--plugin") == 0 && i + 1 < argc) plugin = argv[++i];
-        else if (strcmp(argv[i], "--emulated") == 0) emulated = true;
-        else if (strcmp(argv[i], "--native") == 0) file_precision = FB_PRECISION_NATIVE; /* with --model */
-        else tmp_dir = argv[i];
+        else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
+            model = argv[++i];
+        else if (strcmp(argv[i], "--positions") == 0 && i + 1 < argc)
+            positions = (uint32_t)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
+            seed = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
+            backend = argv[++i];
+        else if (strcmp(argv[i], "--plugin") == 0 && i + 1 < argc)
+            plugin = argv[++i];
+        else if (strcmp(argv[i], "--emulated") == 0)
+            emulated = true;
+        else if (strcmp(argv[i], "--native") == 0)
+            file_precision = FB_PRECISION_NATIVE; /* with --model */
+        else
+            tmp_dir = argv[i];
     }
     printf("test_gpu_backend --backend %s%s%s: seed %" PRIu64 "\n", backend, no_device ? " --no-device" : "",
            emulated ? " --emulated" : "", seed);

@@ -15,14 +15,14 @@
 #include "stats.h"
 
 static int failures;
-#define EXPECT(cond, ...)                                 \
-    do {                                                  \
-        if (!(cond)) {                                    \
-            failures++;                                   \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
-            printf(__VA_ARGS__);                          \
-            printf("\n");                                 \
-        }                                                 \
+#define EXPECT(cond, ...)                               \
+    do {                                                \
+        if (!(cond)) {                                  \
+            failures++;                                 \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+            printf(__VA_ARGS__);                        \
+            printf("\n");                               \
+        }                                               \
     } while (0)
 
 enum { GEN = 5, REPS = 4 };
@@ -155,7 +155,8 @@ static void test_append_and_read(const char *dir) {
     const cJSON *b = root ? cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "backends"), 1) : NULL;
     const cJSON *first = cJSON_GetArrayItem(
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, "samples"), "decode_latency_ms"), 0);
-    EXPECT(cJSON_IsNumber(first) && fabs(first->valuedouble - lat[2][1][0]) <= 1e-14 * lat[2][1][0], "exported report keeps the raw samples: %.17g vs %.17g", first ? first->valuedouble : NAN, lat[2][1][0]);
+    EXPECT(cJSON_IsNumber(first) && fabs(first->valuedouble - lat[2][1][0]) <= 1e-14 * lat[2][1][0],
+           "exported report keeps the raw samples: %.17g vs %.17g", first ? first->valuedouble : NAN, lat[2][1][0]);
     cJSON_Delete(root);
 
     fb_history_filter f = {.backend = "beta"};

@@ -31,9 +31,9 @@
 #include "quant.h"
 #include "synth.h"
 
-#define N_TOKENS 40   /* teacher-forced positions: attention splits reach 2 positions each */
-#define N_PREFILL 11  /* the first ones by prefill: a pass of 8, then one of 3 */
-#define LM_GRID 4     /* the LM head's grid-stride loop runs 32 times over 1001 rows */
+#define N_TOKENS 40  /* teacher-forced positions: attention splits reach 2 positions each */
+#define N_PREFILL 11 /* the first ones by prefill: a pass of 8, then one of 3 */
+#define LM_GRID 4    /* the LM head's grid-stride loop runs 32 times over 1001 rows */
 
 typedef int (*emu_launch_fn)(const char *, unsigned, unsigned, unsigned, unsigned, void **, char *, size_t);
 
@@ -129,7 +129,8 @@ static size_t matrix_bytes(const jf_config *c, const fb_tensor_view *t) {
  * jf_layout_rows): into `into`, or a new block stored in *out. */
 static int convert(HostModel *h, const jf_config *c, const fb_tensor_view *t, void **out, void *into) {
     void *dst = into ? into : (*out = take(h, matrix_bytes(c, t)));
-    return dst ? jf_layout_rows(fb_host_services(), t->type, t->data, t->ne[1], t->ne[0], dst, jf_device_type(c, t->type), 2)
+    return dst ? jf_layout_rows(fb_host_services(), t->type, t->data, t->ne[1], t->ne[0], dst,
+                                jf_device_type(c, t->type), 2)
                : -2;
 }
 
@@ -166,7 +167,8 @@ static int host_load(HostModel *h, const jf_config *c, const fb_model_view *mv) 
     }
     rc |= convert_vector(h, c, mv->output_norm, &b->output_norm);
     if (mv->tied_output) b->output = b->token_embd;
-    else rc |= convert(h, c, mv->output, &b->output, NULL);
+    else
+        rc |= convert(h, c, mv->output, &b->output, NULL);
     b->rope_inv_freq = take(h, (size_t)(c->n_rot / 2) * f);
     if (b->rope_inv_freq)
         jf_rope_inv_freq(b->rope_inv_freq, c->n_rot, mv->rope_freq_base,
@@ -196,7 +198,8 @@ static int32_t emu_prefill(Emu *e, const jf_config *c, HostModel *h, int pos, co
         memcpy(h->b.step + 1, tokens + done, (size_t)batch * sizeof(int32_t));
         if (jf_forward(c, &h->b, LM_GRID, batch, all ? 0 : batch - 1, all || last, emu_launch, e) != 0) return -1;
         if (all) memcpy(logits + (size_t)done * c->vocab, h->b.logits, (size_t)batch * c->vocab * sizeof(float));
-        else if (last) memcpy(logits, h->b.logits, (size_t)c->vocab * sizeof(float));
+        else if (last)
+            memcpy(logits, h->b.logits, (size_t)c->vocab * sizeof(float));
         done += batch;
     }
     return jf_token_of_key(*h->b.argmax_key);
@@ -208,7 +211,8 @@ static int agreement(const char *label, const float *got, const float *want, int
                      double max_rel, int report_only) {
     int agree = 0;
     for (int i = 0; i < n; i++)
-        agree += argmax_f(got + (size_t)i * n_vocab, (size_t)n_vocab) == argmax_f(want + (size_t)i * n_vocab, (size_t)n_vocab);
+        agree += argmax_f(got + (size_t)i * n_vocab, (size_t)n_vocab) ==
+                 argmax_f(want + (size_t)i * n_vocab, (size_t)n_vocab);
     double rel = rel_error(got, want, (size_t)n * n_vocab);
     printf("  %-34s top-1 %d/%d, logits relative error %.3g\n", label, agree, n, rel);
     int ok = (double)agree / n >= min_agree && rel <= max_rel;
@@ -235,8 +239,10 @@ static const double min_agree[] = {1.0, 0.95, 0.90, 1.0}, max_rel[] = {1e-4, 3e-
  * only, and the check is that agreement FAILS. */
 static void run_case(const test_model *tm, const char *tag, jf_wtype w, const int32_t *tokens, const Env *env,
                      const char *mutation) {
-    const fb_precision p = w == JF_F32 ? FB_PRECISION_F32 : w == JF_F16 ? FB_PRECISION_F16
-                           : w == JF_BF16 ? FB_PRECISION_BF16 : FB_PRECISION_NATIVE;
+    const fb_precision p = w == JF_F32    ? FB_PRECISION_F32
+                           : w == JF_F16  ? FB_PRECISION_F16
+                           : w == JF_BF16 ? FB_PRECISION_BF16
+                                          : FB_PRECISION_NATIVE;
     const char *name = prec_names[w];
     const fb_model_view *mv = &tm->view.view;
     const int n_vocab = (int)mv->n_vocab;
@@ -244,7 +250,8 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
     char msg[256];
     CHECK(jf_config_from_view(mv, N_TOKENS + 1, w, &c, msg, sizeof msg) == 0, "config: %s", msg);
     c.pdl = 1; /* the sm_90 source: its launch-dependency instructions are no-ops on the CPU */
-    if (w == JF_F32) printf("  attention splits %d: up to %d positions per split\n", c.splits, (N_TOKENS + c.splits - 1) / c.splits);
+    if (w == JF_F32)
+        printf("  attention splits %d: up to %d positions per split\n", c.splits, (N_TOKENS + c.splits - 1) / c.splits);
     if (w == JF_NATIVE) printf("  %d kind%s of layer\n", c.n_kinds, c.n_kinds > 1 ? "s" : "");
 
     /* cpu_ref's logits at this precision, teacher-forced */
@@ -264,7 +271,8 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
     HostModel h;
     if (!launch || host_load(&h, &c, mv) != 0) {
         if (!launch) CHECK(0, "%s: emulator", full_tag);
-        else CHECK(0, "%s: weights laid out", full_tag);
+        else
+            CHECK(0, "%s: weights laid out", full_tag);
         free(want);
         if (handle) dlclose(handle);
         return;
@@ -359,8 +367,9 @@ static void plain_models(const Env *env, uint64_t seed) {
         snprintf(tag, sizeof tag, "%d", m);
         test_model tm;
         if (make_model(&spec, env->tmp_dir, tag, &tm) != 0) return;
-        printf("model %d: width %u, heads %u/%u, ff %u, vocab %u, %s, %s\n", m, spec.n_embd, spec.n_head, spec.n_head_kv,
-               spec.n_ff, spec.n_vocab, spec.type == GGUF_TYPE_F16 ? "F16" : "Q8_0", spec.tied_output ? "tied" : "untied");
+        printf("model %d: width %u, heads %u/%u, ff %u, vocab %u, %s, %s\n", m, spec.n_embd, spec.n_head,
+               spec.n_head_kv, spec.n_ff, spec.n_vocab, spec.type == GGUF_TYPE_F16 ? "F16" : "Q8_0",
+               spec.tied_output ? "tied" : "untied");
         int32_t tokens[N_TOKENS];
         random_tokens(seed + (uint64_t)m, spec.n_vocab, tokens);
 #if defined(__SANITIZE_ADDRESS__)
@@ -384,8 +393,12 @@ static void native_models(const Env *env, uint64_t seed) {
         uint32_t type;
         int mix;
     } models[] = {
-        {"q8_0", GGUF_TYPE_Q8_0, 0}, {"q4_0", GGUF_TYPE_Q4_0, 0}, {"q4_1", GGUF_TYPE_Q4_1, 0},
-        {"q4_k", GGUF_TYPE_Q4_K, 0}, {"q5_k", GGUF_TYPE_Q5_K, 0}, {"q6_k", GGUF_TYPE_Q6_K, 0},
+        {"q8_0", GGUF_TYPE_Q8_0, 0},
+        {"q4_0", GGUF_TYPE_Q4_0, 0},
+        {"q4_1", GGUF_TYPE_Q4_1, 0},
+        {"q4_k", GGUF_TYPE_Q4_K, 0},
+        {"q5_k", GGUF_TYPE_Q5_K, 0},
+        {"q6_k", GGUF_TYPE_Q6_K, 0},
         {"q4_k_m", GGUF_TYPE_Q4_K, FB_SYNTH_MIX_Q4_K_M},
     };
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
@@ -425,7 +438,8 @@ static void native_models(const Env *env, uint64_t seed) {
             run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_SCALE");
             run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_NIBBLE");
         }
-        if (strcmp(models[m].tag, "q4_k_m") == 0) run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_SUBBLOCK");
+        if (strcmp(models[m].tag, "q4_k_m") == 0)
+            run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_SUBBLOCK");
 #endif
         test_model_close(&tm);
     }
@@ -441,7 +455,8 @@ int main(int argc, char **argv) {
     int native = 0;
     for (int i = 4; i < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--native") == 0) native = 1;
+        else if (strcmp(argv[i], "--native") == 0)
+            native = 1;
     }
     printf("test_jit_fused_emulated: seed %" PRIu64 "%s\n", seed, native ? ", native types" : "");
     char check_cxx[600];
@@ -455,7 +470,8 @@ int main(int argc, char **argv) {
     CHECK(env.ref != NULL, "cpu_ref found");
     if (env.ref) {
         if (native) native_models(&env, seed);
-        else plain_models(&env, seed);
+        else
+            plain_models(&env, seed);
     }
     fb_backends_free(&list);
     return check_summary();

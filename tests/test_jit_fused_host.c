@@ -28,9 +28,18 @@ static float rnd(void) { /* uniform in [-1, 1) */
 
 /* An odd shape: no dimension a multiple of 8 f16 values, head_dim not a
  * multiple of 32, GQA. */
-static const fb_model_view odd_view = {.struct_size = sizeof(fb_model_view), .n_embd = 90, .n_layer = 2, .n_head = 5,
-                                       .n_head_kv = 1, .head_dim = 18, .n_ff = 250, .n_ctx = 64, .n_vocab = 1001,
-                                       .n_rot = 18, .rope_freq_base = 10000.0f, .rms_eps = 1e-6f};
+static const fb_model_view odd_view = {.struct_size = sizeof(fb_model_view),
+                                       .n_embd = 90,
+                                       .n_layer = 2,
+                                       .n_head = 5,
+                                       .n_head_kv = 1,
+                                       .head_dim = 18,
+                                       .n_ff = 250,
+                                       .n_ctx = 64,
+                                       .n_vocab = 1001,
+                                       .n_rot = 18,
+                                       .rope_freq_base = 10000.0f,
+                                       .rms_eps = 1e-6f};
 
 static void test_config(void) {
     CHECK(jf_padded(90, 2) == 96 && jf_padded(90, 4) == 92 && jf_padded(96, 2) == 96 && jf_padded(1, 4) == 4,
@@ -46,19 +55,30 @@ static void test_config(void) {
           "odd shape at f32: ld %d/%d, context capped at the model's: %d", c.ld_dim, c.ld_ff, c.max_seq);
     fb_model_view mv = odd_view;
     mv.head_dim = 17, mv.n_rot = 16;
-    CHECK(jf_config_from_view(&mv, 0, JF_F16, &c, msg, sizeof msg) != 0 && strstr(msg, "odd"), "odd head_dim refused: %s",
-          msg);
+    CHECK(jf_config_from_view(&mv, 0, JF_F16, &c, msg, sizeof msg) != 0 && strstr(msg, "odd"),
+          "odd head_dim refused: %s", msg);
     mv = odd_view;
     mv.n_head = 4, mv.n_head_kv = 3;
     CHECK(jf_config_from_view(&mv, 0, JF_F16, &c, msg, sizeof msg) != 0 && strstr(msg, "multiple"),
           "heads not a multiple of KV heads refused: %s", msg);
     mv = odd_view;
     mv.n_rot = 20;
-    CHECK(jf_config_from_view(&mv, 0, JF_F16, &c, msg, sizeof msg) != 0 && strstr(msg, "RoPE"), "n_rot > head_dim refused");
+    CHECK(jf_config_from_view(&mv, 0, JF_F16, &c, msg, sizeof msg) != 0 && strstr(msg, "RoPE"),
+          "n_rot > head_dim refused");
     /* llama3.2-1b: 32 heads -> 8 splits, nothing padded at f16 */
-    mv = (fb_model_view){.struct_size = sizeof mv, .n_embd = 2048, .n_layer = 16, .n_head = 32, .n_head_kv = 8,
-                         .head_dim = 64, .n_ff = 8192, .n_ctx = 131072, .n_vocab = 128256, .n_rot = 64,
-                         .rope_freq_base = 500000.0f, .rms_eps = 1e-5f, .tied_output = 1};
+    mv = (fb_model_view){.struct_size = sizeof mv,
+                         .n_embd = 2048,
+                         .n_layer = 16,
+                         .n_head = 32,
+                         .n_head_kv = 8,
+                         .head_dim = 64,
+                         .n_ff = 8192,
+                         .n_ctx = 131072,
+                         .n_vocab = 128256,
+                         .n_rot = 64,
+                         .rope_freq_base = 500000.0f,
+                         .rms_eps = 1e-5f,
+                         .tied_output = 1};
     CHECK(jf_config_from_view(&mv, 4096, JF_F16, &c, msg, sizeof msg) == 0 && c.splits == 8 && c.ld_dim == 2048 &&
               c.ld_ff == 8192 && c.max_seq == 4096 && c.tied,
           "llama3.2-1b shapes");
@@ -97,7 +117,7 @@ static void test_plan_against_model(const char *tmp_dir) {
         want += (uint64_t)jf_padded((int)mv->output_norm->ne[0], c.esize) * 4 + (uint64_t)(mv->n_rot / 2) * 4;
         for (uint32_t l = 0; l < mv->n_layer; l++) {
             const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
-            const fb_tensor_view *t[] = {&L->attn_q, &L->attn_k, &L->attn_v, &L->attn_output,
+            const fb_tensor_view *t[] = {&L->attn_q,   &L->attn_k, &L->attn_v,  &L->attn_output,
                                          &L->ffn_gate, &L->ffn_up, &L->ffn_down};
             for (int i = 0; i < 7; i++)
                 want += (uint64_t)t[i]->ne[1] * (uint64_t)jf_padded((int)t[i]->ne[0], c.esize) * (uint64_t)c.esize;
@@ -116,8 +136,8 @@ static void test_plan_against_model(const char *tmp_dir) {
 static void test_convert(void) {
     const fb_host *host = fb_host_services();
     const int64_t rows = 67, cols = 256, ld = 264; /* 67 rows: uneven thread shares */
-    static const uint32_t types[] = {GGUF_TYPE_F32, GGUF_TYPE_F16, GGUF_TYPE_BF16, GGUF_TYPE_Q8_0, GGUF_TYPE_Q4_1,
-                                     GGUF_TYPE_Q5_0, GGUF_TYPE_Q4_K, GGUF_TYPE_Q6_K};
+    static const uint32_t types[] = {GGUF_TYPE_F32,  GGUF_TYPE_F16,  GGUF_TYPE_BF16, GGUF_TYPE_Q8_0,
+                                     GGUF_TYPE_Q4_1, GGUF_TYPE_Q5_0, GGUF_TYPE_Q4_K, GGUF_TYPE_Q6_K};
     float *values = malloc((size_t)(rows * cols) * sizeof *values), *want = malloc((size_t)cols * sizeof *want);
     uint8_t *encoded = malloc((size_t)(rows * cols) * 8), *out = malloc((size_t)(rows * ld) * 4);
     for (int64_t i = 0; i < rows * cols; i++) values[i] = rnd();
@@ -155,8 +175,9 @@ static void test_convert(void) {
                     }
                     for (size_t b = (size_t)cols * esize; b < (size_t)ld * esize; b++) dirty_padding += row[b] != 0;
                 }
-                CHECK(mismatches == 0 && dirty_padding == 0, "%s -> wtype %d, %d threads: %d values differ, %d padding bytes not zero",
-                      host->type_name(type), w, threads, mismatches, dirty_padding);
+                CHECK(mismatches == 0 && dirty_padding == 0,
+                      "%s -> wtype %d, %d threads: %d values differ, %d padding bytes not zero", host->type_name(type),
+                      w, threads, mismatches, dirty_padding);
             }
         }
     }
@@ -195,7 +216,8 @@ static void test_source(void) {
     char want[80];
     snprintf(want, sizeof want, "#define JF_ATT_SCALE __int_as_float(0x%08x)", bits);
     CHECK(strstr(src, want) != NULL, "attention scale carried bit-exactly");
-    CHECK(strstr(src, jf_kernel_template) != NULL && strlen(jf_kernel_template) > 5000, "the embedded template follows");
+    CHECK(strstr(src, jf_kernel_template) != NULL && strlen(jf_kernel_template) > 5000,
+          "the embedded template follows");
     for (int k = 0; k < JF_K_COUNT; k++) {
         char decl[80];
         snprintf(decl, sizeof decl, "%s", jf_kernel_names[k]);
@@ -327,14 +349,15 @@ static void test_native(const char *tmp_dir) {
               jf_row_bytes(JF_T_Q5_K, 256) == 176 && jf_row_bytes(JF_T_Q6_K, 512) == 416 + 16 &&
               jf_row_bytes(JF_T_F16, 90) == 192 && jf_row_bytes(JF_T_F32, 90) == 368,
           "device row bytes of each type");
-    CHECK(jf_row_bytes(JF_T_Q4_0, 100) == 0 && jf_row_bytes(JF_T_Q4_K, 288) == 0 && jf_row_bytes(6 /* Q5_0 */, 256) == 0,
+    CHECK(jf_row_bytes(JF_T_Q4_0, 100) == 0 && jf_row_bytes(JF_T_Q4_K, 288) == 0 &&
+              jf_row_bytes(6 /* Q5_0 */, 256) == 0,
           "rows that are not whole blocks, and types without kernels, have no layout");
     /* Q8_0 re-laid out: quants first, then the scales */
     uint8_t block[2 * 34], dev[96];
     for (int i = 0; i < (int)sizeof block; i++) block[i] = (uint8_t)(i * 7 + 1);
     CHECK(jf_layout_rows(fb_host_services(), GGUF_TYPE_Q8_0, block, 1, 64, dev, JF_T_Q8_0, 1) == 0 &&
-              memcmp(dev, block + 2, 32) == 0 && memcmp(dev + 32, block + 36, 32) == 0 && memcmp(dev + 64, block, 2) == 0 &&
-              memcmp(dev + 66, block + 34, 2) == 0 && dev[68] == 0 && dev[79] == 0,
+              memcmp(dev, block + 2, 32) == 0 && memcmp(dev + 32, block + 36, 32) == 0 &&
+              memcmp(dev + 64, block, 2) == 0 && memcmp(dev + 66, block + 34, 2) == 0 && dev[68] == 0 && dev[79] == 0,
           "Q8_0 row: qs of both blocks, then both d, padding zero");
     CHECK(jf_layout_rows(fb_host_services(), GGUF_TYPE_Q8_0, block, 1, 64, dev, JF_T_Q4_0, 1) != 0,
           "a block type is never converted into another");
@@ -355,22 +378,25 @@ static void test_native(const char *tmp_dir) {
     CHECK(jf_config_from_view(mv, 0, JF_NATIVE, &c, msg, sizeof msg) == 0, "native config: %s", msg);
     CHECK(c.n_kinds == 2 && c.kind_layers[0] == 1 && c.kind_layers[1] == 1 && c.embd_type == JF_T_Q4_K &&
               c.out_type == JF_T_Q6_K && c.kinds[0].v == JF_T_Q4_K && c.kinds[1].v == JF_T_Q6_K &&
-              c.kinds[1].down == JF_T_Q6_K && c.kinds[1].q == JF_T_Q4_K && jf_layer_kind(&c, mv, 0) == 0 && jf_layer_kind(&c, mv, 1) == 1,
+              c.kinds[1].down == JF_T_Q6_K && c.kinds[1].q == JF_T_Q4_K && jf_layer_kind(&c, mv, 0) == 0 &&
+              jf_layer_kind(&c, mv, 1) == 1,
           "Q4_K_M of 2 layers: two kinds (Q6_K attn_v and ffn_down in layer 1), a Q6_K LM head");
     /* the plan against the tensors' device rows */
-    uint64_t want = (uint64_t)mv->token_embd->ne[1] * (uint64_t)jf_row_bytes(mv->token_embd->type, mv->token_embd->ne[0]) +
-                    (uint64_t)mv->output->ne[1] * (uint64_t)jf_row_bytes(mv->output->type, mv->output->ne[0]) +
-                    (uint64_t)c.ld_dim * 4 + (uint64_t)(mv->n_rot / 2) * 4;
+    uint64_t want =
+        (uint64_t)mv->token_embd->ne[1] * (uint64_t)jf_row_bytes(mv->token_embd->type, mv->token_embd->ne[0]) +
+        (uint64_t)mv->output->ne[1] * (uint64_t)jf_row_bytes(mv->output->type, mv->output->ne[0]) +
+        (uint64_t)c.ld_dim * 4 + (uint64_t)(mv->n_rot / 2) * 4;
     for (uint32_t l = 0; l < mv->n_layer; l++) {
         const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
-        const fb_tensor_view *t[] = {&L->attn_q, &L->attn_k, &L->attn_v, &L->attn_output, &L->ffn_gate, &L->ffn_up,
-                                     &L->ffn_down};
+        const fb_tensor_view *t[] = {&L->attn_q,   &L->attn_k, &L->attn_v,  &L->attn_output,
+                                     &L->ffn_gate, &L->ffn_up, &L->ffn_down};
         for (int i = 0; i < 7; i++) want += (uint64_t)t[i]->ne[1] * (uint64_t)jf_row_bytes(t[i]->type, t[i]->ne[0]);
         want += 2 * (uint64_t)c.ld_dim * 4;
     }
     jf_plan plan;
     jf_plan_compute(&c, &plan);
-    CHECK(plan.weights == want, "native plan: %" PRIu64 " weight bytes, the device rows take %" PRIu64, plan.weights, want);
+    CHECK(plan.weights == want, "native plan: %" PRIu64 " weight bytes, the device rows take %" PRIu64, plan.weights,
+          want);
     char *src = jf_generate_source(&c);
     CHECK(src && strstr(src, "#define JF_T_EMBD JF_T_Q4_K\n") && strstr(src, "#define JF_T_OUT JF_T_Q6_K\n") &&
               strstr(src, "JF_LAYER_ENTRY_POINTS(k1, JF_T_Q4_K, JF_T_Q4_K, JF_T_Q6_K, JF_T_Q4_K, JF_T_Q4_K, JF_T_Q4_K, "
@@ -382,8 +408,8 @@ static void test_native(const char *tmp_dir) {
     c8.kinds[0].q = JF_T_Q8_0;
     char *src8 = jf_generate_source(&c8);
     char k1[65] = "", k2[65] = "";
-    CHECK(src && src8 && jf_cache_key(src, "o", "13.0", 9, 0, k1) == 0 && jf_cache_key(src8, "o", "13.0", 9, 0, k2) == 0 &&
-              strcmp(k1, k2) != 0,
+    CHECK(src && src8 && jf_cache_key(src, "o", "13.0", 9, 0, k1) == 0 &&
+              jf_cache_key(src8, "o", "13.0", 9, 0, k2) == 0 && strcmp(k1, k2) != 0,
           "the cache key depends on the types");
     free(src);
     free(src8);
@@ -399,8 +425,8 @@ static void test_native(const char *tmp_dir) {
     snprintf(path, sizeof path, "%s/jit_fused_host_q5_0.gguf", tmp_dir);
     CHECK(fb_synth_write(&spec, path, NULL, &err) == 0, "synth: %s", err.msg);
     if (test_model_open(path, &tm) != 0) return;
-    CHECK(jf_config_from_view(&tm.view.view, 0, JF_NATIVE, &c, msg, sizeof msg) != 0 && strstr(msg, "token_embd.weight") &&
-              strstr(msg, "in place"),
+    CHECK(jf_config_from_view(&tm.view.view, 0, JF_NATIVE, &c, msg, sizeof msg) != 0 &&
+              strstr(msg, "token_embd.weight") && strstr(msg, "in place"),
           "Q5_0 refused at native: %s", msg);
     CHECK(jf_config_from_view(&tm.view.view, 0, JF_F16, &c, msg, sizeof msg) == 0, "Q5_0 at f16: %s", msg);
     test_model_close(&tm);

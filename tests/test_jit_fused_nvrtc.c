@@ -129,9 +129,13 @@ int main(int argc, char **argv) {
         return check_summary();
     }
     /* native: the view has no tensors, so the types are set here as a file would give them */
-    static const struct { const char *name; uint32_t t; int block; } types[] = {
-        {"Q8_0", JF_T_Q8_0, 32}, {"Q4_0", JF_T_Q4_0, 32}, {"Q4_1", JF_T_Q4_1, 32},
-        {"Q4_K", JF_T_Q4_K, 256}, {"Q5_K", JF_T_Q5_K, 256}, {"Q6_K", JF_T_Q6_K, 256}, {"Q4_K_M", JF_T_Q4_K, 256}};
+    static const struct {
+        const char *name;
+        uint32_t t;
+        int block;
+    } types[] = {{"Q8_0", JF_T_Q8_0, 32},   {"Q4_0", JF_T_Q4_0, 32},  {"Q4_1", JF_T_Q4_1, 32},
+                 {"Q4_K", JF_T_Q4_K, 256},  {"Q5_K", JF_T_Q5_K, 256}, {"Q6_K", JF_T_Q6_K, 256},
+                 {"Q4_K_M", JF_T_Q4_K, 256}};
     int compiled = 0;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         const int b = types[i].block;

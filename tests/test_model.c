@@ -154,16 +154,27 @@ static const char *open_broken(const char *break_what) {
     gguf_writer_u32(w, "llama.context_length", 32);
     gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     gguf_writer_u32(w, "llama.vocab_size", 4);
-    struct { const char *name; int64_t ne0, ne1; } t[] = {
-        {"token_embd.weight", 8, 4}, {"output_norm.weight", 8, 0}, {"blk.0.attn_norm.weight", 8, 0},
-        {"blk.0.attn_q.weight", 8, 8}, {"blk.0.attn_k.weight", 8, strcmp(break_what, "shape") == 0 ? 6 : 8},
-        {"blk.0.attn_v.weight", 8, 8}, {"blk.0.attn_output.weight", 8, 8}, {"blk.0.ffn_norm.weight", 8, 0},
-        {"blk.0.ffn_gate.weight", 8, 16}, {"blk.0.ffn_up.weight", 8, 16}, {"blk.0.ffn_down.weight", 16, 8},
+    struct {
+        const char *name;
+        int64_t ne0, ne1;
+    } t[] = {
+        {"token_embd.weight", 8, 4},
+        {"output_norm.weight", 8, 0},
+        {"blk.0.attn_norm.weight", 8, 0},
+        {"blk.0.attn_q.weight", 8, 8},
+        {"blk.0.attn_k.weight", 8, strcmp(break_what, "shape") == 0 ? 6 : 8},
+        {"blk.0.attn_v.weight", 8, 8},
+        {"blk.0.attn_output.weight", 8, 8},
+        {"blk.0.ffn_norm.weight", 8, 0},
+        {"blk.0.ffn_gate.weight", 8, 16},
+        {"blk.0.ffn_up.weight", 8, 16},
+        {"blk.0.ffn_down.weight", 16, 8},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         if (strcmp(break_what, "missing") == 0 && strcmp(t[i].name, "blk.0.ffn_up.weight") == 0) continue;
         int64_t ne[2] = {t[i].ne0, t[i].ne1};
-        gguf_writer_tensor(w, t[i].name, GGUF_TYPE_F32, t[i].ne1 ? 2 : 1, ne, fill_ones, t[i].ne0 == 8 ? &ne0_8 : &ne0_16);
+        gguf_writer_tensor(w, t[i].name, GGUF_TYPE_F32, t[i].ne1 ? 2 : 1, ne, fill_ones,
+                           t[i].ne0 == 8 ? &ne0_8 : &ne0_16);
     }
     err.msg[0] = '\0';
     if (gguf_writer_write(w, path, &err) == 0) {

@@ -17,10 +17,10 @@
 #include "check.h"
 #include "profile.h"
 
-static char tmp[PATH_MAX];         /* absolute */
-static char profile_dir[PATH_MAX]; /* absolute */
-static char model_file[PATH_MAX + 32];  /* an existing (empty) "model" */
-static fb_profile prof;            /* large: not on the stack */
+static char tmp[PATH_MAX];             /* absolute */
+static char profile_dir[PATH_MAX];     /* absolute */
+static char model_file[PATH_MAX + 32]; /* an existing (empty) "model" */
+static fb_profile prof;                /* large: not on the stack */
 
 static void write_file(const char *path, const char *text, size_t len) {
     FILE *f = fopen(path, "wb");
@@ -112,7 +112,8 @@ static void test_defaults(void) {
     int n;
     const char *const *names = fb_profile_fairness_keys(&n);
     CHECK(n == 6 && strcmp(names[0], "weight_precision") == 0 && strcmp(names[5], "threads") == 0, "fairness keys");
-    CHECK(strcmp(fb_precision_name(FB_PRECISION_F32), "f32") == 0 && strcmp(fb_precision_name(FB_PRECISION_BF16), "bf16") == 0 &&
+    CHECK(strcmp(fb_precision_name(FB_PRECISION_F32), "f32") == 0 &&
+              strcmp(fb_precision_name(FB_PRECISION_BF16), "bf16") == 0 &&
               strcmp(fb_precision_name(FB_PRECISION_NATIVE), "native") == 0 &&
               strcmp(fb_precision_name((fb_precision)9), "unknown") == 0,
           "precision names");
@@ -120,29 +121,37 @@ static void test_defaults(void) {
     /* defaults only: finish wants backends */
     fb_error err = {""};
     CHECK(fb_profile_finish(&prof, &err) == -1, "finish without backends");
-    CHECK(strcmp(err.msg, "(default profile): [run] backends is not set: name the backends to compare, e.g. backends = cpu_ref") == 0,
-          "%s", err.msg);
+    CHECK(
+        strcmp(err.msg,
+               "(default profile): [run] backends is not set: name the backends to compare, e.g. backends = cpu_ref") ==
+            0,
+        "%s", err.msg);
 }
 
 static void test_malformed(void) {
     /* sections */
     EXPECT_ERROR(AT_LOAD, "[run]\nbackends = a\n\n[foo]\nx = 1\n",
                  ":4: unknown section [foo]; the sections are [run], [fairness] and [backend.LABEL]");
-    EXPECT_ERROR(AT_LOAD, "[run]\n[backend]\n", ":2: unknown section [backend]; the sections are [run], [fairness] and [backend.LABEL]");
+    EXPECT_ERROR(AT_LOAD, "[run]\n[backend]\n",
+                 ":2: unknown section [backend]; the sections are [run], [fairness] and [backend.LABEL]");
     EXPECT_ERROR(AT_LOAD, "; empty unknown sections count too\n[Run]\n",
                  ":2: unknown section [Run]; the sections are [run], [fairness] and [backend.LABEL]");
     EXPECT_ERROR(AT_LOAD, "[run]\n[backend.Eager]\n",
                  ":2: bad backend label 'Eager' in [backend.Eager]: a label is 1-63 characters of a-z, 0-9 and _");
-    EXPECT_ERROR(AT_LOAD, "[backend.a-b]\n", ":1: bad backend label 'a-b' in [backend.a-b]: a label is 1-63 characters of a-z, 0-9 and _");
-    EXPECT_ERROR(AT_LOAD, "[backend.]\n", ":1: bad backend label '' in [backend.]: a label is 1-63 characters of a-z, 0-9 and _");
+    EXPECT_ERROR(AT_LOAD, "[backend.a-b]\n",
+                 ":1: bad backend label 'a-b' in [backend.a-b]: a label is 1-63 characters of a-z, 0-9 and _");
+    EXPECT_ERROR(AT_LOAD, "[backend.]\n",
+                 ":1: bad backend label '' in [backend.]: a label is 1-63 characters of a-z, 0-9 and _");
     EXPECT_ERROR(AT_LOAD, "[backend.a234567890123456789012345678901234567890123456789012345678901234]\n",
                  ":1: bad backend label 'a23456789012345678901234567890123456789012345678901234567890...' in "
-                 "[backend.a234567890123456789012345678901234567890123456789012...]: a label is 1-63 characters of a-z, 0-9 and _");
+                 "[backend.a234567890123456789012345678901234567890123456789012...]: a label is 1-63 characters of "
+                 "a-z, 0-9 and _");
     EXPECT_ERROR(AT_LOAD, "[run]\n\n[fairness\nthreads = 1\n", ":3: '[' without a closing ']'");
     EXPECT_ERROR(AT_LOAD, "[run] extra\n", ":1: unexpected text 'extra' after the section header");
 
     /* lines that are not key = value */
-    EXPECT_ERROR(AT_LOAD, "[run]\nrepetitions 3\n", ":2: expected 'key = value', a [section] or a comment, not 'repetitions 3'");
+    EXPECT_ERROR(AT_LOAD, "[run]\nrepetitions 3\n",
+                 ":2: expected 'key = value', a [section] or a comment, not 'repetitions 3'");
     EXPECT_ERROR(AT_LOAD, "[run]\nrepetitions ; = 3\n",
                  ":2: expected 'key = value', a [section] or a comment, not 'repetitions ; = 3'");
     EXPECT_ERROR(AT_LOAD, "[run]\n = 3\n", ":2: missing key name before '='");
@@ -150,17 +159,24 @@ static void test_malformed(void) {
                  ":2: key 'repetitions' comes before any section; put it under [run], [fairness] or [backend.LABEL]");
 
     /* unknown keys, with the closest known one or where the key belongs */
-    EXPECT_ERROR(AT_LOAD, "[run]\nbackends = a\nrepetiton = 3\n", ":3: unknown key 'repetiton' in [run]; did you mean 'repetitions'?");
+    EXPECT_ERROR(AT_LOAD, "[run]\nbackends = a\nrepetiton = 3\n",
+                 ":3: unknown key 'repetiton' in [run]; did you mean 'repetitions'?");
     EXPECT_ERROR(AT_LOAD, "[run]\nwarmpu = 3\n", ":2: unknown key 'warmpu' in [run]; did you mean 'warmup'?");
-    EXPECT_ERROR(AT_LOAD, "[fairness]\nthread = 3\n", ":2: unknown key 'thread' in [fairness]; did you mean 'threads'?");
-    EXPECT_ERROR(AT_LOAD, "[backend.a]\nplugn = cpu_ref\n", ":2: unknown key 'plugn' in [backend.a]; did you mean 'plugin'?");
-    EXPECT_ERROR(AT_LOAD, "[run]\nthreads = 3\n", ":2: unknown key 'threads' in [run]; 'threads' belongs in [fairness] or [backend.LABEL]");
-    EXPECT_ERROR(AT_LOAD, "[fairness]\nplugin = x\n", ":2: unknown key 'plugin' in [fairness]; 'plugin' belongs in [backend.LABEL]");
-    EXPECT_ERROR(AT_LOAD, "[backend.a]\ngen_tokens = 3\n", ":2: unknown key 'gen_tokens' in [backend.a]; 'gen_tokens' belongs in [run]");
+    EXPECT_ERROR(AT_LOAD, "[fairness]\nthread = 3\n",
+                 ":2: unknown key 'thread' in [fairness]; did you mean 'threads'?");
+    EXPECT_ERROR(AT_LOAD, "[backend.a]\nplugn = cpu_ref\n",
+                 ":2: unknown key 'plugn' in [backend.a]; did you mean 'plugin'?");
+    EXPECT_ERROR(AT_LOAD, "[run]\nthreads = 3\n",
+                 ":2: unknown key 'threads' in [run]; 'threads' belongs in [fairness] or [backend.LABEL]");
+    EXPECT_ERROR(AT_LOAD, "[fairness]\nplugin = x\n",
+                 ":2: unknown key 'plugin' in [fairness]; 'plugin' belongs in [backend.LABEL]");
+    EXPECT_ERROR(AT_LOAD, "[backend.a]\ngen_tokens = 3\n",
+                 ":2: unknown key 'gen_tokens' in [backend.a]; 'gen_tokens' belongs in [run]");
     EXPECT_ERROR(AT_LOAD, "[fairness]\nprocess_isolation = yes\n",
                  ":2: unknown key 'process_isolation' in [fairness] (its keys: weight_precision, accumulate_precision, "
                  "allow_jit, allow_graphs, jit_cache, threads)");
-    EXPECT_ERROR(AT_LOAD, "[run]\nRepetitions = 3\n", ":2: unknown key 'Repetitions' in [run]; did you mean 'repetitions'?");
+    EXPECT_ERROR(AT_LOAD, "[run]\nRepetitions = 3\n",
+                 ":2: unknown key 'Repetitions' in [run]; did you mean 'repetitions'?");
 
     /* duplicates name both lines */
     EXPECT_ERROR(AT_LOAD, "[run]\nrepetitions = 3\nwarmup = 1\nrepetitions = 4\n",
@@ -169,51 +185,71 @@ static void test_malformed(void) {
                  ":6: duplicate key 'seed' in [run] (first set on line 2)");
     EXPECT_ERROR(AT_LOAD, "[backend.a]\nthreads = 1\n[backend.b]\nthreads = 1\n[backend.a]\nthreads = 2\n",
                  ":6: duplicate key 'threads' in [backend.a] (first set on line 2)");
-    EXPECT_ERROR(AT_LOAD, "[backend.a]\nplugin = x\nplugin = y\n", ":3: duplicate key 'plugin' in [backend.a] (first set on line 2)");
+    EXPECT_ERROR(AT_LOAD, "[backend.a]\nplugin = x\nplugin = y\n",
+                 ":3: duplicate key 'plugin' in [backend.a] (first set on line 2)");
 
     /* bad values state what is expected */
-    EXPECT_ERROR(AT_LOAD, "[run]\nrepetitions = abc\n", ":2: repetitions = 'abc': expected an integer from 1 to 100000");
+    EXPECT_ERROR(AT_LOAD, "[run]\nrepetitions = abc\n",
+                 ":2: repetitions = 'abc': expected an integer from 1 to 100000");
     EXPECT_ERROR(AT_LOAD, "[run]\nrepetitions = 0\n", ":2: repetitions = '0': expected an integer from 1 to 100000");
-    EXPECT_ERROR(AT_LOAD, "[run]\nrepetitions = 3.5\n", ":2: repetitions = '3.5': expected an integer from 1 to 100000");
+    EXPECT_ERROR(AT_LOAD, "[run]\nrepetitions = 3.5\n",
+                 ":2: repetitions = '3.5': expected an integer from 1 to 100000");
     EXPECT_ERROR(AT_LOAD, "[run]\nrepetitions =\n", ":2: repetitions = '': expected an integer from 1 to 100000");
-    EXPECT_ERROR(AT_LOAD, "[run]\ngen_tokens = 100001\n", ":2: gen_tokens = '100001': expected an integer from 1 to 100000");
+    EXPECT_ERROR(AT_LOAD, "[run]\ngen_tokens = 100001\n",
+                 ":2: gen_tokens = '100001': expected an integer from 1 to 100000");
     EXPECT_ERROR(AT_LOAD, "[run]\ngen_tokens = 99999999999999999999\n",
                  ":2: gen_tokens = '99999999999999999999': expected an integer from 1 to 100000");
     EXPECT_ERROR(AT_LOAD, "[run]\nwarmup = -1\n", ":2: warmup = '-1': expected an integer from 0 to 1000");
     EXPECT_ERROR(AT_LOAD, "[run]\nprompt_tokens = x\n",
                  ":2: prompt_tokens = 'x': expected an integer from 0 to 100000 (0: the prompt as tokenized)");
-    EXPECT_ERROR(AT_LOAD, "[run]\ntimeout_s = 0\n", ":2: timeout_s = '0': expected a number of seconds greater than 0 and at most 86400");
-    EXPECT_ERROR(AT_LOAD, "[run]\ntimeout_s = 1e9\n", ":2: timeout_s = '1e9': expected a number of seconds greater than 0 and at most 86400");
-    EXPECT_ERROR(AT_LOAD, "[run]\ntimeout_s = nan\n", ":2: timeout_s = 'nan': expected a number of seconds greater than 0 and at most 86400");
-    EXPECT_ERROR(AT_LOAD, "[run]\ncv_warn = 11\n", ":2: cv_warn = '11': expected a number from 0 to 10 (0.05 means 5%)");
+    EXPECT_ERROR(AT_LOAD, "[run]\ntimeout_s = 0\n",
+                 ":2: timeout_s = '0': expected a number of seconds greater than 0 and at most 86400");
+    EXPECT_ERROR(AT_LOAD, "[run]\ntimeout_s = 1e9\n",
+                 ":2: timeout_s = '1e9': expected a number of seconds greater than 0 and at most 86400");
+    EXPECT_ERROR(AT_LOAD, "[run]\ntimeout_s = nan\n",
+                 ":2: timeout_s = 'nan': expected a number of seconds greater than 0 and at most 86400");
+    EXPECT_ERROR(AT_LOAD, "[run]\ncv_warn = 11\n",
+                 ":2: cv_warn = '11': expected a number from 0 to 10 (0.05 means 5%)");
     EXPECT_ERROR(AT_LOAD, "[run]\nseed = -1\n", ":2: seed = '-1': expected an integer from 0 to 18446744073709551615");
     EXPECT_ERROR(AT_LOAD, "[run]\nseed = 18446744073709551616\n",
                  ":2: seed = '18446744073709551616': expected an integer from 0 to 18446744073709551615");
     EXPECT_ERROR(AT_LOAD, "[run]\norder = random\n", ":2: order = 'random': expected one of interleaved, sequential");
     EXPECT_ERROR(AT_LOAD, "[run]\nreference = CPU\n",
                  ":2: reference = 'CPU': expected a backend label or plugin name of 1-63 characters of a-z, 0-9 and _");
-    EXPECT_ERROR(AT_LOAD, "[run]\nprompt =\n", ":2: prompt = '': expected non-empty text of at most 4095 characters, on one line");
+    EXPECT_ERROR(AT_LOAD, "[run]\nprompt =\n",
+                 ":2: prompt = '': expected non-empty text of at most 4095 characters, on one line");
     EXPECT_ERROR(AT_LOAD, "[run]\nmodel =\n", ":2: model = '': expected a path to a GGUF file, or default");
-    EXPECT_ERROR(AT_LOAD, "[fairness]\nweight_precision = f8\n", ":2: weight_precision = 'f8': expected one of f32, f16, bf16, native");
+    EXPECT_ERROR(AT_LOAD, "[fairness]\nweight_precision = f8\n",
+                 ":2: weight_precision = 'f8': expected one of f32, f16, bf16, native");
     EXPECT_ERROR(AT_LOAD, "[fairness]\naccumulate_precision = native\n",
                  ":2: accumulate_precision = 'native': expected one of f32, f16, bf16");
-    EXPECT_ERROR(AT_LOAD, "[fairness]\nallow_jit = maybe\n", ":2: allow_jit = 'maybe': expected true or false (also yes/no, on/off, 1/0)");
-    EXPECT_ERROR(AT_LOAD, "[fairness]\nallow_graphs = 2\n", ":2: allow_graphs = '2': expected true or false (also yes/no, on/off, 1/0)");
+    EXPECT_ERROR(AT_LOAD, "[fairness]\nallow_jit = maybe\n",
+                 ":2: allow_jit = 'maybe': expected true or false (also yes/no, on/off, 1/0)");
+    EXPECT_ERROR(AT_LOAD, "[fairness]\nallow_graphs = 2\n",
+                 ":2: allow_graphs = '2': expected true or false (also yes/no, on/off, 1/0)");
     EXPECT_ERROR(AT_LOAD, "[fairness]\njit_cache = hot\n", ":2: jit_cache = 'hot': expected one of cold, warm");
-    EXPECT_ERROR(AT_LOAD, "[fairness]\nthreads = 4097\n", ":2: threads = '4097': expected an integer from 0 to 4096 (0: all cores)");
-    EXPECT_ERROR(AT_LOAD, "[backend.a]\nthreads = many\n", ":2: threads = 'many': expected an integer from 0 to 4096 (0: all cores)");
-    EXPECT_ERROR(AT_LOAD, "[backend.a]\nplugin = cpu-ref\n", ":2: plugin = 'cpu-ref': expected a plugin name of 1-63 characters of a-z, 0-9 and _");
+    EXPECT_ERROR(AT_LOAD, "[fairness]\nthreads = 4097\n",
+                 ":2: threads = '4097': expected an integer from 0 to 4096 (0: all cores)");
+    EXPECT_ERROR(AT_LOAD, "[backend.a]\nthreads = many\n",
+                 ":2: threads = 'many': expected an integer from 0 to 4096 (0: all cores)");
+    EXPECT_ERROR(AT_LOAD, "[backend.a]\nplugin = cpu-ref\n",
+                 ":2: plugin = 'cpu-ref': expected a plugin name of 1-63 characters of a-z, 0-9 and _");
     EXPECT_ERROR(AT_LOAD, "[run]\nrepetitions = 3 # comment after a value is fine\nwarmup = two ; but this is not\n",
                  ":3: warmup = 'two': expected an integer from 0 to 1000");
 
     /* backends */
-    EXPECT_ERROR(AT_LOAD, "[run]\nbackends = a, b, a\n",
-                 ":2: backends = 'a, b, a': 'a' is listed twice (give each entry its own label and [backend.LABEL] plugin = a)");
-    EXPECT_ERROR(AT_LOAD, "[run]\nbackends = a,,b\n", ":2: backends = 'a,,b': an empty label (two commas in a row, or one at an end)");
-    EXPECT_ERROR(AT_LOAD, "[run]\nbackends = a, b,\n", ":2: backends = 'a, b,': an empty label (two commas in a row, or one at an end)");
-    EXPECT_ERROR(AT_LOAD, "[run]\nbackends =  , \n", ":2: backends = ',': expected a comma-separated list of 1 to 16 backend labels");
-    EXPECT_ERROR(AT_LOAD, "[run]\nbackends = cpu_ref, Eager_ops\n",
-                 ":2: backends = 'cpu_ref, Eager_ops': 'Eager_ops' is not a valid label: use 1-63 characters of a-z, 0-9 and _");
+    EXPECT_ERROR(
+        AT_LOAD, "[run]\nbackends = a, b, a\n",
+        ":2: backends = 'a, b, a': 'a' is listed twice (give each entry its own label and [backend.LABEL] plugin = a)");
+    EXPECT_ERROR(AT_LOAD, "[run]\nbackends = a,,b\n",
+                 ":2: backends = 'a,,b': an empty label (two commas in a row, or one at an end)");
+    EXPECT_ERROR(AT_LOAD, "[run]\nbackends = a, b,\n",
+                 ":2: backends = 'a, b,': an empty label (two commas in a row, or one at an end)");
+    EXPECT_ERROR(AT_LOAD, "[run]\nbackends =  , \n",
+                 ":2: backends = ',': expected a comma-separated list of 1 to 16 backend labels");
+    EXPECT_ERROR(
+        AT_LOAD, "[run]\nbackends = cpu_ref, Eager_ops\n",
+        ":2: backends = 'cpu_ref, Eager_ops': 'Eager_ops' is not a valid label: use 1-63 characters of a-z, 0-9 and _");
     EXPECT_ERROR(AT_LOAD, "[run]\nbackends = cpu ref\n",
                  ":2: backends = 'cpu ref': 'cpu ref' is not a valid label: use 1-63 characters of a-z, 0-9 and _");
     EXPECT_ERROR(AT_LOAD, "[run]\nbackends = a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q\n",
@@ -222,16 +258,21 @@ static void test_malformed(void) {
     /* what finish checks */
     EXPECT_ERROR(AT_FINISH, "[run]\nbackends = a\n\n[backend.a]\nthreads = 1\n[backend.b]\nthreads = 1\n",
                  ":6: [backend.b] is not in [run] backends (a)");
-    EXPECT_ERROR(AT_FINISH, "[run]\nrepetitions = 3\n", ": [run] backends is not set: name the backends to compare, e.g. backends = cpu_ref");
+    EXPECT_ERROR(AT_FINISH, "[run]\nrepetitions = 3\n",
+                 ": [run] backends is not set: name the backends to compare, e.g. backends = cpu_ref");
     {
         char tail[PATH_MAX * 2];
         snprintf(tail, sizeof tail, ":3: model '%s/nothere.gguf' does not exist", tmp);
         EXPECT_ERROR(AT_FINISH_RAW, "[run]\nbackends = a\nmodel = nothere.gguf\n", tail);
-        snprintf(tail, sizeof tail, ": the default model '%s/models/SmolLM2-135M-Instruct.Q4_1.gguf' does not exist "
-                 "(run scripts/fetch-model.sh)", tmp);
+        snprintf(tail, sizeof tail,
+                 ": the default model '%s/models/SmolLM2-135M-Instruct.Q4_1.gguf' does not exist "
+                 "(run scripts/fetch-model.sh)",
+                 tmp);
         EXPECT_ERROR(AT_FINISH_RAW, "[run]\nbackends = a\n", tail);
-        snprintf(tail, sizeof tail, ":2: the default model '%s/models/SmolLM2-135M-Instruct.Q4_1.gguf' does not exist "
-                 "(run scripts/fetch-model.sh)", tmp);
+        snprintf(tail, sizeof tail,
+                 ":2: the default model '%s/models/SmolLM2-135M-Instruct.Q4_1.gguf' does not exist "
+                 "(run scripts/fetch-model.sh)",
+                 tmp);
         EXPECT_ERROR(AT_FINISH_RAW, "[run]\nmodel = default\nbackends = a\n", tail);
         snprintf(tail, sizeof tail, ":2: model '%s' is not a file", tmp);
         char text[PATH_MAX + 64];
@@ -308,25 +349,24 @@ static void test_good_syntax(void) {
 
 static void test_entries(void) {
     fb_error err = {""};
-    const char *text =
-        "[run]\n"                                      /* 1 */
-        "backends = jit, eager, plain , again\n"       /* 2 */
-        "reference = cpu_ref\n"                        /* 3 */
-        "[fairness]\n"                                 /* 4 */
-        "weight_precision = f16\n"                     /* 5 */
-        "threads = 4\n"                                /* 6 */
-        "[backend.eager]\n"                            /* 7 */
-        "plugin = eager_ops\n"                         /* 8 */
-        "weight_precision = f32\n"                     /* 9 */
-        "allow_jit = no\n"                             /* 10 */
-        "allow_graphs = false\n"                       /* 11 */
-        "[backend.jit]\n"                              /* 12 */
-        "plugin = jit_fused\n"                         /* 13 */
-        "threads = 4\n"                                /* 14: same as [fairness]: no override */
-        "jit_cache = cold\n"                           /* 15 */
-        "[backend.again]\n"                            /* 16 */
-        "plugin = eager_ops\n"                         /* 17 */
-        "accumulate_precision = bf16\n";               /* 18 */
+    const char *text = "[run]\n"                                /* 1 */
+                       "backends = jit, eager, plain , again\n" /* 2 */
+                       "reference = cpu_ref\n"                  /* 3 */
+                       "[fairness]\n"                           /* 4 */
+                       "weight_precision = f16\n"               /* 5 */
+                       "threads = 4\n"                          /* 6 */
+                       "[backend.eager]\n"                      /* 7 */
+                       "plugin = eager_ops\n"                   /* 8 */
+                       "weight_precision = f32\n"               /* 9 */
+                       "allow_jit = no\n"                       /* 10 */
+                       "allow_graphs = false\n"                 /* 11 */
+                       "[backend.jit]\n"                        /* 12 */
+                       "plugin = jit_fused\n"                   /* 13 */
+                       "threads = 4\n"                          /* 14: same as [fairness]: no override */
+                       "jit_cache = cold\n"                     /* 15 */
+                       "[backend.again]\n"                      /* 16 */
+                       "plugin = eager_ops\n"                   /* 17 */
+                       "accumulate_precision = bf16\n";         /* 18 */
     CHECK(load_ok("entries.ini", text, &err) == 0, "%s", err.msg);
     CHECK(prof.n_entries == 4, "n_entries %d", prof.n_entries);
     CHECK(strcmp(prof.entries[0].label, "jit") == 0 && strcmp(prof.entries[1].label, "eager") == 0 &&
@@ -334,11 +374,11 @@ static void test_entries(void) {
           "entries in backends order");
     const fb_entry *e = entry("eager");
     CHECK(e && strcmp(e->plugin, "eager_ops") == 0 && e->line == 7, "eager plugin/line");
-    CHECK(e && e->fairness.weight_precision == FB_PRECISION_F32 && !e->fairness.allow_jit && !e->fairness.allow_graphs &&
-              e->fairness.threads == 4 && e->fairness.jit_cache == FB_JIT_CACHE_WARM,
+    CHECK(e && e->fairness.weight_precision == FB_PRECISION_F32 && !e->fairness.allow_jit &&
+              !e->fairness.allow_graphs && e->fairness.threads == 4 && e->fairness.jit_cache == FB_JIT_CACHE_WARM,
           "eager fairness");
-    CHECK(e && e->overridden == (bit("weight_precision") | bit("allow_jit") | bit("allow_graphs")), "eager overridden %#x",
-          e ? e->overridden : 0);
+    CHECK(e && e->overridden == (bit("weight_precision") | bit("allow_jit") | bit("allow_graphs")),
+          "eager overridden %#x", e ? e->overridden : 0);
     e = entry("jit");
     CHECK(e && strcmp(e->plugin, "jit_fused") == 0 && e->fairness.jit_cache == FB_JIT_CACHE_COLD &&
               e->fairness.weight_precision == FB_PRECISION_F16 && e->fairness.threads == 4,
@@ -377,30 +417,39 @@ static void test_entries(void) {
     e = entry("again");
     CHECK(e && e->fairness.threads == 2, "fairness --set reaches the entries");
     e = entry("eager");
-    CHECK(e && e->overridden == (bit("allow_jit") | bit("allow_graphs")), "eager back to f16: %#x", e ? e->overridden : 0);
+    CHECK(e && e->overridden == (bit("allow_jit") | bit("allow_graphs")), "eager back to f16: %#x",
+          e ? e->overridden : 0);
     char expected_sets[PATH_MAX + 256];
     snprintf(expected_sets, sizeof expected_sets,
              "run.repetitions=3;  fairness.threads = 2 ; backend.plain.threads=1; backend.plain.plugin=cpu_ref; "
-             "backend.eager.weight_precision=f16; run.prompt=a = b; %s", set);
+             "backend.eager.weight_precision=f16; run.prompt=a = b; %s",
+             set);
     CHECK(strcmp(prof.sets, expected_sets) == 0, "sets '%s'", prof.sets);
 
     /* bad --set */
-    expect_set_error("run.repetitions=abc", "--set run.repetitions=abc: repetitions = 'abc': expected an integer from 1 to 100000");
+    expect_set_error("run.repetitions=abc",
+                     "--set run.repetitions=abc: repetitions = 'abc': expected an integer from 1 to 100000");
     expect_set_error("repetitions=3", "--set repetitions=3: expected SECTION.KEY=VALUE (e.g. run.repetitions=3)");
     expect_set_error("run.repetitions", "--set run.repetitions: expected SECTION.KEY=VALUE (e.g. run.repetitions=3)");
-    expect_set_error("foo.x=1", "--set foo.x=1: unknown section [foo]; the sections are [run], [fairness] and [backend.LABEL]");
-    expect_set_error("run.threads=1", "--set run.threads=1: unknown key 'threads' in [run]; 'threads' belongs in [fairness] or [backend.LABEL]");
-    expect_set_error("run.repetitons=3", "--set run.repetitons=3: unknown key 'repetitons' in [run]; did you mean 'repetitions'?");
-    expect_set_error("backend.Plain.threads=1",
-                     "--set backend.Plain.threads=1: bad backend label 'Plain' in [backend.Plain]: a label is 1-63 characters of a-z, 0-9 and _");
-    expect_set_error("fairness.allow_jit=sometimes",
-                     "--set fairness.allow_jit=sometimes: allow_jit = 'sometimes': expected true or false (also yes/no, on/off, 1/0)");
+    expect_set_error("foo.x=1",
+                     "--set foo.x=1: unknown section [foo]; the sections are [run], [fairness] and [backend.LABEL]");
+    expect_set_error(
+        "run.threads=1",
+        "--set run.threads=1: unknown key 'threads' in [run]; 'threads' belongs in [fairness] or [backend.LABEL]");
+    expect_set_error("run.repetitons=3",
+                     "--set run.repetitons=3: unknown key 'repetitons' in [run]; did you mean 'repetitions'?");
+    expect_set_error("backend.Plain.threads=1", "--set backend.Plain.threads=1: bad backend label 'Plain' in "
+                                                "[backend.Plain]: a label is 1-63 characters of a-z, 0-9 and _");
+    expect_set_error("fairness.allow_jit=sometimes", "--set fairness.allow_jit=sometimes: allow_jit = 'sometimes': "
+                                                     "expected true or false (also yes/no, on/off, 1/0)");
     expect_set_error("run.=3", "--set run.=3: missing key name before '='");
 
     /* --set of a backend that is not an entry fails at finish */
     CHECK(fb_profile_set(&prof, "backend.ghost.threads=1", &err) == 0, "%s", err.msg);
     CHECK(fb_profile_finish(&prof, &err) == -1 &&
-              strcmp(err.msg, "--set backend.ghost...: [backend.ghost] is not in [run] backends (jit, eager, plain, again)") == 0,
+              strcmp(err.msg,
+                     "--set backend.ghost...: [backend.ghost] is not in [run] backends (jit, eager, plain, again)") ==
+                  0,
           "%s", err.msg);
     /* ... unless backends names it; a backends list from --set picks a
      * subset: the file's other sections are then left unused (not those of
@@ -412,15 +461,18 @@ static void test_entries(void) {
           "--set backends subset");
     CHECK(fb_profile_set(&prof, "backend.ghost2.threads=1", &err) == 0, "%s", err.msg);
     CHECK(fb_profile_finish(&prof, &err) == -1 &&
-              strcmp(err.msg, "--set backend.ghost2...: [backend.ghost2] is not in [run] backends (ghost, eager, plain)") == 0,
+              strcmp(err.msg,
+                     "--set backend.ghost2...: [backend.ghost2] is not in [run] backends (ghost, eager, plain)") == 0,
           "%s", err.msg);
 
     /* --set overrides a value of the file without a duplicate error; a --set model that is missing */
     CHECK(fb_profile_load(ini("entries.ini", text), &prof, &err) == 0, "%s", err.msg);
-    CHECK(fb_profile_set(&prof, "run.reference=eager", &err) == 0 && strcmp(prof.reference, "eager") == 0, "%s", err.msg);
+    CHECK(fb_profile_set(&prof, "run.reference=eager", &err) == 0 && strcmp(prof.reference, "eager") == 0, "%s",
+          err.msg);
     CHECK(fb_profile_set(&prof, "run.model=no/such.gguf", &err) == 0, "%s", err.msg);
     CHECK(strcmp(prof.model, "no/such.gguf") == 0, "--set model relative to the current folder: %s", prof.model);
-    CHECK(fb_profile_finish(&prof, &err) == -1 && strcmp(err.msg, "--set run.model: model 'no/such.gguf' does not exist") == 0,
+    CHECK(fb_profile_finish(&prof, &err) == -1 &&
+              strcmp(err.msg, "--set run.model: model 'no/such.gguf' does not exist") == 0,
           "%s", err.msg);
 }
 
@@ -432,7 +484,8 @@ static void test_model_paths(void) {
     snprintf(path, sizeof path, "%s/m.gguf", dir);
     write_file(path, "", 0);
 
-    CHECK(fb_profile_load(ini("sub/rel.ini", "[run]\nbackends = a\nmodel = m.gguf\n"), &prof, &err) == 0, "%s", err.msg);
+    CHECK(fb_profile_load(ini("sub/rel.ini", "[run]\nbackends = a\nmodel = m.gguf\n"), &prof, &err) == 0, "%s",
+          err.msg);
     snprintf(expected, sizeof expected, "%s/sub/m.gguf", tmp);
     CHECK(strcmp(prof.model, expected) == 0 && prof.model_line == 3 && !prof.model_is_default, "relative model %s",
           prof.model);
@@ -483,13 +536,14 @@ static void test_resolve(void) {
     write_file(path, "[run]\n", 6);
     CHECK(fb_profile_resolve(path, out, sizeof out, &err) == 0 && strcmp(out, path) == 0, "absolute: %s", err.msg);
     CHECK(fb_profile_resolve("mine.ini", out, sizeof out, &err) == 0 && strcmp(out, "mine.ini") == 0, "relative");
-    CHECK(fb_profile_resolve("mine", out, sizeof out, &err) == 0 && strcmp(out, "mine.ini") == 0, "without .ini: %s", out);
+    CHECK(fb_profile_resolve("mine", out, sizeof out, &err) == 0 && strcmp(out, "mine.ini") == 0, "without .ini: %s",
+          out);
 
     /* not here: the source tree's profiles (nothing is installed next to the test) */
     char shipped[PATH_MAX + 32];
     snprintf(shipped, sizeof shipped, "%s/fair.ini", profile_dir);
-    CHECK(fb_profile_resolve("fair.ini", out, sizeof out, &err) == 0 && same_file(out, shipped), "source dir: %s %s", out,
-          err.msg);
+    CHECK(fb_profile_resolve("fair.ini", out, sizeof out, &err) == 0 && same_file(out, shipped), "source dir: %s %s",
+          out, err.msg);
     CHECK(fb_profile_resolve("profiles/fair.ini", out, sizeof out, &err) == 0 && same_file(out, shipped),
           "profiles/fair.ini: %s %s", out, err.msg);
     CHECK(fb_profile_resolve("configs/profiles/fair.ini", out, sizeof out, &err) == 0 && same_file(out, shipped),
@@ -498,7 +552,8 @@ static void test_resolve(void) {
 
     /* a file in the current folder comes first */
     write_file("fair.ini", "[run]\n", 6);
-    CHECK(fb_profile_resolve("fair.ini", out, sizeof out, &err) == 0 && strcmp(out, "fair.ini") == 0, "cwd first: %s", out);
+    CHECK(fb_profile_resolve("fair.ini", out, sizeof out, &err) == 0 && strcmp(out, "fair.ini") == 0, "cwd first: %s",
+          out);
     unlink("fair.ini");
 
     /* not found: the message lists the places tried */
@@ -535,8 +590,9 @@ static void test_vary(void) {
 }
 
 static void test_shipped(void) {
-    static const char *const run_keys[] = {"model", "prompt", "prompt_tokens", "gen_tokens", "warmup", "repetitions",
-                                           "backends", "reference", "timeout_s", "seed", "order", "cv_warn", "plugin", "vary"};
+    static const char *const run_keys[] = {"model",       "prompt",   "prompt_tokens", "gen_tokens", "warmup",
+                                           "repetitions", "backends", "reference",     "timeout_s",  "seed",
+                                           "order",       "cv_warn",  "plugin",        "vary"};
     DIR *d = opendir(profile_dir);
     CHECK(d != NULL, "cannot open %s", profile_dir);
     if (!d) return;
@@ -559,11 +615,13 @@ static void test_shipped(void) {
 
         if (strcmp(de->d_name, "fair.ini") == 0) {
             CHECK(prof.n_entries == 3 && strcmp(prof.entries[0].plugin, "cpu_ref") == 0 &&
-                      strcmp(prof.entries[1].plugin, "eager_ops") == 0 && strcmp(prof.entries[2].plugin, "jit_fused") == 0,
+                      strcmp(prof.entries[1].plugin, "eager_ops") == 0 &&
+                      strcmp(prof.entries[2].plugin, "jit_fused") == 0,
                   "fair.ini entries");
             for (int i = 0; i < prof.n_entries; i++) CHECK(prof.entries[i].overridden == 0, "fair.ini has no override");
-            CHECK(prof.fairness.weight_precision == FB_PRECISION_F16 && prof.fairness.accumulate_precision == FB_PRECISION_F32 &&
-                      prof.fairness.allow_jit && prof.fairness.allow_graphs && prof.fairness.jit_cache == FB_JIT_CACHE_WARM,
+            CHECK(prof.fairness.weight_precision == FB_PRECISION_F16 &&
+                      prof.fairness.accumulate_precision == FB_PRECISION_F32 && prof.fairness.allow_jit &&
+                      prof.fairness.allow_graphs && prof.fairness.jit_cache == FB_JIT_CACHE_WARM,
                   "fair.ini fairness");
             CHECK(prof.gen_tokens == 64 && prof.warmup == 1 && prof.repetitions == 5, "fair.ini counts");
             /* every key is documented there */
@@ -574,17 +632,20 @@ static void test_shipped(void) {
             for (int i = 0; i < nf; i++) CHECK(strstr(prof.text, fk[i]) != NULL, "fair.ini documents %s", fk[i]);
         } else if (strcmp(de->d_name, "unfair.ini") == 0) {
             const fb_entry *e = entry("eager_ops");
-            CHECK(e && e->fairness.weight_precision == FB_PRECISION_F32 && !e->fairness.allow_jit && !e->fairness.allow_graphs,
+            CHECK(e && e->fairness.weight_precision == FB_PRECISION_F32 && !e->fairness.allow_jit &&
+                      !e->fairness.allow_graphs,
                   "unfair.ini: eager_ops is held back");
             CHECK(e && e->overridden != 0, "unfair.ini: overrides recorded");
             e = entry("jit_fused");
-            CHECK(e && e->fairness.weight_precision == FB_PRECISION_F16 && e->fairness.allow_jit, "unfair.ini: jit_fused");
+            CHECK(e && e->fairness.weight_precision == FB_PRECISION_F16 && e->fairness.allow_jit,
+                  "unfair.ini: jit_fused");
             CHECK(prof.vary == 0, "unfair.ini declares no vary: its overrides stay unfair");
         } else if (strcmp(de->d_name, "cpu.ini") == 0) {
             for (int i = 0; i < prof.n_entries; i++)
                 CHECK(strcmp(prof.entries[i].plugin, "cpu_ref") == 0, "cpu.ini: %s is cpu_ref", prof.entries[i].label);
             CHECK(prof.n_entries >= 3, "cpu.ini entries");
-            CHECK(prof.vary == (bit("weight_precision") | bit("threads")), "cpu.ini varies weight_precision and threads");
+            CHECK(prof.vary == (bit("weight_precision") | bit("threads")),
+                  "cpu.ini varies weight_precision and threads");
         } else if (strcmp(de->d_name, "smoke.ini") == 0) {
             CHECK(prof.n_entries == 2 && prof.gen_tokens == 8 && prof.repetitions == 3 && prof.warmup == 1 &&
                       prof.prompt_tokens == 8,

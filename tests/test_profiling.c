@@ -68,7 +68,8 @@ static void test_gpu_trace(const char *dir) {
           b.class_ms[WHY_CLASS_MATVEC], b.class_ms[WHY_CLASS_NORM], b.class_ms[WHY_CLASS_ATTENTION],
           b.class_ms[WHY_CLASS_COPY], b.class_ms[WHY_CLASS_ARGMAX], b.class_ms[WHY_CLASS_OTHER],
           b.class_ms[WHY_CLASS_ELEMENTWISE]);
-    CHECK(b.n_top == 6 && strcmp(b.top[0].name, "gemv_f16_kernel") == 0, "top kernel '%s' of %zu", b.top[0].name, b.n_top);
+    CHECK(b.n_top == 6 && strcmp(b.top[0].name, "gemv_f16_kernel") == 0, "top kernel '%s' of %zu", b.top[0].name,
+          b.n_top);
     CHECK(NEAR(b.top[0].share, 4000.0 / 9500) && NEAR(b.top[0].calls_per_step, 1) && NEAR(b.top[0].avg_us, 2) &&
               b.top[0].gb_per_s < 0,
           "gemv: share %.4f, %.2f calls/step, %.3f us, GB/s %g (unknown bytes)", b.top[0].share,
@@ -77,8 +78,8 @@ static void test_gpu_trace(const char *dir) {
     CHECK(copy && NEAR(copy->gb_per_s, 4096.0 / 500), "a copy's GB/s from its bytes: %g", copy ? copy->gb_per_s : -1);
 
     /* a plugin refines the table: its entries win, and say bytes per launch */
-    const fb_kernel_class plugin[] = {{"fused_thing", "elementwise", 1000000}, {"gemv", "matvec", 4000000},
-                                      {"rmsnorm", "no_such_class", 0}};
+    const fb_kernel_class plugin[] = {
+        {"fused_thing", "elementwise", 1000000}, {"gemv", "matvec", 4000000}, {"rmsnorm", "no_such_class", 0}};
     CHECK(why_analyze(&t, plugin, 3, &b, &err) == 0, "analysis with the plugin's table");
     CHECK(NEAR(b.class_ms[WHY_CLASS_ELEMENTWISE], 0.0005) && b.class_ms[WHY_CLASS_OTHER] == 0,
           "my_fused_thing is elementwise by the plugin's word: elementwise %g other %g",
@@ -114,7 +115,8 @@ static void test_spans(const char *dir) {
           b.spans_per_token, b.launches_per_token);
     CHECK(NEAR(b.busy_fraction, 0.95) && NEAR(b.gaps_per_step, 0.5) && NEAR(b.max_gap_us, 0.1),
           "busy %.4f, gaps %.2f, longest %.3f us", b.busy_fraction, b.gaps_per_step, b.max_gap_us);
-    CHECK(NEAR(b.class_ms[WHY_CLASS_OTHER], 0.00055), "'qkv' is no default name: other %g", b.class_ms[WHY_CLASS_OTHER]);
+    CHECK(NEAR(b.class_ms[WHY_CLASS_OTHER], 0.00055), "'qkv' is no default name: other %g",
+          b.class_ms[WHY_CLASS_OTHER]);
     const fb_kernel_class plugin[] = {{"qkv", "matvec", 0}};
     CHECK(why_analyze(&t, plugin, 1, &b, &err) == 0 && NEAR(b.class_ms[WHY_CLASS_MATVEC], 0.00055),
           "refined: matvec %g", b.class_ms[WHY_CLASS_MATVEC]);
@@ -167,22 +169,32 @@ static void test_default_classes(void) {
         const char *name;
         why_class cls;
     } cases[] = {
-        {"void gemv_q4_kernel<128>(...)", WHY_CLASS_MATVEC}, {"sm90_xmma_gemm_f16f16_f32", WHY_CLASS_MATVEC},
-        {"cutlass::Kernel<...>", WHY_CLASS_MATVEC},        {"void splitKreduce_kernel<32, 16>", WHY_CLASS_MATVEC},        {"attn_norm", WHY_CLASS_NORM},
-        {"rms_norm_f32", WHY_CLASS_NORM},                   {"rope_f16", WHY_CLASS_ROPE_KV},
-        {"kv_cache_store", WHY_CLASS_ROPE_KV},              {"flash_decode", WHY_CLASS_ATTENTION},
-        {"softmax_rows", WHY_CLASS_ATTENTION},              {"attention", WHY_CLASS_ATTENTION},
-        {"ArgMax_reduce", WHY_CLASS_ARGMAX},                {"silu_mul", WHY_CLASS_ELEMENTWISE},
-        {"residual", WHY_CLASS_ELEMENTWISE},                {"copy_f32_f16", WHY_CLASS_COPY},
+        {"void gemv_q4_kernel<128>(...)", WHY_CLASS_MATVEC},
+        {"sm90_xmma_gemm_f16f16_f32", WHY_CLASS_MATVEC},
+        {"cutlass::Kernel<...>", WHY_CLASS_MATVEC},
+        {"void splitKreduce_kernel<32, 16>", WHY_CLASS_MATVEC},
+        {"attn_norm", WHY_CLASS_NORM},
+        {"rms_norm_f32", WHY_CLASS_NORM},
+        {"rope_f16", WHY_CLASS_ROPE_KV},
+        {"kv_cache_store", WHY_CLASS_ROPE_KV},
+        {"flash_decode", WHY_CLASS_ATTENTION},
+        {"softmax_rows", WHY_CLASS_ATTENTION},
+        {"attention", WHY_CLASS_ATTENTION},
+        {"ArgMax_reduce", WHY_CLASS_ARGMAX},
+        {"silu_mul", WHY_CLASS_ELEMENTWISE},
+        {"residual", WHY_CLASS_ELEMENTWISE},
+        {"copy_f32_f16", WHY_CLASS_COPY},
         {"mystery", WHY_CLASS_OTHER},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         why_class c = why_classify(cases[i].name, NULL, 0, NULL);
-        CHECK(c == cases[i].cls, "'%s' is %s, expected %s", cases[i].name, why_class_name(c), why_class_name(cases[i].cls));
+        CHECK(c == cases[i].cls, "'%s' is %s, expected %s", cases[i].name, why_class_name(c),
+              why_class_name(cases[i].cls));
     }
     size_t n;
     const fb_kernel_class *d = why_default_classes(&n);
-    for (size_t i = 0; i < n; i++) CHECK(why_class_parse(d[i].kclass) >= 0, "default entry '%s' has a class", d[i].match);
+    for (size_t i = 0; i < n; i++)
+        CHECK(why_class_parse(d[i].kclass) >= 0, "default entry '%s' has a class", d[i].match);
     for (int c = 0; c < WHY_N_CLASSES; c++)
         CHECK(why_class_parse(why_class_name((why_class)c)) == c, "class %d round-trips", c);
 }
@@ -202,7 +214,8 @@ static void test_energy(void) {
     CHECK(e.available && e.method_counter && NEAR(e.joules, 400) && NEAR(e.j_per_token, 4) && NEAR(e.avg_power_w, 200),
           "counter: %g J, %g J/token, %g W", e.joules, e.j_per_token, e.avg_power_w);
     CHECK(NEAR(e.peak_power_w, 250) && NEAR(e.avg_sm_mhz, 1415) && NEAR(e.max_temp_c, 62) && e.n_samples == 2,
-          "peak %g W, SM %g MHz, %g C, %zu samples in the window", e.peak_power_w, e.avg_sm_mhz, e.max_temp_c, e.n_samples);
+          "peak %g W, SM %g MHz, %g C, %zu samples in the window", e.peak_power_w, e.avg_sm_mhz, e.max_temp_c,
+          e.n_samples);
     CHECK(e.throttle == (WHY_THROTTLE_HW_THERMAL | WHY_THROTTLE_GPU_IDLE) && (e.throttle & WHY_THROTTLE_SLOWDOWN),
           "throttle 0x%llx: only the window's, and a slowdown", (unsigned long long)e.throttle);
     char names[128];
@@ -255,8 +268,8 @@ static void test_fake_nvml(const char *lib) {
     CHECK(e.available && e.method_counter && fabs(e.joules - 150 * seconds) < 0.002 &&
               fabs(e.j_per_token - 15 * seconds) < 0.0002,
           "%g J (expected %g), %g J/token", e.joules, 150 * seconds, e.j_per_token);
-    CHECK(fabs(e.avg_power_w - 150) < 0.0021 / seconds && NEAR(e.peak_power_w, 150), "%g W average, %g W peak", e.avg_power_w,
-          e.peak_power_w);
+    CHECK(fabs(e.avg_power_w - 150) < 0.0021 / seconds && NEAR(e.peak_power_w, 150), "%g W average, %g W peak",
+          e.avg_power_w, e.peak_power_w);
     CHECK(NEAR(e.avg_sm_mhz, 1755) && NEAR(e.avg_mem_mhz, 2619) && NEAR(e.max_temp_c, 55), "clocks %g/%g MHz, %g C",
           e.avg_sm_mhz, e.avg_mem_mhz, e.max_temp_c);
     CHECK(e.throttle == WHY_THROTTLE_SW_POWER_CAP && (e.throttle & WHY_THROTTLE_SLOWDOWN), "throttle 0x%llx",
@@ -298,7 +311,8 @@ static void test_absent(const char *tmp, const char *recorder) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", zone);
     CHECK(system(cmd) == 0, "cleared %s", zone);
-    CHECK(why_rapl_read(zone, &uj, &range, why_not, sizeof why_not) != 0 && strncmp(why_not, "not available: ", 15) == 0,
+    CHECK(why_rapl_read(zone, &uj, &range, why_not, sizeof why_not) != 0 &&
+              strncmp(why_not, "not available: ", 15) == 0,
           "no zone: '%s'", why_not);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", zone);
     CHECK(system(cmd) == 0, "made %s", zone);

@@ -56,10 +56,10 @@ static bool check_floats_bitexact(const float *got, const float *want, size_t n,
         }
     }
     if (mismatches == 0) return check(true, "%s: %zu values bit-exact (max diff 0)", what, n);
-    return check(false, "%s: %zu of %zu differ, first at %zu: got %.9g (0x%08" PRIx32 ") want %.9g (0x%08" PRIx32
-                        "), max diff %.3g",
-                 what, mismatches, n, first, got[first], bits_of(got[first]), want[first], bits_of(want[first]),
-                 max_diff);
+    return check(
+        false,
+        "%s: %zu of %zu differ, first at %zu: got %.9g (0x%08" PRIx32 ") want %.9g (0x%08" PRIx32 "), max diff %.3g",
+        what, mismatches, n, first, got[first], bits_of(got[first]), want[first], bits_of(want[first]), max_diff);
 }
 
 static bool check_bytes_equal(const uint8_t *got, const uint8_t *want, size_t n, const char *what) {
@@ -132,8 +132,7 @@ static void check_golden(const char *dir, const char *type_name) {
     const size_t row_bytes = quant_row_bytes(type, n_cols);
     const size_t n_values = (size_t)n_rows * n_cols;
     const bool has_input = (flags & GOLDEN_FLAG_HAS_INPUT) != 0;
-    const size_t want_size =
-        GOLDEN_HEADER_BYTES + n_rows * row_bytes + n_values * sizeof(float) * (has_input ? 2 : 1);
+    const size_t want_size = GOLDEN_HEADER_BYTES + n_rows * row_bytes + n_values * sizeof(float) * (has_input ? 2 : 1);
     if (!check(memcmp(file, "FBQG", 4) == 0 && version == 1 && (int)type == quant_type_from_name(type_name) &&
                    row_bytes > 0 && n_rows > 0 && n_rows < 100000 && n_cols < 100000000 && size == want_size,
                "golden %s: header (type %" PRIu32 ", %" PRIu32 " x %" PRIu32 ", flags %" PRIu32 ", %zu bytes)",
@@ -156,8 +155,10 @@ static void check_golden(const char *dir, const char *type_name) {
     char what[128];
     /* decode to f32, row by row, against gguf-py's dequantize */
     int rc = 0;
-    for (uint32_t r = 0; r < n_rows; r++) rc |= quant_row_to_f32(type, blocks + r * row_bytes, got + (size_t)r * n_cols, n_cols);
-    snprintf(what, sizeof what, "golden %s: quant_row_to_f32 vs gguf-py dequantize (%" PRIu32 " rows)", type_name, n_rows);
+    for (uint32_t r = 0; r < n_rows; r++)
+        rc |= quant_row_to_f32(type, blocks + r * row_bytes, got + (size_t)r * n_cols, n_cols);
+    snprintf(what, sizeof what, "golden %s: quant_row_to_f32 vs gguf-py dequantize (%" PRIu32 " rows)", type_name,
+             n_rows);
     check(rc == 0, "%s returns 0", what);
     check_floats_bitexact(got, want, n_values, what);
 
@@ -178,10 +179,11 @@ static void check_golden(const char *dir, const char *type_name) {
         for (size_t i = 0; i < n_values; i++)
             if (got_half[i] != want_half[i] && mismatches++ == 0) first = i;
         if (mismatches == 0)
-            check(rc == 0, "golden %s: quant_row_to_f16 == f32_to_fp16(gguf-py values), %zu values", type_name, n_values);
+            check(rc == 0, "golden %s: quant_row_to_f16 == f32_to_fp16(gguf-py values), %zu values", type_name,
+                  n_values);
         else
-            check(false, "golden %s: quant_row_to_f16: %zu of %zu differ, first at %zu: got 0x%04x want 0x%04x", type_name,
-                  mismatches, n_values, first, got_half[first], want_half[first]);
+            check(false, "golden %s: quant_row_to_f16: %zu of %zu differ, first at %zu: got 0x%04x want 0x%04x",
+                  type_name, mismatches, n_values, first, got_half[first], want_half[first]);
     }
 
     /* encoders, where the file holds gguf-py's input */
@@ -293,8 +295,9 @@ static void check_conversions(void) {
         bool ok = is_nan ? (f != f && (back & 0x7C00) == 0x7C00 && (back & 0x3FF) != 0) : back == h;
         if (!ok && round_trip_bad++ == 0) first_bad = h;
     }
-    check(round_trip_bad == 0, "all 65536 halves: f32_to_fp16(fp16_to_f32(h)) == h, NaN stays NaN (%zu bad, first 0x%04zx)",
-          round_trip_bad, first_bad);
+    check(round_trip_bad == 0,
+          "all 65536 halves: f32_to_fp16(fp16_to_f32(h)) == h, NaN stays NaN (%zu bad, first 0x%04zx)", round_trip_bad,
+          first_bad);
 
     /* f32 bits -> bf16 bits */
     static const bit_case to_bf16[] = {
@@ -358,8 +361,8 @@ static void check_table(void) {
         {23, "IQ4_XS", 256, 136, false}, {24, "I8", 1, 1, false},         {25, "I16", 1, 2, false},
         {26, "I32", 1, 4, false},        {27, "I64", 1, 8, false},        {28, "F64", 1, 8, false},
         {29, "IQ1_M", 256, 56, false},   {30, "BF16", 1, 2, true},        {34, "TQ1_0", 256, 54, false},
-        {35, "TQ2_0", 256, 66, false},   {39, "MXFP4", 32, 17, false},
-        {40, "NVFP4", 64, 36, false},    {41, "Q1_0", 128, 18, false},
+        {35, "TQ2_0", 256, 66, false},   {39, "MXFP4", 32, 17, false},    {40, "NVFP4", 64, 36, false},
+        {41, "Q1_0", 128, 18, false},
     };
     const size_t n_want = sizeof want / sizeof want[0];
     size_t bad = 0, known = 0;
@@ -376,13 +379,15 @@ static void check_table(void) {
         }
     }
     for (uint32_t id = 0; id < 64; id++) known += quant_type_get(id) != NULL;
-    check(bad == 0 && known == n_want, "type table: %zu ids match gguf-py names/sizes and can_decode/can_encode, %zu known in 0..63",
-          n_want - bad, known);
+    check(bad == 0 && known == n_want,
+          "type table: %zu ids match gguf-py names/sizes and can_decode/can_encode, %zu known in 0..63", n_want - bad,
+          known);
 
     static const uint32_t unknown[] = {4, 5, 31, 32, 33, 36, 37, 38, 42, 63, 1000, UINT32_MAX};
     size_t non_null = 0;
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) non_null += quant_type_get(unknown[i]) != NULL;
-    check(non_null == 0, "quant_type_get of gaps and out-of-range ids (4, 5, 31-33, 36-38, 42, 63, 1000, UINT32_MAX) is NULL");
+    check(non_null == 0,
+          "quant_type_get of gaps and out-of-range ids (4, 5, 31-33, 36-38, 42, 63, 1000, UINT32_MAX) is NULL");
 
     check(quant_type_from_name("q4_k") == GGUF_TYPE_Q4_K && quant_type_from_name("Bf16") == GGUF_TYPE_BF16 &&
               quant_type_from_name("iq2_xxs") == GGUF_TYPE_IQ2_XXS,
@@ -400,19 +405,21 @@ static void check_table(void) {
               quant_row_bytes(GGUF_TYPE_Q4_0, -32) == 0 && quant_row_bytes(4, 32) == 0 && quant_row_bytes(1000, 1) == 0,
           "quant_row_bytes rejects non-multiples, negative n and unknown types");
     const int64_t n_fit = (int64_t)(SIZE_MAX / 8); /* fits int64 on 32- and 64-bit size_t */
-    check(quant_row_bytes(GGUF_TYPE_F64, n_fit) == (size_t)n_fit * 8 && quant_row_bytes(GGUF_TYPE_F64, n_fit + 1) == 0 &&
-              quant_row_bytes(GGUF_TYPE_F32, INT64_MAX) == 0,
+    check(quant_row_bytes(GGUF_TYPE_F64, n_fit) == (size_t)n_fit * 8 &&
+              quant_row_bytes(GGUF_TYPE_F64, n_fit + 1) == 0 && quant_row_bytes(GGUF_TYPE_F32, INT64_MAX) == 0,
           "quant_row_bytes: F64 x (SIZE_MAX/8) fits, one more overflows -> 0; F32 x INT64_MAX -> 0");
 
     float out[256];
     uint16_t out_half[256];
     uint8_t blocks[512] = {0};
-    check(quant_row_to_f32(GGUF_TYPE_Q4_0, blocks, out, 31) == -1 && quant_row_to_f16(GGUF_TYPE_Q4_0, blocks, out_half, 31) == -1 &&
+    check(quant_row_to_f32(GGUF_TYPE_Q4_0, blocks, out, 31) == -1 &&
+              quant_row_to_f16(GGUF_TYPE_Q4_0, blocks, out_half, 31) == -1 &&
               quant_row_from_f32(GGUF_TYPE_Q4_0, out, blocks, 31) == -1,
           "decode/encode reject n not a multiple of the block size");
-    check(quant_row_to_f32(GGUF_TYPE_Q2_K, blocks, out, 256) == -1 && quant_row_to_f16(GGUF_TYPE_IQ4_NL, blocks, out_half, 32) == -1 &&
-              quant_row_from_f32(GGUF_TYPE_Q2_K, out, blocks, 256) == -1 && quant_row_to_f32(4, blocks, out, 32) == -1 &&
-              quant_row_to_f32(1000, blocks, out, 32) == -1,
+    check(quant_row_to_f32(GGUF_TYPE_Q2_K, blocks, out, 256) == -1 &&
+              quant_row_to_f16(GGUF_TYPE_IQ4_NL, blocks, out_half, 32) == -1 &&
+              quant_row_from_f32(GGUF_TYPE_Q2_K, out, blocks, 256) == -1 &&
+              quant_row_to_f32(4, blocks, out, 32) == -1 && quant_row_to_f32(1000, blocks, out, 32) == -1,
           "decode/encode reject known-but-unsupported (Q2_K, IQ4_NL) and unknown type ids");
 }
 
@@ -471,9 +478,9 @@ static void check_round_trips(uint64_t seed) {
         uint32_t type;
         double bound;
     } cases[] = {
-        {GGUF_TYPE_F32, 0.0},     {GGUF_TYPE_F16, 4e-4},    {GGUF_TYPE_BF16, 3.2e-3}, {GGUF_TYPE_Q8_0, 0.0068},
-        {GGUF_TYPE_Q4_0, 0.106},  {GGUF_TYPE_Q4_1, 0.10},   {GGUF_TYPE_Q5_0, 0.053},  {GGUF_TYPE_Q5_1, 0.049},
-        {GGUF_TYPE_Q4_K, 0.10},   {GGUF_TYPE_Q5_K, 0.049},  {GGUF_TYPE_Q6_K, 0.024},
+        {GGUF_TYPE_F32, 0.0},    {GGUF_TYPE_F16, 4e-4},   {GGUF_TYPE_BF16, 3.2e-3}, {GGUF_TYPE_Q8_0, 0.0068},
+        {GGUF_TYPE_Q4_0, 0.106}, {GGUF_TYPE_Q4_1, 0.10},  {GGUF_TYPE_Q5_0, 0.053},  {GGUF_TYPE_Q5_1, 0.049},
+        {GGUF_TYPE_Q4_K, 0.10},  {GGUF_TYPE_Q5_K, 0.049}, {GGUF_TYPE_Q6_K, 0.024},
     };
     enum { N = 4096 };
     static float x[N], y[N];
@@ -516,15 +523,16 @@ static void check_round_trips(uint64_t seed) {
         x[5] = 3.4e38f;
         x[6] = -3.4e38f;
         err = round_trip_error(type, x, y, n);
-        check(err >= 0.0 && isfinite(err), "%s: extreme rows (1e30, 1e-30, +-3.4e38, constant, mixed) decode finite", name);
+        check(err >= 0.0 && isfinite(err), "%s: extreme rows (1e30, 1e-30, +-3.4e38, constant, mixed) decode finite",
+              name);
 
         /* super-blocks are independent: an N(0,1) one next to a zero one
          * keeps its accuracy (bound 1.5x the one above: 256 samples only) */
         for (int i = 0; i < 256; i++) x[i] = rng_normal();
         for (int i = 256; i < 512; i++) x[i] = 0.0f;
         err = round_trip_error(type, x, y, 512);
-        check(err >= 0.0 && err <= k_bounds[k], "%s: N(0,1) super-block next to a zero one: rms rel error %.4f (bound %.3g)",
-              name, err, k_bounds[k]);
+        check(err >= 0.0 && err <= k_bounds[k],
+              "%s: N(0,1) super-block next to a zero one: rms rel error %.4f (bound %.3g)", name, err, k_bounds[k]);
     }
 }
 

@@ -105,7 +105,10 @@ static char *numbers_text(long lo, long hi, size_t *len) {
 }
 
 static int hexval(char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static bool contains(const char *s, size_t n, const char *needle) {
@@ -135,8 +138,8 @@ static void check_round_trip(const fb_tokenizer *t, const char *text, size_t len
             CHECK(0, "%s: detokenize failed: %s", label, err.msg);
         } else {
             bool same = back_len == len && memcmp(back, text, len) == 0;
-            CHECK(same, "%s (mode %d): round trip gives %zu bytes '%.60s' for %zu bytes '%.60s'", label, mode,
-                  back_len, back, len, text);
+            CHECK(same, "%s (mode %d): round trip gives %zu bytes '%.60s' for %zu bytes '%.60s'", label, mode, back_len,
+                  back, len, text);
             free(back);
         }
         free(ids);
@@ -208,8 +211,8 @@ static void run_golden(const fb_tokenizer *t, const char *tsv_path, const char *
             st->ids += want_n;
             st->ids_matched += ok ? want_n : 0;
             st->cases_failed += !ok;
-            CHECK(ok, "%s:%d: numbers %s: %zu ids (hash %016" PRIx64 "), want %zu (%016llx)", name, line_no,
-                  fields[2], n, fnv1a64_ids(ids, n), want_n, want_h);
+            CHECK(ok, "%s:%d: numbers %s: %zu ids (hash %016" PRIx64 "), want %zu (%016llx)", name, line_no, fields[2],
+                  n, fnv1a64_ids(ids, n), want_n, want_h);
         } else {
             size_t want_n = 0, first_diff = SIZE_MAX;
             char *p = fields[3];
@@ -218,7 +221,8 @@ static void run_golden(const fb_tokenizer *t, const char *tsv_path, const char *
                 long v = strtol(p, &end, 10);
                 if (end == p) break;
                 if (first_diff == SIZE_MAX && (want_n >= n || ids[want_n] != v)) first_diff = want_n;
-                else if (want_n < n && ids[want_n] == v && first_diff == SIZE_MAX) st->ids_matched++;
+                else if (want_n < n && ids[want_n] == v && first_diff == SIZE_MAX)
+                    st->ids_matched++;
                 want_n++;
                 p = end;
             }
@@ -226,9 +230,11 @@ static void run_golden(const fb_tokenizer *t, const char *tsv_path, const char *
             st->ids += want_n;
             if (first_diff != SIZE_MAX) {
                 st->cases_failed++;
-                CHECK(0, "%s:%d: '%.50s' (add_special %d, parse_special %d): %zu ids, want %zu; first difference at %zu: "
-                      "got %" PRId32 ", want line: %.120s", name, line_no, text, add_special, parse_special, n, want_n,
-                      first_diff, first_diff < n ? ids[first_diff] : -1, fields[3]);
+                CHECK(0,
+                      "%s:%d: '%.50s' (add_special %d, parse_special %d): %zu ids, want %zu; first difference at %zu: "
+                      "got %" PRId32 ", want line: %.120s",
+                      name, line_no, text, add_special, parse_special, n, want_n, first_diff,
+                      first_diff < n ? ids[first_diff] : -1, fields[3]);
             } else {
                 check_passed++;
             }
@@ -242,8 +248,8 @@ static void run_golden(const fb_tokenizer *t, const char *tsv_path, const char *
     }
     free(data);
     printf("golden %-12s %5zu cases, %7zu ids, %7zu matched (%.2f%%), %zu cases failed; round trips on %zu texts\n",
-           name, st->cases, st->ids, st->ids_matched, st->ids ? 100.0 * (double)st->ids_matched / (double)st->ids : 100.0,
-           st->cases_failed, st->texts);
+           name, st->cases, st->ids, st->ids_matched,
+           st->ids ? 100.0 * (double)st->ids_matched / (double)st->ids : 100.0, st->cases_failed, st->texts);
 }
 
 // ------------------------------------------------------------------ random round trips
@@ -268,8 +274,8 @@ static size_t put_utf8(uint32_t cp, char *out) {
 }
 
 static void random_round_trips(const fb_tokenizer *t, const char *name, uint64_t seed, int count) {
-    static const uint32_t ranges[][2] = {{0x20, 0x7E}, {0x20, 0x7E}, {0x00, 0x20},     {0x80, 0x7FF},
-                                         {0x800, 0xD7FF}, {0xE000, 0xFFFF}, {0x10000, 0x3FFFF}, {0x1F300, 0x1F64F},
+    static const uint32_t ranges[][2] = {{0x20, 0x7E},     {0x20, 0x7E},     {0x00, 0x20},       {0x80, 0x7FF},
+                                         {0x800, 0xD7FF},  {0xE000, 0xFFFF}, {0x10000, 0x3FFFF}, {0x1F300, 0x1F64F},
                                          {0x4E00, 0x9FFF}, {0x0600, 0x06FF}};
     rng_state = seed;
     int before = check_failed, checked = 0;
@@ -348,8 +354,8 @@ static fb_tokenizer *try_vocab(const char *dir, const char *name, const vocab_sp
     int rc = fb_tokenizer_load(g, &t, &err);
     gguf_close(g);
     if (want) {
-        CHECK(rc != 0 && strstr(err.msg, want) && strstr(err.msg, path), "%s: want an error naming '%s' and the file, got rc %d '%s'",
-              name, want, rc, rc ? err.msg : "");
+        CHECK(rc != 0 && strstr(err.msg, want) && strstr(err.msg, path),
+              "%s: want an error naming '%s' and the file, got rc %d '%s'", name, want, rc, rc ? err.msg : "");
         if (rc) printf("  %s: %s\n", name, err.msg);
         fb_tokenizer_free(t);
         return NULL;
@@ -359,11 +365,27 @@ static fb_tokenizer *try_vocab(const char *dir, const char *name, const vocab_sp
 }
 
 static void hostile_vocabularies(const char *dir) {
-    static const char *const spm_tokens[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", ("\xE2\x96\x81" "a"), "ab"};
+    static const char *const spm_tokens[] = {"<unk>",
+                                             "<s>",
+                                             "</s>",
+                                             "\xE2\x96\x81",
+                                             "a",
+                                             "b",
+                                             ("\xE2\x96\x81"
+                                              "a"),
+                                             "ab"};
     static const int32_t spm_types[] = {2, 3, 3, 1, 1, 1, 1, 1};
     static const float spm_scores[] = {0, 0, 0, -1, -2, -3, -0.5f, -0.25f};
-    vocab_spec base = {.model = "llama", .tokens = spm_tokens, .n_tokens = 8, .types = spm_types, .n_types = 8,
-                       .scores = spm_scores, .n_scores = 8, .bos = 1, .eos = 2, .add_bos = -1};
+    vocab_spec base = {.model = "llama",
+                       .tokens = spm_tokens,
+                       .n_tokens = 8,
+                       .types = spm_types,
+                       .n_types = 8,
+                       .scores = spm_scores,
+                       .n_scores = 8,
+                       .bos = 1,
+                       .eos = 2,
+                       .add_bos = -1};
     vocab_spec v;
 
     v = base, v.model = "bert";
@@ -394,8 +416,10 @@ static void hostile_vocabularies(const char *dir) {
         fb_error err;
         CHECK(fb_tokenize(t, "ab a", 4, false, false, &ids, &n, &err) == 0, "spm_no_bytes: %s", err.msg);
         /* "▁ab▁a": "ab" (score -0.25) merges before "▁a" (-0.5), so the first ▁ stays alone: ▁ ab ▁a */
-        if (n == 3) CHECK(ids[0] == 3 && ids[1] == 7 && ids[2] == 6, "spm_no_bytes ids %d %d %d", ids[0], ids[1], ids[2]);
-        else CHECK(0, "spm_no_bytes: %zu ids", n);
+        if (n == 3)
+            CHECK(ids[0] == 3 && ids[1] == 7 && ids[2] == 6, "spm_no_bytes ids %d %d %d", ids[0], ids[1], ids[2]);
+        else
+            CHECK(0, "spm_no_bytes: %zu ids", n);
         free(ids);
         CHECK(fb_tokenize(t, "c", 1, false, false, &ids, &n, &err) == -1 && strstr(err.msg, "0x63"),
               "spm_no_bytes: want an error naming byte 0x63, got '%s'", err.msg);
@@ -404,13 +428,33 @@ static void hostile_vocabularies(const char *dir) {
 
     /* A byte-level vocabulary with hostile entries: empty, invalid UTF-8,
      * duplicates, characters outside the byte map, malformed merges. */
-    static const char *const bpe_tokens[] = {"<|end|>", "", "\xFF\xFE", "a", "b", "ab", "ab", "\xC4\xA0", ("\xC4\xA0" "a"),
-                                             "\xE4\xB8\x96", "", "c"};
+    static const char *const bpe_tokens[] = {"<|end|>",
+                                             "",
+                                             "\xFF\xFE",
+                                             "a",
+                                             "b",
+                                             "ab",
+                                             "ab",
+                                             "\xC4\xA0",
+                                             ("\xC4\xA0"
+                                              "a"),
+                                             "\xE4\xB8\x96",
+                                             "",
+                                             "c"};
     static const int32_t bpe_types[] = {3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 99};
-    static const char *const bpe_merges[] = {"a b", "nospace", " ", "\xC4\xA0 a", "\xE4\xB8\x96 a", "a ", "\xFF b",
-                                             "ab c", "a b"};
-    vocab_spec b = {.model = "gpt2", .pre = "gpt-2", .tokens = bpe_tokens, .n_tokens = 12, .types = bpe_types,
-                    .n_types = 12, .merges = bpe_merges, .n_merges = 9, .bos = 0, .eos = 0, .add_bos = 1};
+    static const char *const bpe_merges[] = {"a b", "nospace", " ",    "\xC4\xA0 a", "\xE4\xB8\x96 a",
+                                             "a ",  "\xFF b",  "ab c", "a b"};
+    vocab_spec b = {.model = "gpt2",
+                    .pre = "gpt-2",
+                    .tokens = bpe_tokens,
+                    .n_tokens = 12,
+                    .types = bpe_types,
+                    .n_types = 12,
+                    .merges = bpe_merges,
+                    .n_merges = 9,
+                    .bos = 0,
+                    .eos = 0,
+                    .add_bos = 1};
     v = b, v.pre = "qwen9";
     try_vocab(dir, "pre_unknown", &v, "'qwen9'");
     v = b, v.merges = NULL;
@@ -441,8 +485,12 @@ static void hostile_vocabularies(const char *dir) {
         char *text;
         size_t len;
         rc = fb_detokenize(t, odd, 5, true, &text, &len, &err);
-        CHECK(rc == 0 && len == 6 && memcmp(text, "\xFF\xFE\xE4\xB8\x96" "c", 6) == 0, "bpe_hostile decode: rc %d len %zu",
-              rc, len);
+        CHECK(rc == 0 && len == 6 &&
+                  memcmp(text,
+                         "\xFF\xFE\xE4\xB8\x96"
+                         "c",
+                         6) == 0,
+              "bpe_hostile decode: rc %d len %zu", rc, len);
         if (!rc) free(text);
         CHECK(fb_token_type(t, 11) == 99 && fb_token_type(t, 12) == -1, "token types passed through");
         fb_tokenizer_free(t);
@@ -455,9 +503,8 @@ static void bad_input(const fb_tokenizer *t, const char *name) {
     static const struct {
         const char *bytes;
         size_t len, at;
-    } bad[] = {{"ok\xFF", 3, 2},           {"\xC0\x80", 2, 0},      {"a\xED\xA0\x80", 4, 1},
-               {"\xF4\x90\x80\x80", 4, 0}, {"xy\xE4\xBD", 4, 2},     {"\x80", 1, 0},
-               {"\xF8\x88\x80\x80\x80", 5, 0}};
+    } bad[] = {{"ok\xFF", 3, 2},     {"\xC0\x80", 2, 0}, {"a\xED\xA0\x80", 4, 1},       {"\xF4\x90\x80\x80", 4, 0},
+               {"xy\xE4\xBD", 4, 2}, {"\x80", 1, 0},     {"\xF8\x88\x80\x80\x80", 5, 0}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int32_t *ids = (int32_t *)1;
         size_t n = 7;
@@ -481,7 +528,8 @@ static void bad_input(const fb_tokenizer *t, const char *name) {
     CHECK(fb_detokenize(t, &negative, 1, false, &text, &len, &err) == -1 && strstr(err.msg, "-5"),
           "%s: decode of -5 must fail naming it", name);
     CHECK(fb_token_text(t, -1, NULL) == NULL && fb_token_text(t, (int32_t)nv, NULL) == NULL &&
-          fb_token_piece(t, (int32_t)nv, NULL) == NULL && fb_token_type(t, -1) == -1, "%s: out-of-range look-ups", name);
+              fb_token_piece(t, (int32_t)nv, NULL) == NULL && fb_token_type(t, -1) == -1,
+          "%s: out-of-range look-ups", name);
 
     /* empty text: nothing, or just BOS/EOS */
     int32_t *ids;
@@ -551,7 +599,8 @@ static void large_inputs(const fb_tokenizer *t, const char *name) {
         char *back;
         size_t back_len;
         CHECK(fb_detokenize(t, ids, n, false, &back, &back_len, &err) == 0 && back_len == len &&
-                  memcmp(back, s, len) == 0, "%s: 1 MB of '%s' round trip", name, fills[k]);
+                  memcmp(back, s, len) == 0,
+              "%s: 1 MB of '%s' round trip", name, fills[k]);
         printf("  %s: 1 MB of '%s' -> %zu ids in %.3f s\n", name, k == 3 ? "ab c\\n" : fills[k], n, dt);
         free(back);
         free(ids);
@@ -614,7 +663,8 @@ static int real_model(const char *data_dir, const char *fetch_sh) {
     fb_tokenizer *t = load_vocab(path);
     if (!t) return check_summary();
     CHECK(strcmp(fb_tokenizer_model(t), "gpt2") == 0 && strcmp(fb_tokenizer_pre(t), "smollm") == 0 &&
-              fb_tokenizer_n_vocab(t) == 49152, "SmolLM2 tokenizer kind");
+              fb_tokenizer_n_vocab(t) == 49152,
+          "SmolLM2 tokenizer kind");
     char tsv[1024];
     snprintf(tsv, sizeof tsv, "%s/smollm2.golden.tsv", data_dir);
     golden_stats gs;

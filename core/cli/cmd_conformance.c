@@ -26,7 +26,6 @@
 #endif
 #include "cli.h"
 
-
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -53,13 +52,12 @@
 #include "profile.h"
 #include "synth.h"
 
-
 #define MAX_PLUGIN_DIRS 16
 #define N_MODELS 2
-#define CREATE_CYCLES 8        /* create_destroy: sessions made and destroyed */
-#define MAX_PREFILL_LENGTH 32  /* prefill_lengths: 1..this, then the whole context */
-#define GUARD_FLOATS 64        /* sentinel floats after every logits buffer */
-#define GUARD_BYTES 64         /* sentinel bytes after every struct the plugin fills */
+#define CREATE_CYCLES 8       /* create_destroy: sessions made and destroyed */
+#define MAX_PREFILL_LENGTH 32 /* prefill_lengths: 1..this, then the whole context */
+#define GUARD_FLOATS 64       /* sentinel floats after every logits buffer */
+#define GUARD_BYTES 64        /* sentinel bytes after every struct the plugin fills */
 
 static const float GUARD_VALUE = -12345.678f;
 
@@ -67,20 +65,20 @@ static const float GUARD_VALUE = -12345.678f;
 // What the checks share
 
 typedef struct conf_model {
-    const char *label;     /* "tiny", "gqa" */
-    char shape[200];       /* for the header line */
+    const char *label; /* "tiny", "gqa" */
+    char shape[200];   /* for the header line */
     char path[PATH_MAX + 32];
     fb_model *model;
     fb_model_view_owner view;
     uint32_t n_ctx, n_vocab;
-    int32_t *tokens;       /* n_ctx ids: the sequence every check feeds */
-    float *ref;            /* [n_ctx][n_vocab] cpu_ref's f32 logits (a shared mapping) */
+    int32_t *tokens; /* n_ctx ids: the sequence every check feeds */
+    float *ref;      /* [n_ctx][n_vocab] cpu_ref's f32 logits (a shared mapping) */
     size_t ref_bytes;
 } conf_model;
 
 typedef struct conf {
     const char *plugin_path;
-    const char *backend_name;  /* --backend: which of a factory's backends (NULL: the only one) */
+    const char *backend_name; /* --backend: which of a factory's backends (NULL: the only one) */
     fb_precision precision;
     int threads;
     double timeout_s;
@@ -88,17 +86,17 @@ typedef struct conf {
     size_t n_dirs;
     char tmpdir[PATH_MAX];
     conf_model models[N_MODELS];
-    bool no_rss_check;     /* --no-rss-check: a plugin built with a sanitizer (its allocator keeps memory) */
-    uint32_t caps;         /* the plugin's capabilities, known after the load check */
-    const fb_plugin *api;  /* in a check's child: the loaded plugin */
+    bool no_rss_check;    /* --no-rss-check: a plugin built with a sanitizer (its allocator keeps memory) */
+    uint32_t caps;        /* the plugin's capabilities, known after the load check */
+    const fb_plugin *api; /* in a check's child: the loaded plugin */
 } conf;
 
 /* What a check's child sends back through its pipe. */
 typedef struct check_result {
-    char verdict;          /* 'P' pass, 'F' fail, 'S' skip */
+    char verdict; /* 'P' pass, 'F' fail, 'S' skip */
     char text[1200];
-    uint32_t caps;         /* load: the plugin's capabilities */
-    int32_t available;     /* probe: 1 available, 0 not, -1 unknown */
+    uint32_t caps;     /* load: the plugin's capabilities */
+    int32_t available; /* probe: 1 available, 0 not, -1 unknown */
     char name[64], version[32];
 } check_result;
 
@@ -124,12 +122,12 @@ static void failf(check_result *r, const char *fmt, ...) {
 }
 
 /* Inside a check: on a false condition, record the reason and leave. */
-#define REQUIRE(cond, ...)                                                                                            \
-    do {                                                                                                              \
-        if (!(cond)) {                                                                                                \
-            failf(r, __VA_ARGS__);                                                                                    \
-            goto out;                                                                                                 \
-        }                                                                                                             \
+#define REQUIRE(cond, ...)         \
+    do {                           \
+        if (!(cond)) {             \
+            failf(r, __VA_ARGS__); \
+            goto out;              \
+        }                          \
     } while (0)
 
 static double now_seconds(void) {
@@ -318,20 +316,24 @@ static int agreement_check(const agreement *a, char *why, size_t size) {
         snprintf(broken, sizeof broken, "top-1 agreement %.1f%% is below the bar for %s (%.0f%%)", 100 * top1,
                  fb_precision_name(a->precision), 100 * min_top1);
     else if (!(kl <= max_kl))
-        snprintf(broken, sizeof broken, "mean KL %.2g is above the bar for %s (%.0e)", kl, fb_precision_name(a->precision),
-                 max_kl);
+        snprintf(broken, sizeof broken, "mean KL %.2g is above the bar for %s (%.0e)", kl,
+                 fb_precision_name(a->precision), max_kl);
     else if (!(a->max_abs <= max_diff_share * a->max_ref))
-        snprintf(broken, sizeof broken, "the largest |logit diff| %.3g is %.3g%% of the largest |logit| (%.3g); the "
-                 "bar for %s is %g%%", a->max_abs, 100 * a->max_abs / a->max_ref, a->max_ref,
-                 fb_precision_name(a->precision), 100 * max_diff_share);
+        snprintf(broken, sizeof broken,
+                 "the largest |logit diff| %.3g is %.3g%% of the largest |logit| (%.3g); the "
+                 "bar for %s is %g%%",
+                 a->max_abs, 100 * a->max_abs / a->max_ref, a->max_ref, fb_precision_name(a->precision),
+                 100 * max_diff_share);
     else
         return 0;
     char summary[200];
     agreement_text(a, summary, sizeof summary);
     int n = snprintf(why, size, "disagrees with cpu_ref: %s (%s)", broken, summary);
     if (a->first_disagreement >= 0 && n > 0 && (size_t)n < size)
-        snprintf(why + n, size - (size_t)n, "; first at position %d: argmax %d, cpu_ref's %d (cpu_ref's logits for "
-                 "them: %.4g and %.4g)", a->first_disagreement, a->got, a->want, a->ref_got, a->ref_want);
+        snprintf(why + n, size - (size_t)n,
+                 "; first at position %d: argmax %d, cpu_ref's %d (cpu_ref's logits for "
+                 "them: %.4g and %.4g)",
+                 a->first_disagreement, a->got, a->want, a->ref_got, a->ref_want);
     return -1;
 }
 
@@ -363,8 +365,10 @@ static int check_output(const conf_model *m, const logits_buf *b, uint32_t rows,
     if (rows > 0) {
         int own = argmax_lowest(b->data + (size_t)(rows - 1) * V, V);
         if (own != next) {
-            failf(r, "%s returned next token %d, but the argmax of its own logits at position %d is %d (lowest id on "
-                     "ties)", what, (int)next, first_pos + (int)rows - 1, own);
+            failf(r,
+                  "%s returned next token %d, but the argmax of its own logits at position %d is %d (lowest id on "
+                  "ties)",
+                  what, (int)next, first_pos + (int)rows - 1, own);
             return -1;
         }
     }
@@ -376,7 +380,9 @@ static int prefill_checked(const conf *c, fb_session *s, const conf_model *m, in
                            logits_buf *b, agreement *a, int32_t *next_out, check_result *r) {
     char what[96];
     snprintf(what, sizeof what, "prefill of %u token%s at position %d (%s)", n, n == 1 ? "" : "s", pos,
-             flags == FB_LOGITS_ALL ? "all logits" : flags == FB_LOGITS_LAST ? "last logits" : "no logits");
+             flags == FB_LOGITS_ALL    ? "all logits"
+             : flags == FB_LOGITS_LAST ? "last logits"
+                                       : "no logits");
     logits_poison(b);
     int32_t next = -1;
     fb_status st = c->api->prefill(s, m->tokens + pos, n, flags, flags == FB_LOGITS_NONE ? NULL : b->data, &next);
@@ -488,8 +494,8 @@ static void check_load(const conf *c, const conf_model *m, check_result *r) {
     REQUIRE(p->description && p->description[0], "the plugin table has no description");
     REQUIRE(p->capabilities & (FB_CAP_CPU | FB_CAP_GPU), "capabilities (%s) name neither FB_CAP_CPU nor FB_CAP_GPU",
             caps);
-    REQUIRE(p->capabilities & (FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 |
-                               FB_CAP_PRECISION_NATIVE),
+    REQUIRE(p->capabilities &
+                (FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 | FB_CAP_PRECISION_NATIVE),
             "capabilities (%s) claim no weight precision (FB_CAP_PRECISION_*)", caps);
     REQUIRE(p->abi_minor > FB_ABI_MINOR || !(p->capabilities & ~FB_KNOWN_CAPS),
             "capabilities have bits ABI %u.%u does not define (0x%x)", p->abi_major, p->abi_minor,
@@ -513,7 +519,8 @@ static void check_probe(const conf *c, const conf_model *m, check_result *r) {
     uint32_t p_caps = c->api->capabilities;
     r->available = -1;
     fb_status st = probe_once(c, &a);
-    REQUIRE(st == FB_OK, "probe returned %s (it returns FB_OK whether or not the hardware is here)", fb_status_name(st));
+    REQUIRE(st == FB_OK, "probe returned %s (it returns FB_OK whether or not the hardware is here)",
+            fb_status_name(st));
     REQUIRE(a.available == 0 || a.available == 1, "probe set available = %d (0 or 1)", (int)a.available);
     REQUIRE(terminated(a.device, sizeof a.device), "probe left device[] without a terminating NUL");
     REQUIRE(terminated(a.reason, sizeof a.reason), "probe left reason[] without a terminating NUL");
@@ -526,7 +533,8 @@ static void check_probe(const conf *c, const conf_model *m, check_result *r) {
             fb_status_name(st), (int)b.available);
     r->available = a.available;
     if (a.available) pass(r, "available: %s", a.device);
-    else pass(r, "unavailable: %s", a.reason);
+    else
+        pass(r, "unavailable: %s", a.reason);
 out:;
 }
 
@@ -584,7 +592,8 @@ static void check_create_destroy(const conf *c, const conf_model *m, check_resul
         REQUIRE(mem.host_bytes <= first_host + first_host / 10 + 65536 &&
                     mem.device_bytes <= first_device + first_device / 10 + 65536,
                 "session %d reports %llu host and %llu device bytes, the first %llu and %llu: memory kept from one "
-                "session to the next?", i + 1, (unsigned long long)mem.host_bytes, (unsigned long long)mem.device_bytes,
+                "session to the next?",
+                i + 1, (unsigned long long)mem.host_bytes, (unsigned long long)mem.device_bytes,
                 (unsigned long long)first_host, (unsigned long long)first_device);
         if (i == 1) rss_after_first = rss_bytes(), threads_after_first = thread_count();
         if (i == CREATE_CYCLES - 1) rss_after_last = rss_bytes(), threads_after_last = thread_count();
@@ -604,9 +613,10 @@ static void check_create_destroy(const conf *c, const conf_model *m, check_resul
         long allowed = (long)(3 * session_bytes) > (1L << 20) ? (long)(3 * session_bytes) : (1L << 20);
         REQUIRE(growth <= allowed,
                 "resident memory grew by %.1f MB over %d create/destroy cycles (a session reports %.1f MB): destroy() "
-                "does not free everything", growth / 1048576.0, CREATE_CYCLES - 2, session_bytes / 1048576.0);
-        pass(r, "%d sessions created, used and destroyed; RSS %+.2f MB over the last %d, threads stable",
-             CREATE_CYCLES, growth / 1048576.0, CREATE_CYCLES - 2);
+                "does not free everything",
+                growth / 1048576.0, CREATE_CYCLES - 2, session_bytes / 1048576.0);
+        pass(r, "%d sessions created, used and destroyed; RSS %+.2f MB over the last %d, threads stable", CREATE_CYCLES,
+             growth / 1048576.0, CREATE_CYCLES - 2);
     }
 out:
     free(b.data);
@@ -627,7 +637,8 @@ static void check_unsupported_precision(const conf *c, const conf_model *m, chec
         memset(message, 0x5A, sizeof message);
         char what[64];
         if (defined) snprintf(what, sizeof what, "%s (not in its capabilities)", fb_precision_name((fb_precision)p));
-        else snprintf(what, sizeof what, "precision 7 (no such fb_precision)");
+        else
+            snprintf(what, sizeof what, "precision 7 (no such fb_precision)");
         fb_status st = c->api->create(fb_host_services(), &m->view.view, &settings, &s, message, sizeof message);
         if (st == FB_OK) {
             if (s && s != SENTINEL_SESSION) c->api->destroy(s);
@@ -661,7 +672,8 @@ static void check_invalid_token(const conf *c, const conf_model *m, check_result
     for (int i = 0; i < 3; i++) {
         char what[96];
         if (lengths[i] == 2) snprintf(what, sizeof what, "prefill of [%d, %d]", (int)bad[i][0], (int)bad[i][1]);
-        else snprintf(what, sizeof what, "prefill of [%d]", (int)bad[i][0]);
+        else
+            snprintf(what, sizeof what, "prefill of [%d]", (int)bad[i][0]);
         logits_poison(&b);
         fb_status st = c->api->prefill(s, bad[i], lengths[i], FB_LOGITS_LAST, b.data, &next);
         if (expect_refusal(c, s, st, FB_ERR_INVALID_ARGUMENT, what, r)) goto out;
@@ -675,8 +687,10 @@ static void check_invalid_token(const conf *c, const conf_model *m, check_result
     agreement_init(&a, c->precision);
     if (prefill_checked(c, s, m, 0, 4, FB_LOGITS_ALL, &b, &a, NULL, r)) goto out;
     if (agreement_require(&a, "after the refused calls, positions 0..3", r)) goto out;
-    pass(r, "ids %u, -1 and a bad second id refused by prefill, %u by decode, all FB_ERR_INVALID_ARGUMENT with a "
-            "sentence; the session stayed at position 0", m->n_vocab, m->n_vocab);
+    pass(r,
+         "ids %u, -1 and a bad second id refused by prefill, %u by decode, all FB_ERR_INVALID_ARGUMENT with a "
+         "sentence; the session stayed at position 0",
+         m->n_vocab, m->n_vocab);
 out:
     free(b.data);
     c->api->destroy(s);
@@ -713,7 +727,8 @@ static void check_reset(const conf *c, const conf_model *m, check_result *r) {
     }
     REQUIRE(next1 == next2 && max_diff <= 1e-4 * max_ref + 1e-6,
             "the same 6-token prompt after reset gives next token %d and logits up to %.3g apart, before it gave %d: "
-            "reset does not forget the earlier positions", (int)next2, max_diff, (int)next1);
+            "reset does not forget the earlier positions",
+            (int)next2, max_diff, (int)next1);
     if (agreement_require(&a, "prefill and decode around a reset", r)) goto out;
     st = c->api->reset(s);
     REQUIRE(st == FB_OK, "a second reset returned %s", fb_status_name(st));
@@ -864,8 +879,10 @@ static void check_context_end(const conf *c, const conf_model *m, check_result *
     REQUIRE(st == FB_OK, "reset after a full context returned %s", fb_status_name(st));
     if (prefill_checked(c, s, m, 0, 1, FB_LOGITS_LAST, &b, &a, NULL, r)) goto out;
     if (agreement_require(&a, "after reset from a full context", r)) goto out;
-    pass(r, "positions up to %u (max_context %u) agree; prefill and decode past it are FB_ERR_CONTEXT_FULL and change "
-            "nothing; reset recovers", C - 1, max_context);
+    pass(r,
+         "positions up to %u (max_context %u) agree; prefill and decode past it are FB_ERR_CONTEXT_FULL and change "
+         "nothing; reset recovers",
+         C - 1, max_context);
 out:
     free(b.data);
     c->api->destroy(s);
@@ -919,7 +936,8 @@ static int effective_after_decoding(const conf *c, const conf_model *m, const fb
     fb_status st = c->api->effective_settings(s, &buf.eff);
     REQUIRE(st == FB_OK, "effective_settings returned %s: %s", fb_status_name(st), c->api->last_error(s));
     for (size_t i = sizeof buf.eff; i < sizeof buf.bytes; i++)
-        REQUIRE(buf.bytes[i] == 0x5A, "effective_settings wrote past the %zu bytes of out->struct_size", sizeof buf.eff);
+        REQUIRE(buf.bytes[i] == 0x5A, "effective_settings wrote past the %zu bytes of out->struct_size",
+                sizeof buf.eff);
     *eff = buf.eff;
     rc = 0;
 out:
@@ -947,8 +965,8 @@ static void check_effective_settings(const conf *c, const conf_model *m, check_r
     REQUIRE(e.kernel_cache_hit >= -1 && e.kernel_cache_hit <= 1, "reports kernel_cache_hit = %d (-1, 0 or 1)",
             (int)e.kernel_cache_hit);
     REQUIRE(e.threads >= 0, "reports threads = %d", (int)e.threads);
-    REQUIRE(!(c->caps & FB_CAP_CPU) || (c->caps & FB_CAP_GPU) || e.threads >= 1,
-            "a CPU backend reports %d threads", (int)e.threads);
+    REQUIRE(!(c->caps & FB_CAP_CPU) || (c->caps & FB_CAP_GPU) || e.threads >= 1, "a CPU backend reports %d threads",
+            (int)e.threads);
     REQUIRE(!(c->caps & FB_CAP_THREADS) || c->threads <= 0 || e.threads == c->threads,
             "claims FB_CAP_THREADS but reports %d threads; %d were asked", (int)e.threads, c->threads);
     REQUIRE(terminated(e.device, sizeof e.device) && e.device[0], "device[] is empty or not NUL-terminated");
@@ -1143,8 +1161,10 @@ static void check_conventions(const conf *c, const conf_model *m, check_result *
     logits_poison(&b);
     int32_t next = -1;
     st = c->api->prefill(s, m->tokens, 2, FB_LOGITS_LAST | 0x100u, b.data, &next);
-    REQUIRE(st == FB_OK, "prefill of 2 tokens with flags FB_LOGITS_LAST | 0x100 (a reserved bit, to be ignored) "
-            "returned %s: %s", fb_status_name(st), c->api->last_error(s));
+    REQUIRE(st == FB_OK,
+            "prefill of 2 tokens with flags FB_LOGITS_LAST | 0x100 (a reserved bit, to be ignored) "
+            "returned %s: %s",
+            fb_status_name(st), c->api->last_error(s));
     if (check_output(m, &b, 1, 1, next, &a, "prefill with a reserved flag bit", r)) goto out;
     if (agreement_require(&a, "prefill with a reserved flag bit, after two refused calls", r)) goto out;
     const char *e = c->api->last_error(s);
@@ -1156,16 +1176,20 @@ static void check_conventions(const conf *c, const conf_model *m, check_result *
             m->n_ctx + 16, fb_status_name(st), c->api->last_error(s));
     int32_t bad = (int32_t)m->n_vocab;
     char what[160];
-    snprintf(what, sizeof what, "prefill of [%d] (an invalid id) at position %u, the end of the model's context of %u "
-             "(max_context %u is above it)", (int)bad, m->n_ctx, m->n_ctx, m->n_ctx + 16);
+    snprintf(what, sizeof what,
+             "prefill of [%d] (an invalid id) at position %u, the end of the model's context of %u "
+             "(max_context %u is above it)",
+             (int)bad, m->n_ctx, m->n_ctx, m->n_ctx + 16);
     st = c->api->prefill(s, &bad, 1, FB_LOGITS_NONE, NULL, &next);
     if (expect_refusal(c, s, st, FB_ERR_CONTEXT_FULL, what, r)) goto out;
     snprintf(what, sizeof what, "decode at position %u (the model's context; max_context %u is above it)", m->n_ctx,
              m->n_ctx + 16);
     st = c->api->decode(s, m->tokens[0], NULL, &next);
     if (expect_refusal(c, s, st, FB_ERR_CONTEXT_FULL, what, r)) goto out;
-    snprintf(done, sizeof done, "NULL next_token refused; flag 0x100 ignored; max_context above n_ctx gives n_ctx; "
-             "full context wins over an invalid id%s", cpu_only ? "; device_index 3 ignored" : "");
+    snprintf(done, sizeof done,
+             "NULL next_token refused; flag 0x100 ignored; max_context above n_ctx gives n_ctx; "
+             "full context wins over an invalid id%s",
+             cpu_only ? "; device_index 3 ignored" : "");
     c->api->destroy(s);
     s = NULL;
     if (c->caps & FB_CAP_THREADS) {
@@ -1178,8 +1202,10 @@ static void check_conventions(const conf *c, const conf_model *m, check_result *
         agreement_init(&a, c->precision);
         if (effective_after_decoding(c, m, &all, &eff, &a, r)) goto out;
         int cpus = affinity_cpus();
-        REQUIRE(eff.threads == cpus, "with threads = 0 it reports %d threads; 0 means the %d CPUs of the process's "
-                "affinity mask, and effective settings report that resolved count", (int)eff.threads, cpus);
+        REQUIRE(eff.threads == cpus,
+                "with threads = 0 it reports %d threads; 0 means the %d CPUs of the process's "
+                "affinity mask, and effective settings report that resolved count",
+                (int)eff.threads, cpus);
         size_t n = strlen(done);
         snprintf(done + n, sizeof done - n, "; threads -1 refused, 0 ran %d (the affinity mask)", cpus);
     }
@@ -1331,11 +1357,15 @@ static void run_check(conf *c, const check_def *def, check_result *out) {
         failf(out, "the check's process was killed by signal %d (%s)%s", sig, strsignal(sig),
               reported ? " after it reported, while exiting" : "");
     } else if (!reported) {
-        failf(out, "the check's process ended with exit status %d before reporting (the plugin exited, or a "
-                   "sanitizer caught a crash; see stderr)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        failf(out,
+              "the check's process ended with exit status %d before reporting (the plugin exited, or a "
+              "sanitizer caught a crash; see stderr)",
+              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     } else if (WEXITSTATUS(status) != 0) {
-        failf(out, "the check reported '%s: %.200s', but its process then ended with exit status %d (a leak or error "
-                   "report at exit; see stderr)", r.verdict == 'P' ? "pass" : "fail", r.text, WEXITSTATUS(status));
+        failf(out,
+              "the check reported '%s: %.200s', but its process then ended with exit status %d (a leak or error "
+              "report at exit; see stderr)",
+              r.verdict == 'P' ? "pass" : "fail", r.text, WEXITSTATUS(status));
     } else {
         *out = r;
     }
@@ -1419,8 +1449,9 @@ static int write_models(conf *c, fb_error *err) {
         m->n_vocab = v->n_vocab;
         snprintf(m->shape, sizeof m->shape,
                  "%u layers, width %u, %u heads / %u KV of %u (%u rotated), ff %u, vocab %u, context %u, eps %g, %s, "
-                 "%s output%s", v->n_layer, v->n_embd, v->n_head, v->n_head_kv, v->head_dim, v->n_rot, v->n_ff,
-                 v->n_vocab, v->n_ctx, (double)v->rms_eps, fb_host_services()->type_name(v->layers[0].attn_q.type),
+                 "%s output%s",
+                 v->n_layer, v->n_embd, v->n_head, v->n_head_kv, v->head_dim, v->n_rot, v->n_ff, v->n_vocab, v->n_ctx,
+                 (double)v->rms_eps, fb_host_services()->type_name(v->layers[0].attn_q.type),
                  v->tied_output ? "tied" : "separate", v->rope_freqs ? ", RoPE factors" : "");
         m->tokens = malloc(m->n_ctx * sizeof *m->tokens);
         m->ref_bytes = (size_t)m->n_ctx * m->n_vocab * sizeof(float);
@@ -1455,8 +1486,11 @@ static void reference_child(conf *c, check_result *r) {
     }
     for (int i = 0; i < N_MODELS; i++) {
         conf_model *m = &c->models[i];
-        fb_settings settings = {.struct_size = sizeof settings, .weight_precision = FB_PRECISION_F32,
-                                .accumulate_precision = FB_PRECISION_F32, .threads = 0, .max_context = m->n_ctx};
+        fb_settings settings = {.struct_size = sizeof settings,
+                                .weight_precision = FB_PRECISION_F32,
+                                .accumulate_precision = FB_PRECISION_F32,
+                                .threads = 0,
+                                .max_context = m->n_ctx};
         fb_session *s = NULL;
         char message[512] = "";
         fb_status st = b->api->create(fb_host_services(), &m->view.view, &settings, &s, message, sizeof message);
@@ -1513,50 +1547,48 @@ static int compute_reference(conf *c, char *line, size_t size) {
 // The command
 
 void fb_conformance_usage(FILE *out) {
-    fprintf(out,
-            "usage: fairbench conformance PLUGIN.so [--backend NAME] [--precision f32|f16|bf16|native]\n"
-            "                             [--threads N] [--timeout SECONDS] [--plugin-dir DIR]... [--keep]\n"
-            "                             [--no-rss-check]\n"
-            "\n"
-            "Runs one backend plugin through the plugin ABI's contract on two synthetic models\n"
-            "(tiny: F32, 6 query heads on 2 KV heads, head_dim 12 with 8 rotated, width 72,\n"
-            "64 positions; gqa: Q8_0, 8 query heads on 2 KV heads, head_dim 20 with 16 rotated,\n"
-            "tied output, RoPE factors, 48 positions), comparing its logits with cpu_ref's\n"
-            "at f32 (found in the plugin folders like any backend).\n"
-            "Each check runs in a process of its own, so a crash is a FAIL naming the signal\n"
-            "and a hang is killed after --timeout seconds (default 120). Every check prints\n"
-            "one line: PASS name: what was seen, FAIL name: why, or SKIP name: why. A check\n"
-            "also fails when the plugin writes to stdout or its process ends with an error.\n"
-            "\n"
-            "  --backend NAME    which backend of a plugin that publishes several (an ABI 1.1\n"
-            "                    factory); needed only when it publishes more than one\n"
-            "  --precision P     the weight precision the sessions ask for (default f32); the\n"
-            "                    plugin must claim it. Agreement bars: the main job's top-1\n"
-            "                    rate and mean KL (f32 99%%, 1e-4; f16 95%%, 5e-3; bf16 90%%,\n"
-            "                    2e-2; native 90%%, 5e-2; an argmax that differs where cpu_ref's\n"
-            "                    two logits are a near tie counts as agreeing), and a largest\n"
-            "                    |logit difference| of at most 0.01%%, 1%%, 5%%, 5%% of the\n"
-            "                    largest |logit|\n"
-            "  --threads N       settings.threads (default 2; 0 = all cores)\n"
-            "  --timeout S       the longest one check may take (default 120)\n"
-            "  --plugin-dir DIR  a folder searched for cpu_ref before the usual ones\n"
-            "  --keep            keep the folder with the synthetic models\n"
-            "  --no-rss-check    for a plugin built with ASan or TSan (its runtime preloaded):\n"
-            "                    create_destroy does not hold resident memory against it (the\n"
-            "                    sanitizer's allocator keeps freed memory) and says so; its\n"
-            "                    leak report at exit still fails the check (PLUGINS.md)\n"
-            "\n"
-            "checks, in order:\n");
+    fprintf(out, "usage: fairbench conformance PLUGIN.so [--backend NAME] [--precision f32|f16|bf16|native]\n"
+                 "                             [--threads N] [--timeout SECONDS] [--plugin-dir DIR]... [--keep]\n"
+                 "                             [--no-rss-check]\n"
+                 "\n"
+                 "Runs one backend plugin through the plugin ABI's contract on two synthetic models\n"
+                 "(tiny: F32, 6 query heads on 2 KV heads, head_dim 12 with 8 rotated, width 72,\n"
+                 "64 positions; gqa: Q8_0, 8 query heads on 2 KV heads, head_dim 20 with 16 rotated,\n"
+                 "tied output, RoPE factors, 48 positions), comparing its logits with cpu_ref's\n"
+                 "at f32 (found in the plugin folders like any backend).\n"
+                 "Each check runs in a process of its own, so a crash is a FAIL naming the signal\n"
+                 "and a hang is killed after --timeout seconds (default 120). Every check prints\n"
+                 "one line: PASS name: what was seen, FAIL name: why, or SKIP name: why. A check\n"
+                 "also fails when the plugin writes to stdout or its process ends with an error.\n"
+                 "\n"
+                 "  --backend NAME    which backend of a plugin that publishes several (an ABI 1.1\n"
+                 "                    factory); needed only when it publishes more than one\n"
+                 "  --precision P     the weight precision the sessions ask for (default f32); the\n"
+                 "                    plugin must claim it. Agreement bars: the main job's top-1\n"
+                 "                    rate and mean KL (f32 99%%, 1e-4; f16 95%%, 5e-3; bf16 90%%,\n"
+                 "                    2e-2; native 90%%, 5e-2; an argmax that differs where cpu_ref's\n"
+                 "                    two logits are a near tie counts as agreeing), and a largest\n"
+                 "                    |logit difference| of at most 0.01%%, 1%%, 5%%, 5%% of the\n"
+                 "                    largest |logit|\n"
+                 "  --threads N       settings.threads (default 2; 0 = all cores)\n"
+                 "  --timeout S       the longest one check may take (default 120)\n"
+                 "  --plugin-dir DIR  a folder searched for cpu_ref before the usual ones\n"
+                 "  --keep            keep the folder with the synthetic models\n"
+                 "  --no-rss-check    for a plugin built with ASan or TSan (its runtime preloaded):\n"
+                 "                    create_destroy does not hold resident memory against it (the\n"
+                 "                    sanitizer's allocator keeps freed memory) and says so; its\n"
+                 "                    leak report at exit still fails the check (PLUGINS.md)\n"
+                 "\n"
+                 "checks, in order:\n");
     const check_def *all[] = {&LOAD, &PROBE, &CREATE_UNAVAILABLE};
     for (size_t i = 0; i < 3; i++) fprintf(out, "  %-22s %s\n", all[i]->name, all[i]->about);
     for (size_t i = 0; i < N_SESSION_CHECKS; i++)
         fprintf(out, "  %-22s %s\n", SESSION_CHECKS[i].name, SESSION_CHECKS[i].about);
-    fprintf(out,
-            "\n"
-            "exit status: 0 every check passed; 1 a check failed; 2 bad usage, or the checks\n"
-            "could not be set up (no cpu_ref, the plugin does not claim --precision);\n"
-            "77 the plugin's probe says its hardware is not here: the checks that need it\n"
-            "were skipped and none of the others failed (not a pass)\n");
+    fprintf(out, "\n"
+                 "exit status: 0 every check passed; 1 a check failed; 2 bad usage, or the checks\n"
+                 "could not be set up (no cpu_ref, the plugin does not claim --precision);\n"
+                 "77 the plugin's probe says its hardware is not here: the checks that need it\n"
+                 "were skipped and none of the others failed (not a pass)\n");
 }
 
 static void remove_tmpdir(conf *c, bool keep) {
@@ -1583,8 +1615,10 @@ static void print_result(const char *name, const check_result *r, tally *t) {
     printf("%s %s: %s\n", word, name, r->text);
     fflush(stdout);
     if (r->verdict == 'P') t->passed++;
-    else if (r->verdict == 'S') t->skipped++;
-    else t->failed++;
+    else if (r->verdict == 'S')
+        t->skipped++;
+    else
+        t->failed++;
 }
 
 int fb_cmd_conformance(int argc, char **argv) {
@@ -1595,20 +1629,23 @@ int fb_cmd_conformance(int argc, char **argv) {
     c.timeout_s = 120;
     bool keep = false;
     enum { O_PRECISION = 256, O_THREADS, O_TIMEOUT, O_PLUGIN_DIR, O_KEEP, O_BACKEND, O_NO_RSS };
-    static const struct option longopts[] = {
-        {"backend", required_argument, NULL, O_BACKEND},
-        {"precision", required_argument, NULL, O_PRECISION}, {"threads", required_argument, NULL, O_THREADS},
-        {"timeout", required_argument, NULL, O_TIMEOUT},     {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
-        {"keep", no_argument, NULL, O_KEEP},                 {"help", no_argument, NULL, 'h'},
-        {"no-rss-check", no_argument, NULL, O_NO_RSS},
-        {0}};
+    static const struct option longopts[] = {{"backend", required_argument, NULL, O_BACKEND},
+                                             {"precision", required_argument, NULL, O_PRECISION},
+                                             {"threads", required_argument, NULL, O_THREADS},
+                                             {"timeout", required_argument, NULL, O_TIMEOUT},
+                                             {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
+                                             {"keep", no_argument, NULL, O_KEEP},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"no-rss-check", no_argument, NULL, O_NO_RSS},
+                                             {0}};
     int opt;
     char *end;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case O_PRECISION:
             if (fb_precision_parse(optarg, &c.precision)) {
-                fprintf(stderr, "fairbench conformance: --precision must be f32, f16, bf16 or native, not '%s'\n", optarg);
+                fprintf(stderr, "fairbench conformance: --precision must be f32, f16, bf16 or native, not '%s'\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -1676,8 +1713,9 @@ int fb_cmd_conformance(int argc, char **argv) {
     printf("reference: %s\n", reference);
     for (int i = 0; i < N_MODELS; i++) printf("model %s: %s\n", c.models[i].label, c.models[i].shape);
     printf("settings: weights %s, accumulate f32, threads %d, time-out %g s per check%s%s%s\n",
-           fb_precision_name(c.precision), c.threads, c.timeout_s, c.no_rss_check ? "; resident memory not checked" : "",
-           keep ? "; models kept in " : "", keep ? c.tmpdir : "");
+           fb_precision_name(c.precision), c.threads, c.timeout_s,
+           c.no_rss_check ? "; resident memory not checked" : "", keep ? "; models kept in " : "",
+           keep ? c.tmpdir : "");
 
     tally t = {0};
     check_result r;
@@ -1693,8 +1731,10 @@ int fb_cmd_conformance(int argc, char **argv) {
     if (!(c.caps & fb_precision_cap(c.precision))) {
         char caps[128];
         fb_caps_format(c.caps, caps, sizeof caps);
-        fprintf(stderr, "fairbench conformance: %s does not claim weight precision %s (capabilities: %s); choose one "
-                        "it claims with --precision\n", r.name, fb_precision_name(c.precision), caps);
+        fprintf(stderr,
+                "fairbench conformance: %s does not claim weight precision %s (capabilities: %s); choose one "
+                "it claims with --precision\n",
+                r.name, fb_precision_name(c.precision), caps);
         rc = EXIT_USAGE;
         goto done;
     }
@@ -1703,7 +1743,8 @@ int fb_cmd_conformance(int argc, char **argv) {
     if (r.available != 1) {
         check_result skip = {.verdict = 'S'};
         if (r.available == 0) snprintf(skip.text, sizeof skip.text, "the plugin's probe says %.1100s", r.text);
-        else snprintf(skip.text, sizeof skip.text, "probe did not say the hardware is here");
+        else
+            snprintf(skip.text, sizeof skip.text, "probe did not say the hardware is here");
         if (r.available == 0) {
             run_check(&c, &CREATE_UNAVAILABLE, &r);
             print_result(CREATE_UNAVAILABLE.name, &r, &t);

@@ -100,17 +100,16 @@ static int dump_write(logits_dump *d) {
 }
 
 void fb_generate_usage(FILE *out) {
-    fprintf(out,
-            "usage: fairbench generate -m MODEL.gguf (-p TEXT | --ids ID,ID,...) [-n N]\n"
-            "                          [--backend NAME] [--precision f32|f16|bf16|native]\n"
-            "                          [--threads N] [--special] [--ignore-eos] [--print-ids]\n"
-            "                          [--dump-logits FILE] [--plugin-dir DIR]\n"
-            "greedy generation of up to N tokens (default 32) after the prompt, stopping at\n"
-            "the end-of-sequence token unless --ignore-eos. Prints the prompt and the\n"
-            "generated text (--print-ids: the generated ids instead), and the speed on\n"
-            "stderr. -p TEXT is tokenized with the model's tokenizer (BOS as its metadata\n"
-            "says; --special: control-token texts such as <|im_start|> become those tokens).\n"
-            "--dump-logits writes the logits of every position fed (prompt and generated).\n");
+    fprintf(out, "usage: fairbench generate -m MODEL.gguf (-p TEXT | --ids ID,ID,...) [-n N]\n"
+                 "                          [--backend NAME] [--precision f32|f16|bf16|native]\n"
+                 "                          [--threads N] [--special] [--ignore-eos] [--print-ids]\n"
+                 "                          [--dump-logits FILE] [--plugin-dir DIR]\n"
+                 "greedy generation of up to N tokens (default 32) after the prompt, stopping at\n"
+                 "the end-of-sequence token unless --ignore-eos. Prints the prompt and the\n"
+                 "generated text (--print-ids: the generated ids instead), and the speed on\n"
+                 "stderr. -p TEXT is tokenized with the model's tokenizer (BOS as its metadata\n"
+                 "says; --special: control-token texts such as <|im_start|> become those tokens).\n"
+                 "--dump-logits writes the logits of every position fed (prompt and generated).\n");
 }
 
 int fb_cmd_generate(int argc, char **argv) {
@@ -121,13 +120,19 @@ int fb_cmd_generate(int argc, char **argv) {
     long n_generate = 32, threads = 0;
     fb_precision precision = FB_PRECISION_F32;
     enum { O_IDS = 256, O_BACKEND, O_PRECISION, O_THREADS, O_DUMP, O_PLUGIN_DIR, O_SPECIAL, O_IGNORE_EOS, O_PRINT_IDS };
-    static const struct option longopts[] = {
-        {"model", required_argument, NULL, 'm'},      {"ids", required_argument, NULL, O_IDS},
-        {"backend", required_argument, NULL, O_BACKEND}, {"precision", required_argument, NULL, O_PRECISION},
-        {"threads", required_argument, NULL, O_THREADS}, {"dump-logits", required_argument, NULL, O_DUMP},
-        {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR}, {"prompt", required_argument, NULL, 'p'},
-        {"special", no_argument, NULL, O_SPECIAL}, {"ignore-eos", no_argument, NULL, O_IGNORE_EOS},
-        {"print-ids", no_argument, NULL, O_PRINT_IDS}, {"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
+                                             {"ids", required_argument, NULL, O_IDS},
+                                             {"backend", required_argument, NULL, O_BACKEND},
+                                             {"precision", required_argument, NULL, O_PRECISION},
+                                             {"threads", required_argument, NULL, O_THREADS},
+                                             {"dump-logits", required_argument, NULL, O_DUMP},
+                                             {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
+                                             {"prompt", required_argument, NULL, 'p'},
+                                             {"special", no_argument, NULL, O_SPECIAL},
+                                             {"ignore-eos", no_argument, NULL, O_IGNORE_EOS},
+                                             {"print-ids", no_argument, NULL, O_PRINT_IDS},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
     int c;
     char *end;
     while ((c = getopt_long(argc, argv, "m:n:p:h", longopts, NULL)) != -1) {
@@ -200,7 +205,8 @@ int fb_cmd_generate(int argc, char **argv) {
         fprintf(stderr, "fairbench generate: %s\n", err.msg);
         goto out;
     }
-    if (prompt_text && fb_tokenize(tok, prompt_text, strlen(prompt_text), true, parse_special, &prompt, &n_prompt, &err)) {
+    if (prompt_text &&
+        fb_tokenize(tok, prompt_text, strlen(prompt_text), true, parse_special, &prompt, &n_prompt, &err)) {
         fprintf(stderr, "fairbench generate: %s\n", err.msg);
         goto out;
     }
@@ -210,7 +216,8 @@ int fb_cmd_generate(int argc, char **argv) {
     }
     for (size_t i = 0; i < n_prompt; i++)
         if ((uint32_t)prompt[i] >= model->hp.n_vocab) {
-            fprintf(stderr, "fairbench generate: token id %d is outside the vocabulary of %u\n", prompt[i], model->hp.n_vocab);
+            fprintf(stderr, "fairbench generate: token id %d is outside the vocabulary of %u\n", prompt[i],
+                    model->hp.n_vocab);
             goto out;
         }
     if (n_prompt + (size_t)n_generate > model->hp.n_ctx) {
@@ -269,7 +276,8 @@ int fb_cmd_generate(int argc, char **argv) {
     // prefill: the prompt, all positions' logits when dumping
     int32_t next;
     t0 = now_seconds();
-    st = b->api->prefill(session, prompt, (uint32_t)n_prompt, dump_path ? FB_LOGITS_ALL : FB_LOGITS_NONE, logits, &next);
+    st =
+        b->api->prefill(session, prompt, (uint32_t)n_prompt, dump_path ? FB_LOGITS_ALL : FB_LOGITS_NONE, logits, &next);
     double t_prefill = now_seconds() - t0;
     if (st != FB_OK) goto backend_failed;
     for (size_t i = 0; dump_path && i < n_prompt; i++)

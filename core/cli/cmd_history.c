@@ -18,17 +18,16 @@
 #include "runner.h"
 
 void fb_history_usage(FILE *out) {
-    fprintf(out,
-            "usage: fairbench history [--db FILE] [--backend B] [--model M] [--profile P] [--machine M]\n"
-            "       fairbench history [--db FILE] show RUN\n"
-            "       fairbench history [--db FILE] export RUN [-o FILE]\n"
-            "       fairbench history [--db FILE] tag RUN NAME\n"
-            "the runs appended to the results database by `fairbench -c PROFILE` (every run,\n"
-            "unless --no-db). Filters match a part of the backend label or plugin, the model\n"
-            "path or hash, the profile path, the CPU or GPU name. RUN is a run id, a tag\n"
-            "(e.g. baseline), first or last. export writes the run's JSON report as it was\n"
-            "written; tag moves NAME to RUN. The database is FILE, else $FAIRBENCH_DB, else\n"
-            "$XDG_DATA_HOME/fairbench/results.sqlite (~/.local/share/... without it).\n");
+    fprintf(out, "usage: fairbench history [--db FILE] [--backend B] [--model M] [--profile P] [--machine M]\n"
+                 "       fairbench history [--db FILE] show RUN\n"
+                 "       fairbench history [--db FILE] export RUN [-o FILE]\n"
+                 "       fairbench history [--db FILE] tag RUN NAME\n"
+                 "the runs appended to the results database by `fairbench -c PROFILE` (every run,\n"
+                 "unless --no-db). Filters match a part of the backend label or plugin, the model\n"
+                 "path or hash, the profile path, the CPU or GPU name. RUN is a run id, a tag\n"
+                 "(e.g. baseline), first or last. export writes the run's JSON report as it was\n"
+                 "written; tag moves NAME to RUN. The database is FILE, else $FAIRBENCH_DB, else\n"
+                 "$XDG_DATA_HOME/fairbench/results.sqlite (~/.local/share/... without it).\n");
 }
 
 static const char *db_or_default(const char *db_path, char *buf, size_t n) {
@@ -49,8 +48,10 @@ void fb_cli_record_run(const char *db_path, const fb_profile *p, const fb_run_re
     fb_error err = {{0}};
     if (!json) fb_error_set(&err, "out of memory writing the run's JSON");
     if (!json || fb_history_append_json(path, json, &id, &err)) {
-        fprintf(stderr, "fairbench: warning: %s; the run is not recorded there (the report is written all the "
-                        "same)\n", err.msg);
+        fprintf(stderr,
+                "fairbench: warning: %s; the run is not recorded there (the report is written all the "
+                "same)\n",
+                err.msg);
     } else if (!quiet) {
         fprintf(stderr, "fairbench: run %" PRId64 " recorded in %s\n", id, path);
     }
@@ -72,7 +73,8 @@ cJSON *fb_cli_load_report(const char *who, const char *arg, const char *db_path)
             if (len + 1 == cap) {
                 char *grown = realloc(text, cap * 2);
                 if (!grown) failed = true;
-                else text = grown, cap *= 2;
+                else
+                    text = grown, cap *= 2;
             }
         }
         failed = failed || ferror(fp);
@@ -118,8 +120,7 @@ typedef struct options {
 
 static void print_run(const fb_history_run *r, void *ctx) {
     (void)ctx;
-    printf("%5" PRId64 "  %-20s  %-14s  %-10s  %s\n", r->id, r->time, r->commit, r->tag[0] ? r->tag : "-",
-           r->verdict);
+    printf("%5" PRId64 "  %-20s  %-14s  %-10s  %s\n", r->id, r->time, r->commit, r->tag[0] ? r->tag : "-", r->verdict);
     printf("       profile %s; model %s\n       machine %s\n       %s\n", r->profile, r->model, r->machine,
            r->backends);
 }
@@ -135,7 +136,8 @@ static int show(fb_history *h, int64_t id) {
     const cJSON *fair = cJSON_GetObjectItemCaseSensitive(root, "fairness");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *prof = cJSON_GetObjectItemCaseSensitive(root, "profile");
-#define S(o, k) (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, k)) ? cJSON_GetObjectItemCaseSensitive(o, k)->valuestring : "")
+#define S(o, k) \
+    (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, k)) ? cJSON_GetObjectItemCaseSensitive(o, k)->valuestring : "")
     printf("run %" PRId64 ": %s, fairbench %s (commit %s)\n", id, S(env, "date"), S(env, "fairbench_version"),
            S(env, "git_commit"));
     printf("profile %s (sha256 %s)\nmodel %s (sha256 %s)\nmachine %s\nverdict: %s\n", S(prof, "path"),
@@ -143,13 +145,16 @@ static int show(fb_history *h, int64_t id) {
     printf("%-16s %-10s %12s %12s %12s %10s\n", "backend", "status", "median ms", "tok/s", "load ms", "top-1");
     const cJSON *b;
     cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(root, "backends")) {
-        const cJSON *m = cJSON_GetObjectItemCaseSensitive(b, "metrics"), *a = cJSON_GetObjectItemCaseSensitive(b, "agreement");
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(b, "metrics"),
+                    *a = cJSON_GetObjectItemCaseSensitive(b, "agreement");
         const cJSON *med = cJSON_GetObjectItemCaseSensitive(m, "decode_median_ms"),
                     *thr = cJSON_GetObjectItemCaseSensitive(m, "throughput_tok_s"),
-                    *load = cJSON_GetObjectItemCaseSensitive(m, "load_s"), *top1 = cJSON_GetObjectItemCaseSensitive(a, "top1");
+                    *load = cJSON_GetObjectItemCaseSensitive(m, "load_s"),
+                    *top1 = cJSON_GetObjectItemCaseSensitive(a, "top1");
         printf("%-16s %-10s %12.4f %12.2f %12.1f %9.1f%%\n", S(b, "label"), S(b, "status"),
                cJSON_IsNumber(med) ? med->valuedouble : NAN, cJSON_IsNumber(thr) ? thr->valuedouble : NAN,
-               cJSON_IsNumber(load) ? 1e3 * load->valuedouble : NAN, cJSON_IsNumber(top1) ? 100 * top1->valuedouble : NAN);
+               cJSON_IsNumber(load) ? 1e3 * load->valuedouble : NAN,
+               cJSON_IsNumber(top1) ? 100 * top1->valuedouble : NAN);
     }
 #undef S
     cJSON_Delete(root);
@@ -179,11 +184,14 @@ static int export_run(fb_history *h, int64_t id, const char *output) {
 int fb_cmd_history(int argc, char **argv) {
     options o = {0};
     enum { O_DB = 256, O_BACKEND, O_MODEL, O_PROFILE, O_MACHINE };
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, O_DB},           {"backend", required_argument, NULL, O_BACKEND},
-        {"model", required_argument, NULL, O_MODEL},     {"profile", required_argument, NULL, O_PROFILE},
-        {"machine", required_argument, NULL, O_MACHINE}, {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},                {0}};
+    static const struct option longopts[] = {{"db", required_argument, NULL, O_DB},
+                                             {"backend", required_argument, NULL, O_BACKEND},
+                                             {"model", required_argument, NULL, O_MODEL},
+                                             {"profile", required_argument, NULL, O_PROFILE},
+                                             {"machine", required_argument, NULL, O_MACHINE},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
@@ -201,7 +209,10 @@ int fb_cmd_history(int argc, char **argv) {
     if (optind < argc) o.action = argv[optind++];
     o.args = argv + optind;
     o.n_args = argc - optind;
-    int want = !o.action ? 0 : !strcmp(o.action, "show") || !strcmp(o.action, "export") ? 1 : !strcmp(o.action, "tag") ? 2 : -1;
+    int want = !o.action                                                  ? 0
+               : !strcmp(o.action, "show") || !strcmp(o.action, "export") ? 1
+               : !strcmp(o.action, "tag")                                 ? 2
+                                                                          : -1;
     if (want < 0 || o.n_args != want) {
         if (want < 0) fprintf(stderr, "fairbench history: unknown action '%s' (show, export, tag)\n", o.action);
         fb_history_usage(stderr);

@@ -16,8 +16,10 @@ void fb_inspect_usage(FILE *out) {
 
 int fb_cmd_inspect(int argc, char **argv) {
     fb_inspect_options opt = {.show_metadata = false, .show_tensors = true};
-    static const struct option longopts[] = {
-        {"metadata", no_argument, NULL, 'm'}, {"no-tensors", no_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option longopts[] = {{"metadata", no_argument, NULL, 'm'},
+                                             {"no-tensors", no_argument, NULL, 'T'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -38,4 +40,3 @@ int fb_cmd_inspect(int argc, char **argv) {
     }
     return EXIT_OK;
 }
-

@@ -72,8 +72,10 @@ int fb_cmd_plugins(int argc, char **argv) {
         fb_status st = b->api->probe(fb_host_services(), &probe);
         char availability[400];
         if (st != FB_OK) snprintf(availability, sizeof availability, "unavailable: probe failed (status %d)", (int)st);
-        else if (probe.available) snprintf(availability, sizeof availability, "available: %s", probe.device);
-        else snprintf(availability, sizeof availability, "unavailable: %s", probe.reason);
+        else if (probe.available)
+            snprintf(availability, sizeof availability, "available: %s", probe.device);
+        else
+            snprintf(availability, sizeof availability, "unavailable: %s", probe.reason);
         printf("%-12s %-8s %-5s %-42s %s\n", b->name, b->api->version ? b->api->version : "?", abi, caps, availability);
         if (b->container[0]) printf("%-12s (published by %s's factory, %s)\n", "", b->container, b->path);
     }
@@ -86,4 +88,3 @@ int fb_cmd_plugins(int argc, char **argv) {
     fb_backends_free(&list);
     return EXIT_OK;
 }
-

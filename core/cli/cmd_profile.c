@@ -41,32 +41,37 @@ typedef struct profile_options {
 } profile_options;
 
 void fb_profile_usage(FILE *out) {
-    fprintf(out,
-            "usage: fairbench profile -c PROFILE [--set SECTION.KEY=VALUE]... [--model FILE.gguf]\n"
-            "                         [--backends A,B,...] [--steps N] [--warmup N]\n"
-            "                         [--format text|json] [-o FILE] [--trace-dir DIR] [--plugin-dir DIR]...\n"
-            "only the profiling pass (untimed, apart from any timed run): each backend in a\n"
-            "child process is created, prefilled with the profile's prompt, warmed up (--warmup\n"
-            "decode steps, default 4), then --steps decode steps (default 16) are recorded: GPU\n"
-            "kernels and copies through CUPTI, the plugin's named spans (ABI 1.1), CPU counters\n"
-            "(perf_event_open) and energy (RAPL; NVML for GPUs, sampled by this process). Prints\n"
-            "launches/token, busy vs idle time per step, time by class and the top kernels.\n"
-            "--trace-dir keeps each recorded trace (LABEL.gpu.trace, LABEL.spans.trace), which\n"
-            "docs/why.md describes. Missing CUPTI, NVML, counters or RAPL: 'not available'.\n"
-            "fairbench profile --replay FILE.trace [--format text|json]: the breakdown of a kept\n"
-            "(or hand-written) trace, through the same parser and analysis.\n"
-            "exit status: 0 ok (skipped backends included), 1 a backend failed, 2 usage\n");
+    fprintf(out, "usage: fairbench profile -c PROFILE [--set SECTION.KEY=VALUE]... [--model FILE.gguf]\n"
+                 "                         [--backends A,B,...] [--steps N] [--warmup N]\n"
+                 "                         [--format text|json] [-o FILE] [--trace-dir DIR] [--plugin-dir DIR]...\n"
+                 "only the profiling pass (untimed, apart from any timed run): each backend in a\n"
+                 "child process is created, prefilled with the profile's prompt, warmed up (--warmup\n"
+                 "decode steps, default 4), then --steps decode steps (default 16) are recorded: GPU\n"
+                 "kernels and copies through CUPTI, the plugin's named spans (ABI 1.1), CPU counters\n"
+                 "(perf_event_open) and energy (RAPL; NVML for GPUs, sampled by this process). Prints\n"
+                 "launches/token, busy vs idle time per step, time by class and the top kernels.\n"
+                 "--trace-dir keeps each recorded trace (LABEL.gpu.trace, LABEL.spans.trace), which\n"
+                 "docs/why.md describes. Missing CUPTI, NVML, counters or RAPL: 'not available'.\n"
+                 "fairbench profile --replay FILE.trace [--format text|json]: the breakdown of a kept\n"
+                 "(or hand-written) trace, through the same parser and analysis.\n"
+                 "exit status: 0 ok (skipped backends included), 1 a backend failed, 2 usage\n");
 }
 
 static int parse_args(int argc, char **argv, profile_options *o) {
     enum { O_SET = 256, O_MODEL, O_BACKENDS, O_FORMAT, O_PLUGIN_DIR, O_STEPS, O_WARMUP, O_TRACE_DIR, O_REPLAY };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},      {"set", required_argument, NULL, O_SET},
-        {"model", required_argument, NULL, O_MODEL},   {"backends", required_argument, NULL, O_BACKENDS},
-        {"format", required_argument, NULL, O_FORMAT}, {"output", required_argument, NULL, 'o'},
-        {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR}, {"steps", required_argument, NULL, O_STEPS},
-        {"warmup", required_argument, NULL, O_WARMUP}, {"trace-dir", required_argument, NULL, O_TRACE_DIR},
-        {"replay", required_argument, NULL, O_REPLAY}, {"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"set", required_argument, NULL, O_SET},
+                                             {"model", required_argument, NULL, O_MODEL},
+                                             {"backends", required_argument, NULL, O_BACKENDS},
+                                             {"format", required_argument, NULL, O_FORMAT},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
+                                             {"steps", required_argument, NULL, O_STEPS},
+                                             {"warmup", required_argument, NULL, O_WARMUP},
+                                             {"trace-dir", required_argument, NULL, O_TRACE_DIR},
+                                             {"replay", required_argument, NULL, O_REPLAY},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
     o->steps = 16;
     o->warmup = 4;
     int c;
@@ -91,7 +96,8 @@ static int parse_args(int argc, char **argv, profile_options *o) {
             break;
         case O_FORMAT:
             if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
-                return fprintf(stderr, "fairbench profile: --format must be text or json, not '%s'\n", optarg), EXIT_USAGE;
+                return fprintf(stderr, "fairbench profile: --format must be text or json, not '%s'\n", optarg),
+                       EXIT_USAGE;
             o->json = strcmp(optarg, "json") == 0;
             break;
         case O_STEPS:
@@ -185,8 +191,8 @@ static void child(const profile_options *o, const fb_profile *p, const fb_entry 
                                 .options = options};
         char prefix[1024];
         if (o->trace_dir) snprintf(prefix, sizeof prefix, "%s/%s", o->trace_dir, e->label);
-        why_pass_config pc = {b->api, fb_host_services(), view, &settings, prompt, n_prompt, o->warmup, o->steps,
-                              o->trace_dir ? prefix : NULL};
+        why_pass_config pc = {b->api,   fb_host_services(),          view, &settings, prompt, n_prompt, o->warmup,
+                              o->steps, o->trace_dir ? prefix : NULL};
         cJSON *why = why_profile_pass(&pc, &err);
         if (why) {
             cJSON_AddStringToObject(msg, "status", "ok");
@@ -270,7 +276,8 @@ int fb_cmd_profile(int argc, char **argv) {
     if (fb_profile_resolve(o.profile_name, path, sizeof path, &err) || fb_profile_load(path, &profile, &err))
         return fprintf(stderr, "fairbench profile: %s\n", err.msg), EXIT_USAGE;
     for (int i = 0; i < o.n_sets; i++)
-        if (fb_profile_set(&profile, o.sets[i], &err)) return fprintf(stderr, "fairbench profile: %s\n", err.msg), EXIT_USAGE;
+        if (fb_profile_set(&profile, o.sets[i], &err))
+            return fprintf(stderr, "fairbench profile: %s\n", err.msg), EXIT_USAGE;
     if (fb_profile_finish(&profile, &err)) return fprintf(stderr, "fairbench profile: %s\n", err.msg), EXIT_USAGE;
 
     fb_model *model = NULL;
@@ -346,7 +353,8 @@ int fb_cmd_profile(int argc, char **argv) {
             else if (WIFSIGNALED(wstatus))
                 snprintf(reason, sizeof reason, "the child died of signal %d (%s)%s", WTERMSIG(wstatus),
                          strsignal(WTERMSIG(wstatus)), WTERMSIG(wstatus) == SIGALRM ? ": it passed the time-out" : "");
-            else snprintf(reason, sizeof reason, "the child exited with status %d and no result", WEXITSTATUS(wstatus));
+            else
+                snprintf(reason, sizeof reason, "the child exited with status %d and no result", WEXITSTATUS(wstatus));
             msg = cJSON_CreateObject();
             cJSON_AddStringToObject(msg, "status", "failed");
             cJSON_AddStringToObject(msg, "reason", reason);

@@ -11,15 +11,14 @@
 #include "report_html.h"
 
 void fb_report_usage(FILE *out) {
-    fprintf(out,
-            "usage: fairbench report RUN... [-o report.html] [--db FILE]\n"
-            "one self-contained HTML page (no network: style, script and SVG charts inline)\n"
-            "for each RUN: a JSON report (fairbench -c PROFILE --format json -o run.json) or\n"
-            "a run of the results history (an id, a tag such as baseline, first or last).\n"
-            "Every figure is recomputed from the report's raw samples; a stored figure that\n"
-            "differs is named on stderr and at the top of the page.\n"
-            "exit status: 0 written, 1 written but stored figures differ from the samples,\n"
-            "2 bad input or usage\n");
+    fprintf(out, "usage: fairbench report RUN... [-o report.html] [--db FILE]\n"
+                 "one self-contained HTML page (no network: style, script and SVG charts inline)\n"
+                 "for each RUN: a JSON report (fairbench -c PROFILE --format json -o run.json) or\n"
+                 "a run of the results history (an id, a tag such as baseline, first or last).\n"
+                 "Every figure is recomputed from the report's raw samples; a stored figure that\n"
+                 "differs is named on stderr and at the top of the page.\n"
+                 "exit status: 0 written, 1 written but stored figures differ from the samples,\n"
+                 "2 bad input or usage\n");
 }
 
 int fb_cmd_report(int argc, char **argv) {
@@ -54,13 +53,15 @@ int fb_cmd_report(int argc, char **argv) {
         char tmp[1100];
         snprintf(tmp, sizeof tmp, "%s.partial", output ? output : "");
         FILE *fp = output ? fopen(tmp, "w") : stdout;
-        int wrote = fp ? fb_html_report_write(fp, (const cJSON *const *)reports, (const char *const *)(argv + optind), n,
-                                              notes, sizeof notes)
+        int wrote = fp ? fb_html_report_write(fp, (const cJSON *const *)reports, (const char *const *)(argv + optind),
+                                              n, notes, sizeof notes)
                        : -1;
         if (fp && fp != stdout && (fclose(fp) != 0 || (wrote == 0 && rename(tmp, output) != 0))) wrote = -1;
         if (wrote) {
             fprintf(stderr, "fairbench report: %s%s\n", notes[0] ? notes : "cannot write the report to ",
-                    notes[0] ? "" : output ? output : "stdout");
+                    notes[0] ? ""
+                    : output ? output
+                             : "stdout");
             if (output) remove(tmp);
             rc = notes[0] ? EXIT_USAGE : EXIT_FAILURES;
         } else {

@@ -13,25 +13,23 @@
 #include "report_html.h"
 #include "runner.h"
 
-
 void fb_run_usage(FILE *out) {
-    fprintf(out,
-            "usage: fairbench -c PROFILE [--set SECTION.KEY=VALUE]... [--model FILE.gguf]\n"
-            "                 [--backends A,B,...] [--format text|md|json|csv|html] [-o FILE]\n"
-            "                 [-q] [--allow-skips] [--plugin-dir DIR]... [--db FILE | --no-db]\n"
-            "runs the profile's backends, each in a child process of its own, under one timing\n"
-            "harness; checks every backend against the reference; writes the report (stdout,\n"
-            "or FILE) with the fairness audit and verdict. PROFILE is looked up as given, then\n"
-            "in the installed and the source profile folders (e.g. profiles/fair.ini).\n"
-            "--model and --backends are shortcuts for --set run.model=... and run.backends=...\n"
-            "--allow-skips: a backend that cannot run here (no GPU) does not fail the run\n"
-            "every run is appended to the results database (see fairbench history): --db FILE\n"
-            "chooses it, --no-db skips it; --format html is the charted, offline HTML report\n"
-            "exit status: 0 ok, 1 a backend was skipped, failed, crashed, timed out or computed\n"
-            "wrong results (the report is still written), 2 bad profile, usage, a backend no\n"
-            "plugin provides or an output file that cannot be written (nothing ran), 130 Ctrl-C\n"
-            "(children stopped; partial results in FILE.interrupted, or fairbench.interrupted.json\n"
-            "without -o)\n");
+    fprintf(out, "usage: fairbench -c PROFILE [--set SECTION.KEY=VALUE]... [--model FILE.gguf]\n"
+                 "                 [--backends A,B,...] [--format text|md|json|csv|html] [-o FILE]\n"
+                 "                 [-q] [--allow-skips] [--plugin-dir DIR]... [--db FILE | --no-db]\n"
+                 "runs the profile's backends, each in a child process of its own, under one timing\n"
+                 "harness; checks every backend against the reference; writes the report (stdout,\n"
+                 "or FILE) with the fairness audit and verdict. PROFILE is looked up as given, then\n"
+                 "in the installed and the source profile folders (e.g. profiles/fair.ini).\n"
+                 "--model and --backends are shortcuts for --set run.model=... and run.backends=...\n"
+                 "--allow-skips: a backend that cannot run here (no GPU) does not fail the run\n"
+                 "every run is appended to the results database (see fairbench history): --db FILE\n"
+                 "chooses it, --no-db skips it; --format html is the charted, offline HTML report\n"
+                 "exit status: 0 ok, 1 a backend was skipped, failed, crashed, timed out or computed\n"
+                 "wrong results (the report is still written), 2 bad profile, usage, a backend no\n"
+                 "plugin provides or an output file that cannot be written (nothing ran), 130 Ctrl-C\n"
+                 "(children stopped; partial results in FILE.interrupted, or fairbench.interrupted.json\n"
+                 "without -o)\n");
 }
 
 static void on_interrupt(int sig) {
@@ -48,7 +46,8 @@ static int write_interrupted(const fb_profile *profile, const fb_run_result *res
                              fb_report_format format) {
     char path[1100];
     if (output) snprintf(path, sizeof path, "%s.interrupted", output);
-    else snprintf(path, sizeof path, "fairbench.interrupted.json"), format = FB_REPORT_JSON;
+    else
+        snprintf(path, sizeof path, "fairbench.interrupted.json"), format = FB_REPORT_JSON;
     FILE *fp = fopen(path, "w");
     if (!fp || fb_report_write(profile, result, format, fp) || fclose(fp) != 0) {
         fprintf(stderr, "fairbench: interrupted; the partial results could not be written to %s\n", path);
@@ -70,14 +69,19 @@ int fb_cmd_run(int argc, char **argv) {
     const char *db = NULL;
     char set_buf[2][1200];
     enum { O_SET = 256, O_MODEL, O_BACKENDS, O_FORMAT, O_PLUGIN_DIR, O_ALLOW_SKIPS, O_DB, O_NO_DB };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},      {"set", required_argument, NULL, O_SET},
-        {"model", required_argument, NULL, O_MODEL},   {"backends", required_argument, NULL, O_BACKENDS},
-        {"format", required_argument, NULL, O_FORMAT}, {"output", required_argument, NULL, 'o'},
-        {"quiet", no_argument, NULL, 'q'},             {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
-        {"allow-skips", no_argument, NULL, O_ALLOW_SKIPS}, {"db", required_argument, NULL, O_DB},
-        {"no-db", no_argument, NULL, O_NO_DB},
-        {"help", no_argument, NULL, 'h'},              {0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"set", required_argument, NULL, O_SET},
+                                             {"model", required_argument, NULL, O_MODEL},
+                                             {"backends", required_argument, NULL, O_BACKENDS},
+                                             {"format", required_argument, NULL, O_FORMAT},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"quiet", no_argument, NULL, 'q'},
+                                             {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
+                                             {"allow-skips", no_argument, NULL, O_ALLOW_SKIPS},
+                                             {"db", required_argument, NULL, O_DB},
+                                             {"no-db", no_argument, NULL, O_NO_DB},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:o:qh", longopts, NULL)) != -1) {
@@ -102,10 +106,14 @@ int fb_cmd_run(int argc, char **argv) {
             break;
         case O_FORMAT:
             if (strcmp(optarg, "text") == 0) format = FB_REPORT_TEXT;
-            else if (strcmp(optarg, "md") == 0) format = FB_REPORT_MARKDOWN;
-            else if (strcmp(optarg, "json") == 0) format = FB_REPORT_JSON;
-            else if (strcmp(optarg, "csv") == 0) format = FB_REPORT_CSV;
-            else if (strcmp(optarg, "html") == 0) html = true;
+            else if (strcmp(optarg, "md") == 0)
+                format = FB_REPORT_MARKDOWN;
+            else if (strcmp(optarg, "json") == 0)
+                format = FB_REPORT_JSON;
+            else if (strcmp(optarg, "csv") == 0)
+                format = FB_REPORT_CSV;
+            else if (strcmp(optarg, "html") == 0)
+                html = true;
             else {
                 fprintf(stderr, "fairbench: --format must be text, md, json, csv or html, not '%s'\n", optarg);
                 return EXIT_USAGE;
@@ -191,7 +199,8 @@ int fb_cmd_run(int argc, char **argv) {
     /* --no-db / --db FILE, else the profile's [run] db (a path, or none), else the default. */
     if (!db && profile.db[0]) {
         if (strcmp(profile.db, "none") == 0) no_db = true;
-        else db = profile.db;
+        else
+            db = profile.db;
     }
     if (!no_db) fb_cli_record_run(db, &profile, &result, quiet);
     fb_run_result_free(&result);

@@ -38,23 +38,45 @@ static long long parse_count(const char *opt, const char *s, long long max) {
 }
 
 int fb_cmd_synth(int argc, char **argv) {
-    enum { O_DIM = 256, O_LAYERS, O_HEADS, O_KV_HEADS, O_FF, O_VOCAB, O_CTX, O_TIED, O_UNTIED, O_SEED, O_THREADS, O_LLAMA3_ROPE, O_MIX };
-    static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'}, {"preset", required_argument, NULL, 'p'},
-        {"type", required_argument, NULL, 't'},   {"seed", required_argument, NULL, O_SEED},
-        {"mix", required_argument, NULL, O_MIX},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"dim", required_argument, NULL, O_DIM},  {"layers", required_argument, NULL, O_LAYERS},
-        {"heads", required_argument, NULL, O_HEADS}, {"kv-heads", required_argument, NULL, O_KV_HEADS},
-        {"ff", required_argument, NULL, O_FF},    {"vocab", required_argument, NULL, O_VOCAB},
-        {"ctx", required_argument, NULL, O_CTX},  {"tied", no_argument, NULL, O_TIED},
-        {"untied", no_argument, NULL, O_UNTIED},  {"llama3-rope", no_argument, NULL, O_LLAMA3_ROPE},
-        {"help", no_argument, NULL, 'h'}, {0}};
+    enum {
+        O_DIM = 256,
+        O_LAYERS,
+        O_HEADS,
+        O_KV_HEADS,
+        O_FF,
+        O_VOCAB,
+        O_CTX,
+        O_TIED,
+        O_UNTIED,
+        O_SEED,
+        O_THREADS,
+        O_LLAMA3_ROPE,
+        O_MIX
+    };
+    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                             {"preset", required_argument, NULL, 'p'},
+                                             {"type", required_argument, NULL, 't'},
+                                             {"seed", required_argument, NULL, O_SEED},
+                                             {"mix", required_argument, NULL, O_MIX},
+                                             {"threads", required_argument, NULL, O_THREADS},
+                                             {"dim", required_argument, NULL, O_DIM},
+                                             {"layers", required_argument, NULL, O_LAYERS},
+                                             {"heads", required_argument, NULL, O_HEADS},
+                                             {"kv-heads", required_argument, NULL, O_KV_HEADS},
+                                             {"ff", required_argument, NULL, O_FF},
+                                             {"vocab", required_argument, NULL, O_VOCAB},
+                                             {"ctx", required_argument, NULL, O_CTX},
+                                             {"tied", no_argument, NULL, O_TIED},
+                                             {"untied", no_argument, NULL, O_UNTIED},
+                                             {"llama3-rope", no_argument, NULL, O_LLAMA3_ROPE},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
     /* First pass: the preset, which the other options then modify. */
     const char *preset = "tiny", *output = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) preset = argv[i + 1];
-        else if (strncmp(argv[i], "--preset=", 9) == 0) preset = argv[i] + 9;
+        else if (strncmp(argv[i], "--preset=", 9) == 0)
+            preset = argv[i] + 9;
     }
     fb_synth_spec spec;
     if (fb_synth_preset(preset, &spec)) {
@@ -72,8 +94,10 @@ int fb_cmd_synth(int argc, char **argv) {
             int type = quant_type_from_name(optarg);
             const quant_type_info *ti = type >= 0 ? quant_type_get((uint32_t)type) : NULL;
             if (!ti || !ti->can_encode) {
-                fprintf(stderr, "fairbench synth: cannot write type '%s' (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 "
-                                "Q4_K Q5_K Q6_K)\n", optarg);
+                fprintf(stderr,
+                        "fairbench synth: cannot write type '%s' (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 "
+                        "Q4_K Q5_K Q6_K)\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             spec.type = (uint32_t)type;
@@ -94,22 +118,32 @@ int fb_cmd_synth(int argc, char **argv) {
             if ((v = parse_count("threads", optarg, 1024)) < 0) return EXIT_USAGE;
             spec.n_threads = (int)v;
             break;
-#define DIM(OPT, NAME, FIELD, MAX) \
-        case OPT: \
-            if ((v = parse_count(NAME, optarg, MAX)) < 0) return EXIT_USAGE; \
-            spec.FIELD = (uint32_t)v; custom = true; \
-            break;
-        DIM(O_DIM, "dim", n_embd, 1 << 16)
-        DIM(O_LAYERS, "layers", n_layer, 4096)
-        DIM(O_HEADS, "heads", n_head, 1024)
-        DIM(O_KV_HEADS, "kv-heads", n_head_kv, 1024)
-        DIM(O_FF, "ff", n_ff, 1 << 18)
-        DIM(O_VOCAB, "vocab", n_vocab, 1 << 20)
-        DIM(O_CTX, "ctx", n_ctx, 1 << 24)
+#define DIM(OPT, NAME, FIELD, MAX)                                       \
+    case OPT:                                                            \
+        if ((v = parse_count(NAME, optarg, MAX)) < 0) return EXIT_USAGE; \
+        spec.FIELD = (uint32_t)v;                                        \
+        custom = true;                                                   \
+        break;
+            DIM(O_DIM, "dim", n_embd, 1 << 16)
+            DIM(O_LAYERS, "layers", n_layer, 4096)
+            DIM(O_HEADS, "heads", n_head, 1024)
+            DIM(O_KV_HEADS, "kv-heads", n_head_kv, 1024)
+            DIM(O_FF, "ff", n_ff, 1 << 18)
+            DIM(O_VOCAB, "vocab", n_vocab, 1 << 20)
+            DIM(O_CTX, "ctx", n_ctx, 1 << 24)
 #undef DIM
-        case O_TIED: spec.tied_output = true; custom = true; break;
-        case O_UNTIED: spec.tied_output = false; custom = true; break;
-        case O_LLAMA3_ROPE: spec.llama3_rope = true; custom = true; break;
+        case O_TIED:
+            spec.tied_output = true;
+            custom = true;
+            break;
+        case O_UNTIED:
+            spec.tied_output = false;
+            custom = true;
+            break;
+        case O_LLAMA3_ROPE:
+            spec.llama3_rope = true;
+            custom = true;
+            break;
         case 'h': fb_synth_usage(stdout); return EXIT_OK;
         default: return EXIT_USAGE;
         }
@@ -138,9 +172,9 @@ int fb_cmd_synth(int argc, char **argv) {
                                               : quant_type_get(spec.type)->name,
             spec.seed, seconds);
     if (n_fallback)
-        fprintf(stderr, "fairbench synth: %d matrices stored as F16: their row length is not a multiple of %s's "
-                        "block of %" PRId32 "\n", n_fallback, quant_type_get(spec.type)->name,
-                quant_type_get(spec.type)->block_elems);
+        fprintf(stderr,
+                "fairbench synth: %d matrices stored as F16: their row length is not a multiple of %s's "
+                "block of %" PRId32 "\n",
+                n_fallback, quant_type_get(spec.type)->name, quant_type_get(spec.type)->block_elems);
     return EXIT_OK;
 }
-

@@ -18,17 +18,15 @@
 #include "gguf.h"
 #include "tokenizer.h"
 
-
 void fb_tokenize_usage(FILE *out) {
-    fprintf(out,
-            "usage: fairbench tokenize MODEL.gguf (TEXT | --file PATH) [--ids] [--parse-special] [--no-bos-eos]\n"
-            "       fairbench tokenize MODEL.gguf --decode ID,ID,... [--skip-special]\n"
-            "  prints one line per token: its id and its piece, quoted with C escapes;\n"
-            "  --ids prints only the ids, comma-separated; --decode prints the text exactly\n"
-            "  --parse-special  match control tokens such as <|im_start|> in the text\n"
-            "  --no-bos-eos     do not add the BOS / EOS tokens the model asks for\n"
-            "  --skip-special   --decode leaves control tokens out\n"
-            "  use -- before a TEXT that starts with '-'\n");
+    fprintf(out, "usage: fairbench tokenize MODEL.gguf (TEXT | --file PATH) [--ids] [--parse-special] [--no-bos-eos]\n"
+                 "       fairbench tokenize MODEL.gguf --decode ID,ID,... [--skip-special]\n"
+                 "  prints one line per token: its id and its piece, quoted with C escapes;\n"
+                 "  --ids prints only the ids, comma-separated; --decode prints the text exactly\n"
+                 "  --parse-special  match control tokens such as <|im_start|> in the text\n"
+                 "  --no-bos-eos     do not add the BOS / EOS tokens the model asks for\n"
+                 "  --skip-special   --decode leaves control tokens out\n"
+                 "  use -- before a TEXT that starts with '-'\n");
 }
 
 /* The whole of a file ("-": standard input), binary-safe. */
@@ -72,11 +70,16 @@ static void print_quoted(const char *s, size_t len) {
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)s[i];
         if (c == '\n') fputs("\\n", stdout), i++;
-        else if (c == '\t') fputs("\\t", stdout), i++;
-        else if (c == '\r') fputs("\\r", stdout), i++;
-        else if (c == '\\' || c == '\'') printf("\\%c", c), i++;
-        else if (c < 0x20 || c == 0x7F) printf("\\x%02X", c), i++;
-        else if (c < 0x80) putchar(c), i++;
+        else if (c == '\t')
+            fputs("\\t", stdout), i++;
+        else if (c == '\r')
+            fputs("\\r", stdout), i++;
+        else if (c == '\\' || c == '\'')
+            printf("\\%c", c), i++;
+        else if (c < 0x20 || c == 0x7F)
+            printf("\\x%02X", c), i++;
+        else if (c < 0x80)
+            putchar(c), i++;
         else {
             size_t l = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
             bool ok = l && i + l <= len;
@@ -138,15 +141,14 @@ static int parse_ids(const char *s, int32_t **ids, size_t *n) {
 
 int fb_cmd_tokenize(int argc, char **argv) {
     enum { O_FILE = 256, O_IDS, O_DECODE, O_PARSE_SPECIAL, O_NO_BOS_EOS, O_SKIP_SPECIAL };
-    static const struct option longopts[] = {
-        {"file", required_argument, NULL, O_FILE},
-        {"ids", no_argument, NULL, O_IDS},
-        {"decode", required_argument, NULL, O_DECODE},
-        {"parse-special", no_argument, NULL, O_PARSE_SPECIAL},
-        {"no-bos-eos", no_argument, NULL, O_NO_BOS_EOS},
-        {"skip-special", no_argument, NULL, O_SKIP_SPECIAL},
-        {"help", no_argument, NULL, 'h'},
-        {0}};
+    static const struct option longopts[] = {{"file", required_argument, NULL, O_FILE},
+                                             {"ids", no_argument, NULL, O_IDS},
+                                             {"decode", required_argument, NULL, O_DECODE},
+                                             {"parse-special", no_argument, NULL, O_PARSE_SPECIAL},
+                                             {"no-bos-eos", no_argument, NULL, O_NO_BOS_EOS},
+                                             {"skip-special", no_argument, NULL, O_SKIP_SPECIAL},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
     const char *file = NULL, *decode = NULL;
     bool ids_only = false, parse_special = false, add_special = true, skip_special = false;
     int c;
@@ -166,7 +168,9 @@ int fb_cmd_tokenize(int argc, char **argv) {
     int want = (decode || file) ? 1 : 2;
     if (n_args != want || (decode && file)) {
         fprintf(stderr, "fairbench tokenize: expected MODEL.gguf and %s\n",
-                decode && file ? "either --decode or --file, not both" : decode || file ? "no other argument" : "a TEXT (or --file PATH, or --decode IDS)");
+                decode && file   ? "either --decode or --file, not both"
+                : decode || file ? "no other argument"
+                                 : "a TEXT (or --file PATH, or --decode IDS)");
         fb_tokenize_usage(stderr);
         return EXIT_USAGE;
     }
@@ -221,8 +225,10 @@ int fb_cmd_tokenize(int argc, char **argv) {
     if (fb_tokenize(tok, input, len, false, parse_special, &plain, &n_plain, &err) == 0 &&
         fb_detokenize(tok, plain, n_plain, parse_special, &back, &back_len, &err) == 0 &&
         (back_len != len || memcmp(back, input, len) != 0))
-        fprintf(stderr, "fairbench tokenize: note: these ids decode to %zu bytes that differ from the %zu bytes of the "
-                        "text: the vocabulary cannot spell all of it\n", back_len, len);
+        fprintf(stderr,
+                "fairbench tokenize: note: these ids decode to %zu bytes that differ from the %zu bytes of the "
+                "text: the vocabulary cannot spell all of it\n",
+                back_len, len);
     free(back);
     free(plain);
     if (ids_only) {
@@ -236,9 +242,12 @@ int fb_cmd_tokenize(int argc, char **argv) {
             printf("%7" PRId32 "  ", ids[i]);
             print_quoted(piece, piece_len);
             if (type == FB_TOKEN_CONTROL) fputs("  (control)", stdout);
-            else if (type == FB_TOKEN_USER_DEFINED) fputs("  (user-defined)", stdout);
-            else if (type == FB_TOKEN_BYTE) fputs("  (byte)", stdout);
-            else if (type == FB_TOKEN_UNKNOWN) fputs("  (unknown)", stdout);
+            else if (type == FB_TOKEN_USER_DEFINED)
+                fputs("  (user-defined)", stdout);
+            else if (type == FB_TOKEN_BYTE)
+                fputs("  (byte)", stdout);
+            else if (type == FB_TOKEN_UNKNOWN)
+                fputs("  (unknown)", stdout);
             putchar('\n');
         }
     }

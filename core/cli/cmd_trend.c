@@ -21,18 +21,17 @@
 #define SIGNIFICANCE 0.05
 
 void fb_trend_usage(FILE *out) {
-    fprintf(out,
-            "usage: fairbench trend METRIC [--backend LABEL] [-o trend.html] [--db FILE]\n"
-            "                       [--fail-on-regression PCT] [--baseline RUN]\n"
-            "METRIC, per repetition of each run, from the stored samples:\n"
-            "  decode_ms   median decode latency of the repetition (ms)\n"
-            "  tok_s       1000 / that median (tokens per second)\n"
-            "writes an HTML chart across runs (-o), else a table on stdout. With\n"
-            "--fail-on-regression PCT: compares the last run with the baseline (RUN, else\n"
-            "the run tagged baseline, else the first) backend by backend, and exits 1 when\n"
-            "one's decode latency is significantly (two-sided Mann-Whitney U test on the\n"
-            "per-repetition medians, p < 0.05) and practically (more than PCT %%) higher.\n"
-            "exit status: 0 ok, 1 a regression, 2 bad input or usage\n");
+    fprintf(out, "usage: fairbench trend METRIC [--backend LABEL] [-o trend.html] [--db FILE]\n"
+                 "                       [--fail-on-regression PCT] [--baseline RUN]\n"
+                 "METRIC, per repetition of each run, from the stored samples:\n"
+                 "  decode_ms   median decode latency of the repetition (ms)\n"
+                 "  tok_s       1000 / that median (tokens per second)\n"
+                 "writes an HTML chart across runs (-o), else a table on stdout. With\n"
+                 "--fail-on-regression PCT: compares the last run with the baseline (RUN, else\n"
+                 "the run tagged baseline, else the first) backend by backend, and exits 1 when\n"
+                 "one's decode latency is significantly (two-sided Mann-Whitney U test on the\n"
+                 "per-repetition medians, p < 0.05) and practically (more than PCT %%) higher.\n"
+                 "exit status: 0 ok, 1 a regression, 2 bad input or usage\n");
 }
 
 typedef struct options {
@@ -82,22 +81,27 @@ static int check_regression(fb_history *h, const options *o, char **labels, size
         }
         if (na < 2 || nb < 2) {
             if (na || nb)
-                printf("  %-16s not compared: %zu and %zu timed repetitions (2 or more needed in both)\n", labels[i], na, nb);
+                printf("  %-16s not compared: %zu and %zu timed repetitions (2 or more needed in both)\n", labels[i],
+                       na, nb);
         } else {
             double ma = median_of(a, na), mb = median_of(b, nb), change = 100 * (mb / ma - 1);
             double p = fb_mann_whitney_p(a, na, b, nb);
             bool regressed = p < SIGNIFICANCE && change > o->fail_pct;
             printf("  %-16s %.4g -> %.4g ms per step (%+.1f%%), p = %.2g over %zu and %zu repetitions: %s\n", labels[i],
                    ma, mb, change, p, na, nb,
-                   regressed ? "REGRESSION" : p >= SIGNIFICANCE ? "no significant change" : change > 0 ? "slower, within the threshold" : "faster");
+                   regressed           ? "REGRESSION"
+                   : p >= SIGNIFICANCE ? "no significant change"
+                   : change > 0        ? "slower, within the threshold"
+                                       : "faster");
             n_regressed += regressed;
             n_compared++;
         }
         free(a);
         free(b);
     }
-    snprintf(verdict, verdict_n, "%d of %d backends regressed (run #%" PRId64 " against #%" PRId64 ", threshold %.3g%%)",
-             n_regressed, n_compared, last, base, o->fail_pct);
+    snprintf(verdict, verdict_n,
+             "%d of %d backends regressed (run #%" PRId64 " against #%" PRId64 ", threshold %.3g%%)", n_regressed,
+             n_compared, last, base, o->fail_pct);
     printf("%s\n", verdict);
     return n_regressed > 0;
 }
@@ -105,11 +109,13 @@ static int check_regression(fb_history *h, const options *o, char **labels, size
 int fb_cmd_trend(int argc, char **argv) {
     options o = {.fail_pct = -1};
     enum { O_DB = 256, O_BACKEND, O_FAIL, O_BASELINE };
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, O_DB},     {"backend", required_argument, NULL, O_BACKEND},
-        {"output", required_argument, NULL, 'o'},  {"fail-on-regression", required_argument, NULL, O_FAIL},
-        {"baseline", required_argument, NULL, O_BASELINE}, {"help", no_argument, NULL, 'h'},
-        {0}};
+    static const struct option longopts[] = {{"db", required_argument, NULL, O_DB},
+                                             {"backend", required_argument, NULL, O_BACKEND},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"fail-on-regression", required_argument, NULL, O_FAIL},
+                                             {"baseline", required_argument, NULL, O_BASELINE},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
     int c;
     char *end;
     optind = 1;
@@ -166,7 +172,8 @@ int fb_cmd_trend(int argc, char **argv) {
         size_t kept = 0;
         for (size_t i = 0; i < n_labels; i++) {
             if (strcmp(labels[i], o.backend) == 0) labels[kept++] = labels[i];
-            else free(labels[i]);
+            else
+                free(labels[i]);
         }
         n_labels = kept;
         if (!kept) {

@@ -10,8 +10,12 @@
 
 static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
-static void version_usage(FILE *out) { fprintf(out, "usage: fairbench version\nversion, git commit and build flavour\n"); }
-static void help_usage(FILE *out) { fprintf(out, "usage: fairbench help [COMMAND]\nthe commands, or one command's usage\n"); }
+static void version_usage(FILE *out) {
+    fprintf(out, "usage: fairbench version\nversion, git commit and build flavour\n");
+}
+static void help_usage(FILE *out) {
+    fprintf(out, "usage: fairbench help [COMMAND]\nthe commands, or one command's usage\n");
+}
 
 typedef struct command {
     const char *name;
@@ -21,7 +25,8 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"run", "the main job: every backend of a profile under one harness, checked and audited", fb_cmd_run, fb_run_usage},
+    {"run", "the main job: every backend of a profile under one harness, checked and audited", fb_cmd_run,
+     fb_run_usage},
     {"inspect", "architecture, shapes, tensors and decode bytes of a GGUF file", fb_cmd_inspect, fb_inspect_usage},
     {"synth", "write a synthetic LLaMA GGUF of a preset's shapes and a chosen type", fb_cmd_synth, fb_synth_usage},
     {"tokenize", "the model's own tokenizer: ids and pieces of a text, or the text of ids", fb_cmd_tokenize,

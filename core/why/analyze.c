@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const class_names[WHY_N_CLASSES] = {"matvec", "attention", "norm", "rope_kv",
-                                                      "elementwise", "argmax", "copy", "other"};
+static const char *const class_names[WHY_N_CLASSES] = {"matvec",      "attention", "norm", "rope_kv",
+                                                       "elementwise", "argmax",    "copy", "other"};
 
 const char *why_class_name(why_class c) { return (unsigned)c < WHY_N_CLASSES ? class_names[c] : "other"; }
 
@@ -21,17 +21,46 @@ int why_class_parse(const char *name) {
  * a "gemv" that fuses an add is still a matvec. Names seen in cuBLAS, CUTLASS,
  * the bundled plugins and common framework kernels. */
 static const fb_kernel_class default_classes[] = {
-    {"gemv", "matvec", 0},       {"gemm", "matvec", 0},      {"matvec", "matvec", 0},   {"matmul", "matvec", 0},
-    {"cutlass", "matvec", 0},    {"xmma", "matvec", 0},      {"cublas", "matvec", 0},   {"mma_", "matvec", 0},
+    {"gemv", "matvec", 0},
+    {"gemm", "matvec", 0},
+    {"matvec", "matvec", 0},
+    {"matmul", "matvec", 0},
+    {"cutlass", "matvec", 0},
+    {"xmma", "matvec", 0},
+    {"cublas", "matvec", 0},
+    {"mma_", "matvec", 0},
     {"splitk", "matvec", 0}, /* cuBLAS's split-K reduction finishes a GEMM */
-    {"rmsnorm", "norm", 0},      {"rms_norm", "norm", 0},    {"layernorm", "norm", 0},  {"layer_norm", "norm", 0},
-    {"norm", "norm", 0},         {"rope", "rope_kv", 0},     {"rotary", "rope_kv", 0},  {"kv_cache", "rope_kv", 0},
-    {"kvcache", "rope_kv", 0},   {"kv_store", "rope_kv", 0}, {"kv_write", "rope_kv", 0}, {"attention", "attention", 0},
-    {"attn", "attention", 0},    {"softmax", "attention", 0}, {"flash", "attention", 0}, {"fmha", "attention", 0},
-    {"sdpa", "attention", 0},    {"argmax", "argmax", 0},    {"arg_max", "argmax", 0},  {"memcpy", "copy", 0},
-    {"copy", "copy", 0},         {"silu", "elementwise", 0}, {"swiglu", "elementwise", 0}, {"gelu", "elementwise", 0},
-    {"elementwise", "elementwise", 0}, {"residual", "elementwise", 0}, {"add", "elementwise", 0},
-    {"mul", "elementwise", 0},   {"scale", "elementwise", 0}, {"convert", "elementwise", 0}, {"cast", "elementwise", 0},
+    {"rmsnorm", "norm", 0},
+    {"rms_norm", "norm", 0},
+    {"layernorm", "norm", 0},
+    {"layer_norm", "norm", 0},
+    {"norm", "norm", 0},
+    {"rope", "rope_kv", 0},
+    {"rotary", "rope_kv", 0},
+    {"kv_cache", "rope_kv", 0},
+    {"kvcache", "rope_kv", 0},
+    {"kv_store", "rope_kv", 0},
+    {"kv_write", "rope_kv", 0},
+    {"attention", "attention", 0},
+    {"attn", "attention", 0},
+    {"softmax", "attention", 0},
+    {"flash", "attention", 0},
+    {"fmha", "attention", 0},
+    {"sdpa", "attention", 0},
+    {"argmax", "argmax", 0},
+    {"arg_max", "argmax", 0},
+    {"memcpy", "copy", 0},
+    {"copy", "copy", 0},
+    {"silu", "elementwise", 0},
+    {"swiglu", "elementwise", 0},
+    {"gelu", "elementwise", 0},
+    {"elementwise", "elementwise", 0},
+    {"residual", "elementwise", 0},
+    {"add", "elementwise", 0},
+    {"mul", "elementwise", 0},
+    {"scale", "elementwise", 0},
+    {"convert", "elementwise", 0},
+    {"cast", "elementwise", 0},
     {"embed", "elementwise", 0},
 };
 
@@ -125,8 +154,10 @@ int why_analyze(const why_trace *t, const fb_kernel_class *plugin, size_t n_plug
             double dur = (double)(end - r->start_ns);
             recorded_ns += dur;
             if (r->kind == WHY_KERNEL) kernels++;
-            else if (r->kind == WHY_SPAN) spans++;
-            else copies++;
+            else if (r->kind == WHY_SPAN)
+                spans++;
+            else
+                copies++;
             uint64_t bytes = 0;
             why_class c = r->kind == WHY_MEMCPY || r->kind == WHY_MEMSET
                               ? WHY_CLASS_COPY

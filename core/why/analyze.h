@@ -49,29 +49,29 @@ typedef struct why_top_kernel {
     char name[WHY_NAME_MAX];
     why_class cls;
     double calls_per_step;
-    double ms_per_step;     /* summed duration per step */
-    double share;           /* of the summed duration of all records, 0..1 */
-    double avg_us;          /* per call */
-    double gb_per_s;        /* bytes per launch / duration; < 0 when the bytes are unknown */
+    double ms_per_step; /* summed duration per step */
+    double share;       /* of the summed duration of all records, 0..1 */
+    double avg_us;      /* per call */
+    double gb_per_s;    /* bytes per launch / duration; < 0 when the bytes are unknown */
 } why_top_kernel;
 
 typedef struct why_breakdown {
-    int source_gpu;               /* 1: kernels and copies (CUPTI); 0: spans (a CPU plugin) */
+    int source_gpu; /* 1: kernels and copies (CUPTI); 0: spans (a CPU plugin) */
     size_t n_steps;
-    double step_ms;               /* mean host-side duration of a decode step */
-    double busy_ms, idle_ms;      /* per step: union of the records' intervals inside the step, and the rest */
-    double busy_fraction;         /* busy_ms / step_ms */
-    double busy_fraction_median;  /* the median over steps of each step's busy / duration (robust to one
-                                   * step the OS preempted outside any record) */
+    double step_ms;              /* mean host-side duration of a decode step */
+    double busy_ms, idle_ms;     /* per step: union of the records' intervals inside the step, and the rest */
+    double busy_fraction;        /* busy_ms / step_ms */
+    double busy_fraction_median; /* the median over steps of each step's busy / duration (robust to one
+                                  * step the OS preempted outside any record) */
     double kernels_per_token, copies_per_token, launches_per_token; /* launches = kernels + copies + sets */
     double spans_per_token;
-    double gaps_per_step;         /* idle gaps between records inside a step (the bubbles) */
-    double max_gap_us;            /* the longest of them, over all steps */
-    double recorded_ms;           /* per step: summed duration of all records (overlaps counted twice) */
+    double gaps_per_step;           /* idle gaps between records inside a step (the bubbles) */
+    double max_gap_us;              /* the longest of them, over all steps */
+    double recorded_ms;             /* per step: summed duration of all records (overlaps counted twice) */
     double class_ms[WHY_N_CLASSES]; /* per step, by class */
     why_top_kernel top[WHY_TOP_MAX];
     size_t n_top;
-    size_t n_outside;             /* records in no step's window (ignored) */
+    size_t n_outside; /* records in no step's window (ignored) */
 } why_breakdown;
 
 /* Analyse t. Returns -1 with a sentence when t has no step. */

@@ -32,7 +32,8 @@ int why_cupti_open(why_cupti *c, char *why_not, size_t why_not_size) {
     memset(c, 0, sizeof *c);
     const char *path = why_cupti_recorder_path();
     if (!*path) {
-        snprintf(why_not, why_not_size, "not available: this build found no CUPTI (the CUDA toolkit's), so it has no recorder");
+        snprintf(why_not, why_not_size,
+                 "not available: this build found no CUPTI (the CUDA toolkit's), so it has no recorder");
         return -1;
     }
     c->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);

@@ -22,7 +22,7 @@
 #define NAME_MAX_BYTES 159
 
 typedef struct rec {
-    char kind;                 /* 'k' kernel, 'c' memcpy, 's' memset */
+    char kind; /* 'k' kernel, 'c' memcpy, 's' memset */
     uint64_t start, end, bytes;
     int32_t grid[3];
     char name[NAME_MAX_BYTES + 1];
@@ -47,7 +47,8 @@ static void keep(const rec *r) {
         if (v) recs = v, cap_recs = cap;
     }
     if (n_recs < cap_recs) recs[n_recs++] = *r;
-    else n_dropped++;
+    else
+        n_dropped++;
     pthread_mutex_unlock(&lock);
 }
 

@@ -65,7 +65,8 @@ void why_energy_summarize(const why_sample *s, size_t n, uint64_t t0, uint64_t t
         }
         out->joules = j;
     } else {
-        snprintf(out->why_not, sizeof out->why_not, "not available: neither the energy counter nor the power was readable");
+        snprintf(out->why_not, sizeof out->why_not,
+                 "not available: neither the energy counter nor the power was readable");
         return;
     }
     out->available = 1;
@@ -77,10 +78,14 @@ void why_throttle_names(uint64_t bits, char *out, size_t out_size) {
     static const struct {
         uint64_t bit;
         const char *name;
-    } names[] = {{WHY_THROTTLE_GPU_IDLE, "gpu_idle"},         {WHY_THROTTLE_APP_CLOCKS, "applications_clocks"},
-                 {WHY_THROTTLE_SW_POWER_CAP, "sw_power_cap"}, {WHY_THROTTLE_HW_SLOWDOWN, "hw_slowdown"},
-                 {WHY_THROTTLE_SYNC_BOOST, "sync_boost"},     {WHY_THROTTLE_SW_THERMAL, "sw_thermal"},
-                 {WHY_THROTTLE_HW_THERMAL, "hw_thermal"},     {WHY_THROTTLE_HW_POWER_BRAKE, "hw_power_brake"},
+    } names[] = {{WHY_THROTTLE_GPU_IDLE, "gpu_idle"},
+                 {WHY_THROTTLE_APP_CLOCKS, "applications_clocks"},
+                 {WHY_THROTTLE_SW_POWER_CAP, "sw_power_cap"},
+                 {WHY_THROTTLE_HW_SLOWDOWN, "hw_slowdown"},
+                 {WHY_THROTTLE_SYNC_BOOST, "sync_boost"},
+                 {WHY_THROTTLE_SW_THERMAL, "sw_thermal"},
+                 {WHY_THROTTLE_HW_THERMAL, "hw_thermal"},
+                 {WHY_THROTTLE_HW_POWER_BRAKE, "hw_power_brake"},
                  {WHY_THROTTLE_DISPLAY_CLOCKS, "display_clocks"}};
     size_t len = 0;
     out[0] = '\0';
@@ -91,7 +96,8 @@ void why_throttle_names(uint64_t bits, char *out, size_t out_size) {
         len += (size_t)w;
     }
     uint64_t known = 0x1ffull;
-    if (bits & ~known && len + 16 < out_size) snprintf(out + len, out_size - len, "%sother 0x%" PRIx64, len ? ", " : "", bits & ~known);
+    if (bits & ~known && len + 16 < out_size)
+        snprintf(out + len, out_size - len, "%sother 0x%" PRIx64, len ? ", " : "", bits & ~known);
     if (!bits) snprintf(out, out_size, "none");
 }
 
@@ -153,10 +159,11 @@ why_nvml *why_nvml_open(const char *lib, unsigned device_index, char *why_not, s
     *(void **)&n->clock_info = dlsym(n->lib, "nvmlDeviceGetClockInfo");
     *(void **)&n->temperature = dlsym(n->lib, "nvmlDeviceGetTemperature");
     *(void **)&n->throttle_reasons = dlsym(n->lib, "nvmlDeviceGetCurrentClocksEventReasons");
-    if (!n->throttle_reasons) *(void **)&n->throttle_reasons = dlsym(n->lib, "nvmlDeviceGetCurrentClocksThrottleReasons");
+    if (!n->throttle_reasons)
+        *(void **)&n->throttle_reasons = dlsym(n->lib, "nvmlDeviceGetCurrentClocksThrottleReasons");
     if (!init || !handle_by_index || !n->shutdown) {
-        snprintf(why_not, why_not_size, "not available: %s lacks nvmlInit_v2, nvmlDeviceGetHandleByIndex_v2 or nvmlShutdown",
-                 lib);
+        snprintf(why_not, why_not_size,
+                 "not available: %s lacks nvmlInit_v2, nvmlDeviceGetHandleByIndex_v2 or nvmlShutdown", lib);
         nvml_unload(n);
         return NULL;
     }
@@ -270,7 +277,8 @@ static int read_u64_file(const char *path, uint64_t *out) {
     return 0;
 }
 
-int why_rapl_read(const char *zone_dir, uint64_t *energy_uj, uint64_t *max_range_uj, char *why_not, size_t why_not_size) {
+int why_rapl_read(const char *zone_dir, uint64_t *energy_uj, uint64_t *max_range_uj, char *why_not,
+                  size_t why_not_size) {
     if (!zone_dir) zone_dir = "/sys/class/powercap/intel-rapl:0";
     char path[1024];
     snprintf(path, sizeof path, "%s/energy_uj", zone_dir);

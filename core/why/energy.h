@@ -26,26 +26,26 @@
 #define WHY_THROTTLE_DISPLAY_CLOCKS 0x100ull
 /* The reasons that slow a run down (idle, application clocks and display
  * clocks are not a slowdown of work in progress). */
-#define WHY_THROTTLE_SLOWDOWN                                                                                      \
-    (WHY_THROTTLE_SW_POWER_CAP | WHY_THROTTLE_HW_SLOWDOWN | WHY_THROTTLE_SW_THERMAL | WHY_THROTTLE_HW_THERMAL |    \
+#define WHY_THROTTLE_SLOWDOWN                                                                                   \
+    (WHY_THROTTLE_SW_POWER_CAP | WHY_THROTTLE_HW_SLOWDOWN | WHY_THROTTLE_SW_THERMAL | WHY_THROTTLE_HW_THERMAL | \
      WHY_THROTTLE_HW_POWER_BRAKE)
 
 typedef struct why_sample {
-    uint64_t t_ns;        /* CLOCK_MONOTONIC */
-    double energy_mj;     /* the device's total energy counter (mJ); < 0 when unreadable */
-    double power_w;       /* < 0 when unreadable */
+    uint64_t t_ns;                  /* CLOCK_MONOTONIC */
+    double energy_mj;               /* the device's total energy counter (mJ); < 0 when unreadable */
+    double power_w;                 /* < 0 when unreadable */
     double sm_mhz, mem_mhz, temp_c; /* < 0 when unreadable */
-    uint64_t throttle;    /* reason bits; 0 when unreadable */
+    uint64_t throttle;              /* reason bits; 0 when unreadable */
 } why_sample;
 
 typedef struct why_energy {
     int available;
-    char why_not[256];    /* when not available */
+    char why_not[256];          /* when not available */
     double joules, j_per_token; /* < 0 when not known */
     double avg_power_w, peak_power_w;
     double avg_sm_mhz, avg_mem_mhz, max_temp_c;
-    uint64_t throttle;    /* every reason seen in the window */
-    int method_counter;   /* 1: from the energy counter; 0: power integrated over the samples */
+    uint64_t throttle;  /* every reason seen in the window */
+    int method_counter; /* 1: from the energy counter; 0: power integrated over the samples */
     size_t n_samples;
 } why_energy;
 
@@ -82,7 +82,8 @@ void why_nvml_close(why_nvml *n);
 /* The package energy counter of powercap zone `zone_dir` (NULL:
  * /sys/class/powercap/intel-rapl:0), in microjoules, and its wrap-around
  * range. -1 with why_not when unreadable (most VMs, or not root). */
-int why_rapl_read(const char *zone_dir, uint64_t *energy_uj, uint64_t *max_range_uj, char *why_not, size_t why_not_size);
+int why_rapl_read(const char *zone_dir, uint64_t *energy_uj, uint64_t *max_range_uj, char *why_not,
+                  size_t why_not_size);
 /* Joules between two readings, allowing one wrap-around. */
 double why_rapl_joules(uint64_t before_uj, uint64_t after_uj, uint64_t max_range_uj);
 

@@ -27,8 +27,8 @@ int why_hwcount_open(why_hwcount *h) {
         a.size = sizeof a;
         if (i == WHY_HW_LLC_MISSES) {
             a.type = PERF_TYPE_HW_CACHE;
-            a.config = PERF_COUNT_HW_CACHE_LL | (PERF_COUNT_HW_CACHE_OP_READ << 8) |
-                       (PERF_COUNT_HW_CACHE_RESULT_MISS << 16);
+            a.config =
+                PERF_COUNT_HW_CACHE_LL | (PERF_COUNT_HW_CACHE_OP_READ << 8) | (PERF_COUNT_HW_CACHE_RESULT_MISS << 16);
         } else {
             a.type = PERF_TYPE_HARDWARE;
             a.config = i == WHY_HW_CYCLES ? PERF_COUNT_HW_CPU_CYCLES : PERF_COUNT_HW_INSTRUCTIONS;

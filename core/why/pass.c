@@ -39,7 +39,8 @@ cJSON *why_breakdown_json(const why_breakdown *b) {
     cJSON_AddNumberToObject(o, "recorded_ms", b->recorded_ms);
     cJSON_AddNumberToObject(o, "records_outside_steps", (double)b->n_outside);
     cJSON *classes = cJSON_AddObjectToObject(o, "class_ms");
-    for (int c = 0; c < WHY_N_CLASSES; c++) cJSON_AddNumberToObject(classes, why_class_name((why_class)c), b->class_ms[c]);
+    for (int c = 0; c < WHY_N_CLASSES; c++)
+        cJSON_AddNumberToObject(classes, why_class_name((why_class)c), b->class_ms[c]);
     cJSON *top = cJSON_AddArrayToObject(o, "top");
     for (size_t i = 0; i < b->n_top; i++) {
         const why_top_kernel *k = &b->top[i];
@@ -51,7 +52,8 @@ cJSON *why_breakdown_json(const why_breakdown *b) {
         cJSON_AddNumberToObject(t, "share", k->share);
         cJSON_AddNumberToObject(t, "avg_us", k->avg_us);
         if (k->gb_per_s >= 0) cJSON_AddNumberToObject(t, "gb_per_s", k->gb_per_s);
-        else cJSON_AddNullToObject(t, "gb_per_s");
+        else
+            cJSON_AddNullToObject(t, "gb_per_s");
         cJSON_AddItemToArray(top, t);
     }
     return o;
@@ -62,8 +64,8 @@ cJSON *why_breakdown_json(const why_breakdown *b) {
 
 static void span_sink(void *data, const char *name, int32_t layer, uint64_t begin_ns, uint64_t end_ns) {
     why_trace *t = data;
-    why_record r = {.kind = WHY_SPAN, .start_ns = begin_ns, .end_ns = end_ns < begin_ns ? begin_ns : end_ns,
-                    .layer = layer};
+    why_record r = {
+        .kind = WHY_SPAN, .start_ns = begin_ns, .end_ns = end_ns < begin_ns ? begin_ns : end_ns, .layer = layer};
     snprintf(r.name, sizeof r.name, "%s", name ? name : "unnamed");
     why_trace_add(t, &r); /* out of memory: the span is lost, the breakdown says less */
 }
@@ -94,7 +96,8 @@ cJSON *why_profile_pass(const why_pass_config *c, fb_error *err) {
     int gpu = (api->capabilities & FB_CAP_GPU) != 0;
     int recording = 0;
     if (!gpu) snprintf(cupti_why_not, sizeof cupti_why_not, "not available: %s is not a GPU backend", api->name);
-    else recording = why_cupti_open(&cupti, cupti_why_not, sizeof cupti_why_not) == 0; /* before create */
+    else
+        recording = why_cupti_open(&cupti, cupti_why_not, sizeof cupti_why_not) == 0; /* before create */
 
     why_hwcount hw = {{-1, -1, -1}, {""}};
     fb_session *s = NULL;
@@ -143,7 +146,8 @@ cJSON *why_profile_pass(const why_pass_config *c, fb_error *err) {
     if (st != FB_OK) goto call_failed;
 
     why = cJSON_CreateObject();
-    cJSON_AddStringToObject(why, "pass", "profiling pass: untimed, in a process of its own, apart from the timed repetitions");
+    cJSON_AddStringToObject(why, "pass",
+                            "profiling pass: untimed, in a process of its own, apart from the timed repetitions");
     cJSON_AddStringToObject(why, "backend", api->name);
     cJSON_AddBoolToObject(why, "gpu_backend", gpu);
     cJSON_AddNumberToObject(why, "steps", c->steps);
@@ -161,8 +165,11 @@ cJSON *why_profile_pass(const why_pass_config *c, fb_error *err) {
         char msg[256] = "";
         gpu_records = tmpfile();
         fb_error perr;
-        if (!gpu_records || fprintf(gpu_records, "# fairbench trace 1\n") < 0 || cupti.stop(gpu_records, msg, sizeof msg) < 0) {
-            cJSON_AddItemToObject(why, "gpu", why_not_available_json(*msg ? msg : "not available: no temporary file for CUPTI's records"));
+        if (!gpu_records || fprintf(gpu_records, "# fairbench trace 1\n") < 0 ||
+            cupti.stop(gpu_records, msg, sizeof msg) < 0) {
+            cJSON_AddItemToObject(
+                why, "gpu",
+                why_not_available_json(*msg ? msg : "not available: no temporary file for CUPTI's records"));
         } else if (rewind(gpu_records), why_trace_read(gpu_records, "CUPTI records", &gpu_trace, &perr)) {
             cJSON_AddItemToObject(why, "gpu", why_not_available_json(perr.msg));
         } else {
@@ -179,7 +186,8 @@ cJSON *why_profile_pass(const why_pass_config *c, fb_error *err) {
         snprintf(w, sizeof w, "not available: %s offers no named spans (ABI 1.1 profile_spans)", api->name);
         cJSON_AddItemToObject(why, "spans", why_not_available_json(w));
     } else if (!spans_on) {
-        cJSON_AddItemToObject(why, "spans", why_not_available_json("not available: the session refused to report spans"));
+        cJSON_AddItemToObject(why, "spans",
+                              why_not_available_json("not available: the session refused to report spans"));
     } else {
         cJSON *sp = analysed(&span_trace, table, n_table);
         cJSON_AddItemToObject(why, "spans", sp);
@@ -190,8 +198,10 @@ cJSON *why_profile_pass(const why_pass_config *c, fb_error *err) {
     cJSON *hwj = cJSON_AddObjectToObject(why, "hw_counters");
     cJSON_AddBoolToObject(hwj, "available", n_hw > 0);
     for (int k = 0; k < WHY_HW_N; k++) {
-        if (hw.fd[k] >= 0) cJSON_AddNumberToObject(hwj, why_hwcount_name(k), (double)hw_sum[k] / (c->steps ? c->steps : 1));
-        else cJSON_AddStringToObject(hwj, why_hwcount_name(k), hw.why_not[k]);
+        if (hw.fd[k] >= 0)
+            cJSON_AddNumberToObject(hwj, why_hwcount_name(k), (double)hw_sum[k] / (c->steps ? c->steps : 1));
+        else
+            cJSON_AddStringToObject(hwj, why_hwcount_name(k), hw.why_not[k]);
     }
     if (hw.fd[WHY_HW_CYCLES] >= 0 && hw.fd[WHY_HW_INSTRUCTIONS] >= 0 && hw_sum[WHY_HW_CYCLES])
         cJSON_AddNumberToObject(hwj, "ipc", (double)hw_sum[WHY_HW_INSTRUCTIONS] / (double)hw_sum[WHY_HW_CYCLES]);

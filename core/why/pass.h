@@ -20,12 +20,12 @@ typedef struct why_pass_config {
     const fb_plugin *api;
     const fb_host *host;
     const fb_model_view *model;
-    const fb_settings *settings;  /* max_context must cover prompt + warmup + steps */
+    const fb_settings *settings; /* max_context must cover prompt + warmup + steps */
     const int32_t *prompt;
     size_t n_prompt;
-    int warmup_steps;             /* untimed decode steps before recording */
-    int steps;                    /* decode steps recorded */
-    const char *trace_prefix;     /* NULL, or write PREFIX.gpu.trace / PREFIX.spans.trace */
+    int warmup_steps;         /* untimed decode steps before recording */
+    int steps;                /* decode steps recorded */
+    const char *trace_prefix; /* NULL, or write PREFIX.gpu.trace / PREFIX.spans.trace */
 } why_pass_config;
 
 /* The pass; NULL with a sentence when the session cannot be created or a

@@ -150,8 +150,8 @@ int why_trace_write(FILE *fp, const why_trace *t) {
             break;
         case WHY_MEMCPY:
         case WHY_MEMSET:
-            bad = fprintf(fp, "%s %" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n", r->kind == WHY_MEMCPY ? "memcpy" : "memset",
-                          r->start_ns, r->end_ns, r->bytes, r->name) < 0;
+            bad = fprintf(fp, "%s %" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n",
+                          r->kind == WHY_MEMCPY ? "memcpy" : "memset", r->start_ns, r->end_ns, r->bytes, r->name) < 0;
             break;
         case WHY_SPAN:
             bad = fprintf(fp, "span %" PRIu64 " %" PRIu64 " %d %s\n", r->start_ns, r->end_ns, r->layer, r->name) < 0;

@@ -35,9 +35,9 @@ typedef enum why_kind { WHY_KERNEL = 0, WHY_MEMCPY = 1, WHY_MEMSET = 2, WHY_SPAN
 typedef struct why_record {
     why_kind kind;
     uint64_t start_ns, end_ns;
-    int32_t grid[3];      /* kernels */
-    uint64_t bytes;       /* copies and sets */
-    int32_t layer;        /* spans; -1 outside the layers */
+    int32_t grid[3]; /* kernels */
+    uint64_t bytes;  /* copies and sets */
+    int32_t layer;   /* spans; -1 outside the layers */
     char name[WHY_NAME_MAX];
 } why_record;
 

@@ -28,11 +28,12 @@ static void breakdown(FILE *out, const char *title, const cJSON *b) {
         return;
     }
     int spans = num(b, "launches_per_token") == 0;
-    fprintf(out, "  %s: step %.3f ms = busy %.3f ms (%.1f%%; median step %.1f%%) + idle %.3f ms; %.1f gaps/step, longest %.1f us\n",
-            title, num(b, "step_ms"), num(b, "busy_ms"), 100 * num(b, "busy_fraction"), 100 * num(b, "busy_fraction_median"),
-            num(b, "idle_ms"), num(b, "gaps_per_step"), num(b, "max_gap_us"));
-    if (spans)
-        fprintf(out, "    spans/token %.1f\n", num(b, "spans_per_token"));
+    fprintf(out,
+            "  %s: step %.3f ms = busy %.3f ms (%.1f%%; median step %.1f%%) + idle %.3f ms; %.1f gaps/step, longest "
+            "%.1f us\n",
+            title, num(b, "step_ms"), num(b, "busy_ms"), 100 * num(b, "busy_fraction"),
+            100 * num(b, "busy_fraction_median"), num(b, "idle_ms"), num(b, "gaps_per_step"), num(b, "max_gap_us"));
+    if (spans) fprintf(out, "    spans/token %.1f\n", num(b, "spans_per_token"));
     else
         fprintf(out, "    launches/token %.1f (kernels %.1f, copies and sets %.1f)\n", num(b, "launches_per_token"),
                 num(b, "kernels_per_token"), num(b, "copies_per_token"));
@@ -47,8 +48,8 @@ static void breakdown(FILE *out, const char *title, const cJSON *b) {
         bar(out, f, 40);
         fprintf(out, "|\n");
     }
-    fprintf(out, "    top %s by time:\n      %-40s %-11s %8s %9s %6s %9s %8s\n", spans ? "spans" : "kernels", "name", "class",
-            "calls", "ms/step", "share", "avg us", "GB/s");
+    fprintf(out, "    top %s by time:\n      %-40s %-11s %8s %9s %6s %9s %8s\n", spans ? "spans" : "kernels", "name",
+            "class", "calls", "ms/step", "share", "avg us", "GB/s");
     const cJSON *k;
     cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(b, "top")) {
         char gbs[32] = "-";
@@ -74,13 +75,15 @@ void why_print_text(FILE *out, const char *label, const cJSON *why) {
         static const char *const names[] = {"cycles", "instructions", "llc_misses"};
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(hw, names[i]);
         if (cJSON_IsNumber(v)) fprintf(out, " %s %.3g;", names[i], v->valuedouble);
-        else fprintf(out, " %s %s;", names[i], cJSON_IsString(v) ? v->valuestring : "not available");
+        else
+            fprintf(out, " %s %s;", names[i], cJSON_IsString(v) ? v->valuestring : "not available");
     }
     if (num(hw, "ipc") >= 0) fprintf(out, " IPC %.2f", num(hw, "ipc"));
     fprintf(out, "\n");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(why, "cpu_energy");
     if (available(e))
-        fprintf(out, "  cpu energy (RAPL package): %.4f J/token, %.1f W average\n", num(e, "j_per_token"), num(e, "avg_power_w"));
+        fprintf(out, "  cpu energy (RAPL package): %.4f J/token, %.1f W average\n", num(e, "j_per_token"),
+                num(e, "avg_power_w"));
     else
         fprintf(out, "  cpu energy (RAPL): %s\n", str(e, "why_not"));
     e = cJSON_GetObjectItemCaseSensitive(why, "gpu_energy");
@@ -89,7 +92,9 @@ void why_print_text(FILE *out, const char *label, const cJSON *why) {
         fprintf(out, "  gpu energy (NVML): %s\n", str(e, "why_not"));
         return;
     }
-    fprintf(out, "  gpu energy (NVML, %s): %.4f J/token, %.1f W average, %.1f W peak; SM %.0f MHz, memory %.0f MHz, %.0f C max\n",
+    fprintf(out,
+            "  gpu energy (NVML, %s): %.4f J/token, %.1f W average, %.1f W peak; SM %.0f MHz, memory %.0f MHz, %.0f C "
+            "max\n",
             str(e, "method"), num(e, "j_per_token"), num(e, "avg_power_w"), num(e, "peak_power_w"), num(e, "sm_mhz"),
             num(e, "mem_mhz"), num(e, "max_temp_c"));
     fprintf(out, "  throttle reasons seen: %s\n", str(e, "throttle_reasons"));

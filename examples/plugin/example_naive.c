@@ -35,7 +35,7 @@
 // Hyper-parameters (copied from the model view at create)
 
 typedef struct Config {
-    int dim;        // transformer width (n_embd)
+    int dim; // transformer width (n_embd)
     int n_layers;
     int n_heads;
     int n_kv_heads; // grouped-query attention: n_heads / n_kv_heads query heads share a KV head
@@ -44,8 +44,8 @@ typedef struct Config {
     int kv_dim;     // n_kv_heads * head_dim
     int hidden_dim; // feed-forward width (n_ff)
     int vocab_size;
-    int n_rot;      // rotated dimensions per head (RoPE)
-    int max_seq;    // KV-cache positions: settings->max_context, or the model's n_ctx
+    int n_rot;   // rotated dimensions per head (RoPE)
+    int max_seq; // KV-cache positions: settings->max_context, or the model's n_ctx
     float rms_eps;
 } Config;
 
@@ -95,11 +95,11 @@ struct fb_session {
     Config c;
     Weights w;
     RunState r;
-    int pos;             // the next position to fill (0 after create or reset)
+    int pos; // the next position to fill (0 after create or reset)
     int tied_output;
     uint64_t host_bytes; // what this session allocated, for memory()
     char notes[256];
-    char error[512];     // last_error()'s sentence
+    char error[512]; // last_error()'s sentence
 };
 
 static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -138,7 +138,8 @@ static fb_status load_tensor(fb_session *s, const fb_tensor_view *t, float **out
             return fail(s, FB_ERR_UNSUPPORTED, EXAMPLE_NAME ": cannot decode tensor '%s' of type %s", t->name,
                         host->type_name(t->type));
     }
-    if (host->is_cancelled(host)) return fail(s, FB_ERR_CANCELLED, EXAMPLE_NAME ": cancelled while loading '%s'", t->name);
+    if (host->is_cancelled(host))
+        return fail(s, FB_ERR_CANCELLED, EXAMPLE_NAME ": cancelled while loading '%s'", t->name);
     return FB_OK;
 }
 
@@ -163,7 +164,8 @@ static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
     if ((st = load_tensor(s, mv->output_norm, &w->output_norm))) return st;
     // A tied model's LM head is the embedding: share the array, free it once.
     if (mv->tied_output) w->output = w->token_embd;
-    else if ((st = load_tensor(s, mv->output, &w->output))) return st;
+    else if ((st = load_tensor(s, mv->output, &w->output)))
+        return st;
 
     // RoPE frequencies: theta_i = pos * base^(-2i / n_rot), divided by
     // rope_freqs[i] when the model has Llama-3 scaling factors.
@@ -378,8 +380,8 @@ static fb_status example_create(const fb_host *host, const fb_model_view *mv, co
         c->n_rot = (int)mv->n_rot;
         c->rms_eps = mv->rms_eps;
         // max_context 0 means the model's own context; never more than it
-        c->max_seq = (int)(settings->max_context && settings->max_context < mv->n_ctx ? settings->max_context
-                                                                                      : mv->n_ctx);
+        c->max_seq =
+            (int)(settings->max_context && settings->max_context < mv->n_ctx ? settings->max_context : mv->n_ctx);
         s->tied_output = mv->tied_output;
         st = load_weights(s, mv);
     }
@@ -407,8 +409,9 @@ static fb_status check_run(fb_session *s, const int32_t *tokens, uint32_t n, uin
                     s->pos, s->c.max_seq);
     for (uint32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= s->c.vocab_size)
-            return fail(s, FB_ERR_INVALID_ARGUMENT, EXAMPLE_NAME ": token id %d at index %u is outside the vocabulary (%d)",
-                        (int)tokens[i], i, s->c.vocab_size);
+            return fail(s, FB_ERR_INVALID_ARGUMENT,
+                        EXAMPLE_NAME ": token id %d at index %u is outside the vocabulary (%d)", (int)tokens[i], i,
+                        s->c.vocab_size);
     return FB_OK;
 }
 
@@ -443,7 +446,7 @@ static fb_status example_reset(fb_session *s) {
 }
 
 static fb_status example_memory(fb_session *s, fb_memory_stats *out) {
-    out->device_bytes = 0;      // a CPU backend has no device memory
+    out->device_bytes = 0; // a CPU backend has no device memory
     out->device_peak_bytes = 0;
     out->host_bytes = s->host_bytes;
     return FB_OK;
@@ -470,7 +473,8 @@ static void example_destroy(fb_session *s) {
     if (w->layers) {
         for (int l = 0; l < s->c.n_layers; l++) {
             LayerWeights *lw = &w->layers[l];
-            float *arrays[] = {lw->attn_norm, lw->wq, lw->wk, lw->wv, lw->wo, lw->ffn_norm, lw->w_gate, lw->w_up, lw->w_down};
+            float *arrays[] = {lw->attn_norm, lw->wq,     lw->wk,   lw->wv,    lw->wo,
+                               lw->ffn_norm,  lw->w_gate, lw->w_up, lw->w_down};
             for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
         }
         free(w->layers);
@@ -480,8 +484,8 @@ static void example_destroy(fb_session *s) {
     free(w->output_norm);
     free(w->rope_inv_freq);
     RunState *r = &s->r;
-    float *buffers[] = {r->x, r->xb, r->xb2, r->q, r->att, r->att_out, r->hb, r->hb2, r->logits, r->key_cache,
-                        r->value_cache};
+    float *buffers[] = {r->x,  r->xb,  r->xb2,    r->q,         r->att,        r->att_out,
+                        r->hb, r->hb2, r->logits, r->key_cache, r->value_cache};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     free(s);
 }

@@ -11,7 +11,7 @@ static inline uint16_t fb_f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays NaN
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);                  // round to nearest even
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);                 // round to nearest even
 }
 
 #endif

@@ -39,7 +39,7 @@
 // Hyper-parameters (copied from the model view)
 
 typedef struct Config {
-    int dim;        // transformer width (n_embd)
+    int dim; // transformer width (n_embd)
     int n_layers;
     int n_heads;
     int n_kv_heads;
@@ -48,8 +48,8 @@ typedef struct Config {
     int q_dim;      // n_heads * head_dim
     int hidden_dim; // feed-forward width (n_ff)
     int vocab_size;
-    int n_rot;      // rotated dimensions per head
-    int max_seq;    // KV-cache positions allocated
+    int n_rot;   // rotated dimensions per head
+    int max_seq; // KV-cache positions allocated
     float rms_eps;
 } Config;
 
@@ -60,20 +60,20 @@ typedef struct Config {
 typedef struct Matrix {
     uint32_t type;
     int rows, cols;
-    const uint8_t *data;  // rows * row_bytes bytes: into the file (native) or owned
+    const uint8_t *data; // rows * row_bytes bytes: into the file (native) or owned
     size_t row_bytes;
-    void *owned;          // converted copy, or NULL when data points into the file
-    cr_dot_fn dot;        // row . x kernel for `type`
+    void *owned;   // converted copy, or NULL when data points into the file
+    cr_dot_fn dot; // row . x kernel for `type`
 } Matrix;
 
 typedef struct LayerWeights {
-    float *attn_norm;     // (dim)
-    Matrix wq;            // (q_dim rows, dim cols)
-    Matrix wk, wv;        // (kv_dim, dim)
-    Matrix wo;            // (dim, q_dim)
-    float *ffn_norm;      // (dim)
-    Matrix w_gate, w_up;  // (hidden_dim, dim)
-    Matrix w_down;        // (dim, hidden_dim)
+    float *attn_norm;    // (dim)
+    Matrix wq;           // (q_dim rows, dim cols)
+    Matrix wk, wv;       // (kv_dim, dim)
+    Matrix wo;           // (dim, q_dim)
+    float *ffn_norm;     // (dim)
+    Matrix w_gate, w_up; // (hidden_dim, dim)
+    Matrix w_down;       // (dim, hidden_dim)
 } LayerWeights;
 
 typedef struct TransformerWeights {
@@ -89,16 +89,16 @@ typedef struct TransformerWeights {
 
 typedef struct RunState {
     int max_batch;
-    float *x;       // (batch, dim) residual stream
-    float *xb;      // (batch, dim) normed input of a block
-    float *q;       // (batch, q_dim)
-    float *k, *v;   // (batch, kv_dim) this step's keys and values
-    float *att_out; // (batch, q_dim) attention output, before wo
-    float *xb2;     // (batch, dim) block output, before the residual add
-    float *hb;      // (batch, hidden_dim) gate
-    float *hb2;     // (batch, hidden_dim) up
-    float *att;     // (n_threads, max_seq) attention scores scratch, one row per thread
-    float *logits;  // (batch, vocab_size)
+    float *x;           // (batch, dim) residual stream
+    float *xb;          // (batch, dim) normed input of a block
+    float *q;           // (batch, q_dim)
+    float *k, *v;       // (batch, kv_dim) this step's keys and values
+    float *att_out;     // (batch, q_dim) attention output, before wo
+    float *xb2;         // (batch, dim) block output, before the residual add
+    float *hb;          // (batch, hidden_dim) gate
+    float *hb2;         // (batch, hidden_dim) up
+    float *att;         // (n_threads, max_seq) attention scores scratch, one row per thread
+    float *logits;      // (batch, vocab_size)
     float *key_cache;   // (layer, max_seq, kv_dim)
     float *value_cache; // (layer, max_seq, kv_dim)
 } RunState;
@@ -113,14 +113,14 @@ struct fb_session {
     RunState state;
     ThreadPool pool;
     fb_precision precision;
-    int pos;                 // next position to fill
-    uint64_t host_bytes;     // everything this session allocated
+    int pos;             // next position to fill
+    uint64_t host_bytes; // everything this session allocated
     char notes[256];
     char error[512];
     // profiling (ABI 1.1 profile_spans): NULL sink = off, the only cost a branch per op
     void (*span_sink)(void *data, const char *name, int32_t layer, uint64_t begin_ns, uint64_t end_ns);
     void *span_data;
-    const char *span_name;   // the span running since span_begin_ns, or NULL
+    const char *span_name; // the span running since span_begin_ns, or NULL
     int span_layer;
     uint64_t span_begin_ns;
     fb_kernel_class classes[5]; // the matmuls' class and bytes per call, for the host's breakdown
@@ -192,7 +192,8 @@ static fb_status load_matrix(fb_session *s, const fb_tensor_view *t, fb_precisio
         uint8_t *out = dst + (size_t)r * m->row_bytes;
         int rc = 0;
         if (m->type == FB_TYPE_F32) rc = host->dequantize_row_f32(t->type, src, (float *)(void *)out, m->cols);
-        else if (m->type == FB_TYPE_F16) rc = host->dequantize_row_f16(t->type, src, (uint16_t *)(void *)out, m->cols);
+        else if (m->type == FB_TYPE_F16)
+            rc = host->dequantize_row_f16(t->type, src, (uint16_t *)(void *)out, m->cols);
         else {
             rc = host->dequantize_row_f32(t->type, src, row, m->cols);
             for (int i = 0; i < m->cols && rc == 0; i++) {
@@ -234,10 +235,14 @@ static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
     for (int l = 0; l < p->n_layers; l++) {
         const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
         LayerWeights *lw = &w->layers[l];
-        if ((st = load_vector(s, &L->attn_norm, &lw->attn_norm)) || (st = load_matrix(s, &L->attn_q, s->precision, &lw->wq)) ||
-            (st = load_matrix(s, &L->attn_k, s->precision, &lw->wk)) || (st = load_matrix(s, &L->attn_v, s->precision, &lw->wv)) ||
-            (st = load_matrix(s, &L->attn_output, s->precision, &lw->wo)) || (st = load_vector(s, &L->ffn_norm, &lw->ffn_norm)) ||
-            (st = load_matrix(s, &L->ffn_gate, s->precision, &lw->w_gate)) || (st = load_matrix(s, &L->ffn_up, s->precision, &lw->w_up)) ||
+        if ((st = load_vector(s, &L->attn_norm, &lw->attn_norm)) ||
+            (st = load_matrix(s, &L->attn_q, s->precision, &lw->wq)) ||
+            (st = load_matrix(s, &L->attn_k, s->precision, &lw->wk)) ||
+            (st = load_matrix(s, &L->attn_v, s->precision, &lw->wv)) ||
+            (st = load_matrix(s, &L->attn_output, s->precision, &lw->wo)) ||
+            (st = load_vector(s, &L->ffn_norm, &lw->ffn_norm)) ||
+            (st = load_matrix(s, &L->ffn_gate, s->precision, &lw->w_gate)) ||
+            (st = load_matrix(s, &L->ffn_up, s->precision, &lw->w_up)) ||
             (st = load_matrix(s, &L->ffn_down, s->precision, &lw->w_down)))
             return st;
         s->host->progress(s->host, "cpu_ref: converting weights", (double)(l + 1) / p->n_layers);
@@ -287,8 +292,8 @@ static fb_status alloc_state(fb_session *s, int max_batch) {
 }
 
 static void free_state(RunState *r) {
-    void *bufs[] = {r->x, r->xb, r->xb2, r->q, r->att_out, r->k, r->v, r->hb, r->hb2, r->logits, r->att,
-                    r->key_cache, r->value_cache};
+    void *bufs[] = {r->x,  r->xb,  r->xb2,    r->q,   r->att_out,   r->k,          r->v,
+                    r->hb, r->hb2, r->logits, r->att, r->key_cache, r->value_cache};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(r, 0, sizeof *r);
 }
@@ -305,12 +310,12 @@ static void free_state(RunState *r) {
  * dots: on SmolLM2 in cpu.ini, prefill at f16 went from 74 to 257 tok/s.) */
 typedef struct MatmulJob {
     fb_session *s;
-    const Matrix *w[3];   // up to three matrices with the same input, fused in one job
+    const Matrix *w[3]; // up to three matrices with the same input, fused in one job
     float *y[3];
     int n_mats;
     const float *x;
     int batch;
-    atomic_int next_row;  // work sharing across threads
+    atomic_int next_row; // work sharing across threads
 } MatmulJob;
 
 static void matmul_rows(MatmulJob *job, int begin, int end) {
@@ -347,7 +352,8 @@ static void matmul3(fb_session *s, const float *x, int batch, const Matrix *w0, 
 }
 
 /* Two matrices over the same input in one job (gate, up). */
-static void matmul2(fb_session *s, const float *x, int batch, const Matrix *w0, float *y0, const Matrix *w1, float *y1) {
+static void matmul2(fb_session *s, const float *x, int batch, const Matrix *w0, float *y0, const Matrix *w1,
+                    float *y1) {
     MatmulJob job = {.s = s, .w = {w0, w1}, .y = {y0, y1}, .n_mats = 2, .x = x, .batch = batch};
     pool_run(&s->pool, matmul_worker, &job);
 }
@@ -358,7 +364,7 @@ static void matmul2(fb_session *s, const float *x, int batch, const Matrix *w0, 
 typedef struct AttentionJob {
     fb_session *s;
     int layer, pos0, batch;
-    atomic_int next_item;  // work sharing across threads
+    atomic_int next_item; // work sharing across threads
 } AttentionJob;
 
 static void attention_worker(void *arg, int thread, int n_threads) {
@@ -400,7 +406,6 @@ static void embed(fb_session *s, float *x, int token) {
     s->host->dequantize_row_f32(e->type, e->data + (size_t)token * e->row_bytes, x, e->cols);
 }
 
-
 // ----------------------------------------------------------------------------
 // forward: `batch` tokens at positions pos..pos+batch-1 -> logits of the
 // positions asked for (all: logits_all; else only the last)
@@ -419,7 +424,8 @@ static void forward(fb_session *s, const int32_t *tokens, int batch, bool logits
 
         // attention rmsnorm
         span_next(s, "attn_norm", l);
-        for (int b = 0; b < batch; b++) rmsnorm(r->xb + (size_t)b * dim, r->x + (size_t)b * dim, lw->attn_norm, dim, p->rms_eps);
+        for (int b = 0; b < batch; b++)
+            rmsnorm(r->xb + (size_t)b * dim, r->x + (size_t)b * dim, lw->attn_norm, dim, p->rms_eps);
 
         // q, k, v = W_q x, W_k x, W_v x
         span_next(s, "qkv", l);
@@ -449,7 +455,8 @@ static void forward(fb_session *s, const int32_t *tokens, int batch, bool logits
 
         // feed-forward rmsnorm
         span_next(s, "ffn_norm", l);
-        for (int b = 0; b < batch; b++) rmsnorm(r->xb + (size_t)b * dim, r->x + (size_t)b * dim, lw->ffn_norm, dim, p->rms_eps);
+        for (int b = 0; b < batch; b++)
+            rmsnorm(r->xb + (size_t)b * dim, r->x + (size_t)b * dim, lw->ffn_norm, dim, p->rms_eps);
 
         // SwiGLU: w_down( silu(w_gate x) * (w_up x) )
         span_next(s, "ffn_gate_up", l);
@@ -564,7 +571,8 @@ static fb_status cpu_ref_create(const fb_host *host, const fb_model_view *mv, co
     }
     static const char *names[] = {"f32", "f16", "bf16", "native"};
     snprintf(s->notes, sizeof s->notes, "weights %s (matrices %s, embedding %s), f32 activations and KV cache",
-             names[s->precision], host->type_name(s->weights.layers[0].wq.type), host->type_name(s->weights.token_embd.type));
+             names[s->precision], host->type_name(s->weights.layers[0].wq.type),
+             host->type_name(s->weights.token_embd.type));
     *out = s;
     return FB_OK;
 }
@@ -588,7 +596,9 @@ static fb_status run_tokens(fb_session *s, const int32_t *tokens, uint32_t n, ui
         bool last_chunk = done + (uint32_t)batch == n;
         bool all = (flags & FB_LOGITS_ALL) != 0;
         forward(s, tokens + done, batch, all);
-        if (all) memcpy(logits + (size_t)done * p->vocab_size, s->state.logits, (size_t)batch * p->vocab_size * sizeof(float));
+        if (all)
+            memcpy(logits + (size_t)done * p->vocab_size, s->state.logits,
+                   (size_t)batch * p->vocab_size * sizeof(float));
         s->pos += batch;
         done += (uint32_t)batch;
         if (last_chunk) {

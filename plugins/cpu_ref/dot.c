@@ -201,18 +201,18 @@ static inline float sum_lanes(const float acc[LANES]) {
 }
 
 /* The one-value-per-element types: decode LANES at a time, then the tail. */
-#define PLAIN_SCALAR_KERNEL(name, elem_bytes, decode)                                          \
-    static float name(const void *restrict w_row, const float *restrict x, int64_t n) {        \
-        const uint8_t *p = (const uint8_t *)w_row;                                             \
-        float acc[LANES] = {0};                                                                \
-        int64_t i = 0;                                                                         \
-        for (; i + LANES <= n; i += LANES) {                                                   \
-            float w[LANES];                                                                    \
-            for (int k = 0; k < LANES; k++) w[k] = decode(p + (elem_bytes) * (i + k));         \
-            accumulate(acc, w, x + i, LANES);                                                  \
-        }                                                                                      \
-        for (; i < n; i++) acc[0] += decode(p + (elem_bytes) * i) * x[i];                      \
-        return sum_lanes(acc);                                                                 \
+#define PLAIN_SCALAR_KERNEL(name, elem_bytes, decode)                                   \
+    static float name(const void *restrict w_row, const float *restrict x, int64_t n) { \
+        const uint8_t *p = (const uint8_t *)w_row;                                      \
+        float acc[LANES] = {0};                                                         \
+        int64_t i = 0;                                                                  \
+        for (; i + LANES <= n; i += LANES) {                                            \
+            float w[LANES];                                                             \
+            for (int k = 0; k < LANES; k++) w[k] = decode(p + (elem_bytes) * (i + k));  \
+            accumulate(acc, w, x + i, LANES);                                           \
+        }                                                                               \
+        for (; i < n; i++) acc[0] += decode(p + (elem_bytes)*i) * x[i];                 \
+        return sum_lanes(acc);                                                          \
     }
 
 static inline float decode_f32_at(const uint8_t *p) { return f32_from_bits(load_le32(p)); }
@@ -462,9 +462,7 @@ AVX2 static inline __m256 load_x(const float *x) { return _mm256_loadu_ps(x); }
  * without it, and the K-quant kernels are limited by their decode. A
  * prefetch past the end of the row is harmless: prefetches never fault. */
 #define PREFETCH_AHEAD 2048
-AVX2 static inline void prefetch_ahead(const void *p) {
-    _mm_prefetch((const char *)p + PREFETCH_AHEAD, _MM_HINT_T0);
-}
+AVX2 static inline void prefetch_ahead(const void *p) { _mm_prefetch((const char *)p + PREFETCH_AHEAD, _MM_HINT_T0); }
 
 /* 8 bytes at p, widened to 8 int32 lanes (zero- / sign-extended). Widening
  * straight from memory is the simplest way to get bytes into 32-bit lanes in
@@ -503,9 +501,7 @@ AVX2 static float dot_f32_avx2(const void *restrict w_row, const float *restrict
     return sum;
 }
 
-AVX2 static inline __m256 load_f16x8(const uint8_t *p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
+AVX2 static inline __m256 load_f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
 AVX2 static float dot_f16_avx2(const void *restrict w_row, const float *restrict x, int64_t n) {
     const uint8_t *p = (const uint8_t *)w_row;
@@ -766,10 +762,13 @@ AVX2 static float dot_q6_k_avx2(const void *restrict w_row, const float *restric
             for (int g = 0; g < 4; g++) {
                 const int is = 8 * h + g / 2; /* scale of values 8g.. of this half */
                 const __m256i lo = load_u8x8(ql + 8 * g), hi = load_u8x8(ql + 32 + 8 * g), top = load_u8x8(qh + 8 * g);
-                const __m256i q1 = _mm256_or_si256(low_nibbles(lo), _mm256_and_si256(_mm256_slli_epi32(top, 4), bits45));
-                const __m256i q2 = _mm256_or_si256(low_nibbles(hi), _mm256_and_si256(_mm256_slli_epi32(top, 2), bits45));
+                const __m256i q1 =
+                    _mm256_or_si256(low_nibbles(lo), _mm256_and_si256(_mm256_slli_epi32(top, 4), bits45));
+                const __m256i q2 =
+                    _mm256_or_si256(low_nibbles(hi), _mm256_and_si256(_mm256_slli_epi32(top, 2), bits45));
                 const __m256i q3 = _mm256_or_si256(high_nibbles(lo), _mm256_and_si256(top, bits45));
-                const __m256i q4 = _mm256_or_si256(high_nibbles(hi), _mm256_and_si256(_mm256_srli_epi32(top, 2), bits45));
+                const __m256i q4 =
+                    _mm256_or_si256(high_nibbles(hi), _mm256_and_si256(_mm256_srli_epi32(top, 2), bits45));
                 a0 = q6_fma8(a0, q1, dl[is + 0], x + 8 * g);
                 a1 = q6_fma8(a1, q2, dl[is + 2], x + 32 + 8 * g);
                 a2 = q6_fma8(a2, q3, dl[is + 4], x + 64 + 8 * g);

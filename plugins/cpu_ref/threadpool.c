@@ -79,7 +79,8 @@ void pool_run(ThreadPool *pool, job_fn fn, void *arg) {
     for (int spins = 0; atomic_load(&pool->active) > 0; spins++) {
         if (spins > 1000) sched_yield();
 #if defined(__x86_64__) || defined(__i386__)
-        else __builtin_ia32_pause();
+        else
+            __builtin_ia32_pause();
 #endif
     }
 }

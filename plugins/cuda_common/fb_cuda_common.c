@@ -27,8 +27,8 @@ const char *fbc_base_name(const char *path) {
     return slash ? slash + 1 : path;
 }
 
-fb_status fbc_cuda_fail(char *msg, size_t msg_size, const char *plugin, cudaError_t err, const char *call, const char *file,
-                        int line) {
+fb_status fbc_cuda_fail(char *msg, size_t msg_size, const char *plugin, cudaError_t err, const char *call,
+                        const char *file, int line) {
     (void)cudaGetLastError();
     snprintf(msg, msg_size, "%s: %s failed at %s:%d: %s (%s)", plugin, call, fbc_base_name(file), line,
              cudaGetErrorString(err), cudaGetErrorName(err));
@@ -37,7 +37,8 @@ fb_status fbc_cuda_fail(char *msg, size_t msg_size, const char *plugin, cudaErro
 
 void fbc_format_notes(char *out, size_t size, const char *notes, size_t graph_nodes) {
     if (graph_nodes) snprintf(out, size, "%.200s; decode graph of %u nodes", notes, (unsigned)(graph_nodes % 100000));
-    else snprintf(out, size, "%s", notes);
+    else
+        snprintf(out, size, "%s", notes);
 }
 
 void fbc_format_device(char *buf, size_t size, const struct cudaDeviceProp *prop) {
@@ -144,8 +145,10 @@ void fbc_no_device_reason(cudaError_t err, char *buf, size_t size) {
     if (err == cudaErrorInsufficientDriver && !driver)
         snprintf(buf, size, "no NVIDIA driver or GPU found (%s)", cudaGetErrorName(err));
     else if (err == cudaErrorInsufficientDriver)
-        snprintf(buf, size, "the NVIDIA driver is older than this plugin's CUDA runtime (%d.%d) needs: update the "
-                 "driver (%s)", CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, cudaGetErrorName(err));
+        snprintf(buf, size,
+                 "the NVIDIA driver is older than this plugin's CUDA runtime (%d.%d) needs: update the "
+                 "driver (%s)",
+                 CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, cudaGetErrorName(err));
     else if (err == cudaErrorNoDevice)
         snprintf(buf, size, "no NVIDIA GPU found: the driver sees none (%s)", cudaGetErrorName(err));
     else

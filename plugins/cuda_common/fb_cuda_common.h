@@ -32,8 +32,8 @@ const char *fbc_base_name(const char *path);
 /* A failed CUDA runtime call: writes "PLUGIN: CALL failed at FILE:LINE:
  * REASON (NAME)" into msg, clears a non-sticky error so the session stays
  * usable where CUDA allows, and returns fbc_status_of_cuda(err). */
-fb_status fbc_cuda_fail(char *msg, size_t msg_size, const char *plugin, cudaError_t err, const char *call, const char *file,
-                        int line);
+fb_status fbc_cuda_fail(char *msg, size_t msg_size, const char *plugin, cudaError_t err, const char *call,
+                        const char *file, int line);
 
 /* The effective settings' notes: the session's notes, then "; decode graph
  * of N nodes" when a decode graph of graph_nodes > 0 nodes is in use. */

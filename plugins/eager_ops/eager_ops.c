@@ -43,21 +43,21 @@
 #include "fb_cuda_common.h"
 
 #define EAGER_OPS_VERSION "1.0.0"
-#define MAX_BATCH 64          /* prefill chunk: positions per forward pass */
-#define GRAPH_BUCKET 256      /* attention positions per captured decode graph */
+#define MAX_BATCH 64     /* prefill chunk: positions per forward pass */
+#define GRAPH_BUCKET 256 /* attention positions per captured decode graph */
 #define STAGING_BYTES ((size_t)64 << 20)
 
 // ----------------------------------------------------------------------------
 // Weights (device pointers)
 
 typedef struct LayerWeights {
-    float *attn_norm;     // (dim) f32
-    void *wq;             // (q_dim rows, dim cols) in wtype
-    void *wk, *wv;        // (kv_dim, dim)
-    void *wo;             // (dim, q_dim)
-    float *ffn_norm;      // (dim) f32
-    void *w_gate, *w_up;  // (hidden_dim, dim)
-    void *w_down;         // (dim, hidden_dim)
+    float *attn_norm;    // (dim) f32
+    void *wq;            // (q_dim rows, dim cols) in wtype
+    void *wk, *wv;       // (kv_dim, dim)
+    void *wo;            // (dim, q_dim)
+    float *ffn_norm;     // (dim) f32
+    void *w_gate, *w_up; // (hidden_dim, dim)
+    void *w_down;        // (dim, hidden_dim)
 } LayerWeights;
 
 typedef struct TransformerWeights {
@@ -72,24 +72,24 @@ typedef struct TransformerWeights {
 // Activations (device), allocated once for up to max_batch positions
 
 typedef struct RunState {
-    int32_t *step;      // (1 + max_batch): [0] position of row 0, then the token ids
-    int32_t *pos;       // = step
-    int32_t *tokens;    // = step + 1
-    int32_t *next_token;// (1) argmax of the last row's logits
-    float *x;           // (batch, dim) residual stream
-    float *xb;          // (batch, dim) normed input of a block (f32 only; else in xh)
-    float *q;           // (batch, q_dim)
-    float *k, *v;       // (batch, kv_dim)
-    float *att_out;     // (batch, q_dim)
-    float *xb2;         // (batch, dim) block output before the residual add
-    float *hb, *hb2;    // (batch, hidden_dim) gate, up
-    float *logits;      // (batch, vocab_size)
-    float *att;         // (n_heads, max_seq) attention scores of one query row
-    void *xh;           // (batch, widest) GEMM input in wtype (16-bit precisions only):
-                        // normed input, attention output or SwiGLU product
-    float *key_cache;   // (layer, max_seq, kv_dim)
-    float *value_cache; // (layer, max_seq, kv_dim)
-    int32_t *pinned;    // host, page-locked: (2 + max_batch) staging for step and next token
+    int32_t *step;       // (1 + max_batch): [0] position of row 0, then the token ids
+    int32_t *pos;        // = step
+    int32_t *tokens;     // = step + 1
+    int32_t *next_token; // (1) argmax of the last row's logits
+    float *x;            // (batch, dim) residual stream
+    float *xb;           // (batch, dim) normed input of a block (f32 only; else in xh)
+    float *q;            // (batch, q_dim)
+    float *k, *v;        // (batch, kv_dim)
+    float *att_out;      // (batch, q_dim)
+    float *xb2;          // (batch, dim) block output before the residual add
+    float *hb, *hb2;     // (batch, hidden_dim) gate, up
+    float *logits;       // (batch, vocab_size)
+    float *att;          // (n_heads, max_seq) attention scores of one query row
+    void *xh;            // (batch, widest) GEMM input in wtype (16-bit precisions only):
+                         // normed input, attention output or SwiGLU product
+    float *key_cache;    // (layer, max_seq, kv_dim)
+    float *value_cache;  // (layer, max_seq, kv_dim)
+    int32_t *pinned;     // host, page-locked: (2 + max_batch) staging for step and next token
 } RunState;
 
 // ----------------------------------------------------------------------------
@@ -107,17 +107,17 @@ struct fb_session {
     cudaStream_t stream;
     cublasHandle_t cublas;
     void *workspace;
-    int pos;                     // next position to fill
+    int pos; // next position to fill
     // device memory: our own accounting, and cudaMemGetInfo's view
-    fbc_memory mem;              // device memory: our allocations and cudaMemGetInfo's view
+    fbc_memory mem; // device memory: our allocations and cudaMemGetInfo's view
     uint64_t host_bytes;
     // CUDA graphs
     bool allow_graphs;
-    bool graphs_failed;          // capture failed once: plain launches from then on
-    cudaGraphExec_t *graphs;     // one per bucket of GRAPH_BUCKET positions, captured on first use
+    bool graphs_failed;      // capture failed once: plain launches from then on
+    cudaGraphExec_t *graphs; // one per bucket of GRAPH_BUCKET positions, captured on first use
     int n_graphs;
     uint64_t graph_replays;
-    size_t graph_nodes;          // nodes of the last captured decode graph (0: none captured)
+    size_t graph_nodes; // nodes of the last captured decode graph (0: none captured)
     char notes[256];
     char error[512];
 };
@@ -136,29 +136,29 @@ static fb_status cuda_fail(fb_session *s, cudaError_t err, const char *call, con
 }
 
 static fb_status cublas_fail(fb_session *s, cublasStatus_t st, const char *call, const char *file, int line) {
-    fb_status status = st == CUBLAS_STATUS_ALLOC_FAILED ? FB_ERR_OUT_OF_MEMORY
-                       : st == CUBLAS_STATUS_NOT_INITIALIZED ? FB_ERR_UNAVAILABLE
+    fb_status status = st == CUBLAS_STATUS_ALLOC_FAILED                                         ? FB_ERR_OUT_OF_MEMORY
+                       : st == CUBLAS_STATUS_NOT_INITIALIZED                                    ? FB_ERR_UNAVAILABLE
                        : st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_ARCH_MISMATCH ? FB_ERR_UNSUPPORTED
-                                                                                                 : FB_ERR_INTERNAL;
+                                                                                                : FB_ERR_INTERNAL;
     return fail(s, status, "eager_ops: %s failed at %s:%d: %s (%s)", call, fbc_base_name(file), line,
                 cublasGetStatusString(st), cublasGetStatusName(st));
 }
 
 /* cudaCheck / cublasCheck in llm.c's manner, returning a status instead of exiting. */
-#define CUDA_CHECK(s, call)                                                                                    \
-    do {                                                                                                       \
-        cudaError_t err_ = (call);                                                                             \
-        if (err_ != cudaSuccess) return cuda_fail((s), err_, #call, __FILE__, __LINE__);                       \
+#define CUDA_CHECK(s, call)                                                              \
+    do {                                                                                 \
+        cudaError_t err_ = (call);                                                       \
+        if (err_ != cudaSuccess) return cuda_fail((s), err_, #call, __FILE__, __LINE__); \
     } while (0)
-#define CUBLAS_CHECK(s, call)                                                                                  \
-    do {                                                                                                       \
-        cublasStatus_t st_ = (call);                                                                           \
-        if (st_ != CUBLAS_STATUS_SUCCESS) return cublas_fail((s), st_, #call, __FILE__, __LINE__);              \
+#define CUBLAS_CHECK(s, call)                                                                      \
+    do {                                                                                           \
+        cublasStatus_t st_ = (call);                                                               \
+        if (st_ != CUBLAS_STATUS_SUCCESS) return cublas_fail((s), st_, #call, __FILE__, __LINE__); \
     } while (0)
-#define TRY(call)                                                                                              \
-    do {                                                                                                       \
-        fb_status st_ = (call);                                                                                \
-        if (st_ != FB_OK) return st_;                                                                          \
+#define TRY(call)                     \
+    do {                              \
+        fb_status st_ = (call);       \
+        if (st_ != FB_OK) return st_; \
     } while (0)
 
 // ----------------------------------------------------------------------------
@@ -169,11 +169,11 @@ static fb_status dev_alloc(fb_session *s, void **out, size_t bytes, const char *
     return err == cudaSuccess ? FB_OK : fbc_status_of_cuda(err);
 }
 
-#define DEV_ALLOC(s, ptr, bytes, what)                                                                         \
-    do {                                                                                                       \
-        void *p_;                                                                                              \
-        TRY(dev_alloc((s), &p_, (bytes), (what)));                                                             \
-        (ptr) = p_;                                                                                            \
+#define DEV_ALLOC(s, ptr, bytes, what)             \
+    do {                                           \
+        void *p_;                                  \
+        TRY(dev_alloc((s), &p_, (bytes), (what))); \
+        (ptr) = p_;                                \
     } while (0)
 
 // ----------------------------------------------------------------------------
@@ -208,7 +208,8 @@ static fb_status upload_matrix(fb_session *s, const fb_tensor_view *t, void **ou
                         host->type_name(t->type));
         CUDA_CHECK(s, cudaMemcpy((uint8_t *)*out + (size_t)r * row_bytes, staging, (size_t)n * row_bytes,
                                  cudaMemcpyHostToDevice));
-        if (host->is_cancelled(host)) return fail(s, FB_ERR_CANCELLED, "eager_ops: cancelled while loading '%s'", t->name);
+        if (host->is_cancelled(host))
+            return fail(s, FB_ERR_CANCELLED, "eager_ops: cancelled while loading '%s'", t->name);
     }
     return FB_OK;
 }
@@ -243,11 +244,14 @@ static fb_status load_weights_with(fb_session *s, const fb_model_view *mv, void 
     }
     TRY(upload_vector(s, mv->output_norm, &w->output_norm, scratch));
     if (mv->tied_output) w->output = w->token_embd;
-    else TRY(upload_matrix(s, mv->output, &w->output, staging, scratch));
+    else
+        TRY(upload_matrix(s, mv->output, &w->output, staging, scratch));
     // RoPE frequencies: theta_i = pos * base^(-2i / n_rot) / factor_i
-    eo_rope_inv_freq(scratch, p->n_rot, mv->rope_freq_base, mv->rope_freqs ? (const float *)mv->rope_freqs->data : NULL);
+    eo_rope_inv_freq(scratch, p->n_rot, mv->rope_freq_base,
+                     mv->rope_freqs ? (const float *)mv->rope_freqs->data : NULL);
     DEV_ALLOC(s, w->rope_inv_freq, (size_t)(p->n_rot / 2) * sizeof(float), "rope frequencies");
-    CUDA_CHECK(s, cudaMemcpy(w->rope_inv_freq, scratch, (size_t)(p->n_rot / 2) * sizeof(float), cudaMemcpyHostToDevice));
+    CUDA_CHECK(s,
+               cudaMemcpy(w->rope_inv_freq, scratch, (size_t)(p->n_rot / 2) * sizeof(float), cudaMemcpyHostToDevice));
     return FB_OK;
 }
 
@@ -270,13 +274,15 @@ static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
     if (!s->weights.layers || !staging || !scratch) {
         free(scratch);
         if (!pinned) free(staging);
-        else cudaFreeHost(staging);
+        else
+            cudaFreeHost(staging);
         return fail(s, FB_ERR_OUT_OF_MEMORY, "eager_ops: out of host memory for the weight staging buffer");
     }
     s->host_bytes += (uint64_t)n_layers_bytes(s); // the staging buffers are freed before create() returns
     fb_status st = load_weights_with(s, mv, staging, scratch);
     if (pinned) cudaFreeHost(staging);
-    else free(staging);
+    else
+        free(staging);
     free(scratch);
     return st;
 }
@@ -394,7 +400,8 @@ static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, in
         // RoPE on q and k, then k and v into the cache at their positions
         CUDA_CHECK(s, eo_rope_forward(r->q, r->k, batch, p->n_heads, p->n_kv_heads, p->head_dim, p->n_rot, r->pos,
                                       w->rope_inv_freq, st));
-        CUDA_CHECK(s, eo_kv_append_forward(r->key_cache + layer, r->value_cache + layer, r->k, r->v, batch, p->kv_dim, r->pos, st));
+        CUDA_CHECK(s, eo_kv_append_forward(r->key_cache + layer, r->value_cache + layer, r->k, r->v, batch, p->kv_dim,
+                                           r->pos, st));
 
         // multi-head attention over the cache, one query row at a time
         for (int b = 0; b < batch; b++) TRY(attention(s, l, b, attention_span > 0 ? attention_span : pos0 + b + 1));
@@ -423,8 +430,8 @@ static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, in
     // final rmsnorm and the classifier, for the positions asked for; argmax of the last
     int first = logits_all ? 0 : batch - 1, n_out = batch - first;
     in = gemm_input_buffer(s, r->xb);
-    CUDA_CHECK(s, eo_rmsnorm_forward(in, s->wtype, r->x + (size_t)first * dim, w->output_norm, n_out, dim,
-                                     p->rms_eps, st));
+    CUDA_CHECK(
+        s, eo_rmsnorm_forward(in, s->wtype, r->x + (size_t)first * dim, w->output_norm, n_out, dim, p->rms_eps, st));
     TRY(matmul(s, r->logits, in, w->output, n_out, dim, p->vocab_size));
     CUDA_CHECK(s, eo_argmax_forward(r->next_token, r->logits + (size_t)(n_out - 1) * p->vocab_size, p->vocab_size, st));
     return FB_OK;
@@ -508,8 +515,9 @@ static fb_status eager_ops_probe(const fb_host *host, fb_probe_result *out) {
     char dev[128];
     fbc_format_device(dev, sizeof dev, &prop);
     if (prop.major < 8) {
-        snprintf(out->reason, sizeof out->reason, "%.64s has compute capability %d.%d; eager_ops is built for 8.0 and newer",
-                 prop.name, prop.major, prop.minor);
+        snprintf(out->reason, sizeof out->reason,
+                 "%.64s has compute capability %d.%d; eager_ops is built for 8.0 and newer", prop.name, prop.major,
+                 prop.minor);
         return FB_OK;
     }
     snprintf(out->device, sizeof out->device, "%.100s%s", dev, count > 1 ? ", device 0 of several" : "");
@@ -529,13 +537,14 @@ static fb_status setup_device(fb_session *s, int device) {
         return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: %s", why);
     }
     if (device < 0 || device >= count)
-        return fail(s, FB_ERR_INVALID_ARGUMENT, "eager_ops: device_index %d, but this machine has %d CUDA device%s", device,
-                    count, count > 1 ? "s" : "");
+        return fail(s, FB_ERR_INVALID_ARGUMENT, "eager_ops: device_index %d, but this machine has %d CUDA device%s",
+                    device, count, count > 1 ? "s" : "");
     struct cudaDeviceProp prop;
     CUDA_CHECK(s, cudaGetDeviceProperties(&prop, device));
     if (prop.major < 8)
-        return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: %.64s has compute capability %d.%d; eager_ops is built for 8.0 and newer",
-                    prop.name, prop.major, prop.minor);
+        return fail(s, FB_ERR_UNAVAILABLE,
+                    "eager_ops: %.64s has compute capability %d.%d; eager_ops is built for 8.0 and newer", prop.name,
+                    prop.major, prop.minor);
     fbc_format_device(s->device_name, sizeof s->device_name, &prop);
     s->device = device;
     CUDA_CHECK(s, cudaSetDevice(device));
@@ -557,7 +566,7 @@ static fb_status setup_device(fb_session *s, int device) {
     CUBLAS_CHECK(s, cublasSetStream(s->cublas, s->stream));
     // A true f32 path: no TF32, no reduced-precision split-K reductions.
     CUBLAS_CHECK(s, cublasSetMathMode(s->cublas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
-                                                                 CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+                                                                CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
     // Our own workspace, so cuBLAS allocates nothing while a graph is captured.
     DEV_ALLOC(s, s->workspace, EO_CUBLAS_WORKSPACE_BYTES, "the cuBLAS workspace");
     CUBLAS_CHECK(s, cublasSetWorkspace(s->cublas, s->workspace, EO_CUBLAS_WORKSPACE_BYTES));
@@ -582,11 +591,13 @@ static fb_status eager_ops_create(const fb_host *host, const fb_model_view *mv, 
     case FB_PRECISION_NATIVE:
         // As an eager framework does with a quantised GGUF, eager_ops can only dequantise it at load; calling
         // that "native" would hide the difference from the audit, so native is refused (docs/quantized-gpu.md).
-        st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops has no kernels for GGUF block formats: like an eager framework, "
-                                         "it dequantises them at load, so it refuses weight_precision = native; run it "
-                                         "at f16 or bf16 (the audit then shows its weights differ from the file's)");
+        st = fail(s, FB_ERR_UNSUPPORTED,
+                  "eager_ops has no kernels for GGUF block formats: like an eager framework, "
+                  "it dequantises them at load, so it refuses weight_precision = native; run it "
+                  "at f16 or bf16 (the audit then shows its weights differ from the file's)");
         break;
-    default: st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops: unknown weight precision %d", (int)settings->weight_precision);
+    default:
+        st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops: unknown weight precision %d", (int)settings->weight_precision);
     }
     if (st == FB_OK && settings->accumulate_precision != FB_PRECISION_F32)
         st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops accumulates in f32 only; the profile asks for another precision");
@@ -597,9 +608,10 @@ static fb_status eager_ops_create(const fb_host *host, const fb_model_view *mv, 
         if (eo_config_from_view(mv, settings->max_context, MAX_BATCH, &s->config, msg, sizeof msg) != 0)
             st = fail(s, FB_ERR_UNSUPPORTED, "%s", msg);
     }
-    if (st == FB_OK) st = setup_device(s, settings->struct_size >= offsetof(fb_settings, device_index) + sizeof(int32_t)
-                                              ? settings->device_index
-                                              : 0);
+    if (st == FB_OK)
+        st = setup_device(s, settings->struct_size >= offsetof(fb_settings, device_index) + sizeof(int32_t)
+                                 ? settings->device_index
+                                 : 0);
     if (st == FB_OK) st = load_weights(s, mv);
     if (st == FB_OK) st = alloc_state(s);
     if (st == FB_OK) {
@@ -638,8 +650,8 @@ static fb_status check_tokens(fb_session *s, const int32_t *tokens, uint32_t n, 
     if ((flags & (FB_LOGITS_LAST | FB_LOGITS_ALL)) && !logits)
         return fail(s, FB_ERR_INVALID_ARGUMENT, "eager_ops: logits asked for but no buffer given");
     if ((uint64_t)s->pos + n > (uint64_t)p->max_seq)
-        return fail(s, FB_ERR_CONTEXT_FULL, "eager_ops: %u tokens at position %d would pass the context of %d", n, s->pos,
-                    p->max_seq);
+        return fail(s, FB_ERR_CONTEXT_FULL, "eager_ops: %u tokens at position %d would pass the context of %d", n,
+                    s->pos, p->max_seq);
     for (uint32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= p->vocab_size)
             return fail(s, FB_ERR_INVALID_ARGUMENT, "eager_ops: token id %d at index %u is outside the vocabulary (%d)",
@@ -704,7 +716,8 @@ static fb_status eager_ops_decode(fb_session *s, int32_t token, float *logits, i
     TRY(use_device(s));
     TRY(upload_step(s, s->pos, &token, 1));
     if (s->allow_graphs && !s->graphs_failed) TRY(decode_with_graph(s));
-    else TRY(forward(s, s->pos, 1, false, 0));
+    else
+        TRY(forward(s, s->pos, 1, false, 0));
     CUDA_CHECK(s, cudaMemcpyAsync(r->pinned + 1 + p->max_batch, r->next_token, sizeof(int32_t), cudaMemcpyDeviceToHost,
                                   s->stream));
     if (logits)

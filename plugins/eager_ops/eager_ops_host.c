@@ -14,7 +14,8 @@ int eo_config_from_view(const fb_model_view *mv, uint32_t max_context, int max_b
         return -1;
     }
     if (mv->n_head % mv->n_head_kv != 0) {
-        snprintf(msg, msg_size, "eager_ops: %u query heads are not a multiple of %u KV heads", mv->n_head, mv->n_head_kv);
+        snprintf(msg, msg_size, "eager_ops: %u query heads are not a multiple of %u KV heads", mv->n_head,
+                 mv->n_head_kv);
         return -1;
     }
     if (mv->n_rot == 0 || mv->n_rot % 2 != 0 || mv->n_rot > mv->head_dim) {
@@ -61,11 +62,11 @@ void eo_plan_compute(const eo_config *c, eo_dtype type, eo_plan *plan) {
     plan->weights = (uint64_t)c->n_layers * per_layer + vocab * dim * e * (c->tied ? 1 : 2) + dim * f +
                     (uint64_t)(c->n_rot / 2) * f;
     plan->kv_cache = 2 * (uint64_t)c->n_layers * (uint64_t)c->max_seq * kv * f;
-    plan->activations = B * (2 * dim + 2 * q + 2 * kv + 2 * ff + vocab) * f    // x xb2, q att_out, k v, hb hb2, logits
-                        + (uint64_t)c->n_heads * (uint64_t)c->max_seq * f       // att
-                        + (type == EO_F32 ? B * dim * f                         // xb: the f32 GEMM input
-                                          : B * (uint64_t)c->widest * e)        // xh: the 16-bit GEMM input
-                        + (B + 2) * sizeof(int32_t);                            // pos, tokens, next token
+    plan->activations = B * (2 * dim + 2 * q + 2 * kv + 2 * ff + vocab) * f // x xb2, q att_out, k v, hb hb2, logits
+                        + (uint64_t)c->n_heads * (uint64_t)c->max_seq * f   // att
+                        + (type == EO_F32 ? B * dim * f                     // xb: the f32 GEMM input
+                                          : B * (uint64_t)c->widest * e)    // xh: the 16-bit GEMM input
+                        + (B + 2) * sizeof(int32_t);                        // pos, tokens, next token
     plan->workspace = EO_CUBLAS_WORKSPACE_BYTES;
     plan->total = plan->weights + plan->kv_cache + plan->activations + plan->workspace;
 }

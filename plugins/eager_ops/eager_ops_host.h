@@ -14,7 +14,7 @@
 
 /* Hyper-parameters, copied from the model view (names as cpu_ref's Config). */
 typedef struct eo_config {
-    int dim;        // transformer width (n_embd)
+    int dim; // transformer width (n_embd)
     int n_layers;
     int n_heads;
     int n_kv_heads;
@@ -23,11 +23,11 @@ typedef struct eo_config {
     int q_dim;      // n_heads * head_dim
     int hidden_dim; // feed-forward width (n_ff)
     int vocab_size;
-    int n_rot;      // rotated dimensions per head
-    int max_seq;    // KV-cache positions allocated
-    int max_batch;  // positions one forward pass runs at most (prefill chunk)
-    int widest;     // max(dim, hidden_dim, q_dim): the longest GEMM input row
-    int tied;       // the LM head is token_embd
+    int n_rot;     // rotated dimensions per head
+    int max_seq;   // KV-cache positions allocated
+    int max_batch; // positions one forward pass runs at most (prefill chunk)
+    int widest;    // max(dim, hidden_dim, q_dim): the longest GEMM input row
+    int tied;      // the LM head is token_embd
     float rms_eps;
 } eo_config;
 

@@ -25,7 +25,7 @@
  * builds this file as host C++ with EO_EMULATE defined, and every launch
  * then runs the kernel's blocks on the CPU (tests/cuda_emulate.h). */
 #ifdef EO_EMULATE
-#define EO_LAUNCH(kernel, blocks, threads, stream, ...)                                                        \
+#define EO_LAUNCH(kernel, blocks, threads, stream, ...) \
     ((void)(stream), eo_emu_launch(#kernel, kernel, blocks, threads, __VA_ARGS__))
 #else
 #define EO_LAUNCH(kernel, blocks, threads, stream, ...) kernel<<<blocks, threads, 0, stream>>>(__VA_ARGS__)
@@ -100,19 +100,20 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(flo
 // ----------------------------------------------------------------------------
 // embed
 
-template <typename T>
-__global__ void embedding_kernel(float *x, const T *table, const int32_t *tokens, int dim) {
+template <typename T> __global__ void embedding_kernel(float *x, const T *table, const int32_t *tokens, int dim) {
     int b = blockIdx.x;
     const T *row = table + (size_t)tokens[b] * dim;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) x[(size_t)b * dim + i] = to_f32<T>(row[i]);
 }
 
-extern "C" cudaError_t eo_embedding_forward(float *x, const void *table, eo_dtype type, const int32_t *tokens, int batch,
-                                            int dim, cudaStream_t stream) {
+extern "C" cudaError_t eo_embedding_forward(float *x, const void *table, eo_dtype type, const int32_t *tokens,
+                                            int batch, int dim, cudaStream_t stream) {
     if (batch <= 0) return cudaSuccess;
     switch (type) {
     case EO_F32: EO_LAUNCH(embedding_kernel<float>, batch, kBlock, stream, x, (const float *)table, tokens, dim); break;
-    case EO_F16: EO_LAUNCH(embedding_kernel<__half>, batch, kBlock, stream, x, (const __half *)table, tokens, dim); break;
+    case EO_F16:
+        EO_LAUNCH(embedding_kernel<__half>, batch, kBlock, stream, x, (const __half *)table, tokens, dim);
+        break;
     case EO_BF16:
         EO_LAUNCH(embedding_kernel<__nv_bfloat16>, batch, kBlock, stream, x, (const __nv_bfloat16 *)table, tokens, dim);
         break;
@@ -124,8 +125,7 @@ extern "C" cudaError_t eo_embedding_forward(float *x, const void *table, eo_dtyp
 // ----------------------------------------------------------------------------
 // rmsnorm: one block per row; the output in the type of the GEMM it feeds
 
-template <typename T>
-__global__ void rmsnorm_kernel(T *out, const float *x, const float *weight, int dim, float eps) {
+template <typename T> __global__ void rmsnorm_kernel(T *out, const float *x, const float *weight, int dim, float eps) {
     const float *xr = x + (size_t)blockIdx.x * dim;
     T *outr = out + (size_t)blockIdx.x * dim;
     float ss = 0.0f;
@@ -200,14 +200,16 @@ extern "C" cudaError_t eo_kv_append_forward(float *key_cache, float *value_cache
                                             int batch, int kv_dim, const int32_t *pos, cudaStream_t stream) {
     size_t n = (size_t)batch * kv_dim;
     if (n == 0) return cudaSuccess;
-    EO_LAUNCH(kv_append_kernel, elementwise_blocks(n), kBlock, stream, key_cache, value_cache, k, v, batch, kv_dim, pos);
+    EO_LAUNCH(kv_append_kernel, elementwise_blocks(n), kBlock, stream, key_cache, value_cache, k, v, batch, kv_dim,
+              pos);
     return cudaGetLastError();
 }
 
 // ----------------------------------------------------------------------------
 // softmax with the causal mask: one block per row
 
-__global__ void softmax_kernel(float *att, int row_stride, int n_cols, const int32_t *pos, int pos_offset, float scale) {
+__global__ void softmax_kernel(float *att, int row_stride, int n_cols, const int32_t *pos, int pos_offset,
+                               float scale) {
     float *x = att + (size_t)blockIdx.x * row_stride;
     int len = *pos + pos_offset + 1;
     if (len > n_cols) len = n_cols;
@@ -340,8 +342,8 @@ static cudaDataType_t cuda_type(eo_dtype type) {
     return type == EO_F16 ? CUDA_R_16F : type == EO_BF16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
-extern "C" cublasStatus_t eo_matmul_forward(cublasHandle_t handle, float *y, const void *x, const void *w, eo_dtype type,
-                                            int batch, int n_in, int n_out) {
+extern "C" cublasStatus_t eo_matmul_forward(cublasHandle_t handle, float *y, const void *x, const void *w,
+                                            eo_dtype type, int batch, int n_in, int n_out) {
     const float one = 1.0f, zero = 0.0f;
     cudaDataType_t t = cuda_type(type);
     // column-major: C (n_out x batch) = A^T (n_out x n_in) B (n_in x batch), A = W as n_in x n_out
@@ -373,8 +375,8 @@ extern "C" cublasStatus_t eo_attention_values_forward(cublasHandle_t handle, flo
     //   A_g = V_g: head_dim x n_pos at value_cache + g*head_dim, lda kv_dim
     //   B_g = P_g: n_pos x kv_mul at att + g*kv_mul*max_seq, ldb max_seq
     //   C_g at out + g*kv_mul*head_dim: column j is head g*kv_mul + j's output
-    return cublasGemmStridedBatchedEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, head_dim, kv_mul, n_pos, &one, value_cache,
-                                      CUDA_R_32F, kv_dim, (long long)head_dim, att, CUDA_R_32F, max_seq,
-                                      (long long)kv_mul * max_seq, &zero, out, CUDA_R_32F, head_dim,
-                                      (long long)kv_mul * head_dim, n_kv_heads, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    return cublasGemmStridedBatchedEx(
+        handle, CUBLAS_OP_N, CUBLAS_OP_N, head_dim, kv_mul, n_pos, &one, value_cache, CUDA_R_32F, kv_dim,
+        (long long)head_dim, att, CUDA_R_32F, max_seq, (long long)kv_mul * max_seq, &zero, out, CUDA_R_32F, head_dim,
+        (long long)kv_mul * head_dim, n_kv_heads, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }

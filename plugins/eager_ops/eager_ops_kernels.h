@@ -106,8 +106,9 @@ cublasStatus_t eo_attention_scores_forward(cublasHandle_t handle, float *att, co
 /* Attention output for one query row, batched per KV head as above:
  *   out_h = sum over t < n_pos of att[h * max_seq + t] * v_t   (O_g = V_g P_g)
  * out (n_heads * head_dim) f32. */
-cublasStatus_t eo_attention_values_forward(cublasHandle_t handle, float *out, const float *att, const float *value_cache,
-                                           int n_pos, int n_heads, int n_kv_heads, int head_dim, int max_seq);
+cublasStatus_t eo_attention_values_forward(cublasHandle_t handle, float *out, const float *att,
+                                           const float *value_cache, int n_pos, int n_heads, int n_kv_heads,
+                                           int head_dim, int max_seq);
 
 #ifdef __cplusplus
 }

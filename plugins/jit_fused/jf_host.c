@@ -27,8 +27,15 @@ int jf_padded(int n, int esize) {
 
 int jf_type_supported(uint32_t t) {
     switch (t) {
-    case JF_T_F32: case JF_T_F16: case JF_T_BF16: case JF_T_Q8_0: case JF_T_Q4_0: case JF_T_Q4_1:
-    case JF_T_Q4_K: case JF_T_Q5_K: case JF_T_Q6_K: return 1;
+    case JF_T_F32:
+    case JF_T_F16:
+    case JF_T_BF16:
+    case JF_T_Q8_0:
+    case JF_T_Q4_0:
+    case JF_T_Q4_1:
+    case JF_T_Q4_K:
+    case JF_T_Q5_K:
+    case JF_T_Q6_K: return 1;
     default: return 0;
     }
 }
@@ -39,7 +46,8 @@ int64_t jf_row_bytes(uint32_t t, int64_t n) {
     if (n <= 0) return 0;
     switch (t) {
     case JF_T_F32: return pad16(4 * n);
-    case JF_T_F16: case JF_T_BF16: return pad16(2 * n);
+    case JF_T_F16:
+    case JF_T_BF16: return pad16(2 * n);
     case JF_T_Q8_0: return n % 32 ? 0 : n + pad16(n / 32 * 2);
     case JF_T_Q4_0: return n % 32 ? 0 : n / 2 + pad16(n / 32 * 2);
     case JF_T_Q4_1: return n % 32 ? 0 : n / 2 + pad16(n / 32 * 4);
@@ -81,14 +89,16 @@ static int check_native(const fb_model_view *mv, char *msg, size_t msg_size) {
         if (i < 2) t = head[i];
         else {
             const fb_layer_view *L = FB_MODEL_LAYER(mv, (i - 2) / 7);
-            const fb_tensor_view *m[] = {&L->attn_q, &L->attn_k, &L->attn_v, &L->attn_output,
+            const fb_tensor_view *m[] = {&L->attn_q,   &L->attn_k, &L->attn_v,  &L->attn_output,
                                          &L->ffn_gate, &L->ffn_up, &L->ffn_down};
             t = m[(i - 2) % 7];
         }
         if (!t) continue;
         if (!jf_type_supported(t->type) || jf_row_bytes(t->type, t->ne[0]) == 0) {
-            snprintf(msg, msg_size, "jit_fused: tensor '%s' is of GGUF type %u, which jit_fused cannot read in place "
-                     "(native: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q4_K Q5_K Q6_K)", t->name, (unsigned)t->type);
+            snprintf(msg, msg_size,
+                     "jit_fused: tensor '%s' is of GGUF type %u, which jit_fused cannot read in place "
+                     "(native: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q4_K Q5_K Q6_K)",
+                     t->name, (unsigned)t->type);
             return -1;
         }
     }
@@ -104,7 +114,8 @@ int jf_config_from_view(const fb_model_view *mv, uint32_t max_context, jf_wtype 
         return -1;
     }
     if (mv->n_head % mv->n_head_kv != 0) {
-        snprintf(msg, msg_size, "jit_fused: %u query heads are not a multiple of %u KV heads", mv->n_head, mv->n_head_kv);
+        snprintf(msg, msg_size, "jit_fused: %u query heads are not a multiple of %u KV heads", mv->n_head,
+                 mv->n_head_kv);
         return -1;
     }
     if (mv->n_rot == 0 || mv->n_rot % 2 != 0 || mv->n_rot > mv->head_dim) {
@@ -152,8 +163,8 @@ int jf_config_from_view(const fb_model_view *mv, uint32_t max_context, jf_wtype 
     if (c->splits < 1) c->splits = 1;
     if (c->splits > 32) c->splits = 32;
     // The types: one per matrix at native, the profile's everywhere else.
-    if (w == JF_NATIVE && (!mv->layers || !mv->token_embd || (!c->tied && !mv->output) ||
-                           check_native(mv, msg, msg_size) != 0)) {
+    if (w == JF_NATIVE &&
+        (!mv->layers || !mv->token_embd || (!c->tied && !mv->output) || check_native(mv, msg, msg_size) != 0)) {
         if (!mv->layers || !mv->token_embd || (!c->tied && !mv->output))
             snprintf(msg, msg_size, "jit_fused: the model view has no tensors, so their types are unknown");
         return -1;
@@ -200,9 +211,9 @@ void jf_plan_compute(const jf_config *c, jf_plan *plan) {
                      (c->tied ? 0 : vocab * (uint64_t)jf_row_bytes(c->out_type, c->dim)) + ld * f +
                      (uint64_t)(c->n_rot / 2) * f;
     plan->kv_cache = 2 * (uint64_t)c->n_layers * (uint64_t)c->max_seq * kv * f;
-    plan->activations = B * (ld + q + ldq + ldf + vocab) * f                                        // x q att hb logits
+    plan->activations = B * (ld + q + ldq + ldf + vocab) * f // x q att hb logits
                         + B * (uint64_t)c->n_heads * (uint64_t)c->splits * (uint64_t)(c->head_dim + 2) * f // partials
-                        + (B + 1) * sizeof(int32_t) + sizeof(uint64_t);                              // step, argmax key
+                        + (B + 1) * sizeof(int32_t) + sizeof(uint64_t); // step, argmax key
     plan->total = plan->weights + plan->kv_cache + plan->activations;
 }
 
@@ -269,9 +280,16 @@ int jf_convert_rows(const fb_host *host, uint32_t src_type, const void *src, int
     pthread_t tids[64];
     int on_thread[64] = {0};
     for (int t = 0; t < n_threads; t++)
-        jobs[t] = (ConvertJob){.host = host, .src_type = src_type, .src = src, .src_row_bytes = src_row_bytes,
-                               .cols = cols, .ld = ld, .dst = dst, .w = w,
-                               .row_begin = rows * t / n_threads, .row_end = rows * (t + 1) / n_threads};
+        jobs[t] = (ConvertJob){.host = host,
+                               .src_type = src_type,
+                               .src = src,
+                               .src_row_bytes = src_row_bytes,
+                               .cols = cols,
+                               .ld = ld,
+                               .dst = dst,
+                               .w = w,
+                               .row_begin = rows * t / n_threads,
+                               .row_end = rows * (t + 1) / n_threads};
     // Share 0 runs here, the others on threads of their own (or here, when a thread cannot start).
     for (int t = 1; t < n_threads; t++) {
         on_thread[t] = pthread_create(&tids[t], NULL, convert_worker, &jobs[t]) == 0;
@@ -333,7 +351,8 @@ int jf_layout_rows(const fb_host *host, uint32_t src_type, const void *src, int6
     size_t src_row = (size_t)host->row_bytes(src_type, cols);
     if (src_type != dev_type || src_row == 0) return -1;
     for (int64_t r = 0; r < rows; r++)
-        relayout_row(dev_type, (const uint8_t *)src + (size_t)r * src_row, cols, (uint8_t *)dst + (size_t)(r * dst_row));
+        relayout_row(dev_type, (const uint8_t *)src + (size_t)r * src_row, cols,
+                     (uint8_t *)dst + (size_t)(r * dst_row));
     return 0;
 }
 
@@ -341,9 +360,9 @@ int jf_layout_rows(const fb_host *host, uint32_t src_type, const void *src, int6
 // Source generation
 
 const char *const jf_kernel_names[JF_K_COUNT] = {
-    "jf_embed",           "jf_attention",         "jf_attention_combine",
-    "jf_qkv_rope_1",      "jf_out_residual_1",    "jf_gate_up_1",         "jf_down_residual_1",  "jf_lm_head_1",
-    "jf_qkv_rope_nb",     "jf_out_residual_nb",   "jf_gate_up_nb",        "jf_down_residual_nb", "jf_lm_head_nb",
+    "jf_embed",      "jf_attention",        "jf_attention_combine", "jf_qkv_rope_1",  "jf_out_residual_1",
+    "jf_gate_up_1",  "jf_down_residual_1",  "jf_lm_head_1",         "jf_qkv_rope_nb", "jf_out_residual_nb",
+    "jf_gate_up_nb", "jf_down_residual_nb", "jf_lm_head_nb",
 };
 
 int jf_kernel_per_layer(jf_kernel_id k) {
@@ -352,7 +371,8 @@ int jf_kernel_per_layer(jf_kernel_id k) {
 
 void jf_kernel_name(jf_kernel_id k, int kind, char *out, size_t out_size) {
     if (jf_kernel_per_layer(k)) snprintf(out, out_size, "%s_k%d", jf_kernel_names[k], kind);
-    else snprintf(out, out_size, "%s", jf_kernel_names[k]);
+    else
+        snprintf(out, out_size, "%s", jf_kernel_names[k]);
 }
 
 static uint32_t float_bits(float f) {
@@ -402,8 +422,9 @@ char *jf_generate_source(const jf_config *c) {
     size_t t = (size_t)snprintf(tail, sizeof tail, "\n#line 1 \"jit_fused (the layers' kinds)\"\n");
     for (int k = 0; k < c->n_kinds && k < JF_MAX_KINDS; k++) {
         const jf_layer_types *lt = &c->kinds[k];
-        t += (size_t)snprintf(tail + t, sizeof tail - t, "JF_LAYER_ENTRY_POINTS(k%d, %s, %s, %s, %s, %s, %s, %s) // %d layers\n",
-                              k, type_macro(lt->q), type_macro(lt->k), type_macro(lt->v), type_macro(lt->o),
+        t += (size_t)snprintf(tail + t, sizeof tail - t,
+                              "JF_LAYER_ENTRY_POINTS(k%d, %s, %s, %s, %s, %s, %s, %s) // %d layers\n", k,
+                              type_macro(lt->q), type_macro(lt->k), type_macro(lt->v), type_macro(lt->o),
                               type_macro(lt->gate), type_macro(lt->up), type_macro(lt->down), c->kind_layers[k]);
         if (t >= sizeof tail) return NULL;
     }
@@ -435,36 +456,48 @@ int jf_forward(const jf_config *c, const jf_buffers *b, int lm_grid, int nb, int
         float *kc = b->key_cache + (size_t)l * (size_t)c->max_seq * (size_t)c->kv_dim;
         float *vc = b->value_cache + (size_t)l * (size_t)c->max_seq * (size_t)c->kv_dim;
         // RMSNorm + Q, K, V + RoPE + KV write: one warp per pair of rows
-        void *qkv[] = {(void *)&b->step, &nb, (void *)&b->x, (void *)&lw->attn_norm, (void *)&lw->w_qkv,
-                       (void *)&b->rope_inv_freq, (void *)&b->q, &kc, &vc};
-        if ((rc = launch(ctx, one ? JF_K_QKV_ROPE_1 : JF_K_QKV_ROPE_NB, lw->kind, blocks_of((c->q_dim + 2 * c->kv_dim) / 2),
-                         1, 1, T, qkv)))
+        void *qkv[] = {(void *)&b->step,
+                       &nb,
+                       (void *)&b->x,
+                       (void *)&lw->attn_norm,
+                       (void *)&lw->w_qkv,
+                       (void *)&b->rope_inv_freq,
+                       (void *)&b->q,
+                       &kc,
+                       &vc};
+        if ((rc = launch(ctx, one ? JF_K_QKV_ROPE_1 : JF_K_QKV_ROPE_NB, lw->kind,
+                         blocks_of((c->q_dim + 2 * c->kv_dim) / 2), 1, 1, T, qkv)))
             return rc;
         // attention: (head, split, position) blocks, then (head, position)
         void *att[] = {(void *)&b->step, (void *)&b->q, &kc, &vc, (void *)&b->part};
-        if ((rc = launch(ctx, JF_K_ATTENTION, 0, (unsigned)c->n_heads, (unsigned)c->splits, (unsigned)nb, JF_ATT_THREADS,
-                         att)))
+        if ((rc = launch(ctx, JF_K_ATTENTION, 0, (unsigned)c->n_heads, (unsigned)c->splits, (unsigned)nb,
+                         JF_ATT_THREADS, att)))
             return rc;
         void *comb[] = {(void *)&b->part, (void *)&b->att};
         if ((rc = launch(ctx, JF_K_ATTENTION_COMBINE, 0, (unsigned)c->n_heads, (unsigned)nb, 1, 64, comb))) return rc;
         // x += W_o . att; one warp per row
         void *out[] = {&nb, (void *)&b->att, (void *)&lw->w_o, (void *)&b->x};
-        if ((rc = launch(ctx, one ? JF_K_OUT_RESIDUAL_1 : JF_K_OUT_RESIDUAL_NB, lw->kind, blocks_of(c->dim), 1, 1, T, out)))
+        if ((rc = launch(ctx, one ? JF_K_OUT_RESIDUAL_1 : JF_K_OUT_RESIDUAL_NB, lw->kind, blocks_of(c->dim), 1, 1, T,
+                         out)))
             return rc;
         // RMSNorm + gate, up + SiLU * ; one warp per row of each
-        void *gu[] = {&nb, (void *)&b->x, (void *)&lw->ffn_norm, (void *)&lw->w_gate, (void *)&lw->w_up, (void *)&b->hb};
-        if ((rc = launch(ctx, one ? JF_K_GATE_UP_1 : JF_K_GATE_UP_NB, lw->kind, blocks_of(c->n_ff), 1, 1, T, gu))) return rc;
+        void *gu[] = {&nb,           (void *)&b->x, (void *)&lw->ffn_norm, (void *)&lw->w_gate, (void *)&lw->w_up,
+                      (void *)&b->hb};
+        if ((rc = launch(ctx, one ? JF_K_GATE_UP_1 : JF_K_GATE_UP_NB, lw->kind, blocks_of(c->n_ff), 1, 1, T, gu)))
+            return rc;
         // x += W_down . h
         void *down[] = {&nb, (void *)&b->hb, (void *)&lw->w_down, (void *)&b->x};
-        if ((rc = launch(ctx, one ? JF_K_DOWN_RESIDUAL_1 : JF_K_DOWN_RESIDUAL_NB, lw->kind, blocks_of(c->dim), 1, 1, T, down)))
+        if ((rc = launch(ctx, one ? JF_K_DOWN_RESIDUAL_1 : JF_K_DOWN_RESIDUAL_NB, lw->kind, blocks_of(c->dim), 1, 1, T,
+                         down)))
             return rc;
     }
     if (with_lm_head) {
         int n_out = nb - logits_first;
         float *x_first = b->x + (size_t)logits_first * (size_t)c->ld_dim;
-        void *lm[] = {&n_out, &x_first, (void *)&b->output_norm, (void *)&b->output, (void *)&b->logits,
-                      (void *)&b->argmax_key};
-        if ((rc = launch(ctx, n_out == 1 ? JF_K_LM_HEAD_1 : JF_K_LM_HEAD_NB, 0, (unsigned)lm_grid, 1, 1, T, lm))) return rc;
+        void *lm[] = {
+            &n_out, &x_first, (void *)&b->output_norm, (void *)&b->output, (void *)&b->logits, (void *)&b->argmax_key};
+        if ((rc = launch(ctx, n_out == 1 ? JF_K_LM_HEAD_1 : JF_K_LM_HEAD_NB, 0, (unsigned)lm_grid, 1, 1, T, lm)))
+            return rc;
     }
     return 0;
 }
@@ -604,10 +637,14 @@ int jf_cache_dir(const char *cache_dir, char *out, size_t out_size) {
     const char *env;
     int n;
     if (cache_dir && cache_dir[0]) n = snprintf(out, out_size, "%s", cache_dir);
-    else if ((env = getenv("FAIRBENCH_JIT_CACHE")) && env[0]) n = snprintf(out, out_size, "%s", env);
-    else if ((env = getenv("XDG_CACHE_HOME")) && env[0]) n = snprintf(out, out_size, "%s/fairbench/jit", env);
-    else if ((env = getenv("HOME")) && env[0]) n = snprintf(out, out_size, "%s/.cache/fairbench/jit", env);
-    else return -1;
+    else if ((env = getenv("FAIRBENCH_JIT_CACHE")) && env[0])
+        n = snprintf(out, out_size, "%s", env);
+    else if ((env = getenv("XDG_CACHE_HOME")) && env[0])
+        n = snprintf(out, out_size, "%s/fairbench/jit", env);
+    else if ((env = getenv("HOME")) && env[0])
+        n = snprintf(out, out_size, "%s/.cache/fairbench/jit", env);
+    else
+        return -1;
     return n < 0 || (size_t)n >= out_size ? -1 : 0;
 }
 

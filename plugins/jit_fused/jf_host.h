@@ -20,8 +20,15 @@ typedef enum jf_wtype { JF_F32 = 0, JF_F16 = 1, JF_BF16 = 2, JF_NATIVE = 3 } jf_
 
 /* Device types of a matrix: GGUF type ids (enum ggml_type). */
 enum {
-    JF_T_F32 = 0, JF_T_F16 = 1, JF_T_Q4_0 = 2, JF_T_Q4_1 = 3, JF_T_Q8_0 = 8,
-    JF_T_Q4_K = 12, JF_T_Q5_K = 13, JF_T_Q6_K = 14, JF_T_BF16 = 30
+    JF_T_F32 = 0,
+    JF_T_F16 = 1,
+    JF_T_Q4_0 = 2,
+    JF_T_Q4_1 = 3,
+    JF_T_Q8_0 = 8,
+    JF_T_Q4_K = 12,
+    JF_T_Q5_K = 13,
+    JF_T_Q6_K = 14,
+    JF_T_BF16 = 30
 };
 
 /* Is GGUF type t one the kernels read in place (the native types above)? */
@@ -56,21 +63,21 @@ typedef struct jf_layer_types {
 
 typedef struct jf_config {
     int dim, n_layers, n_heads, n_kv_heads, head_dim, q_dim, kv_dim, n_ff, vocab, n_rot;
-    int max_seq;      /* KV-cache positions allocated (not in the kernels' source) */
-    int tied;         /* the LM head is token_embd */
+    int max_seq; /* KV-cache positions allocated (not in the kernels' source) */
+    int tied;    /* the LM head is token_embd */
     float rms_eps;
     jf_wtype wtype;
-    int esize;        /* bytes per stored weight at f32/f16/bf16; 2 at native (it sets the padding) */
-    int ld_dim, ld_q, ld_ff; /* padded row strides, in elements, of activation rows of dim, q_dim, n_ff
-                                (and of the weight rows at f32/f16/bf16) */
+    int esize;                    /* bytes per stored weight at f32/f16/bf16; 2 at native (it sets the padding) */
+    int ld_dim, ld_q, ld_ff;      /* padded row strides, in elements, of activation rows of dim, q_dim, n_ff
+                                     (and of the weight rows at f32/f16/bf16) */
     uint32_t embd_type, out_type; /* device types of token_embd and of the LM head */
     int n_kinds;                  /* distinct layer types (1 unless native with a mixed file) */
     jf_layer_types kinds[JF_MAX_KINDS];
-    int kind_layers[JF_MAX_KINDS];/* layers of each kind */
-    int nb;           /* JF_PREFILL_POSITIONS */
-    int splits;       /* sequence splits of decode attention */
-    int pdl;          /* programmatic dependent launch (sm_90+): 0 from jf_config_from_view; the plugin
-                         sets it once it knows the device (JF_PDL in the kernels) */
+    int kind_layers[JF_MAX_KINDS]; /* layers of each kind */
+    int nb;                        /* JF_PREFILL_POSITIONS */
+    int splits;                    /* sequence splits of decode attention */
+    int pdl;                       /* programmatic dependent launch (sm_90+): 0 from jf_config_from_view; the plugin
+                                      sets it once it knows the device (JF_PDL in the kernels) */
 } jf_config;
 
 /* Fill c from the model view for weight type w; max_context 0 means the
@@ -132,9 +139,19 @@ char *jf_generate_source(const jf_config *c);
  * of a layer (jf_kernel_per_layer) exist once per kind, named with "_k" and
  * the kind appended: jf_qkv_rope_1_k0. */
 typedef enum jf_kernel_id {
-    JF_K_EMBED, JF_K_ATTENTION, JF_K_ATTENTION_COMBINE,
-    JF_K_QKV_ROPE_1, JF_K_OUT_RESIDUAL_1, JF_K_GATE_UP_1, JF_K_DOWN_RESIDUAL_1, JF_K_LM_HEAD_1,
-    JF_K_QKV_ROPE_NB, JF_K_OUT_RESIDUAL_NB, JF_K_GATE_UP_NB, JF_K_DOWN_RESIDUAL_NB, JF_K_LM_HEAD_NB,
+    JF_K_EMBED,
+    JF_K_ATTENTION,
+    JF_K_ATTENTION_COMBINE,
+    JF_K_QKV_ROPE_1,
+    JF_K_OUT_RESIDUAL_1,
+    JF_K_GATE_UP_1,
+    JF_K_DOWN_RESIDUAL_1,
+    JF_K_LM_HEAD_1,
+    JF_K_QKV_ROPE_NB,
+    JF_K_OUT_RESIDUAL_NB,
+    JF_K_GATE_UP_NB,
+    JF_K_DOWN_RESIDUAL_NB,
+    JF_K_LM_HEAD_NB,
     JF_K_COUNT
 } jf_kernel_id;
 extern const char *const jf_kernel_names[JF_K_COUNT];
@@ -162,21 +179,21 @@ typedef struct jf_layer_buffers {
 } jf_layer_buffers;
 
 typedef struct jf_buffers {
-    void *token_embd;          /* (vocab, ld_dim) */
-    jf_layer_buffers *layers;  /* n_layers (a host array) */
-    float *output_norm;        /* (ld_dim) */
-    void *output;              /* (vocab, ld_dim); == token_embd when tied */
-    float *rope_inv_freq;      /* (n_rot / 2) */
-    int32_t *step;             /* (1 + nb): [0] position of the first token, then the token ids */
-    uint64_t *argmax_key;      /* (1) the argmax of the last logits row, see jf_token_of_key */
-    float *x;                  /* (nb, ld_dim) residual stream */
-    float *q;                  /* (nb, q_dim) */
-    float *part;               /* (nb, n_heads, splits, head_dim + 2) attention partials */
-    float *att;                /* (nb, ld_q) attention output */
-    float *hb;                 /* (nb, ld_ff) silu(gate) * up */
-    float *logits;             /* (nb, vocab) */
-    float *key_cache;          /* (layer, max_seq, kv_dim) */
-    float *value_cache;        /* (layer, max_seq, kv_dim) */
+    void *token_embd;         /* (vocab, ld_dim) */
+    jf_layer_buffers *layers; /* n_layers (a host array) */
+    float *output_norm;       /* (ld_dim) */
+    void *output;             /* (vocab, ld_dim); == token_embd when tied */
+    float *rope_inv_freq;     /* (n_rot / 2) */
+    int32_t *step;            /* (1 + nb): [0] position of the first token, then the token ids */
+    uint64_t *argmax_key;     /* (1) the argmax of the last logits row, see jf_token_of_key */
+    float *x;                 /* (nb, ld_dim) residual stream */
+    float *q;                 /* (nb, q_dim) */
+    float *part;              /* (nb, n_heads, splits, head_dim + 2) attention partials */
+    float *att;               /* (nb, ld_q) attention output */
+    float *hb;                /* (nb, ld_ff) silu(gate) * up */
+    float *logits;            /* (nb, vocab) */
+    float *key_cache;         /* (layer, max_seq, kv_dim) */
+    float *value_cache;       /* (layer, max_seq, kv_dim) */
 } jf_buffers;
 
 /* Launch kernel k (of kind `kind` when it is a layer's) on a (gx, gy, gz)
@@ -206,8 +223,8 @@ typedef struct jf_image {
     void *data;
     size_t size;
     int is_ptx;
-    double compile_ms;   /* 0 when it came from the cache */
-    char *log;           /* NVRTC's log (ptxas -v lines included); malloc'd, may be NULL */
+    double compile_ms; /* 0 when it came from the cache */
+    char *log;         /* NVRTC's log (ptxas -v lines included); malloc'd, may be NULL */
 } jf_image;
 
 void jf_image_free(jf_image *img);
@@ -218,8 +235,7 @@ const char *jf_nvrtc_version(void);
 /* The options jf_compile passes for compute capability major.minor, joined
  * by spaces into out; sets *is_ptx when NVRTC cannot target the device's own
  * architecture. Returns 0, or -1 with a sentence. */
-int jf_compile_options(int cc_major, int cc_minor, char *out, size_t out_size, int *is_ptx, char *msg,
-                       size_t msg_size);
+int jf_compile_options(int cc_major, int cc_minor, char *out, size_t out_size, int *is_ptx, char *msg, size_t msg_size);
 
 /* Compile source for compute capability major.minor. Returns 0, or -1 with
  * a sentence in msg (the first lines of the compiler's log included). */
@@ -238,7 +254,7 @@ int jf_cache_dir(const char *cache_dir, char *out, size_t out_size);
 /* The cache key: SHA-256 (hex) of the source, the options, NVRTC's version
  * and the architecture. Returns 0, or -1 when out of memory. */
 int jf_cache_key(const char *source, const char *options, const char *nvrtc_version, int cc_major, int cc_minor,
-                  char key[65]);
+                 char key[65]);
 
 /* Read the image cached under key into *out. Returns 1 on a hit, 0 when
  * there is no usable entry (absent, truncated, corrupt: *why says which). */

@@ -73,21 +73,21 @@ struct fb_session {
     jf_config c;
     fb_precision precision;
     Driver drv;
-    jf_buffers b;                // device pointers: weights, activations, KV cache
-    int32_t *h_step;             // host, page-locked: (1 + nb) step inputs
-    uint64_t *h_key;             // host, page-locked: the argmax key
+    jf_buffers b;    // device pointers: weights, activations, KV cache
+    int32_t *h_step; // host, page-locked: (1 + nb) step inputs
+    uint64_t *h_key; // host, page-locked: the argmax key
     int device, cc_major, cc_minor, sm_count;
     char device_name[128];
     cudaStream_t stream;
     CUmodule module;
     CUfunction fn[JF_K_COUNT][JF_MAX_KINDS]; // [k][kind]; the global kernels at kind 0
-    int lm_grid;                 // blocks of the LM-head kernels (a grid-stride loop)
-    int pos;                     // next position to fill
+    int lm_grid;                             // blocks of the LM-head kernels (a grid-stride loop)
+    int pos;                                 // next position to fill
     // device memory: our own accounting, and cudaMemGetInfo's view
-    fbc_memory mem;              // device memory: our allocations and cudaMemGetInfo's view
+    fbc_memory mem; // device memory: our allocations and cudaMemGetInfo's view
     uint64_t host_bytes;
     // JIT
-    int cache_hit;               // 1: kernels from the disk cache; 0: compiled here
+    int cache_hit; // 1: kernels from the disk cache; 0: compiled here
     double compile_ms, module_ms;
     char jit_note[200];
     // CUDA graph
@@ -114,28 +114,30 @@ static fb_status cuda_fail(fb_session *s, cudaError_t err, const char *call, con
 
 static fb_status cu_fail(fb_session *s, CUresult res, const char *call, const char *file, int line) {
     const char *text = NULL;
-    if (!s->drv.get_error_string || s->drv.get_error_string(res, &text) != CUDA_SUCCESS || !text) text = "unknown error";
+    if (!s->drv.get_error_string || s->drv.get_error_string(res, &text) != CUDA_SUCCESS || !text)
+        text = "unknown error";
     fb_status st = res == CUDA_ERROR_OUT_OF_MEMORY ? FB_ERR_OUT_OF_MEMORY
                    : res == CUDA_ERROR_NO_BINARY_FOR_GPU || res == CUDA_ERROR_UNSUPPORTED_PTX_VERSION
                        ? FB_ERR_UNAVAILABLE
                        : FB_ERR_INTERNAL;
-    return fail(s, st, "jit_fused: %s failed at %s:%d: %s (CUresult %d)", call, fbc_base_name(file), line, text, (int)res);
+    return fail(s, st, "jit_fused: %s failed at %s:%d: %s (CUresult %d)", call, fbc_base_name(file), line, text,
+                (int)res);
 }
 
-#define CUDA_CHECK(s, call)                                                                                    \
-    do {                                                                                                       \
-        cudaError_t err_ = (call);                                                                             \
-        if (err_ != cudaSuccess) return cuda_fail((s), err_, #call, __FILE__, __LINE__);                       \
+#define CUDA_CHECK(s, call)                                                              \
+    do {                                                                                 \
+        cudaError_t err_ = (call);                                                       \
+        if (err_ != cudaSuccess) return cuda_fail((s), err_, #call, __FILE__, __LINE__); \
     } while (0)
-#define CU_CHECK(s, call)                                                                                      \
-    do {                                                                                                       \
-        CUresult res_ = (call);                                                                                \
-        if (res_ != CUDA_SUCCESS) return cu_fail((s), res_, #call, __FILE__, __LINE__);                        \
+#define CU_CHECK(s, call)                                                               \
+    do {                                                                                \
+        CUresult res_ = (call);                                                         \
+        if (res_ != CUDA_SUCCESS) return cu_fail((s), res_, #call, __FILE__, __LINE__); \
     } while (0)
-#define TRY(call)                                                                                              \
-    do {                                                                                                       \
-        fb_status st_ = (call);                                                                                \
-        if (st_ != FB_OK) return st_;                                                                          \
+#define TRY(call)                     \
+    do {                              \
+        fb_status st_ = (call);       \
+        if (st_ != FB_OK) return st_; \
     } while (0)
 
 static double now_ms(void) {
@@ -145,13 +147,17 @@ static double now_ms(void) {
 }
 
 static fb_status resolve_driver(fb_session *s) {
-    static const char *names[] = {"cuModuleLoadData", "cuModuleUnload",   "cuModuleGetFunction",
-                                  "cuLaunchKernel",   "cuLaunchKernelEx", "cuGetErrorString",
+    static const char *names[] = {"cuModuleLoadData",
+                                  "cuModuleUnload",
+                                  "cuModuleGetFunction",
+                                  "cuLaunchKernel",
+                                  "cuLaunchKernelEx",
+                                  "cuGetErrorString",
                                   "cuOccupancyMaxActiveBlocksPerMultiprocessor"};
-    void **slots[] = {(void **)&s->drv.module_load_data, (void **)&s->drv.module_unload,
-                      (void **)&s->drv.module_get_function, (void **)&s->drv.launch_kernel,
-                      (void **)&s->drv.launch_kernel_ex, (void **)&s->drv.get_error_string,
-                      (void **)&s->drv.occupancy};
+    void **slots[] = {
+        (void **)&s->drv.module_load_data, (void **)&s->drv.module_unload,    (void **)&s->drv.module_get_function,
+        (void **)&s->drv.launch_kernel,    (void **)&s->drv.launch_kernel_ex, (void **)&s->drv.get_error_string,
+        (void **)&s->drv.occupancy};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         enum cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
         cudaError_t err = cudaGetDriverEntryPointByVersion(names[i], slots[i], 12000, cudaEnableDefault, &found);
@@ -171,11 +177,11 @@ static fb_status dev_alloc(fb_session *s, void **out, size_t bytes, const char *
     return err == cudaSuccess ? FB_OK : fbc_status_of_cuda(err);
 }
 
-#define DEV_ALLOC(s, ptr, bytes, what)                                                                         \
-    do {                                                                                                       \
-        void *p_;                                                                                              \
-        TRY(dev_alloc((s), &p_, (bytes), (what)));                                                             \
-        (ptr) = p_;                                                                                            \
+#define DEV_ALLOC(s, ptr, bytes, what)             \
+    do {                                           \
+        void *p_;                                  \
+        TRY(dev_alloc((s), &p_, (bytes), (what))); \
+        (ptr) = p_;                                \
     } while (0)
 
 // ----------------------------------------------------------------------------
@@ -219,7 +225,8 @@ static fb_status upload_rows(fb_session *s, Uploader *u, const fb_tensor_view *t
                                       cudaMemcpyHostToDevice, s->stream));
         CUDA_CHECK(s, cudaEventRecord(u->done[k], s->stream));
         u->used[k] = true;
-        if (host->is_cancelled(host)) return fail(s, FB_ERR_CANCELLED, "jit_fused: cancelled while loading '%s'", t->name);
+        if (host->is_cancelled(host))
+            return fail(s, FB_ERR_CANCELLED, "jit_fused: cancelled while loading '%s'", t->name);
     }
     return FB_OK;
 }
@@ -264,7 +271,8 @@ static fb_status load_weights_with(fb_session *s, const fb_model_view *mv, Uploa
     }
     TRY(upload_vector(s, u, mv->output_norm, &w->output_norm));
     if (mv->tied_output) w->output = w->token_embd;
-    else TRY(upload_matrix(s, u, mv->output, &w->output));
+    else
+        TRY(upload_matrix(s, u, mv->output, &w->output));
     // RoPE frequencies: theta_i = pos * base^(-2i / n_rot) / factor_i
     float *inv = malloc((size_t)(c->n_rot / 2) * sizeof(float));
     if (!inv) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
@@ -298,7 +306,8 @@ static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
         }
     }
     fb_status st = FB_OK;
-    if (!u.buf[0] || !u.buf[1]) st = fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory for the upload buffers");
+    if (!u.buf[0] || !u.buf[1])
+        st = fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory for the upload buffers");
     for (int k = 0; k < 2 && st == FB_OK; k++) {
         cudaError_t err = cudaEventCreateWithFlags(&u.done[k], cudaEventDisableTiming);
         if (err != cudaSuccess) st = cuda_fail(s, err, "cudaEventCreateWithFlags", __FILE__, __LINE__);
@@ -308,7 +317,8 @@ static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
     for (int k = 0; k < 2; k++) {
         if (u.done[k]) cudaEventDestroy(u.done[k]);
         if (u.pinned) cudaFreeHost(u.buf[k]);
-        else free(u.buf[k]);
+        else
+            free(u.buf[k]);
     }
     return st;
 }
@@ -322,7 +332,8 @@ static fb_status alloc_state(fb_session *s) {
     DEV_ALLOC(s, r->argmax_key, sizeof(uint64_t), "the argmax");
     DEV_ALLOC(s, r->x, B * (size_t)c->ld_dim * f, "activations");
     DEV_ALLOC(s, r->q, B * (size_t)c->q_dim * f, "activations");
-    DEV_ALLOC(s, r->part, B * (size_t)c->n_heads * (size_t)c->splits * (size_t)(c->head_dim + 2) * f, "attention partials");
+    DEV_ALLOC(s, r->part, B * (size_t)c->n_heads * (size_t)c->splits * (size_t)(c->head_dim + 2) * f,
+              "attention partials");
     DEV_ALLOC(s, r->att, B * (size_t)c->ld_q * f, "activations");
     DEV_ALLOC(s, r->hb, B * (size_t)c->ld_ff * f, "activations");
     DEV_ALLOC(s, r->logits, B * (size_t)c->vocab * f, "logits");
@@ -346,9 +357,8 @@ static fb_status build_kernels(fb_session *s, const fb_settings *settings) {
     int is_ptx = 0;
     if (jf_compile_options(s->cc_major, s->cc_minor, options, sizeof options, &is_ptx, msg, sizeof msg) != 0)
         return fail(s, FB_ERR_UNAVAILABLE, "%s", msg);
-    const char *cache_dir = settings->struct_size >= offsetof(fb_settings, cache_dir) + sizeof(const char *)
-                                ? settings->cache_dir
-                                : NULL;
+    const char *cache_dir =
+        settings->struct_size >= offsetof(fb_settings, cache_dir) + sizeof(const char *) ? settings->cache_dir : NULL;
     bool have_dir = jf_cache_dir(cache_dir, dir, sizeof dir) == 0;
     bool warm = settings->jit_cache == FB_JIT_CACHE_WARM;
     char *src = jf_generate_source(&s->c);
@@ -361,8 +371,10 @@ static fb_status build_kernels(fb_session *s, const fb_settings *settings) {
     jf_image img = {0};
     s->cache_hit = 0;
     if (!have_dir) snprintf(why, sizeof why, "no cache folder (neither HOME nor FAIRBENCH_JIT_CACHE set)");
-    else if (!warm) snprintf(why, sizeof why, "cold cache asked for: cache ignored");
-    else s->cache_hit = jf_cache_read(dir, key, &img, why, sizeof why);
+    else if (!warm)
+        snprintf(why, sizeof why, "cold cache asked for: cache ignored");
+    else
+        s->cache_hit = jf_cache_read(dir, key, &img, why, sizeof why);
     for (;;) {
         if (!s->cache_hit) {
             if (jf_compile(src, s->cc_major, s->cc_minor, &img, msg, sizeof msg) != 0) {
@@ -453,7 +465,6 @@ static fb_status forward(fb_session *s, int nb, int logits_first, bool with_lm_h
     return FB_OK;
 }
 
-
 // ----------------------------------------------------------------------------
 // The ABI calls
 
@@ -505,8 +516,8 @@ static fb_status setup_device(fb_session *s, int device) {
         return fail(s, FB_ERR_UNAVAILABLE, "jit_fused: %s", why);
     }
     if (device < 0 || device >= count)
-        return fail(s, FB_ERR_INVALID_ARGUMENT, "jit_fused: device_index %d, but this machine has %d CUDA device%s", device,
-                    count, count > 1 ? "s" : "");
+        return fail(s, FB_ERR_INVALID_ARGUMENT, "jit_fused: device_index %d, but this machine has %d CUDA device%s",
+                    device, count, count > 1 ? "s" : "");
     struct cudaDeviceProp prop;
     CUDA_CHECK(s, cudaGetDeviceProperties(&prop, device));
     fbc_format_device(s->device_name, sizeof s->device_name, &prop);
@@ -537,7 +548,8 @@ static fb_status setup_device(fb_session *s, int device) {
 static void describe_weights(const fb_session *s, const fb_model_view *mv, char *out, size_t out_size) {
     static const char *names[] = {"f32", "f16", "bf16", "native"};
     if (s->c.wtype != JF_NATIVE) {
-        snprintf(out, out_size, "%s (from %s)", names[s->c.wtype], s->host->type_name(FB_MODEL_LAYER(mv, 0)->attn_q.type));
+        snprintf(out, out_size, "%s (from %s)", names[s->c.wtype],
+                 s->host->type_name(FB_MODEL_LAYER(mv, 0)->attn_q.type));
         return;
     }
     uint32_t types[16];
@@ -545,10 +557,11 @@ static void describe_weights(const fb_session *s, const fb_model_view *mv, char 
     for (int i = -2; i < (int)mv->n_layer * 7; i++) {
         const fb_tensor_view *t;
         if (i == -2) t = mv->token_embd;
-        else if (i == -1) t = mv->tied_output ? NULL : mv->output;
+        else if (i == -1)
+            t = mv->tied_output ? NULL : mv->output;
         else {
             const fb_layer_view *L = FB_MODEL_LAYER(mv, i / 7);
-            const fb_tensor_view *m[] = {&L->attn_q, &L->attn_k, &L->attn_v, &L->attn_output,
+            const fb_tensor_view *m[] = {&L->attn_q,   &L->attn_k, &L->attn_v,  &L->attn_output,
                                          &L->ffn_gate, &L->ffn_up, &L->ffn_down};
             t = m[i % 7];
         }
@@ -581,13 +594,15 @@ static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, 
     case FB_PRECISION_F16: wtype = JF_F16; break;
     case FB_PRECISION_BF16: wtype = JF_BF16; break;
     case FB_PRECISION_NATIVE: wtype = JF_NATIVE; break;
-    default: st = fail(s, FB_ERR_UNSUPPORTED, "jit_fused: unknown weight precision %d", (int)settings->weight_precision);
+    default:
+        st = fail(s, FB_ERR_UNSUPPORTED, "jit_fused: unknown weight precision %d", (int)settings->weight_precision);
     }
     if (st == FB_OK && settings->accumulate_precision != FB_PRECISION_F32)
         st = fail(s, FB_ERR_UNSUPPORTED, "jit_fused accumulates in f32 only; the profile asks for another precision");
     if (st == FB_OK && !settings->allow_jit)
-        st = fail(s, FB_ERR_UNSUPPORTED, "jit_fused generates and compiles its kernels at load, and the profile forbids "
-                                         "run-time compilation (allow_jit = false)");
+        st = fail(s, FB_ERR_UNSUPPORTED,
+                  "jit_fused generates and compiles its kernels at load, and the profile forbids "
+                  "run-time compilation (allow_jit = false)");
     if (st == FB_OK) {
         s->precision = settings->weight_precision;
         s->allow_graphs = settings->allow_graphs != 0;
@@ -636,8 +651,8 @@ static fb_status check_tokens(fb_session *s, const int32_t *tokens, uint32_t n, 
     if ((flags & (FB_LOGITS_LAST | FB_LOGITS_ALL)) && !logits)
         return fail(s, FB_ERR_INVALID_ARGUMENT, "jit_fused: logits asked for but no buffer given");
     if ((uint64_t)s->pos + n > (uint64_t)s->c.max_seq)
-        return fail(s, FB_ERR_CONTEXT_FULL, "jit_fused: %u tokens at position %d would pass the context of %d", n, s->pos,
-                    s->c.max_seq);
+        return fail(s, FB_ERR_CONTEXT_FULL, "jit_fused: %u tokens at position %d would pass the context of %d", n,
+                    s->pos, s->c.max_seq);
     for (uint32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= s->c.vocab)
             return fail(s, FB_ERR_INVALID_ARGUMENT, "jit_fused: token id %d at index %u is outside the vocabulary (%d)",
@@ -671,7 +686,8 @@ static fb_status jit_fused_prefill(fb_session *s, const int32_t *tokens, uint32_
             CUDA_CHECK(s, cudaMemcpyAsync(logits + (size_t)done * c->vocab, r->logits, (size_t)batch * row,
                                           cudaMemcpyDeviceToHost, s->stream));
         if (last) {
-            CUDA_CHECK(s, cudaMemcpyAsync(s->h_key, r->argmax_key, sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream));
+            CUDA_CHECK(s,
+                       cudaMemcpyAsync(s->h_key, r->argmax_key, sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream));
             if ((flags & FB_LOGITS_LAST) && !all)
                 CUDA_CHECK(s, cudaMemcpyAsync(logits, r->logits, row, cudaMemcpyDeviceToHost, s->stream));
         }
@@ -698,7 +714,8 @@ static fb_status enqueue_decode(fb_session *s) {
 static void capture_graph(fb_session *s) {
     cudaGraph_t graph = NULL;
     cudaError_t err = cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal);
-    fb_status st = err == cudaSuccess ? enqueue_decode(s) : cuda_fail(s, err, "cudaStreamBeginCapture", __FILE__, __LINE__);
+    fb_status st =
+        err == cudaSuccess ? enqueue_decode(s) : cuda_fail(s, err, "cudaStreamBeginCapture", __FILE__, __LINE__);
     if (err == cudaSuccess) {
         cudaError_t end = cudaStreamEndCapture(s->stream, &graph);
         if (st == FB_OK && end != cudaSuccess) st = cuda_fail(s, end, "cudaStreamEndCapture", __FILE__, __LINE__);
@@ -808,7 +825,8 @@ static const fb_plugin jit_fused_plugin = {
                     FB_CAP_PRECISION_NATIVE | FB_CAP_JIT | FB_CAP_GRAPHS | FB_CAP_COPY_PROBE,
     .name = "jit_fused",
     .version = JIT_FUSED_VERSION,
-    .description = "CUDA, JIT: fused kernels generated for the model's shapes, compiled by NVRTC, one CUDA graph per step",
+    .description =
+        "CUDA, JIT: fused kernels generated for the model's shapes, compiled by NVRTC, one CUDA graph per step",
     .probe = jit_fused_probe,
     .create = jit_fused_create,
     .prefill = jit_fused_prefill,

@@ -77,7 +77,7 @@ __device__ constexpr int jf_pad16(int bytes) { return (bytes + 15) / 16 * 16; }
 // Bytes of a device row of n values of type t: jf_row_bytes in jf_host.c,
 // where the layouts are described.
 __device__ constexpr int jf_row_bytes(int t, int n) {
-    return t == JF_T_F32                      ? jf_pad16(4 * n)
+    return t == JF_T_F32                     ? jf_pad16(4 * n)
            : t == JF_T_F16 || t == JF_T_BF16 ? jf_pad16(2 * n)
            : t == JF_T_Q8_0                  ? n + jf_pad16(n / 32 * 2)
            : t == JF_T_Q4_0                  ? n / 2 + jf_pad16(n / 32 * 2)
@@ -295,8 +295,10 @@ template <int T> __device__ __forceinline__ void jf_qdecode(const jf_qraw &r, in
 // types), or whole steps of it (block types, see jf_embed).
 template <int T> __device__ __forceinline__ float jf_weight(const fb_u8 *row, int i) {
     if constexpr (T == JF_T_F32) return ((const float *)row)[i];
-    else if constexpr (T == JF_T_F16) return jf_half_to_float(((const fb_u16 *)row)[i]);
-    else return jf_bf16_to_float(((const fb_u16 *)row)[i]);
+    else if constexpr (T == JF_T_F16)
+        return jf_half_to_float(((const fb_u16 *)row)[i]);
+    else
+        return jf_bf16_to_float(((const fb_u16 *)row)[i]);
 }
 
 // V activations (V a multiple of 4; 16-byte aligned: strides are multiples of 8).
@@ -341,8 +343,7 @@ __device__ __forceinline__ void jf_begin() {
 }
 
 // jf_begin for a warp about to read rows w[0 .. NR) of RB bytes each (when valid).
-template <int NR>
-__device__ __forceinline__ void jf_begin_rows(const fb_u8 *const w[NR], int rb, bool valid) {
+template <int NR> __device__ __forceinline__ void jf_begin_rows(const fb_u8 *const w[NR], int rb, bool valid) {
 #if defined(JF_PDL) && !defined(JF_EMULATE)
     asm volatile("griddepcontrol.launch_dependents;" :::);
     if (valid) {
@@ -472,8 +473,7 @@ __device__ __forceinline__ void jf_matvec_warp(const fb_u8 *const w[NR], const f
 
 // The whole block: inv[b] = 1 / sqrt(mean(x_b^2) + eps) for the first nb
 // positions of x (rows of stride JF_LD_DIM), as cpu_ref's rmsnorm computes it.
-template <int NBT>
-__device__ __forceinline__ void jf_block_inv_rms(const float *x, int nb, float inv[NBT]) {
+template <int NBT> __device__ __forceinline__ void jf_block_inv_rms(const float *x, int nb, float inv[NBT]) {
     __shared__ float partial[NBT][JF_WARPS];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
@@ -524,7 +524,7 @@ template <int T, int N> __device__ __forceinline__ void jf_decode_row(const fb_u
 // x[b] = token_embd[step[1 + b]] for b < gridDim.x, decoded to f32; also
 // clears the argmax key.
 extern "C" __global__ void __launch_bounds__(JF_THREADS)
-jf_embed(const int *step, const fb_u8 *token_embd, float *x, fb_u64 *argmax_key) {
+    jf_embed(const int *step, const fb_u8 *token_embd, float *x, fb_u64 *argmax_key) {
     jf_begin();
     const int b = blockIdx.x;
     jf_decode_row<JF_T_EMBD, JF_DIM>(token_embd + (size_t)step[1 + b] * jf_row_bytes(JF_T_EMBD, JF_DIM),
@@ -542,8 +542,8 @@ jf_embed(const int *step, const fb_u8 *token_embd, float *x, fb_u64 *argmax_key)
 // then W_k's from byte JF_Q_DIM * RB_Q, then W_v's.
 template <int NBT, int TQ, int TK, int TV>
 __device__ __forceinline__ void jf_qkv_rope(const int *step, int nb, const float *x, const float *norm,
-                                            const fb_u8 *w_qkv, const float *rope_inv_freq, float *q,
-                                            float *key_cache, float *value_cache) {
+                                            const fb_u8 *w_qkv, const float *rope_inv_freq, float *q, float *key_cache,
+                                            float *value_cache) {
     constexpr int PAIRS = (JF_Q_DIM + 2 * JF_KV_DIM) / 2;
     constexpr int RB_Q = jf_row_bytes(TQ, JF_DIM), RB_K = jf_row_bytes(TK, JF_DIM), RB_V = jf_row_bytes(TV, JF_DIM);
     const int pair = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
@@ -551,7 +551,8 @@ __device__ __forceinline__ void jf_qkv_rope(const int *step, int nb, const float
     const fb_u8 *first;
     int rb;
     if (r < JF_Q_DIM) first = w_qkv + (size_t)r * RB_Q, rb = RB_Q;
-    else if (r < JF_Q_DIM + JF_KV_DIM) first = w_qkv + (size_t)JF_Q_DIM * RB_Q + (size_t)(r - JF_Q_DIM) * RB_K, rb = RB_K;
+    else if (r < JF_Q_DIM + JF_KV_DIM)
+        first = w_qkv + (size_t)JF_Q_DIM * RB_Q + (size_t)(r - JF_Q_DIM) * RB_K, rb = RB_K;
     else
         first = w_qkv + (size_t)JF_Q_DIM * RB_Q + (size_t)JF_KV_DIM * RB_K + (size_t)(r - JF_Q_DIM - JF_KV_DIM) * RB_V,
         rb = RB_V;
@@ -565,8 +566,10 @@ __device__ __forceinline__ void jf_qkv_rope(const int *step, int nb, const float
         jf_matvec_warp<TQ, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
     } else { // warp-uniform: a pair never straddles two matrices (their row counts are even)
         if (r < JF_Q_DIM) jf_matvec_warp<TQ, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
-        else if (r < JF_Q_DIM + JF_KV_DIM) jf_matvec_warp<TK, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
-        else jf_matvec_warp<TV, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
+        else if (r < JF_Q_DIM + JF_KV_DIM)
+            jf_matvec_warp<TK, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
+        else
+            jf_matvec_warp<TV, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
     }
     if ((threadIdx.x & 31) != 0) return;
     const int pos0 = step[0];
@@ -608,7 +611,7 @@ __device__ __forceinline__ void jf_qkv_rope(const int *step, int nb, const float
 // softmax over every fourth position; the block merges its warps and writes
 // (max, sum, unnormalised output) to part.
 extern "C" __global__ void __launch_bounds__(JF_ATT_WARPS * 32)
-jf_attention(const int *step, const float *q, const float *key_cache, const float *value_cache, float *part) {
+    jf_attention(const int *step, const float *q, const float *key_cache, const float *value_cache, float *part) {
     jf_begin();
     const int h = blockIdx.x, split = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -790,8 +793,8 @@ __device__ __forceinline__ fb_u64 jf_argmax_key(float v, int id) {
 // last one into *argmax_key (cleared by jf_embed). A grid-stride loop over
 // the vocabulary, so each block sends one atomic, not one per row.
 template <int NBT>
-__device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *norm, const fb_u8 *w_out,
-                                           float *logits, fb_u64 *argmax_key) {
+__device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits,
+                                           fb_u64 *argmax_key) {
     constexpr int RB = jf_row_bytes(JF_T_OUT, JF_DIM);
     // Rows per warp and turn of the loop: a block type's row is 2-4x shorter
     // than an f16 one, so a warp takes two rows at once to keep as many
@@ -810,7 +813,8 @@ __device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *
     for (int r0 = (blockIdx.x * JF_WARPS + warp) * LNR; r0 < JF_VOCAB; r0 += gridDim.x * JF_WARPS * LNR) {
         const fb_u8 *rows[LNR];
 #pragma unroll
-        for (int j = 0; j < LNR; j++) rows[j] = w_out + (size_t)(r0 + j < JF_VOCAB ? r0 + j : r0) * RB; // the tail: row r0 again
+        for (int j = 0; j < LNR; j++)
+            rows[j] = w_out + (size_t)(r0 + j < JF_VOCAB ? r0 + j : r0) * RB; // the tail: row r0 again
         float acc[NBT][LNR];
         jf_matvec_warp<JF_T_OUT, LNR, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
         if (lane == 0) {
@@ -847,37 +851,36 @@ __device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *
 // of the W_o and W_down kernels, whose grids are too small to supply those
 // warps). With it, the loads of an iteration issue together: 8 per lane.
 
-#define JF_ENTRY_POINTS(SUFFIX, NBT, TQ, TK, TV, TO, TG, TU, TD)                                           \
-    extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                                     \
-    jf_qkv_rope_##SUFFIX(const int *step, int nb, const float *x, const float *norm, const fb_u8 *w_qkv,         \
-                         const float *rope_inv_freq, float *q, float *key_cache, float *value_cache) {           \
-        jf_qkv_rope<NBT, TQ, TK, TV>(step, nb, x, norm, w_qkv, rope_inv_freq, q, key_cache, value_cache);        \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                                     \
-    jf_out_residual_##SUFFIX(int nb, const float *att, const fb_u8 *w_o, float *x) {                             \
-        jf_out_residual<NBT, TO>(nb, att, w_o, x);                                                               \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                                     \
-    jf_gate_up_##SUFFIX(int nb, const float *x, const float *norm, const fb_u8 *w_gate, const fb_u8 *w_up,       \
-                        float *hb) {                                                                             \
-        jf_gate_up<NBT, TG, TU>(nb, x, norm, w_gate, w_up, hb);                                                  \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                                     \
-    jf_down_residual_##SUFFIX(int nb, const float *hb, const fb_u8 *w_down, float *x) {                          \
-        jf_down_residual<NBT, TD>(nb, hb, w_down, x);                                                            \
+#define JF_ENTRY_POINTS(SUFFIX, NBT, TQ, TK, TV, TO, TG, TU, TD)                                             \
+    extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                              \
+        jf_qkv_rope_##SUFFIX(const int *step, int nb, const float *x, const float *norm, const fb_u8 *w_qkv, \
+                             const float *rope_inv_freq, float *q, float *key_cache, float *value_cache) {   \
+        jf_qkv_rope<NBT, TQ, TK, TV>(step, nb, x, norm, w_qkv, rope_inv_freq, q, key_cache, value_cache);    \
+    }                                                                                                        \
+    extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                              \
+        jf_out_residual_##SUFFIX(int nb, const float *att, const fb_u8 *w_o, float *x) {                     \
+        jf_out_residual<NBT, TO>(nb, att, w_o, x);                                                           \
+    }                                                                                                        \
+    extern "C" __global__ void __launch_bounds__(JF_THREADS, 1) jf_gate_up_##SUFFIX(                         \
+        int nb, const float *x, const float *norm, const fb_u8 *w_gate, const fb_u8 *w_up, float *hb) {      \
+        jf_gate_up<NBT, TG, TU>(nb, x, norm, w_gate, w_up, hb);                                              \
+    }                                                                                                        \
+    extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                              \
+        jf_down_residual_##SUFFIX(int nb, const float *hb, const fb_u8 *w_down, float *x) {                  \
+        jf_down_residual<NBT, TD>(nb, hb, w_down, x);                                                        \
     }
 
 // One kind of layer (the generator writes one line per kind after the
 // template): jf_qkv_rope_1_k0, jf_qkv_rope_nb_k0, ...
-#define JF_LAYER_ENTRY_POINTS(KIND, TQ, TK, TV, TO, TG, TU, TD)                                                  \
-    JF_ENTRY_POINTS(1_##KIND, 1, TQ, TK, TV, TO, TG, TU, TD)                                                     \
+#define JF_LAYER_ENTRY_POINTS(KIND, TQ, TK, TV, TO, TG, TU, TD) \
+    JF_ENTRY_POINTS(1_##KIND, 1, TQ, TK, TV, TO, TG, TU, TD)    \
     JF_ENTRY_POINTS(nb_##KIND, JF_NB, TQ, TK, TV, TO, TG, TU, TD)
 
 extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)
-jf_lm_head_1(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits, fb_u64 *argmax_key) {
+    jf_lm_head_1(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits, fb_u64 *argmax_key) {
     jf_lm_head<1>(nb, x, norm, w_out, logits, argmax_key);
 }
 extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)
-jf_lm_head_nb(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits, fb_u64 *argmax_key) {
+    jf_lm_head_nb(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits, fb_u64 *argmax_key) {
     jf_lm_head<JF_NB>(nb, x, norm, w_out, logits, argmax_key);
 }

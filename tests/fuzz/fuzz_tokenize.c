@@ -94,6 +94,7 @@ static void fuzz_profile(const uint8_t *text, size_t n) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0) return 0;
     if (data[0] < 4) fuzz_tokenizer(data[0], data + 1, size - 1);
-    else fuzz_profile(data + 1, size - 1);
+    else
+        fuzz_profile(data + 1, size - 1);
     return 0;
 }

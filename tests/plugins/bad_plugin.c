@@ -37,10 +37,22 @@ __attribute__((unused)) static fb_status decode(fb_session *s, int32_t t, float 
     (void)s, (void)t, (void)l, (void)next;
     return FB_ERR_INTERNAL;
 }
-static fb_status reset(fb_session *s) { (void)s; return FB_OK; }
-static fb_status memory(fb_session *s, fb_memory_stats *m) { (void)s, (void)m; return FB_OK; }
-static fb_status effective(fb_session *s, fb_effective_settings *e) { (void)s, (void)e; return FB_OK; }
-static const char *last_error(fb_session *s) { (void)s; return ""; }
+static fb_status reset(fb_session *s) {
+    (void)s;
+    return FB_OK;
+}
+static fb_status memory(fb_session *s, fb_memory_stats *m) {
+    (void)s, (void)m;
+    return FB_OK;
+}
+static fb_status effective(fb_session *s, fb_effective_settings *e) {
+    (void)s, (void)e;
+    return FB_OK;
+}
+static const char *last_error(fb_session *s) {
+    (void)s;
+    return "";
+}
 static void destroy(fb_session *s) { (void)s; }
 
 #if DEFECT == RETURNS_NULL

@@ -65,9 +65,7 @@
  * and adds it after, for the first. */
 #include <math.h>
 static float broken_eps, broken_head_dim;
-static float eps_outside_sqrt(float v) {
-    return v == broken_head_dim ? sqrtf(v) : sqrtf(v - broken_eps) + broken_eps;
-}
+static float eps_outside_sqrt(float v) { return v == broken_head_dim ? sqrtf(v) : sqrtf(v - broken_eps) + broken_eps; }
 #define sqrtf(v) eps_outside_sqrt(v)
 #endif
 
@@ -118,7 +116,8 @@ static int permute_rows(float *m, int rows, int cols, const int *from) {
     float *copy = malloc((size_t)rows * cols * sizeof *copy);
     if (!copy) return -1;
     memcpy(copy, m, (size_t)rows * cols * sizeof *copy);
-    for (int r = 0; r < rows; r++) memcpy(m + (size_t)r * cols, copy + (size_t)from[r] * cols, (size_t)cols * sizeof *m);
+    for (int r = 0; r < rows; r++)
+        memcpy(m + (size_t)r * cols, copy + (size_t)from[r] * cols, (size_t)cols * sizeof *m);
     free(copy);
     return 0;
 }
@@ -147,13 +146,14 @@ static int break_weights(fb_session *s) {
 #if DEFECT == GQA_MODULO
     /* example head sigma(h) = (h % n_kv) * group + h / n_kv reads KV head sigma(h) / group = h % n_kv */
     for (int h = 0; rc == 0 && h < c->n_heads; h++)
-        for (int i = 0; i < hd; i++)
-            from_q[((h % c->n_kv_heads) * group + h / c->n_kv_heads) * hd + i] = h * hd + i;
+        for (int i = 0; i < hd; i++) from_q[((h % c->n_kv_heads) * group + h / c->n_kv_heads) * hd + i] = h * hd + i;
 #elif DEFECT == ROPE_NEOX
     for (int h = 0; rc == 0 && h < c->n_heads; h++)
-        for (int i = 0; i < half; i++) from_q[h * hd + 2 * i] = h * hd + i, from_q[h * hd + 2 * i + 1] = h * hd + i + half;
+        for (int i = 0; i < half; i++)
+            from_q[h * hd + 2 * i] = h * hd + i, from_q[h * hd + 2 * i + 1] = h * hd + i + half;
     for (int h = 0; rc == 0 && h < c->n_kv_heads; h++)
-        for (int i = 0; i < half; i++) from_k[h * hd + 2 * i] = h * hd + i, from_k[h * hd + 2 * i + 1] = h * hd + i + half;
+        for (int i = 0; i < half; i++)
+            from_k[h * hd + 2 * i] = h * hd + i, from_k[h * hd + 2 * i + 1] = h * hd + i + half;
 #endif
     for (int l = 0; rc == 0 && l < c->n_layers; l++) {
         LayerWeights *lw = &s->w.layers[l];
@@ -261,7 +261,8 @@ static fb_status broken_prefill(fb_session *s, const int32_t *tokens, uint32_t n
 #if DEFECT == INVALID_BEFORE_FULL
     for (uint32_t i = 0; tokens && i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= s->c.vocab_size)
-            return fail(s, FB_ERR_INVALID_ARGUMENT, PLUGIN_NAME ": token id %d is outside the vocabulary", (int)tokens[i]);
+            return fail(s, FB_ERR_INVALID_ARGUMENT, PLUGIN_NAME ": token id %d is outside the vocabulary",
+                        (int)tokens[i]);
 #elif DEFECT == REFUSES_FLAG_BITS
     if (flags & ~(FB_LOGITS_LAST | FB_LOGITS_ALL))
         return fail(s, FB_ERR_INVALID_ARGUMENT, PLUGIN_NAME ": unknown flag bits 0x%x", flags);

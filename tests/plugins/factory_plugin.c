@@ -51,8 +51,8 @@ static fb_status f_create(const fb_host *host, const fb_model_view *model, const
         return FB_ERR_OUT_OF_MEMORY;
     }
     size_t used = 0;
-    uint32_t n = settings->struct_size >= offsetof(fb_settings, options) + sizeof settings->options
-                     ? settings->n_options : 0;
+    uint32_t n =
+        settings->struct_size >= offsetof(fb_settings, options) + sizeof settings->options ? settings->n_options : 0;
     for (uint32_t i = 0; i < n; i++) {
         char why[200];
         if (f_check_option(host, settings->options[i].key, settings->options[i].value, why, sizeof why) != FB_OK) {
@@ -95,13 +95,15 @@ static void f_destroy(fb_session *s) {
     free(s);
 }
 
-#define BACKEND(NAME)                                                                                              \
-    {.abi_major = FB_ABI_MAJOR, .abi_minor = FB_ABI_MINOR, .struct_size = sizeof(fb_plugin),                       \
-     .capabilities = FB_CAP_CPU | FB_CAP_PRECISION_F32, .name = NAME, .version = "1.1.0",                         \
-     .description = "the SDK example, published by a factory, with options", .probe = example_probe,              \
-     .create = f_create, .prefill = f_prefill, .decode = f_decode, .reset = f_reset, .memory = f_memory,          \
-     .effective_settings = f_effective, .last_error = f_last_error, .destroy = f_destroy,                         \
-     .check_option = f_check_option}
+#define BACKEND(NAME)                                                                                       \
+    {                                                                                                       \
+        .abi_major = FB_ABI_MAJOR, .abi_minor = FB_ABI_MINOR, .struct_size = sizeof(fb_plugin),             \
+        .capabilities = FB_CAP_CPU | FB_CAP_PRECISION_F32, .name = NAME, .version = "1.1.0",                \
+        .description = "the SDK example, published by a factory, with options", .probe = example_probe,     \
+        .create = f_create, .prefill = f_prefill, .decode = f_decode, .reset = f_reset, .memory = f_memory, \
+        .effective_settings = f_effective, .last_error = f_last_error, .destroy = f_destroy,                \
+        .check_option = f_check_option                                                                      \
+    }
 static const fb_plugin backends[] = {BACKEND("factory_a"), BACKEND("factory_b")};
 
 static uint32_t f_count(const fb_host *host) {
@@ -113,9 +115,13 @@ static const fb_plugin *f_get(const fb_host *host, uint32_t i) {
     return i < f_count(host) ? &backends[i] : NULL;
 }
 
-static const fb_plugin container = {.abi_major = FB_ABI_MAJOR, .abi_minor = FB_ABI_MINOR,
-                                    .struct_size = sizeof(fb_plugin), .name = "factory",
-                                    .version = "1.1.0", .description = "two backends from one .so",
-                                    .factory_count = f_count, .factory_get = f_get};
+static const fb_plugin container = {.abi_major = FB_ABI_MAJOR,
+                                    .abi_minor = FB_ABI_MINOR,
+                                    .struct_size = sizeof(fb_plugin),
+                                    .name = "factory",
+                                    .version = "1.1.0",
+                                    .description = "two backends from one .so",
+                                    .factory_count = f_count,
+                                    .factory_get = f_get};
 
 FB_PLUGIN_EXPORT const fb_plugin *fb_plugin_entry(void) { return &container; }

@@ -56,8 +56,11 @@ static fb_status run(fb_session *s, int32_t token, float *logits, int32_t *next)
 
 static fb_status prefill(fb_session *s, const int32_t *t, uint32_t n, uint32_t flags, float *logits, int32_t *next) {
     for (uint32_t i = 0; i < n; i++)
-        run(s, t[i], (flags & FB_LOGITS_ALL) ? logits + (size_t)i * s->n_vocab
-                     : (flags & FB_LOGITS_LAST) && i + 1 == n ? logits : NULL, next);
+        run(s, t[i],
+            (flags & FB_LOGITS_ALL)                  ? logits + (size_t)i * s->n_vocab
+            : (flags & FB_LOGITS_LAST) && i + 1 == n ? logits
+                                                     : NULL,
+            next);
     return FB_OK;
 }
 
@@ -66,8 +69,15 @@ static fb_status decode(fb_session *s, int32_t token, float *logits, int32_t *ne
     return run(s, token, logits, next);
 }
 
-static fb_status reset(fb_session *s) { s->pos = 0; return FB_OK; }
-static fb_status memory(fb_session *s, fb_memory_stats *m) { (void)s; m->host_bytes = sizeof *s; return FB_OK; }
+static fb_status reset(fb_session *s) {
+    s->pos = 0;
+    return FB_OK;
+}
+static fb_status memory(fb_session *s, fb_memory_stats *m) {
+    (void)s;
+    m->host_bytes = sizeof *s;
+    return FB_OK;
+}
 static fb_status effective(fb_session *s, fb_effective_settings *e) {
     (void)s;
     e->weight_precision = FB_PRECISION_F32;
@@ -76,15 +86,29 @@ static fb_status effective(fb_session *s, fb_effective_settings *e) {
     e->kernel_cache_hit = -1;
     return FB_OK;
 }
-static const char *last_error(fb_session *s) { (void)s; return ""; }
+static const char *last_error(fb_session *s) {
+    (void)s;
+    return "";
+}
 static void destroy(fb_session *s) { free(s); }
 
 static const fb_plugin table = {
-    .abi_major = FB_ABI_MAJOR, .abi_minor = FB_ABI_MINOR, .struct_size = sizeof(fb_plugin),
+    .abi_major = FB_ABI_MAJOR,
+    .abi_minor = FB_ABI_MINOR,
+    .struct_size = sizeof(fb_plugin),
     .capabilities = FB_CAP_CPU | FB_CAP_PRECISION_F32,
-    .name = PLUGIN_NAME, .version = "0.0.1", .description = "a faulty backend for tests",
-    .probe = probe, .create = create, .prefill = prefill, .decode = decode, .reset = reset, .memory = memory,
-    .effective_settings = effective, .last_error = last_error, .destroy = destroy,
+    .name = PLUGIN_NAME,
+    .version = "0.0.1",
+    .description = "a faulty backend for tests",
+    .probe = probe,
+    .create = create,
+    .prefill = prefill,
+    .decode = decode,
+    .reset = reset,
+    .memory = memory,
+    .effective_settings = effective,
+    .last_error = last_error,
+    .destroy = destroy,
 };
 
 FB_PLUGIN_EXPORT const fb_plugin *fb_plugin_entry(void) { return &table; }

@@ -120,8 +120,8 @@ static fb_status mb_probe(const fb_host *host, fb_probe_result *out) {
     return st;
 }
 
-static fb_status mb_create(const fb_host *host, const fb_model_view *mv, const fb_settings *settings,
-                           fb_session **out, char *message, size_t message_size) {
+static fb_status mb_create(const fb_host *host, const fb_model_view *mv, const fb_settings *settings, fb_session **out,
+                           char *message, size_t message_size) {
 #if FAULT == CANCELLABLE && PHASE == CREATE
     /* A long load that checks for cancellation, as a plugin should. */
     while (!host->is_cancelled(host)) usleep(10000);
@@ -150,7 +150,8 @@ static fb_status mb_prefill(fb_session *s, const int32_t *tokens, uint32_t n, ui
     st = example_prefill(s, tokens, n, flags, logits, next);
     if (st == FB_OK && (flags & FB_LOGITS_ALL))
         for (uint32_t i = 0; i < n; i++) perturb(logits + (size_t)i * s->c.vocab_size, s->c.vocab_size);
-    else if (st == FB_OK && (flags & FB_LOGITS_LAST)) perturb(logits, s->c.vocab_size);
+    else if (st == FB_OK && (flags & FB_LOGITS_LAST))
+        perturb(logits, s->c.vocab_size);
 #if DEFECT == WRONG_ARGMAX
     if (st == FB_OK) *next = (*next + 1) % s->c.vocab_size;
 #endif

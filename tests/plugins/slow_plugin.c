@@ -19,8 +19,8 @@ static fb_status (*inner_create)(const fb_host *host, const fb_model_view *model
                                  fb_session **out, char *message, size_t message_size);
 static long delay_us;
 
-static fb_status create(const fb_host *host, const fb_model_view *model, const fb_settings *settings,
-                        fb_session **out, char *message, size_t message_size) {
+static fb_status create(const fb_host *host, const fb_model_view *model, const fb_settings *settings, fb_session **out,
+                        char *message, size_t message_size) {
     const char *env = getenv("FB_TEST_DECODE_DELAY_US");
     delay_us = env ? strtol(env, NULL, 10) : 0;
     return inner_create(host, model, settings, out, message, message_size);

@@ -111,8 +111,17 @@ typedef enum fb_log_level { FB_LOG_DEBUG = 0, FB_LOG_INFO = 1, FB_LOG_WARN = 2, 
 /* GGUF tensor type ids (ggml's), for fb_tensor_view.type. Only the ones the
  * host can dequantise are named here; others may appear in a model view. */
 enum fb_tensor_type {
-    FB_TYPE_F32 = 0, FB_TYPE_F16 = 1, FB_TYPE_Q4_0 = 2, FB_TYPE_Q4_1 = 3, FB_TYPE_Q5_0 = 6, FB_TYPE_Q5_1 = 7,
-    FB_TYPE_Q8_0 = 8, FB_TYPE_Q4_K = 12, FB_TYPE_Q5_K = 13, FB_TYPE_Q6_K = 14, FB_TYPE_BF16 = 30
+    FB_TYPE_F32 = 0,
+    FB_TYPE_F16 = 1,
+    FB_TYPE_Q4_0 = 2,
+    FB_TYPE_Q4_1 = 3,
+    FB_TYPE_Q5_0 = 6,
+    FB_TYPE_Q5_1 = 7,
+    FB_TYPE_Q8_0 = 8,
+    FB_TYPE_Q4_K = 12,
+    FB_TYPE_Q5_K = 13,
+    FB_TYPE_Q6_K = 14,
+    FB_TYPE_BF16 = 30
 };
 
 typedef struct fb_host fb_host;
@@ -157,11 +166,11 @@ struct fb_host {
 /* The model: a read-only view of the memory-mapped GGUF.                    */
 
 typedef struct fb_tensor_view {
-    const char *name;          /* "blk.0.attn_q.weight" */
-    uint32_t type;             /* enum fb_tensor_type (ggml id) */
-    uint32_t n_dims;           /* 1 or 2 for LLaMA tensors */
-    int64_t ne[4];             /* ne[0] is the row length (contiguous); unused dims are 1 */
-    const void *data;          /* into the mapped file; rows of host->row_bytes(type, ne[0]) bytes */
+    const char *name; /* "blk.0.attn_q.weight" */
+    uint32_t type;    /* enum fb_tensor_type (ggml id) */
+    uint32_t n_dims;  /* 1 or 2 for LLaMA tensors */
+    int64_t ne[4];    /* ne[0] is the row length (contiguous); unused dims are 1 */
+    const void *data; /* into the mapped file; rows of host->row_bytes(type, ne[0]) bytes */
     uint64_t n_bytes;
 } fb_tensor_view;
 
@@ -196,12 +205,12 @@ typedef struct fb_layer_view {
  * Products accumulate in f32. A prefill of n tokens equals n decodes in order. */
 typedef struct fb_model_view {
     uint32_t struct_size;
-    const char *path;          /* the GGUF file */
-    const char *name;          /* general.name, or "" */
-    const char *arch;          /* "llama" */
+    const char *path; /* the GGUF file */
+    const char *name; /* general.name, or "" */
+    const char *arch; /* "llama" */
     uint32_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx, n_vocab;
-    uint32_t n_rot;            /* RoPE dimensions per head (<= head_dim, even) */
-    float rope_freq_base;      /* theta_i = pos * base^(-2i / n_rot) */
+    uint32_t n_rot;       /* RoPE dimensions per head (<= head_dim, even) */
+    float rope_freq_base; /* theta_i = pos * base^(-2i / n_rot) */
     float rms_eps;
     /* RoPE layout: GGUF llama ("normal"): rotate adjacent pairs (2i, 2i+1)
      * within each head, for i < n_rot / 2. When rope_freqs is non-NULL
@@ -214,8 +223,8 @@ typedef struct fb_model_view {
     const fb_layer_view *layers;       /* n_layer entries, layer_view_size bytes apart (1.1) */
     uint64_t decode_bytes_native;      /* bytes one decode step reads at the file's types */
     /* ABI 1.1 (present when struct_size covers them): */
-    uint32_t tensor_view_size;         /* sizeof(fb_tensor_view) as the host was built */
-    uint32_t layer_view_size;          /* bytes from one layer view to the next */
+    uint32_t tensor_view_size; /* sizeof(fb_tensor_view) as the host was built */
+    uint32_t layer_view_size;  /* bytes from one layer view to the next */
 } fb_model_view;
 
 /* Layer i of a model view (1.1 plugins; the host fills layer_view_size). */
@@ -261,7 +270,6 @@ typedef struct fb_settings {
     const fb_option *options;
 } fb_settings;
 
-
 /* What the session really does. The host compares it with the settings and
  * with the other backends; anything that differs makes the comparison
  * "unfair" in the report, so report the truth, not the request. */
@@ -269,12 +277,12 @@ typedef struct fb_effective_settings {
     uint32_t struct_size;
     fb_precision weight_precision;
     fb_precision accumulate_precision;
-    int32_t jit;                /* run-time compilation used */
-    int32_t graphs;             /* graph replay used */
-    int32_t threads;            /* CPU threads used (0 for a GPU backend's compute) */
-    int32_t kernel_cache_hit;   /* 1 hit, 0 miss, -1 not applicable */
-    char device[128];           /* "CPU: <model>, AVX2" / "NVIDIA H100 80GB HBM3 (sm_90)" */
-    char notes[256];            /* anything else a reader of the report should know */
+    int32_t jit;              /* run-time compilation used */
+    int32_t graphs;           /* graph replay used */
+    int32_t threads;          /* CPU threads used (0 for a GPU backend's compute) */
+    int32_t kernel_cache_hit; /* 1 hit, 0 miss, -1 not applicable */
+    char device[128];         /* "CPU: <model>, AVX2" / "NVIDIA H100 80GB HBM3 (sm_90)" */
+    char notes[256];          /* anything else a reader of the report should know */
     /* ABI 1.1 (present when struct_size covers it): the per-backend options
      * in effect, "key=value" joined by ", ", including the defaults the
      * plugin chose for options it knows and the profile left out when they
@@ -292,27 +300,27 @@ typedef struct fb_memory_stats {
 
 typedef struct fb_probe_result {
     uint32_t struct_size;
-    int32_t available;          /* 1: create() can work here */
-    char device[128];           /* what would run it */
-    char reason[256];           /* when not available: why, in one sentence */
+    int32_t available; /* 1: create() can work here */
+    char device[128];  /* what would run it */
+    char reason[256];  /* when not available: why, in one sentence */
 } fb_probe_result;
 
 /* Capability bits (fb_plugin.capabilities). */
-#define FB_CAP_CPU            (1u << 0)
-#define FB_CAP_GPU            (1u << 1)
-#define FB_CAP_PRECISION_F32  (1u << 2)
-#define FB_CAP_PRECISION_F16  (1u << 3)
+#define FB_CAP_CPU (1u << 0)
+#define FB_CAP_GPU (1u << 1)
+#define FB_CAP_PRECISION_F32 (1u << 2)
+#define FB_CAP_PRECISION_F16 (1u << 3)
 #define FB_CAP_PRECISION_BF16 (1u << 4)
 #define FB_CAP_PRECISION_NATIVE (1u << 5)
-#define FB_CAP_JIT            (1u << 6)
-#define FB_CAP_GRAPHS         (1u << 7)
-#define FB_CAP_THREADS        (1u << 8)  /* honours fb_settings.threads */
-#define FB_CAP_COPY_PROBE     (1u << 9)  /* copy_bandwidth is provided */
+#define FB_CAP_JIT (1u << 6)
+#define FB_CAP_GRAPHS (1u << 7)
+#define FB_CAP_THREADS (1u << 8)    /* honours fb_settings.threads */
+#define FB_CAP_COPY_PROBE (1u << 9) /* copy_bandwidth is provided */
 
 /* Prefill flags: which logits to write. */
 #define FB_LOGITS_NONE 0u
 #define FB_LOGITS_LAST 1u /* logits has n_vocab floats: the last position's */
-#define FB_LOGITS_ALL  2u /* logits has n_tokens * n_vocab floats, position-major */
+#define FB_LOGITS_ALL 2u  /* logits has n_tokens * n_vocab floats, position-major */
 
 /* ------------------------------------------------------------------------ */
 /* The plugin table                                                          */
@@ -322,19 +330,19 @@ typedef struct fb_session fb_session; /* the plugin's own, opaque to the host */
 /* (ABI 1.1, profiling) One entry of a kernel-name-to-class table (see
  * fb_plugin.kernel_classes). */
 typedef struct fb_kernel_class {
-    const char *match; /* a substring of kernel or span names, matched case-insensitively */
+    const char *match;  /* a substring of kernel or span names, matched case-insensitively */
     const char *kclass; /* "matvec", "attention", "norm", "rope_kv", "elementwise", "argmax", "copy" or "other" */
-    uint64_t bytes;    /* bytes one launch reads and writes at this session's shapes (mean over
-                        * the launches it matches); 0: unknown */
+    uint64_t bytes;     /* bytes one launch reads and writes at this session's shapes (mean over
+                         * the launches it matches); 0: unknown */
 } fb_kernel_class;
 
 typedef struct fb_plugin {
-    uint32_t abi_major;   /* FB_ABI_MAJOR the plugin was built with */
-    uint32_t abi_minor;   /* FB_ABI_MINOR the plugin was built with */
-    uint32_t struct_size; /* sizeof(fb_plugin) as the plugin was built */
-    uint32_t capabilities;/* FB_CAP_* */
-    const char *name;     /* unique backend name, [a-z0-9_]+, e.g. "cpu_ref" */
-    const char *version;  /* the plugin's own version, e.g. "1.0.0" */
+    uint32_t abi_major;      /* FB_ABI_MAJOR the plugin was built with */
+    uint32_t abi_minor;      /* FB_ABI_MINOR the plugin was built with */
+    uint32_t struct_size;    /* sizeof(fb_plugin) as the plugin was built */
+    uint32_t capabilities;   /* FB_CAP_* */
+    const char *name;        /* unique backend name, [a-z0-9_]+, e.g. "cpu_ref" */
+    const char *version;     /* the plugin's own version, e.g. "1.0.0" */
     const char *description; /* one line */
 
     /* Is this backend's hardware here? Cheap; no session needed. Fills *out
@@ -350,8 +358,8 @@ typedef struct fb_plugin {
      * the backend cannot honour at all is FB_ERR_UNSUPPORTED, never a
      * silent substitute. `model` stays valid until destroy() returns;
      * `settings` only during this call; `host` for the plugin's lifetime. */
-    fb_status (*create)(const fb_host *host, const fb_model_view *model, const fb_settings *settings,
-                        fb_session **out, char *message, size_t message_size);
+    fb_status (*create)(const fb_host *host, const fb_model_view *model, const fb_settings *settings, fb_session **out,
+                        char *message, size_t message_size);
 
     /* Run n_tokens tokens (n_tokens >= 1) at the session's next positions
      * (0 after create or reset), filling the KV cache. Writes the argmax of
