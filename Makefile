@@ -13,7 +13,7 @@ WERROR     ?= $(if $(filter true 1,$(CI)),ON,OFF)
 CMAKE_ARGS ?=
 FAIRBENCH  := $(BUILD)/fairbench
 
-.PHONY: bench test setup build model sanitize fuzz fuzz-more clean
+.PHONY: bench test setup build model sanitize fuzz fuzz-more clean llamacpp
 
 PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),fair.ini,cpu.ini)
 
@@ -29,9 +29,14 @@ test: build
 setup:
 	@scripts/setup.sh
 
-build: setup
+build: setup llamacpp
 	cmake -S . -B $(BUILD) -DFB_WERROR=$(WERROR) $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j $(JOBS)
+
+# llama.cpp's CPU libraries for the llamacpp plugin, built once into ~/.cache (docs/llamacpp.md);
+# where that fails, the plugin is skipped and everything else builds.
+llamacpp: setup
+	@scripts/setup-llamacpp.sh >/dev/null || echo "make llamacpp: llama.cpp could not be built; the llamacpp plugin is skipped" >&2
 
 model: setup
 	@scripts/fetch-model.sh >/dev/null
