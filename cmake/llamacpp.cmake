@@ -70,3 +70,8 @@ else()
   message(STATUS "fairbench: no llama.cpp build in '${FAIRBENCH_LLAMACPP_DIR}'; the llamacpp plugin is skipped "
                  "(make llamacpp, or -DFAIRBENCH_LLAMACPP_DIR=<llama.cpp install>)")
 endif()
+
+# Installed beside the bundled plugins (it still loads the libllama.so it was configured with).
+if(FB_HAVE_LLAMACPP)
+  install(TARGETS llamacpp LIBRARY DESTINATION lib/fairbench/plugins)
+endif()

@@ -13,6 +13,7 @@ n=0
 for so in "$plugins"/*.so; do
   name=$(basename "$so" .so)
   [[ $name == cpu_ref ]] && continue
+  [[ $name == llamacpp ]] && continue # f32/f16 only on files of those types: test_llamacpp.sh runs it at native
   n=$((n + 1))
   for p in f32 f16 bf16 native; do
     out=$tmp/$name-$p.txt
