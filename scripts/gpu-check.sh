@@ -24,6 +24,10 @@
 #      and then a warm kernel cache; jit_fused once more without
 #      programmatic dependent launch (FAIRBENCH_JIT_PDL=0)
 #   8. fairbench conformance, per backend: the plugin ABI's contract
+#   llamacpp, when scripts/gpu-build.sh carried it (plugin + llama.cpp's CUDA
+#   libraries, xz'd): listed by step 2, peers.ini on the 1B model (eager_ops,
+#   jit_fused, llamacpp at f16) after step 7, and conformance at native;
+#   --only llamacpp runs just those.
 # and prints a short table last, with the targets of both backends. Every
 # output is also written under $OUT (when set): gpu-check.log, summary.txt.
 # Libraries: the CUDA runtime is inside each plugin; cuBLAS and NVRTC are the
@@ -104,6 +108,21 @@ main() {
   local bin=$carry/bin
   local backends="eager_ops jit_fused"
   [[ -n $only ]] && backends=$only
+  # llamacpp: its plugin and llama.cpp's CUDA libraries (scripts/gpu-build.sh carries both when built)
+  local lcpp_lib=""
+  if [[ -f $carry/plugins/llamacpp.so && -f $carry/llamacpp-cuda.tar.xz && ( -z $only || $only == llamacpp ) ]]; then
+    rm -rf "$work/llamacpp" && mkdir -p "$work/llamacpp" && tar -C "$work/llamacpp" -xJf "$carry/llamacpp-cuda.tar.xz" \
+      && lcpp_lib=$work/llamacpp/lib/libllama.so
+    local cudart_dir
+    cudart_dir=$(find_lib libcudart.so.13)
+    export LD_LIBRARY_PATH=$LD_LIBRARY_PATH${cudart_dir:+:$cudart_dir}
+    export FAIRBENCH_LLAMACPP_LIB=$lcpp_lib
+    echo "gpu-check: llamacpp: ${lcpp_lib:-not unpacked}; libcudart.so.13 from ${cudart_dir:-nowhere}; $(cat "$work/llamacpp/STAMP" 2>/dev/null)"
+    ldd "$work/llamacpp/lib/libggml-cuda.so" 2>&1 | grep 'not found' | sed 's/^/gpu-check: llamacpp: /'
+  else
+    echo "gpu-check: llamacpp not carried (scripts/setup-llamacpp.sh --cuda, then scripts/gpu-build.sh)"
+  fi
+  [[ $only == llamacpp ]] && backends=""
   export FAIRBENCH_JIT_CACHE=$work/jit-cache   # starts empty: the first jit_fused session compiles
   rm -rf "$FAIRBENCH_JIT_CACHE"
   step plugins 30 "$bin/fairbench" plugins
@@ -120,7 +139,7 @@ main() {
       step "agree_1b_$b" 90 "$bin/test_gpu_backend" --backend "$b" "$work" --model /tmp/gpu-check-1b.gguf --positions 32
     done
     local list=${backends// /,}
-    step bench_1b 180 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend "$list" --precision f16 --graphs 0,1 \
+    [[ -n $list ]] && step bench_1b 180 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend "$list" --precision f16 --graphs 0,1 \
       --jit-cache cold,warm --tokens 128 --prompt 16 --warmup 8
     if [[ $backends == *jit_fused* ]]; then # what programmatic dependent launch gives
       FAIRBENCH_JIT_PDL=0 step bench_1b_nopdl 90 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend jit_fused \
@@ -131,10 +150,18 @@ main() {
         --tokens 64 --prompt 16 --warmup 4
     fi
   fi
+  # llamacpp: llama.cpp's CUDA build (carried as llamacpp-cuda.tar.xz) beside the others, peers.ini
+  if [[ -n $lcpp_lib && -f /tmp/gpu-check-1b.gguf ]]; then
+    step peers_1b 420 "$bin/fairbench" -c "$root/configs/profiles/peers.ini" --model /tmp/gpu-check-1b.gguf \
+      --plugin-dir "$carry/plugins" ${only:+--backends $only} --set run.gen_tokens=64 --set run.repetitions=3
+  fi
   rm -f /tmp/gpu-check-1b.gguf
   for b in $backends; do
     step "conformance_$b" 150 "$bin/fairbench" conformance "$carry/plugins/$b.so" --timeout 60
   done
+  if [[ -n $lcpp_lib ]]; then # its f32/f16 follow the file's types: the conformance models run at native
+    step conformance_llamacpp 150 "$bin/fairbench" conformance "$carry/plugins/llamacpp.so" --precision native --timeout 60
+  fi
 
   # ---------------------------------------------------------------- the table, last
   echo
@@ -173,6 +200,11 @@ main() {
     [[ -n $nodes ]] && note "${nodes%; }"
     [[ $backends == *eager_ops* ]] && note "eager_ops targets at f16: graphs off >= 250 tok/s: ${e_off:-?}; graphs on >= 500 tok/s: ${e_on:-?}"
     [[ $backends == *jit_fused* ]] && note "jit_fused targets at f16, warm cache, graphs on: decode >= 80% of copy bandwidth: ${j_pct:-?} (${j_on:-?} tok/s); cold start <= 50 ms: ${j_cold:-?} ms; load <= 1.5 s: ${j_load:-?} s"
+  fi
+  if [[ -f $work/peers_1b.out ]]; then
+    note ""
+    note "peers.ini on llama3.2-1b (synthetic, F16 file), f16, 64 steps x 3 (llamacpp: llama.cpp's CUDA build):"
+    while read -r line; do note "  $line"; done < <(grep -E '^(Backend|Status|Throughput|Roofline|Top-1|Mean KL|Load|Cold start|Fairness verdict|llamacpp:)' "$work/peers_1b.out" | cut -c1-160)
   fi
   if grep -qvE ' ok ' "$work/steps.txt"; then note "gpu-check: SOME STEPS DID NOT PASS"; return 1; fi
   note "gpu-check: all steps passed"
