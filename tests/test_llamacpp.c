@@ -235,13 +235,15 @@ int main(int argc, char **argv) {
 
     /* llama.cpp casts an f32 K and V to f16 inside flash attention: that run
      * is held to the f16 bar, and its notes must say so. */
-    struct { const char *label; fb_option options[3]; uint32_t n; const char *echo, *note; double bar; } runs[] = {
-        {"defaults", {{0}}, 0, "flash_attn=off, n_batch=512, kv_type=f32", "; KV f32;", 1e-4},
-        {"n_batch 7", {{"n_batch", "7"}}, 1, "flash_attn=off, n_batch=7, kv_type=f32", "; KV f32;", 1e-4},
+    /* min: an option that rounds K and V to f16 must move the logits at
+     * all (above f32's 1e-6), or it never reached llama.cpp. */
+    struct { const char *label; fb_option options[3]; uint32_t n; const char *echo, *note; double min, bar; } runs[] = {
+        {"defaults", {{0}}, 0, "flash_attn=off, n_batch=512, kv_type=f32", "; KV f32;", 0, 1e-4},
+        {"n_batch 7", {{"n_batch", "7"}}, 1, "flash_attn=off, n_batch=7, kv_type=f32", "; KV f32;", 0, 1e-4},
         {"flash_attn on", {{"flash_attn", "on"}, {"n_batch", "7"}}, 2, "flash_attn=on, n_batch=7, kv_type=f32",
-         "KV f32, cast to f16 inside flash attention", 1e-2},
+         "KV f32, cast to f16 inside flash attention", 1e-5, 1e-2},
         {"kv f16", {{"kv_type", "f16"}, {"n_batch", "7"}}, 2, "flash_attn=off, n_batch=7, kv_type=f16", "; KV f16;",
-         1e-2},
+         1e-5, 1e-2},
     };
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         fb_settings st = settings_at(FB_PRECISION_F32, runs[r].options, runs[r].n);
@@ -256,6 +258,8 @@ int main(int argc, char **argv) {
                same, N_POS, echo);
         CHECK(share <= runs[r].bar, "%s: max |diff| %.3g of the largest logit is above %.0e", runs[r].label, share,
               runs[r].bar);
+        CHECK(share >= runs[r].min, "%s: max |diff| %.3g of the largest logit: the option changed nothing",
+              runs[r].label, share);
         CHECK(same == N_POS, "%s: argmax agrees at %d of %d positions", runs[r].label, same, N_POS);
         CHECK(strcmp(echo, runs[r].echo) == 0, "%s: effective options '%s', expected '%s'", runs[r].label, echo,
               runs[r].echo);
