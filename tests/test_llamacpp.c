@@ -117,7 +117,12 @@ static double compare(const float *got, const float *want, uint32_t n_vocab, int
         const float *g = got + (size_t)p * n_vocab, *w = want + (size_t)p * n_vocab;
         for (uint32_t v = 0; v < n_vocab; v++) {
             double d = fabs((double)g[v] - (double)w[v]);
-            if (d > max_diff || isnan(d)) max_diff = isnan(d) ? INFINITY : d;
+            if (isnan(d)) { // say whose: a NaN in the reference is not the backend's fault
+                printf("NaN in the %s logits at position %d, token %u\n", isnan(w[v]) ? "reference's" : "backend's",
+                       p, v);
+                return INFINITY;
+            }
+            if (d > max_diff) max_diff = d;
             if (fabs((double)w[v]) > max_ref) max_ref = fabs((double)w[v]);
         }
         *same_argmax += argmax(g, n_vocab) == argmax(w, n_vocab);

@@ -549,17 +549,18 @@ static fb_status run_tokens(fb_session *s, const int32_t *tokens, uint32_t n, bo
         set_error(s, "llamacpp: no tokens, or a NULL output buffer");
         return FB_ERR_INVALID_ARGUMENT;
     }
+    // The context first: a prompt that cannot fit is refused before its ids are read.
+    if ((uint64_t)s->n_pos + n > s->n_ctx) {
+        set_error(s, "llamacpp: %u tokens from position %u would pass the context of %u positions", n, s->n_pos,
+                  s->n_ctx);
+        return FB_ERR_CONTEXT_FULL;
+    }
     for (uint32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= s->n_vocab) {
             set_error(s, "llamacpp: token id %d at index %u is outside the vocabulary (0..%u)", (int)tokens[i], i,
                       s->n_vocab - 1);
             return FB_ERR_INVALID_ARGUMENT;
         }
-    if ((uint64_t)s->n_pos + n > s->n_ctx) {
-        set_error(s, "llamacpp: %u tokens from position %u would pass the context of %u positions", n, s->n_pos,
-                  s->n_ctx);
-        return FB_ERR_CONTEXT_FULL;
-    }
     const float *last = NULL;
     for (uint32_t done = 0; done < n;) {
         uint32_t chunk = n - done < (uint32_t)s->opt.n_batch ? n - done : (uint32_t)s->opt.n_batch;
