@@ -100,6 +100,7 @@ set_tests_properties(eager_ops_emulated PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 6
 # Every op against its CPU twin on random inputs (exit 77 without a device).
 add_executable(test_eager_ops_kernels ${CMAKE_SOURCE_DIR}/tests/test_eager_ops_kernels.c)
 target_link_libraries(test_eager_ops_kernels PRIVATE eager_ops_kernels fbcore m)
+target_include_directories(test_eager_ops_kernels PRIVATE ${CMAKE_SOURCE_DIR}/plugins/cpu_ref) # blocks.h: the twins
 set_target_properties(test_eager_ops_kernels PROPERTIES CUDA_RUNTIME_LIBRARY Static)
 add_test(NAME eager_ops_kernels COMMAND test_eager_ops_kernels)
 set_tests_properties(eager_ops_kernels PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS gpu)
@@ -114,7 +115,8 @@ add_executable(test_eager_ops_kernels_emulated
 target_compile_definitions(test_eager_ops_kernels_emulated PRIVATE EO_EMULATE)
 target_compile_features(test_eager_ops_kernels_emulated PRIVATE cxx_std_17)
 target_include_directories(test_eager_ops_kernels_emulated PRIVATE
-  ${CMAKE_SOURCE_DIR}/plugins/eager_ops ${CMAKE_SOURCE_DIR}/tests ${CUDAToolkit_INCLUDE_DIRS})
+  ${CMAKE_SOURCE_DIR}/plugins/eager_ops ${CMAKE_SOURCE_DIR}/plugins/cpu_ref ${CMAKE_SOURCE_DIR}/tests
+  ${CUDAToolkit_INCLUDE_DIRS})
 target_link_libraries(test_eager_ops_kernels_emulated PRIVATE fbcore m)
 add_test(NAME eager_ops_kernels_emulated COMMAND test_eager_ops_kernels_emulated)
 set_tests_properties(eager_ops_kernels_emulated PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)

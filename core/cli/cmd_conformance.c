@@ -20,6 +20,7 @@
  */
 #include "cli.h"
 
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -37,10 +38,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "abi_names.h"
 #include "backends.h"
 #include "fb_version.h"
 #include "model.h"
 #include "plugin_host.h"
+#include "profile.h"
 #include "synth.h"
 
 
@@ -70,6 +73,7 @@ typedef struct conf_model {
 
 typedef struct conf {
     const char *plugin_path;
+    const char *backend_name;  /* --backend: which of a factory's backends (NULL: the only one) */
     fb_precision precision;
     int threads;
     double timeout_s;
@@ -120,58 +124,6 @@ static void failf(check_result *r, const char *fmt, ...) {
         }                                                                                                             \
     } while (0)
 
-static const char *status_name(fb_status st) {
-    switch (st) {
-    case FB_OK: return "FB_OK";
-    case FB_ERR_INVALID_ARGUMENT: return "FB_ERR_INVALID_ARGUMENT";
-    case FB_ERR_UNSUPPORTED: return "FB_ERR_UNSUPPORTED";
-    case FB_ERR_UNAVAILABLE: return "FB_ERR_UNAVAILABLE";
-    case FB_ERR_OUT_OF_MEMORY: return "FB_ERR_OUT_OF_MEMORY";
-    case FB_ERR_CONTEXT_FULL: return "FB_ERR_CONTEXT_FULL";
-    case FB_ERR_CANCELLED: return "FB_ERR_CANCELLED";
-    case FB_ERR_INTERNAL: return "FB_ERR_INTERNAL";
-    }
-    return "an unknown status";
-}
-
-static const char *precision_name(fb_precision p) {
-    switch (p) {
-    case FB_PRECISION_F32: return "f32";
-    case FB_PRECISION_F16: return "f16";
-    case FB_PRECISION_BF16: return "bf16";
-    case FB_PRECISION_NATIVE: return "native";
-    }
-    return "unknown";
-}
-
-static uint32_t precision_cap(fb_precision p) {
-    switch (p) {
-    case FB_PRECISION_F32: return FB_CAP_PRECISION_F32;
-    case FB_PRECISION_F16: return FB_CAP_PRECISION_F16;
-    case FB_PRECISION_BF16: return FB_CAP_PRECISION_BF16;
-    case FB_PRECISION_NATIVE: return FB_CAP_PRECISION_NATIVE;
-    }
-    return 0;
-}
-
-#define KNOWN_CAPS                                                                                                    \
-    (FB_CAP_CPU | FB_CAP_GPU | FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 |                 \
-     FB_CAP_PRECISION_NATIVE | FB_CAP_JIT | FB_CAP_GRAPHS | FB_CAP_THREADS | FB_CAP_COPY_PROBE)
-
-static void format_caps(uint32_t caps, char *buf, size_t size) {
-    static const struct { uint32_t bit; const char *name; } names[] = {
-        {FB_CAP_CPU, "cpu"}, {FB_CAP_GPU, "gpu"}, {FB_CAP_PRECISION_F32, "f32"}, {FB_CAP_PRECISION_F16, "f16"},
-        {FB_CAP_PRECISION_BF16, "bf16"}, {FB_CAP_PRECISION_NATIVE, "native"}, {FB_CAP_JIT, "jit"},
-        {FB_CAP_GRAPHS, "graphs"}, {FB_CAP_THREADS, "threads"}, {FB_CAP_COPY_PROBE, "copy-probe"},
-    };
-    size_t n = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if ((caps & names[i].bit) && n < size)
-            n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? "," : "", names[i].name);
-    if (n == 0) snprintf(buf, size, "none");
-}
-
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -212,8 +164,8 @@ static fb_session *open_session(const conf *c, const conf_model *m, const fb_set
     fb_status st = c->api->create(fb_host_services(), &m->view.view, settings, &s, message, sizeof message);
     if (st != FB_OK) {
         message[sizeof message - 1] = '\0';
-        failf(r, "create on the %s model (%s) returned %s: %s", m->label, precision_name(settings->weight_precision),
-              status_name(st), message[0] ? message : "(no message)");
+        failf(r, "create on the %s model (%s) returned %s: %s", m->label, fb_precision_name(settings->weight_precision),
+              fb_status_name(st), message[0] ? message : "(no message)");
         return NULL;
     }
     if (!s) failf(r, "create on the %s model returned FB_OK but no session", m->label);
@@ -356,14 +308,14 @@ static int agreement_check(const agreement *a, char *why, size_t size) {
     char broken[200];
     if (top1 < min_top1)
         snprintf(broken, sizeof broken, "top-1 agreement %.1f%% is below the bar for %s (%.0f%%)", 100 * top1,
-                 precision_name(a->precision), 100 * min_top1);
+                 fb_precision_name(a->precision), 100 * min_top1);
     else if (!(kl <= max_kl))
-        snprintf(broken, sizeof broken, "mean KL %.2g is above the bar for %s (%.0e)", kl, precision_name(a->precision),
+        snprintf(broken, sizeof broken, "mean KL %.2g is above the bar for %s (%.0e)", kl, fb_precision_name(a->precision),
                  max_kl);
     else if (!(a->max_abs <= max_diff_share * a->max_ref))
         snprintf(broken, sizeof broken, "the largest |logit diff| %.3g is %.3g%% of the largest |logit| (%.3g); the "
                  "bar for %s is %g%%", a->max_abs, 100 * a->max_abs / a->max_ref, a->max_ref,
-                 precision_name(a->precision), 100 * max_diff_share);
+                 fb_precision_name(a->precision), 100 * max_diff_share);
     else
         return 0;
     char summary[200];
@@ -421,7 +373,7 @@ static int prefill_checked(const conf *c, fb_session *s, const conf_model *m, in
     int32_t next = -1;
     fb_status st = c->api->prefill(s, m->tokens + pos, n, flags, flags == FB_LOGITS_NONE ? NULL : b->data, &next);
     if (st != FB_OK) {
-        failf(r, "%s returned %s: %s", what, status_name(st), c->api->last_error(s));
+        failf(r, "%s returned %s: %s", what, fb_status_name(st), c->api->last_error(s));
         return -1;
     }
     uint32_t rows = flags == FB_LOGITS_ALL ? n : flags == FB_LOGITS_LAST ? 1 : 0;
@@ -440,7 +392,7 @@ static int decode_checked(const conf *c, fb_session *s, const conf_model *m, int
     int32_t next = -1;
     fb_status st = c->api->decode(s, m->tokens[pos], with_logits ? b->data : NULL, &next);
     if (st != FB_OK) {
-        failf(r, "%s returned %s: %s", what, status_name(st), c->api->last_error(s));
+        failf(r, "%s returned %s: %s", what, fb_status_name(st), c->api->last_error(s));
         return -1;
     }
     if (check_output(m, b, with_logits ? 1 : 0, pos, next, a, what, r)) return -1;
@@ -452,16 +404,16 @@ static int decode_checked(const conf *c, fb_session *s, const conf_model *m, int
 static int expect_refusal(const conf *c, fb_session *s, fb_status got, fb_status want, const char *what,
                           check_result *r) {
     if (got == FB_OK) {
-        failf(r, "%s returned FB_OK; it must be refused with %s", what, status_name(want));
+        failf(r, "%s returned FB_OK; it must be refused with %s", what, fb_status_name(want));
         return -1;
     }
     if (got != want) {
-        failf(r, "%s returned %s; the ABI's status for it is %s", what, status_name(got), status_name(want));
+        failf(r, "%s returned %s; the ABI's status for it is %s", what, fb_status_name(got), fb_status_name(want));
         return -1;
     }
     const char *e = c->api->last_error(s);
     if (!e || !e[0]) {
-        failf(r, "%s was refused with %s, but last_error() is empty afterwards", what, status_name(got));
+        failf(r, "%s was refused with %s, but last_error() is empty afterwards", what, fb_status_name(got));
         return -1;
     }
     return 0;
@@ -507,7 +459,7 @@ static void check_load(const conf *c, const conf_model *m, check_result *r) {
     (void)m;
     const fb_plugin *p = c->api;
     char caps[128];
-    format_caps(p->capabilities, caps, sizeof caps);
+    fb_caps_format(p->capabilities, caps, sizeof caps);
     r->caps = p->capabilities;
     snprintf(r->name, sizeof r->name, "%s", p->name);
     snprintf(r->version, sizeof r->version, "%s", p->version ? p->version : "");
@@ -518,9 +470,9 @@ static void check_load(const conf *c, const conf_model *m, check_result *r) {
     REQUIRE(p->capabilities & (FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 |
                                FB_CAP_PRECISION_NATIVE),
             "capabilities (%s) claim no weight precision (FB_CAP_PRECISION_*)", caps);
-    REQUIRE(p->abi_minor > FB_ABI_MINOR || !(p->capabilities & ~KNOWN_CAPS),
+    REQUIRE(p->abi_minor > FB_ABI_MINOR || !(p->capabilities & ~FB_KNOWN_CAPS),
             "capabilities have bits ABI %u.%u does not define (0x%x)", p->abi_major, p->abi_minor,
-            p->capabilities & ~KNOWN_CAPS);
+            p->capabilities & ~FB_KNOWN_CAPS);
     REQUIRE(!(p->capabilities & FB_CAP_COPY_PROBE) || p->copy_bandwidth,
             "capabilities claim FB_CAP_COPY_PROBE but copy_bandwidth is NULL");
     pass(r, "%s %s, ABI %u.%u, capabilities %s", p->name, p->version, p->abi_major, p->abi_minor, caps);
@@ -539,7 +491,7 @@ static void check_probe(const conf *c, const conf_model *m, check_result *r) {
     fb_probe_result a, b;
     r->available = -1;
     fb_status st = probe_once(c, &a);
-    REQUIRE(st == FB_OK, "probe returned %s (it returns FB_OK whether or not the hardware is here)", status_name(st));
+    REQUIRE(st == FB_OK, "probe returned %s (it returns FB_OK whether or not the hardware is here)", fb_status_name(st));
     REQUIRE(a.available == 0 || a.available == 1, "probe set available = %d (0 or 1)", (int)a.available);
     REQUIRE(terminated(a.device, sizeof a.device), "probe left device[] without a terminating NUL");
     REQUIRE(terminated(a.reason, sizeof a.reason), "probe left reason[] without a terminating NUL");
@@ -547,7 +499,7 @@ static void check_probe(const conf *c, const conf_model *m, check_result *r) {
     REQUIRE(a.available || a.reason[0], "probe says unavailable but gives no reason");
     st = probe_once(c, &b);
     REQUIRE(st == FB_OK && b.available == a.available, "a second probe answered differently (%s, available %d)",
-            status_name(st), (int)b.available);
+            fb_status_name(st), (int)b.available);
     r->available = a.available;
     if (a.available) pass(r, "available: %s", a.device);
     else pass(r, "unavailable: %s", a.reason);
@@ -566,10 +518,10 @@ static void check_create_unavailable(const conf *c, const conf_model *m, check_r
         failf(r, "probe says unavailable, but create succeeded");
         return;
     }
-    REQUIRE(s == NULL, "create returned %s but did not set *out to NULL", status_name(st));
+    REQUIRE(s == NULL, "create returned %s but did not set *out to NULL", fb_status_name(st));
     REQUIRE(terminated(message, sizeof message) && message[0],
-            "create returned %s without a NUL-terminated sentence in the message buffer", status_name(st));
-    pass(r, "create refused with %s: %s", status_name(st), message);
+            "create returned %s without a NUL-terminated sentence in the message buffer", fb_status_name(st));
+    pass(r, "create refused with %s: %s", fb_status_name(st), message);
 out:;
 }
 
@@ -599,7 +551,7 @@ static void check_create_destroy(const conf *c, const conf_model *m, check_resul
         int32_t next;
         int bad = st != FB_OK || prefill_checked(c, s, m, 0, 2, FB_LOGITS_LAST, &b, &a, &next, r);
         c->api->destroy(s);
-        REQUIRE(st == FB_OK, "memory() on session %d returned %s", i + 1, status_name(st));
+        REQUIRE(st == FB_OK, "memory() on session %d returned %s", i + 1, fb_status_name(st));
         if (bad) goto out;
         if (i == 0) {
             first_host = mem.host_bytes, first_device = mem.device_bytes;
@@ -642,14 +594,14 @@ static void check_unsupported_precision(const conf *c, const conf_model *m, chec
     size_t used = 0;
     for (int p = 0; p <= 4; p++) {
         bool defined = p <= FB_PRECISION_NATIVE;
-        if (defined && (c->caps & precision_cap((fb_precision)p))) continue;
+        if (defined && (c->caps & fb_precision_cap((fb_precision)p))) continue;
         fb_settings settings = settings_for(c, 0);
         settings.weight_precision = (fb_precision)(defined ? p : 7);
         fb_session *s = SENTINEL_SESSION;
         char message[512];
         memset(message, 0x5A, sizeof message);
         char what[64];
-        if (defined) snprintf(what, sizeof what, "%s (not in its capabilities)", precision_name((fb_precision)p));
+        if (defined) snprintf(what, sizeof what, "%s (not in its capabilities)", fb_precision_name((fb_precision)p));
         else snprintf(what, sizeof what, "precision 7 (no such fb_precision)");
         fb_status st = c->api->create(fb_host_services(), &m->view.view, &settings, &s, message, sizeof message);
         if (st == FB_OK) {
@@ -658,13 +610,13 @@ static void check_unsupported_precision(const conf *c, const conf_model *m, chec
             return;
         }
         REQUIRE(defined ? st == FB_ERR_UNSUPPORTED : st == FB_ERR_UNSUPPORTED || st == FB_ERR_INVALID_ARGUMENT,
-                "create with weight precision %s returned %s, not FB_ERR_UNSUPPORTED", what, status_name(st));
+                "create with weight precision %s returned %s, not FB_ERR_UNSUPPORTED", what, fb_status_name(st));
         REQUIRE(s == NULL, "create with weight precision %s failed but did not set *out to NULL", what);
         REQUIRE(terminated(message, sizeof message) && message[0],
                 "create with weight precision %s failed without a NUL-terminated sentence in the message buffer", what);
         if (used < sizeof refused)
             used += (size_t)snprintf(refused + used, sizeof refused - used, "%s%s", used ? ", " : "",
-                                     defined ? precision_name((fb_precision)p) : "precision 7");
+                                     defined ? fb_precision_name((fb_precision)p) : "precision 7");
     }
     pass(r, "refused %s with FB_ERR_UNSUPPORTED and a sentence", refused);
 out:;
@@ -713,7 +665,7 @@ static void check_reset(const conf *c, const conf_model *m, check_result *r) {
     if (!s) return;
     REQUIRE(logits_alloc(&first, m->n_vocab) == 0 && logits_alloc(&again, m->n_vocab) == 0, "out of memory");
     fb_status st = c->api->reset(s);
-    REQUIRE(st == FB_OK, "reset on a fresh session returned %s: %s", status_name(st), c->api->last_error(s));
+    REQUIRE(st == FB_OK, "reset on a fresh session returned %s: %s", fb_status_name(st), c->api->last_error(s));
     agreement a;
     agreement_init(&a, c->precision);
     int32_t next1, next2, ignored;
@@ -721,7 +673,7 @@ static void check_reset(const conf *c, const conf_model *m, check_result *r) {
     for (int pos = 6; pos < 10; pos++)
         if (decode_checked(c, s, m, pos, false, &again, &a, &ignored, r)) goto out;
     st = c->api->reset(s);
-    REQUIRE(st == FB_OK, "reset returned %s: %s", status_name(st), c->api->last_error(s));
+    REQUIRE(st == FB_OK, "reset returned %s: %s", fb_status_name(st), c->api->last_error(s));
     if (prefill_checked(c, s, m, 0, 6, FB_LOGITS_LAST, &again, &a, &next2, r)) {
         char why[sizeof r->text];
         snprintf(why, sizeof why, "%s", r->text);
@@ -739,9 +691,9 @@ static void check_reset(const conf *c, const conf_model *m, check_result *r) {
             "reset does not forget the earlier positions", (int)next2, max_diff, (int)next1);
     if (agreement_require(&a, "prefill and decode around a reset", r)) goto out;
     st = c->api->reset(s);
-    REQUIRE(st == FB_OK, "a second reset returned %s", status_name(st));
+    REQUIRE(st == FB_OK, "a second reset returned %s", fb_status_name(st));
     st = c->api->reset(s);
-    REQUIRE(st == FB_OK, "reset twice in a row returned %s", status_name(st));
+    REQUIRE(st == FB_OK, "reset twice in a row returned %s", fb_status_name(st));
     pass(r, "the same prompt after reset gives the same next token and logits within %.2g (%s)", max_diff,
          max_diff == 0 ? "bit for bit" : "rounding");
 out:
@@ -763,7 +715,7 @@ static void check_prefill_lengths(const conf *c, const conf_model *m, check_resu
     agreement_init(&a, c->precision);
     for (uint32_t len = 1; len <= max_len; len++) {
         fb_status st = c->api->reset(s);
-        REQUIRE(st == FB_OK, "reset returned %s", status_name(st));
+        REQUIRE(st == FB_OK, "reset returned %s", fb_status_name(st));
         if (prefill_checked(c, s, m, 0, len, FB_LOGITS_LAST, &b, &a, &nexts[len], r)) goto out;
     }
     REQUIRE(c->api->reset(s) == FB_OK, "reset failed");
@@ -880,7 +832,7 @@ static void check_context_end(const conf *c, const conf_model *m, check_result *
     if (expect_refusal(c, s, st, FB_ERR_CONTEXT_FULL, what, r)) goto out;
     if (agreement_require(&a, "up to the context end", r)) goto out;
     st = c->api->reset(s);
-    REQUIRE(st == FB_OK, "reset after a full context returned %s", status_name(st));
+    REQUIRE(st == FB_OK, "reset after a full context returned %s", fb_status_name(st));
     if (prefill_checked(c, s, m, 0, 1, FB_LOGITS_LAST, &b, &a, NULL, r)) goto out;
     if (agreement_require(&a, "after reset from a full context", r)) goto out;
     pass(r, "positions up to %u (max_context %u) agree; prefill and decode past it are FB_ERR_CONTEXT_FULL and change "
@@ -934,8 +886,9 @@ static int effective_after_decoding(const conf *c, const conf_model *m, const fb
         if (decode_checked(c, s, m, pos, pos % 2 == 0, &b, a, NULL, r)) goto out;
     memset(&buf, 0x5A, sizeof buf);
     buf.eff.struct_size = sizeof buf.eff;
+    memset(buf.eff.options, 0, sizeof buf.eff.options); /* as the host hands it (plugin.h) */
     fb_status st = c->api->effective_settings(s, &buf.eff);
-    REQUIRE(st == FB_OK, "effective_settings returned %s: %s", status_name(st), c->api->last_error(s));
+    REQUIRE(st == FB_OK, "effective_settings returned %s: %s", fb_status_name(st), c->api->last_error(s));
     for (size_t i = sizeof buf.eff; i < sizeof buf.bytes; i++)
         REQUIRE(buf.bytes[i] == 0x5A, "effective_settings wrote past the %zu bytes of out->struct_size", sizeof buf.eff);
     *eff = buf.eff;
@@ -955,9 +908,9 @@ static void check_effective_settings(const conf *c, const conf_model *m, check_r
     agreement_init(&a, c->precision);
     if (effective_after_decoding(c, m, &settings, &e, &a, r)) return;
     REQUIRE(e.weight_precision == c->precision, "reports weight precision %s (%d); %s was asked and accepted",
-            precision_name(e.weight_precision), (int)e.weight_precision, precision_name(c->precision));
+            fb_precision_name(e.weight_precision), (int)e.weight_precision, fb_precision_name(c->precision));
     REQUIRE(e.accumulate_precision == FB_PRECISION_F32, "reports accumulate precision %s; f32 was asked and accepted",
-            precision_name(e.accumulate_precision));
+            fb_precision_name(e.accumulate_precision));
     REQUIRE(e.jit == 0 || e.jit == 1, "reports jit = %d (0 or 1)", (int)e.jit);
     REQUIRE(e.graphs == 0 || e.graphs == 1, "reports graphs = %d (0 or 1)", (int)e.graphs);
     REQUIRE(!e.jit || (c->caps & FB_CAP_JIT), "reports jit = 1 but its capabilities lack FB_CAP_JIT");
@@ -971,10 +924,43 @@ static void check_effective_settings(const conf *c, const conf_model *m, check_r
             "claims FB_CAP_THREADS but reports %d threads; %d were asked", (int)e.threads, c->threads);
     REQUIRE(terminated(e.device, sizeof e.device) && e.device[0], "device[] is empty or not NUL-terminated");
     REQUIRE(terminated(e.notes, sizeof e.notes), "notes[] is not NUL-terminated");
+    REQUIRE(terminated(e.options, sizeof e.options), "options[] (ABI 1.1) is not NUL-terminated");
     if (agreement_require(&a, "decoding with JIT and graphs allowed", r)) return;
     pass(r, "weights %s, accumulate %s, jit %d, graphs %d, threads %d, cache %d, device '%s'",
-         precision_name(e.weight_precision), precision_name(e.accumulate_precision), (int)e.jit, (int)e.graphs,
+         fb_precision_name(e.weight_precision), fb_precision_name(e.accumulate_precision), (int)e.jit, (int)e.graphs,
          (int)e.threads, (int)e.kernel_cache_hit, e.device);
+out:;
+}
+
+/* Per-backend options (ABI 1.1): a key the backend does not know is refused
+ * by check_option with a sentence; a session made with no options reports a
+ * well-formed options string. A backend without check_option takes none. */
+static void check_options(const conf *c, const conf_model *m, check_result *r) {
+    const fb_plugin *p = c->api;
+    if (p->abi_minor < 1 || !FB_PLUGIN_HAS(p, check_option) || !p->check_option) {
+        pass(r, "ABI %u.%u, no check_option: the host refuses every per-backend option for it", p->abi_major,
+             p->abi_minor);
+        return;
+    }
+    static const char bogus[] = "fairbench_conformance_no_such_option";
+    char message[300];
+    memset(message, 0x5A, sizeof message);
+    fb_status st = p->check_option(fb_host_services(), bogus, "1", message, sizeof message);
+    REQUIRE(st == FB_ERR_INVALID_ARGUMENT || st == FB_ERR_UNSUPPORTED,
+            "check_option(\"%s\", \"1\") returned %s; an unknown key must be FB_ERR_INVALID_ARGUMENT", bogus,
+            fb_status_name(st));
+    REQUIRE(terminated(message, sizeof message) && message[0], "check_option refused '%s' without a sentence", bogus);
+    char said[200];
+    snprintf(said, sizeof said, "%.190s", message);
+    st = p->check_option(fb_host_services(), "", "", message, sizeof message);
+    REQUIRE(st != FB_OK, "check_option accepted an empty key");
+    fb_settings settings = settings_for(c, 0);
+    fb_effective_settings e;
+    agreement a;
+    agreement_init(&a, c->precision);
+    if (effective_after_decoding(c, m, &settings, &e, &a, r)) return;
+    REQUIRE(terminated(e.options, sizeof e.options), "options[] is not NUL-terminated");
+    pass(r, "an unknown key is refused (\"%s\"); options in effect: '%s'", said, e.options);
 out:;
 }
 
@@ -1000,7 +986,7 @@ static void check_no_jit_no_graphs(const conf *c, const conf_model *m, check_res
             REQUIRE(st == FB_ERR_UNSUPPORTED && s == NULL && message[0],
                     "create with allow_jit = 0 returned %s with '%s': a backend that cannot run without JIT must "
                     "refuse with FB_ERR_UNSUPPORTED, no session and a sentence",
-                    status_name(st), message);
+                    fb_status_name(st), message);
             snprintf(refusal, sizeof refusal, "refuses allow_jit = 0 (%.100s); ", message);
             settings.allow_jit = 1;
         }
@@ -1012,7 +998,7 @@ static void check_no_jit_no_graphs(const conf *c, const conf_model *m, check_res
     REQUIRE(settings.allow_jit || e.jit == 0, "reports jit = %d although allow_jit = 0", (int)e.jit);
     REQUIRE(e.graphs == 0, "reports graphs = %d although allow_graphs = 0", (int)e.graphs);
     REQUIRE(e.weight_precision == c->precision, "reports weight precision %s; %s was asked",
-            precision_name(e.weight_precision), precision_name(c->precision));
+            fb_precision_name(e.weight_precision), fb_precision_name(c->precision));
     if (agreement_require(&a, "decoding with JIT and graphs forbidden", r)) return;
     char summary[200];
     agreement_text(&a, summary, sizeof summary);
@@ -1035,7 +1021,7 @@ static void check_memory(const conf *c, const conf_model *m, check_result *r) {
     memset(&before, 0x5A, sizeof before);
     before.mem.struct_size = sizeof before.mem;
     fb_status st = c->api->memory(s, &before.mem);
-    REQUIRE(st == FB_OK, "memory() returned %s: %s", status_name(st), c->api->last_error(s));
+    REQUIRE(st == FB_OK, "memory() returned %s: %s", fb_status_name(st), c->api->last_error(s));
     for (size_t i = sizeof before.mem; i < sizeof before.bytes; i++)
         REQUIRE(before.bytes[i] == 0x5A, "memory() wrote past the %zu bytes of out->struct_size", sizeof before.mem);
     agreement a;
@@ -1046,7 +1032,7 @@ static void check_memory(const conf *c, const conf_model *m, check_result *r) {
     memset(&after, 0x5A, sizeof after);
     after.mem.struct_size = sizeof after.mem;
     st = c->api->memory(s, &after.mem);
-    REQUIRE(st == FB_OK, "memory() after decoding returned %s", status_name(st));
+    REQUIRE(st == FB_OK, "memory() after decoding returned %s", fb_status_name(st));
     const fb_memory_stats *m0 = &before.mem, *m1 = &after.mem;
     REQUIRE(m0->device_peak_bytes >= m0->device_bytes && m1->device_peak_bytes >= m1->device_bytes,
             "device_peak_bytes is below device_bytes (%llu < %llu)", (unsigned long long)m1->device_peak_bytes,
@@ -1108,6 +1094,8 @@ static const check_def SESSION_CHECKS[] = {
     {"no_jit_no_graphs", check_no_jit_no_graphs, MODEL_TINY,
      "with allow_jit = allow_graphs = 0 the session reports neither"},
     {"memory", check_memory, MODEL_TINY, "memory(): peak >= current, non-zero, within its struct"},
+    {"options", check_options, MODEL_TINY,
+     "ABI 1.1: check_option refuses an unknown key with a sentence; options[] well formed"},
 };
 #define N_SESSION_CHECKS (sizeof SESSION_CHECKS / sizeof SESSION_CHECKS[0])
 
@@ -1146,7 +1134,7 @@ static void run_check(conf *c, const check_def *def, check_result *out) {
         memset(&r, 0, sizeof r);
         r.available = -1;
         fb_backend backend;
-        if (fb_backend_load(c->plugin_path, &backend) != 0) {
+        if (fb_backend_load(c->plugin_path, c->backend_name, &backend, NULL, 0) != 0) {
             failf(&r, "%s", backend.reason);
         } else {
             c->api = backend.api;
@@ -1368,8 +1356,8 @@ static int compute_reference(conf *c, char *line, size_t size) {
 
 void fb_conformance_usage(FILE *out) {
     fprintf(out,
-            "usage: fairbench conformance PLUGIN.so [--precision f32|f16|bf16|native] [--threads N]\n"
-            "                             [--timeout SECONDS] [--plugin-dir DIR]... [--keep]\n"
+            "usage: fairbench conformance PLUGIN.so [--backend NAME] [--precision f32|f16|bf16|native]\n"
+            "                             [--threads N] [--timeout SECONDS] [--plugin-dir DIR]... [--keep]\n"
             "\n"
             "Runs one backend plugin through the plugin ABI's contract on two synthetic models\n"
             "(tiny: the synth preset with a 64-position context; gqa: 1 KV head for 4 query\n"
@@ -1380,6 +1368,8 @@ void fb_conformance_usage(FILE *out) {
             "one line: PASS name: what was seen, FAIL name: why, or SKIP name: why. A check\n"
             "also fails when the plugin writes to stdout or its process ends with an error.\n"
             "\n"
+            "  --backend NAME    which backend of a plugin that publishes several (an ABI 1.1\n"
+            "                    factory); needed only when it publishes more than one\n"
             "  --precision P     the weight precision the sessions ask for (default f32); the\n"
             "                    plugin must claim it. Agreement bars: the main job's top-1\n"
             "                    rate and mean KL (f32 99%%, 1e-4; f16 95%%, 5e-3; bf16 90%%,\n"
@@ -1403,17 +1393,6 @@ void fb_conformance_usage(FILE *out) {
             "could not be set up (no cpu_ref, the plugin does not claim --precision);\n"
             "77 the plugin's probe says its hardware is not here: the checks that need it\n"
             "were skipped and none of the others failed (not a pass)\n");
-}
-
-static int parse_precision(const char *s, fb_precision *out) {
-    static const struct { const char *name; fb_precision p; } names[] = {
-        {"f32", FB_PRECISION_F32}, {"f16", FB_PRECISION_F16}, {"bf16", FB_PRECISION_BF16}, {"native", FB_PRECISION_NATIVE}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(s, names[i].name) == 0) {
-            *out = names[i].p;
-            return 0;
-        }
-    return -1;
 }
 
 static void remove_tmpdir(conf *c, bool keep) {
@@ -1451,8 +1430,9 @@ int fb_cmd_conformance(int argc, char **argv) {
     c.threads = 2;
     c.timeout_s = 120;
     bool keep = false;
-    enum { O_PRECISION = 256, O_THREADS, O_TIMEOUT, O_PLUGIN_DIR, O_KEEP };
+    enum { O_PRECISION = 256, O_THREADS, O_TIMEOUT, O_PLUGIN_DIR, O_KEEP, O_BACKEND };
     static const struct option longopts[] = {
+        {"backend", required_argument, NULL, O_BACKEND},
         {"precision", required_argument, NULL, O_PRECISION}, {"threads", required_argument, NULL, O_THREADS},
         {"timeout", required_argument, NULL, O_TIMEOUT},     {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
         {"keep", no_argument, NULL, O_KEEP},                 {"help", no_argument, NULL, 'h'},
@@ -1462,7 +1442,7 @@ int fb_cmd_conformance(int argc, char **argv) {
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case O_PRECISION:
-            if (parse_precision(optarg, &c.precision)) {
+            if (fb_precision_parse(optarg, &c.precision)) {
                 fprintf(stderr, "fairbench conformance: --precision must be f32, f16, bf16 or native, not '%s'\n", optarg);
                 return EXIT_USAGE;
             }
@@ -1491,6 +1471,7 @@ int fb_cmd_conformance(int argc, char **argv) {
             c.dirs[c.n_dirs++] = optarg;
             break;
         case O_KEEP: keep = true; break;
+        case O_BACKEND: c.backend_name = optarg; break;
         case 'h': fb_conformance_usage(stdout); return EXIT_OK;
         default: return EXIT_USAGE;
         }
@@ -1528,7 +1509,7 @@ int fb_cmd_conformance(int argc, char **argv) {
     printf("fairbench conformance: %s\n", c.plugin_path);
     printf("reference: %s\n", reference);
     for (int i = 0; i < N_MODELS; i++) printf("model %s: %s\n", c.models[i].label, c.models[i].shape);
-    printf("settings: weights %s, accumulate f32, threads %d, time-out %g s per check%s%s\n", precision_name(c.precision),
+    printf("settings: weights %s, accumulate f32, threads %d, time-out %g s per check%s%s\n", fb_precision_name(c.precision),
            c.threads, c.timeout_s, keep ? "; models kept in " : "", keep ? c.tmpdir : "");
 
     tally t = {0};
@@ -1542,11 +1523,11 @@ int fb_cmd_conformance(int argc, char **argv) {
         goto done;
     }
     c.caps = r.caps;
-    if (!(c.caps & precision_cap(c.precision))) {
+    if (!(c.caps & fb_precision_cap(c.precision))) {
         char caps[128];
-        format_caps(c.caps, caps, sizeof caps);
+        fb_caps_format(c.caps, caps, sizeof caps);
         fprintf(stderr, "fairbench conformance: %s does not claim weight precision %s (capabilities: %s); choose one "
-                        "it claims with --precision\n", r.name, precision_name(c.precision), caps);
+                        "it claims with --precision\n", r.name, fb_precision_name(c.precision), caps);
         rc = EXIT_USAGE;
         goto done;
     }

@@ -6,7 +6,7 @@
  * function per block of the network, and forward() which reads like the
  * paper. The only speed work lives in dot.c (one row dot-product kernel per
  * weight format, picked at run time for the CPU's SIMD level) and in the
- * thread pool that splits each matrix's rows across cores.
+ * thread pool (threadpool.c) that splits each matrix's rows across cores.
  *
  * Precision: weights are held as the profile asks (f32, f16, bf16, or the
  * file's own block formats decoded on the fly); every product is accumulated
@@ -24,7 +24,10 @@
 #include <unistd.h>
 
 #include "dot.h"
+#include "bf16.h"
+#include "blocks.h"
 #include "fairbench/plugin.h"
+#include "threadpool.h"
 
 #define CPU_REF_VERSION "1.0.0"
 
@@ -97,142 +100,6 @@ typedef struct RunState {
 } RunState;
 
 // ----------------------------------------------------------------------------
-// A small thread pool: the calling thread and n-1 workers run one parallel
-// job at a time. Workers spin briefly on a generation counter before
-// sleeping, since decode dispatches a job every few microseconds. Jobs share
-// their work out in chunks (next_chunk), and the caller does not wait for
-// workers that have not started: it closes the job when no work is left and
-// waits only for workers still inside it. On a machine whose other cores are
-// busy, a late worker then costs nothing (a version that waited for every
-// worker took 7 ms instead of 0.03 ms per token on the tiny model while a
-// compiler ran on the other core).
-
-typedef void (*job_fn)(void *arg, int thread, int n_threads);
-
-typedef struct ThreadPool {
-    int n_threads;
-    pthread_t *threads;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    atomic_uint generation; // bumped for each job
-    atomic_uint closed;     // the last job whose work is all done
-    atomic_int active;      // workers inside the current job
-    atomic_int sleeping;    // workers blocked on `wake`
-    atomic_bool stop;
-    job_fn fn;
-    void *arg;
-} ThreadPool;
-
-typedef struct WorkerArg {
-    ThreadPool *pool;
-    int index;
-} WorkerArg;
-
-static void *worker_main(void *p) {
-    WorkerArg *wa = p;
-    ThreadPool *pool = wa->pool;
-    int index = wa->index;
-    free(wa);
-    unsigned seen = 0;
-    for (;;) {
-        /* Wait for a new generation: spin first, then sleep. */
-        unsigned gen;
-        int spins = 0;
-        while ((gen = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
-            if (atomic_load(&pool->stop)) return NULL;
-            if (++spins < 20000) {
-#if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
-#endif
-                continue;
-            }
-            pthread_mutex_lock(&pool->lock);
-            atomic_fetch_add(&pool->sleeping, 1);
-            while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop))
-                pthread_cond_wait(&pool->wake, &pool->lock);
-            atomic_fetch_sub(&pool->sleeping, 1);
-            pthread_mutex_unlock(&pool->lock);
-            spins = 0;
-        }
-        seen = gen;
-        if (atomic_load(&pool->stop)) return NULL;
-        /* Enter, then check the job is still open: with the caller's
-         * "close, then count who is inside" (both sequentially consistent),
-         * either we see it closed, or the caller sees us and waits. */
-        atomic_fetch_add(&pool->active, 1);
-        if ((int)(atomic_load(&pool->closed) - gen) < 0) pool->fn(pool->arg, index, pool->n_threads);
-        atomic_fetch_sub(&pool->active, 1);
-    }
-}
-
-static int pool_start(ThreadPool *pool, int n_threads) {
-    memset(pool, 0, sizeof *pool);
-    pool->n_threads = n_threads;
-    pthread_mutex_init(&pool->lock, NULL);
-    pthread_cond_init(&pool->wake, NULL);
-    pool->threads = calloc((size_t)n_threads, sizeof *pool->threads);
-    if (!pool->threads) return -1;
-    for (int i = 1; i < n_threads; i++) {
-        WorkerArg *wa = malloc(sizeof *wa);
-        if (!wa) return -1;
-        *wa = (WorkerArg){pool, i};
-        if (pthread_create(&pool->threads[i], NULL, worker_main, wa) != 0) {
-            free(wa);
-            pool->n_threads = i; /* run with the workers we have */
-            break;
-        }
-    }
-    return 0;
-}
-
-/* Run fn(arg, t, n) for t = 0..n-1, t = 0 on the calling thread; returns
- * when all are done. */
-static void pool_run(ThreadPool *pool, job_fn fn, void *arg) {
-    if (pool->n_threads == 1) {
-        fn(arg, 0, 1);
-        return;
-    }
-    pool->fn = fn;
-    pool->arg = arg;
-    pthread_mutex_lock(&pool->lock);
-    unsigned gen = atomic_fetch_add(&pool->generation, 1) + 1;
-    if (atomic_load(&pool->sleeping) > 0) pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
-    fn(arg, 0, pool->n_threads); /* returns when no chunk is left */
-    atomic_store(&pool->closed, gen);
-    /* Wait for workers still finishing a chunk (they are running, so briefly). */
-    for (int spins = 0; atomic_load(&pool->active) > 0; spins++) {
-        if (spins > 1000) sched_yield();
-#if defined(__x86_64__) || defined(__i386__)
-        else __builtin_ia32_pause();
-#endif
-    }
-}
-
-/* Work sharing: threads take chunks of `chunk` items from a shared counter
- * until none are left, so a thread the OS delays leaves its share to the
- * others instead of holding up the job. Returns the first item, or -1. */
-static int next_chunk(atomic_int *counter, int total, int chunk, int *end) {
-    int begin = atomic_fetch_add_explicit(counter, chunk, memory_order_relaxed);
-    if (begin >= total) return -1;
-    *end = begin + chunk < total ? begin + chunk : total;
-    return begin;
-}
-
-static void pool_stop(ThreadPool *pool) {
-    if (!pool->threads) return;
-    pthread_mutex_lock(&pool->lock);
-    atomic_store(&pool->stop, true);
-    pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
-    for (int i = 1; i < pool->n_threads; i++) pthread_join(pool->threads[i], NULL);
-    free(pool->threads);
-    pthread_mutex_destroy(&pool->lock);
-    pthread_cond_destroy(&pool->wake);
-    pool->threads = NULL;
-}
-
-// ----------------------------------------------------------------------------
 // The session
 
 struct fb_session {
@@ -265,13 +132,6 @@ static void *session_alloc(fb_session *s, size_t bytes) {
 
 // ----------------------------------------------------------------------------
 // Loading: weights converted to the requested precision
-
-static uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays NaN
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);                  // round to nearest even
-}
 
 /* Store tensor t as a Matrix in precision p. */
 static fb_status load_matrix(fb_session *s, const fb_tensor_view *t, fb_precision p, Matrix *m) {
@@ -312,7 +172,7 @@ static fb_status load_matrix(fb_session *s, const fb_tensor_view *t, fb_precisio
         else {
             rc = host->dequantize_row_f32(t->type, src, row, m->cols);
             for (int i = 0; i < m->cols && rc == 0; i++) {
-                uint16_t b = f32_to_bf16(row[i]);
+                uint16_t b = fb_f32_to_bf16(row[i]);
                 memcpy(out + 2 * i, &b, 2);
             }
         }
@@ -348,7 +208,7 @@ static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
     w->layers = session_alloc(s, (size_t)p->n_layers * sizeof *w->layers);
     if (!w->layers) return fail(s, FB_ERR_OUT_OF_MEMORY, "cpu_ref: out of memory");
     for (int l = 0; l < p->n_layers; l++) {
-        const fb_layer_view *L = &mv->layers[l];
+        const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
         LayerWeights *lw = &w->layers[l];
         if ((st = load_vector(s, &L->attn_norm, &lw->attn_norm)) || (st = load_matrix(s, &L->attn_q, s->precision, &lw->wq)) ||
             (st = load_matrix(s, &L->attn_k, s->precision, &lw->wk)) || (st = load_matrix(s, &L->attn_v, s->precision, &lw->wv)) ||
@@ -410,15 +270,8 @@ static void free_state(RunState *r) {
 }
 
 // ----------------------------------------------------------------------------
-// The blocks of the network
-
-/* o = x / sqrt(mean(x^2) + eps) * weight, for one vector of n */
-static void rmsnorm(float *o, const float *x, const float *weight, int n, float eps) {
-    float ss = 0.0f;
-    for (int j = 0; j < n; j++) ss += x[j] * x[j];
-    float scale = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int j = 0; j < n; j++) o[j] = weight[j] * (scale * x[j]);
-}
+// The blocks of the network (the element-wise ones, rmsnorm, rope, softmax,
+// silu and argmax, are in blocks.h, shared with the CUDA kernels' tests)
 
 /* Y (batch, rows) = X (batch, cols) @ W^T, i.e. y[b][r] = W[r] . x[b].
  * One job per call; rows are split across threads. Each row is read from
@@ -475,32 +328,6 @@ static void matmul2(fb_session *s, const float *x, int batch, const Matrix *w0, 
     pool_run(&s->pool, matmul_worker, &job);
 }
 
-/* RoPE, GGUF llama layout: rotate adjacent pairs (2i, 2i+1) of each head by
- * pos * inv_freq[i], for i < n_rot / 2. vec holds n_heads heads. */
-static void rope(float *vec, int n_heads, int head_dim, int n_rot, int pos, const float *inv_freq) {
-    for (int i = 0; i < n_rot / 2; i++) {
-        double angle = (double)pos * (double)inv_freq[i];
-        float c = (float)cos(angle), sn = (float)sin(angle);
-        for (int h = 0; h < n_heads; h++) {
-            float *v = vec + (size_t)h * head_dim + 2 * i;
-            float v0 = v[0], v1 = v[1];
-            v[0] = v0 * c - v1 * sn;
-            v[1] = v0 * sn + v1 * c;
-        }
-    }
-}
-
-static void softmax(float *x, int n) {
-    float max = x[0];
-    for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int i = 0; i < n; i++) x[i] /= sum;
-}
-
 /* Causal grouped-query attention for `batch` positions starting at pos0,
  * whose keys and values are already in the cache. One job: (position, head)
  * pairs are split across threads. */
@@ -543,20 +370,12 @@ static void attention_worker(void *arg, int thread, int n_threads) {
     }
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
-
 /* Token embedding: row `token` of token_embd, decoded to f32. */
 static void embed(fb_session *s, float *x, int token) {
     const Matrix *e = &s->weights.token_embd;
     s->host->dequantize_row_f32(e->type, e->data + (size_t)token * e->row_bytes, x, e->cols);
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
 
 // ----------------------------------------------------------------------------
 // forward: `batch` tokens at positions pos..pos+batch-1 -> logits of the

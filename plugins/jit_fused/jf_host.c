@@ -100,13 +100,6 @@ void jf_plan_compute(const jf_config *c, jf_plan *plan) {
     plan->total = plan->weights + plan->kv_cache + plan->activations;
 }
 
-uint16_t jf_f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays NaN
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);                  // round to nearest even
-}
-
 void jf_rope_inv_freq(float *inv_freq, int n_rot, float base, const float *factors) {
     for (int i = 0; i < n_rot / 2; i++) {
         double inv = pow((double)base, -2.0 * i / n_rot);
@@ -150,7 +143,7 @@ static void *convert_worker(void *arg) {
         } else {
             rc = j->host->dequantize_row_f32(j->src_type, in, scratch, j->cols);
             uint16_t *o = (uint16_t *)(void *)out;
-            for (int64_t i = 0; i < j->cols && rc == 0; i++) o[i] = jf_f32_to_bf16(scratch[i]);
+            for (int64_t i = 0; i < j->cols && rc == 0; i++) o[i] = fb_f32_to_bf16(scratch[i]);
         }
         if (rc != 0) j->rc = -1;
         memset(out + (size_t)j->cols * esize, 0, (size_t)(j->ld - j->cols) * esize);

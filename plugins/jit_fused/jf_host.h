@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bf16.h"
 #include "fairbench/plugin.h"
 
 /* How weights are stored on the device (the JF_WTYPE of the kernels). */
@@ -59,9 +60,6 @@ void jf_plan_compute(const jf_config *c, jf_plan *plan);
  * when out of memory. */
 int jf_convert_rows(const fb_host *host, uint32_t src_type, const void *src, int64_t rows, int64_t cols, void *dst,
                     int64_t ld, jf_wtype w, int n_threads);
-
-/* f32 -> bf16, round to nearest even; NaN stays NaN. */
-uint16_t jf_f32_to_bf16(float f);
 
 /* inv_freq[i] = base^(-2i / n_rot) / factors[i], in double, then rounded
  * (factors may be NULL): exactly cpu_ref's. */
