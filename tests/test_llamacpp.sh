@@ -47,7 +47,7 @@ needed=$(readelf -d "$so" | grep -E 'NEEDED' | grep -oE '\[[^]]+\]' | tr '\n' ' 
 # ---------------------------------------------------------------- 2. conformance at native
 "$fairbench" conformance "$so" --plugin-dir "$plugins" --precision native >"$tmp/conformance.txt" 2>"$tmp/conformance.err"
 rc=$?
-if (( rc == 0 )) && grep -qE '^17 checks: 17 passed, 0 failed, 0 skipped$' "$tmp/conformance.txt"; then
+if (( rc == 0 )) && grep -qE '^([0-9]+) checks: \1 passed, 0 failed, 0 skipped$' "$tmp/conformance.txt"; then
   ok "conformance at native: $(tail -n 1 "$tmp/conformance.txt")"
   grep -E '^PASS (prefill_lengths|decode)/' "$tmp/conformance.txt" | cut -c1-160 | sed 's/^/     /'
 else
