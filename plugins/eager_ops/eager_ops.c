@@ -493,13 +493,9 @@ static fb_status eager_ops_probe(const fb_host *host, fb_probe_result *out) {
     out->device[0] = '\0';
     out->reason[0] = '\0';
     cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess) {
-        snprintf(out->reason, sizeof out->reason, "%s", cudaGetErrorString(err));
+    if (err != cudaSuccess || count == 0) {
+        fbc_no_device_reason(err != cudaSuccess ? err : cudaErrorNoDevice, out->reason, sizeof out->reason);
         cudaGetLastError();
-        return FB_OK;
-    }
-    if (count == 0) {
-        snprintf(out->reason, sizeof out->reason, "%s", cudaGetErrorString(cudaErrorNoDevice));
         return FB_OK;
     }
     struct cudaDeviceProp prop;
@@ -526,11 +522,12 @@ static void eager_ops_destroy(fb_session *s);
 static fb_status setup_device(fb_session *s, int device) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess) {
+    if (err != cudaSuccess || count == 0) {
+        char why[200];
+        fbc_no_device_reason(err != cudaSuccess ? err : cudaErrorNoDevice, why, sizeof why);
         cudaGetLastError();
-        return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: no usable CUDA device: %s", cudaGetErrorString(err));
+        return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: %s", why);
     }
-    if (count == 0) return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: no usable CUDA device: %s", cudaGetErrorString(cudaErrorNoDevice));
     if (device < 0 || device >= count)
         return fail(s, FB_ERR_INVALID_ARGUMENT, "eager_ops: device_index %d, but this machine has %d CUDA device%s", device,
                     count, count > 1 ? "s" : "");

@@ -447,7 +447,7 @@ static fb_status jit_fused_probe(const fb_host *host, fb_probe_result *out) {
     }
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess || count == 0) {
-        snprintf(out->reason, sizeof out->reason, "%s", cudaGetErrorString(err != cudaSuccess ? err : cudaErrorNoDevice));
+        fbc_no_device_reason(err != cudaSuccess ? err : cudaErrorNoDevice, out->reason, sizeof out->reason);
         cudaGetLastError();
         return FB_OK;
     }
@@ -477,9 +477,10 @@ static fb_status setup_device(fb_session *s, int device) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess || count == 0) {
+        char why[200];
+        fbc_no_device_reason(err != cudaSuccess ? err : cudaErrorNoDevice, why, sizeof why);
         cudaGetLastError();
-        return fail(s, FB_ERR_UNAVAILABLE, "jit_fused: no usable CUDA device: %s",
-                    cudaGetErrorString(err != cudaSuccess ? err : cudaErrorNoDevice));
+        return fail(s, FB_ERR_UNAVAILABLE, "jit_fused: %s", why);
     }
     if (device < 0 || device >= count)
         return fail(s, FB_ERR_INVALID_ARGUMENT, "jit_fused: device_index %d, but this machine has %d CUDA device%s", device,
