@@ -7,7 +7,8 @@
 #   2. `fairbench conformance` at native: the ABI contract, all checks passing
 #   3. the main job on a synthetic F32 model at f32, cpu_ref and llamacpp side
 #      by side: llamacpp's agreement with cpu_ref meets the f32 bar (top-1
-#      >= 99%, mean KL <= 1e-4) and the report carries its options and notes
+#      >= 99%, mean KL <= 1e-4) and the report carries its options (n_batch = 7
+#      from the profile) and notes; a misspelt option stops the run at file:line
 #   4. `fairbench generate` through llamacpp at f16 on the F32 file: refused
 #      with the sentence, exit status non-zero
 #   test_llamacpp.sh FAIRBENCH PLUGIN_DIR TMP
@@ -70,6 +71,10 @@ timeout_s = 120
 weight_precision = f32
 accumulate_precision = f32
 threads = 2
+
+[backend.llamacpp]
+; a per-backend option: prefill in llama_decode calls of 7 tokens
+n_batch = 7
 EOF
 "$fairbench" -c "$tmp/peers-f32.ini" --model "$tmp/tiny-f32.gguf" --plugin-dir "$plugins" -q --format json \
   -o "$tmp/report.json" 2>"$tmp/run.err"
@@ -87,11 +92,19 @@ assert a["top1"] >= 0.99 and a["mean_kl"] <= 1e-4 and not a["wrong"], a
 e = lc["effective_settings"]
 assert e["weight_precision"] == "f32" and e["threads"] == 2, e
 assert "8 bits" in e["notes"] and "KV f32" in e["notes"], e["notes"]
-if "options" in e:
-    assert e["options"] == "flash_attn=off, n_batch=512, kv_type=f32", e["options"]
+assert e["options"] == "flash_attn=off, n_batch=7, kv_type=f32", e["options"]
 PY
 then ok "main job at f32 on an F32 model: llamacpp agrees with cpu_ref within the f32 bar (exit $rc)"
 else bad "main job at f32 (exit $rc)"; tail -n 5 "$tmp/run.err"
+fi
+
+# a misspelt option: the profile's file:line and llamacpp's sentence, nothing runs
+sed 's/^n_batch = 7$/flash_atn = on/' "$tmp/peers-f32.ini" >"$tmp/typo.ini"
+"$fairbench" -c "$tmp/typo.ini" --model "$tmp/tiny-f32.gguf" --plugin-dir "$plugins" -q >/dev/null 2>"$tmp/typo.err"
+rc=$?
+want="typo.ini:17: [backend.llamacpp] flash_atn = on: unknown option 'flash_atn' (known: flash_attn, n_batch, kv_type)"
+if (( rc == 2 )) && grep -qF "$want" "$tmp/typo.err"; then ok "a misspelt option is refused: $(grep -m1 -F 'typo.ini:' "$tmp/typo.err")"
+else bad "misspelt option (exit $rc), expected '$want':"; cat "$tmp/typo.err"
 fi
 
 # ---------------------------------------------------------------- 4. a refusal through generate

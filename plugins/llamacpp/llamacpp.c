@@ -204,7 +204,7 @@ static int apply_option(llamacpp_options *o, const char *key, const char *value,
                         size_t message_size) {
     if (!key || !value) {
         *status = FB_ERR_INVALID_ARGUMENT;
-        snprintf(message, message_size, "llamacpp: an option without a key or a value");
+        snprintf(message, message_size, "an option without a key or a value");
         return -1;
     }
     if (strcmp(key, "flash_attn") == 0) {
@@ -214,7 +214,7 @@ static int apply_option(llamacpp_options *o, const char *key, const char *value,
         }
         *status = FB_ERR_UNSUPPORTED;
         snprintf(message, message_size,
-                 "llamacpp: flash_attn = '%.40s' is not on or off (llama.cpp's auto is not offered: the report could "
+                 "flash_attn = '%.40s' is not on or off (llama.cpp's auto is not offered: the report could "
                  "not say what it chose)", value);
         return -1;
     }
@@ -226,7 +226,7 @@ static int apply_option(llamacpp_options *o, const char *key, const char *value,
             return 0;
         }
         *status = FB_ERR_UNSUPPORTED;
-        snprintf(message, message_size, "llamacpp: n_batch = '%.40s' is not a whole number from 1 to %d", value,
+        snprintf(message, message_size, "n_batch = '%.40s' is not a whole number from 1 to %d", value,
                  MAX_N_BATCH);
         return -1;
     }
@@ -236,11 +236,11 @@ static int apply_option(llamacpp_options *o, const char *key, const char *value,
             return 0;
         }
         *status = FB_ERR_UNSUPPORTED;
-        snprintf(message, message_size, "llamacpp: kv_type = '%.40s' is not f32 or f16", value);
+        snprintf(message, message_size, "kv_type = '%.40s' is not f32 or f16", value);
         return -1;
     }
     *status = FB_ERR_INVALID_ARGUMENT;
-    snprintf(message, message_size, "llamacpp: unknown option '%.60s' (known: %s)", key, KNOWN_OPTIONS);
+    snprintf(message, message_size, "unknown option '%.60s' (known: %s)", key, KNOWN_OPTIONS);
     return -1;
 }
 
@@ -426,8 +426,11 @@ static fb_status llamacpp_create(const fb_host *host, const fb_model_view *m, co
                              ? settings->n_options : 0;
     for (uint32_t i = 0; i < n_options; i++) {
         fb_status st = FB_OK;
-        if (apply_option(&opt, settings->options[i].key, settings->options[i].value, &st, message, message_size))
+        char why[256];
+        if (apply_option(&opt, settings->options[i].key, settings->options[i].value, &st, why, sizeof why)) {
+            snprintf(message, message_size, "llamacpp: %s", why);
             return FB_ERR_INVALID_ARGUMENT;
+        }
     }
 
     fb_session *s = calloc(1, sizeof *s);
