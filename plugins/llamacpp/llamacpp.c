@@ -360,10 +360,14 @@ static size_t device_free_bytes(void) {
     return 0;
 }
 
+/* GPU: what the device lost since create began (weights, KV cache, compute
+ * buffers, the CUDA context); when another process freed memory meanwhile
+ * and that reads 0, the weights and KV cache llama.cpp reports instead. */
 static void update_device_memory(fb_session *s) {
     if (!s->gpu) return;
     size_t now_free = device_free_bytes();
     s->device_bytes = s->device_free_before > now_free ? s->device_free_before - now_free : 0;
+    if (s->device_bytes == 0) s->device_bytes = s->kv_bytes + s->model_bytes;
     if (s->device_bytes > s->device_peak) s->device_peak = s->device_bytes;
 }
 
@@ -636,7 +640,6 @@ static fb_status llamacpp_memory(fb_session *s, fb_memory_stats *out) {
     out->device_peak_bytes = s->device_peak;
     // CPU: the KV cache and the weights as llama.cpp holds them (mapped from the file or copied).
     out->host_bytes = s->gpu ? 0 : s->kv_bytes + s->model_bytes;
-    if (s->gpu && out->device_bytes == 0) out->device_bytes = out->device_peak_bytes = s->kv_bytes + s->model_bytes;
     return FB_OK;
 }
 
