@@ -59,7 +59,7 @@
     X(llama_model_default_params) X(llama_context_default_params) X(llama_model_load_from_file) X(llama_model_free)  \
     X(llama_init_from_model) X(llama_free) X(llama_model_get_vocab) X(llama_vocab_n_tokens) X(llama_model_size)       \
     X(llama_batch_init) X(llama_batch_free) X(llama_decode) X(llama_get_logits_ith) X(llama_get_memory)               \
-    X(llama_memory_clear) X(llama_n_ctx) X(ggml_backend_dev_count) X(ggml_backend_dev_get) X(ggml_backend_dev_type)                  \
+    X(llama_memory_clear) X(llama_n_ctx) X(llama_print_system_info) X(ggml_backend_dev_count) X(ggml_backend_dev_get) X(ggml_backend_dev_type)                  \
     X(ggml_backend_dev_description) X(ggml_backend_dev_memory)
 
 static struct {
@@ -529,10 +529,16 @@ static fb_status llamacpp_create(const fb_host *host, const fb_model_view *m, co
         snprintf(s->notes, sizeof s->notes,
                  "file's types as stored; quantized matmuls round activations to 8 bits (q8_1); %s; token embedding "
                  "read on the CPU; logits copied to the host, argmax there", kv);
-    else
+    else {
+        // An OpenMP build's speed on a busy machine hangs on libgomp's wait policy (docs/llamacpp.md).
+        const char *info = L.llama_print_system_info(), *policy = getenv("OMP_WAIT_POLICY");
+        char omp[64] = "";
+        if (info && strstr(info, "OPENMP = 1"))
+            snprintf(omp, sizeof omp, "; OpenMP, OMP_WAIT_POLICY %.20s", policy && policy[0] ? policy : "unset");
         snprintf(s->notes, sizeof s->notes,
                  "file's types as stored; quantized matmuls round activations to 8 bits (Q8_0/Q8_1), f16 ones to "
-                 "f16; %s; weights may be repacked at load", kv);
+                 "f16; %s; weights may be repacked at load%s", kv, omp);
+    }
     *out = s;
     return FB_OK;
 }
