@@ -27,7 +27,8 @@
 #   llamacpp, when scripts/gpu-build.sh carried it (plugin + llama.cpp's CUDA
 #   libraries, xz'd): listed by step 2, peers.ini on the 1B model (eager_ops,
 #   jit_fused, llamacpp at f16) after step 7, and conformance at native;
-#   --only llamacpp runs just those.
+#   --only llamacpp runs just those (with steps 2 and 5; about 3 minutes
+#   expected, unmeasured; its step limits add 6 minutes to the others').
 # and prints a short table last, with the targets of both backends. Every
 # output is also written under $OUT (when set): gpu-check.log, summary.txt.
 # Libraries: the CUDA runtime is inside each plugin; cuBLAS and NVRTC are the
@@ -126,6 +127,7 @@ main() {
   export FAIRBENCH_JIT_CACHE=$work/jit-cache   # starts empty: the first jit_fused session compiles
   rm -rf "$FAIRBENCH_JIT_CACHE"
   step plugins 30 "$bin/fairbench" plugins
+  [[ -n $lcpp_lib ]] && { grep -qE "^llamacpp .* available: " "$work/plugins.out" || echo "gpu-check: llamacpp is NOT available here"; }
   for b in $backends; do
     grep -qE "^$b .* available: " "$work/plugins.out" || echo "gpu-check: $b is NOT available here"
   done
@@ -152,7 +154,7 @@ main() {
   fi
   # llamacpp: llama.cpp's CUDA build (carried as llamacpp-cuda.tar.xz) beside the others, peers.ini
   if [[ -n $lcpp_lib && -f /tmp/gpu-check-1b.gguf ]]; then
-    step peers_1b 420 "$bin/fairbench" -c "$root/configs/profiles/peers.ini" --model /tmp/gpu-check-1b.gguf \
+    step peers_1b 240 "$bin/fairbench" -c "$root/configs/profiles/peers.ini" --model /tmp/gpu-check-1b.gguf \
       --plugin-dir "$carry/plugins" ${only:+--backends $only} --set run.gen_tokens=64 --set run.repetitions=3
   fi
   rm -f /tmp/gpu-check-1b.gguf
@@ -160,7 +162,7 @@ main() {
     step "conformance_$b" 150 "$bin/fairbench" conformance "$carry/plugins/$b.so" --timeout 60
   done
   if [[ -n $lcpp_lib ]]; then # its f32/f16 follow the file's types: the conformance models run at native
-    step conformance_llamacpp 150 "$bin/fairbench" conformance "$carry/plugins/llamacpp.so" --precision native --timeout 60
+    step conformance_llamacpp 120 "$bin/fairbench" conformance "$carry/plugins/llamacpp.so" --precision native --timeout 60
   fi
 
   # ---------------------------------------------------------------- the table, last
