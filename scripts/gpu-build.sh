@@ -52,6 +52,15 @@ done | sort -u | while read -r lib; do
   esac
 done
 
+# The profiling pass's CUPTI recorder (docs/why.md) and the libcupti it links.
+if cmake --build "$build" -j "$jobs" --target fb_cupti_recorder >/dev/null 2>&1; then
+  cp "$build/lib/fb_cupti_recorder.so" "$carry/lib/"
+  cupti=$(ldd "$carry/lib/fb_cupti_recorder.so" | awk '$1 ~ /^libcupti/ && $3 ~ /^\// {print $3}')
+  [[ -n $cupti ]] && cp -L "$cupti" "$carry/lib/" && echo "gpu-build: carrying $(basename "$cupti") from $cupti"
+else
+  echo "gpu-build: no CUPTI recorder (CUPTI not found): the profiling pass will have no GPU kernel breakdown"
+fi
+
 # llama.cpp's CUDA libraries (scripts/setup-llamacpp.sh --cuda: sm_90, built once, long
 # on 2 cores) as one xz archive, so the carried folder stays well under its 64 MiB.
 lcpp_cuda=$("$root/scripts/setup-llamacpp.sh" --cuda-path)

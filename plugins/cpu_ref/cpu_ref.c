@@ -12,6 +12,9 @@
  * file's own block formats decoded on the fly); every product is accumulated
  * in f32; activations, norms and the KV cache are f32.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dot.h"
@@ -113,7 +117,27 @@ struct fb_session {
     uint64_t host_bytes;     // everything this session allocated
     char notes[256];
     char error[512];
+    // profiling (ABI 1.1 profile_spans): NULL sink = off, the only cost a branch per op
+    void (*span_sink)(void *data, const char *name, int32_t layer, uint64_t begin_ns, uint64_t end_ns);
+    void *span_data;
+    const char *span_name;   // the span running since span_begin_ns, or NULL
+    int span_layer;
+    uint64_t span_begin_ns;
+    fb_kernel_class classes[5]; // the matmuls' class and bytes per call, for the host's breakdown
 };
+
+/* Profiling: close the running span and open `name` (NULL: open none). Spans
+ * follow each other without gaps, so together they cover the step. */
+static void span_next(fb_session *s, const char *name, int layer) {
+    if (!s->span_sink) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (s->span_name) s->span_sink(s->span_data, s->span_name, s->span_layer, s->span_begin_ns, now);
+    s->span_name = name;
+    s->span_layer = layer;
+    s->span_begin_ns = now;
+}
 
 static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) {
@@ -387,18 +411,22 @@ static void forward(fb_session *s, const int32_t *tokens, int batch, bool logits
     RunState *r = &s->state;
     int dim = p->dim, pos0 = s->pos;
 
+    span_next(s, "embed", -1);
     for (int b = 0; b < batch; b++) embed(s, r->x + (size_t)b * dim, tokens[b]);
 
     for (int l = 0; l < p->n_layers; l++) {
         const LayerWeights *lw = &w->layers[l];
 
         // attention rmsnorm
+        span_next(s, "attn_norm", l);
         for (int b = 0; b < batch; b++) rmsnorm(r->xb + (size_t)b * dim, r->x + (size_t)b * dim, lw->attn_norm, dim, p->rms_eps);
 
         // q, k, v = W_q x, W_k x, W_v x
+        span_next(s, "qkv", l);
         matmul3(s, r->xb, batch, &lw->wq, r->q, &lw->wk, r->k, &lw->wv, r->v);
 
         // RoPE on q and k, then k and v into the cache at their positions
+        span_next(s, "rope_kv", l);
         for (int b = 0; b < batch; b++) {
             int pos = pos0 + b;
             rope(r->q + (size_t)b * p->q_dim, p->n_heads, p->head_dim, p->n_rot, pos, w->rope_inv_freq);
@@ -409,37 +437,48 @@ static void forward(fb_session *s, const int32_t *tokens, int batch, bool logits
         }
 
         // multi-head attention over the cache
+        span_next(s, "attention", l);
         AttentionJob job = {s, l, pos0, batch, 0};
         pool_run(&s->pool, attention_worker, &job);
 
         // output projection, then the residual connection back into x
+        span_next(s, "attn_output", l);
         matmul(s, r->xb2, r->att_out, &lw->wo, batch);
+        span_next(s, "residual", l);
         for (size_t i = 0; i < (size_t)batch * dim; i++) r->x[i] += r->xb2[i];
 
         // feed-forward rmsnorm
+        span_next(s, "ffn_norm", l);
         for (int b = 0; b < batch; b++) rmsnorm(r->xb + (size_t)b * dim, r->x + (size_t)b * dim, lw->ffn_norm, dim, p->rms_eps);
 
         // SwiGLU: w_down( silu(w_gate x) * (w_up x) )
+        span_next(s, "ffn_gate_up", l);
         matmul2(s, r->xb, batch, &lw->w_gate, r->hb, &lw->w_up, r->hb2);
+        span_next(s, "swiglu", l);
         for (size_t i = 0; i < (size_t)batch * p->hidden_dim; i++) r->hb[i] = silu(r->hb[i]) * r->hb2[i];
+        span_next(s, "ffn_down", l);
         matmul(s, r->xb2, r->hb, &lw->w_down, batch);
 
         // residual connection
+        span_next(s, "residual", l);
         for (size_t i = 0; i < (size_t)batch * dim; i++) r->x[i] += r->xb2[i];
     }
 
     // final rmsnorm and the classifier, for the positions asked for
     int first = logits_all ? 0 : batch - 1, n_out = batch - first;
+    span_next(s, "output_norm", -1);
     for (int b = first; b < batch; b++)
         rmsnorm(r->xb + (size_t)(b - first) * dim, r->x + (size_t)b * dim, w->output_norm, dim, p->rms_eps);
+    span_next(s, "lm_head", -1);
     matmul(s, r->logits, r->xb, &w->output, n_out);
 }
 
 // ----------------------------------------------------------------------------
 // The ABI calls
 
+/* The CPU's model name (/proc/cpuinfo), or "unknown model". */
 static const char *cpu_model_name(char *buf, size_t size) {
-    snprintf(buf, size, "CPU");
+    snprintf(buf, size, "unknown model");
     FILE *fp = fopen("/proc/cpuinfo", "r");
     if (!fp) return buf;
     char line[512];
@@ -459,7 +498,11 @@ static const char *cpu_model_name(char *buf, size_t size) {
     return buf;
 }
 
-static int online_cores(void) {
+/* threads = 0 means every CPU this process may run on: those in its
+ * affinity mask (taskset, cgroup cpusets), not every CPU online. */
+static int affinity_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
@@ -468,7 +511,7 @@ static fb_status cpu_ref_probe(const fb_host *host, fb_probe_result *out) {
     (void)host;
     char cpu[96];
     out->available = 1;
-    snprintf(out->device, sizeof out->device, "%s, %d cores, %s", cpu_model_name(cpu, sizeof cpu), online_cores(),
+    snprintf(out->device, sizeof out->device, "CPU: %s, %d cores, %s", cpu_model_name(cpu, sizeof cpu), affinity_cpus(),
              cr_dot_simd_level());
     out->reason[0] = '\0';
     return FB_OK;
@@ -509,7 +552,7 @@ static fb_status cpu_ref_create(const fb_host *host, const fb_model_view *mv, co
         p->rms_eps = mv->rms_eps;
         p->max_seq = (int)(settings->max_context ? settings->max_context : mv->n_ctx);
         if (p->max_seq > (int)mv->n_ctx) p->max_seq = (int)mv->n_ctx;
-        int threads = settings->threads > 0 ? settings->threads : online_cores();
+        int threads = settings->threads > 0 ? settings->threads : affinity_cpus();
         if (pool_start(&s->pool, threads) != 0) st = fail(s, FB_ERR_OUT_OF_MEMORY, "cpu_ref: cannot start threads");
     }
     if (st == FB_OK) st = load_weights(s, mv);
@@ -550,7 +593,9 @@ static fb_status run_tokens(fb_session *s, const int32_t *tokens, uint32_t n, ui
         done += (uint32_t)batch;
         if (last_chunk) {
             const float *last = s->state.logits + (all ? (size_t)(batch - 1) * p->vocab_size : 0);
+            span_next(s, "argmax", -1);
             *next_token = argmax(last, p->vocab_size);
+            span_next(s, NULL, -1);
             if (flags & FB_LOGITS_LAST) memcpy(logits, last, (size_t)p->vocab_size * sizeof(float));
         }
     }
@@ -564,6 +609,43 @@ static fb_status cpu_ref_prefill(fb_session *s, const int32_t *tokens, uint32_t 
 
 static fb_status cpu_ref_decode(fb_session *s, int32_t token, float *logits, int32_t *next_token) {
     return run_tokens(s, &token, 1, logits ? FB_LOGITS_LAST : FB_LOGITS_NONE, logits, next_token);
+}
+
+/* ABI 1.1 profiling: named spans per layer and op (span_next in forward). */
+static fb_status cpu_ref_profile_spans(fb_session *s,
+                                       void (*sink)(void *data, const char *name, int32_t layer, uint64_t begin_ns,
+                                                    uint64_t end_ns),
+                                       void *sink_data) {
+    s->span_sink = sink;
+    s->span_data = sink_data;
+    s->span_name = NULL;
+    return FB_OK;
+}
+
+/* ABI 1.1 profiling: the matmul spans are matvecs (by name alone "attn_output"
+ * would read as attention, "lm_head" as other), with the weight bytes each
+ * call reads, so the host can give their bandwidth. */
+static uint64_t matrix_bytes(const Matrix *m) { return (uint64_t)m->rows * m->row_bytes; }
+
+static fb_status cpu_ref_kernel_classes(fb_session *s, const fb_kernel_class **table, uint32_t *n) {
+    const Config *p = &s->config;
+    uint64_t qkv = 0, wo = 0, gate_up = 0, down = 0; // summed over the layers (types may differ per layer)
+    for (int l = 0; l < p->n_layers; l++) {
+        const LayerWeights *lw = &s->weights.layers[l];
+        qkv += matrix_bytes(&lw->wq) + matrix_bytes(&lw->wk) + matrix_bytes(&lw->wv);
+        wo += matrix_bytes(&lw->wo);
+        gate_up += matrix_bytes(&lw->w_gate) + matrix_bytes(&lw->w_up);
+        down += matrix_bytes(&lw->w_down);
+    }
+    uint64_t layers = (uint64_t)p->n_layers;
+    s->classes[0] = (fb_kernel_class){"qkv", "matvec", qkv / layers};
+    s->classes[1] = (fb_kernel_class){"attn_output", "matvec", wo / layers};
+    s->classes[2] = (fb_kernel_class){"ffn_gate_up", "matvec", gate_up / layers};
+    s->classes[3] = (fb_kernel_class){"ffn_down", "matvec", down / layers};
+    s->classes[4] = (fb_kernel_class){"lm_head", "matvec", matrix_bytes(&s->weights.output)};
+    *table = s->classes;
+    *n = 5;
+    return FB_OK;
 }
 
 static fb_status cpu_ref_reset(fb_session *s) {
@@ -586,7 +668,7 @@ static fb_status cpu_ref_effective_settings(fb_session *s, fb_effective_settings
     out->graphs = 0;
     out->threads = s->pool.n_threads;
     out->kernel_cache_hit = -1;
-    snprintf(out->device, sizeof out->device, "%s, %s", cpu_model_name(cpu, sizeof cpu), cr_dot_simd_level());
+    snprintf(out->device, sizeof out->device, "CPU: %s, %s", cpu_model_name(cpu, sizeof cpu), cr_dot_simd_level());
     snprintf(out->notes, sizeof out->notes, "%s", s->notes);
     return FB_OK;
 }
@@ -638,6 +720,8 @@ static const fb_plugin cpu_ref_plugin = {
     .last_error = cpu_ref_last_error,
     .destroy = cpu_ref_destroy,
     .copy_bandwidth = NULL,
+    .profile_spans = cpu_ref_profile_spans,
+    .kernel_classes = cpu_ref_kernel_classes,
 };
 
 FB_PLUGIN_EXPORT const fb_plugin *fb_plugin_entry(void) { return &cpu_ref_plugin; }

@@ -580,8 +580,11 @@ static fb_status eager_ops_create(const fb_host *host, const fb_model_view *mv, 
     case FB_PRECISION_F16: s->wtype = EO_F16; break;
     case FB_PRECISION_BF16: s->wtype = EO_BF16; break;
     case FB_PRECISION_NATIVE:
-        st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops stores weights at f32, f16 or bf16 only (quantised types are "
-                                         "dequantised at load); it has no kernels for native block formats");
+        // As an eager framework does with a quantised GGUF, eager_ops can only dequantise it at load; calling
+        // that "native" would hide the difference from the audit, so native is refused (docs/quantized-gpu.md).
+        st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops has no kernels for GGUF block formats: like an eager framework, "
+                                         "it dequantises them at load, so it refuses weight_precision = native; run it "
+                                         "at f16 or bf16 (the audit then shows its weights differ from the file's)");
         break;
     default: st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops: unknown weight precision %d", (int)settings->weight_precision);
     }
