@@ -28,7 +28,7 @@
 #include "plugin_host.h"
 #include "synth.h"
 
-#define N_POS 24        /* positions compared: a prompt of 20, then 4 decodes */
+#define N_POS 24 /* positions compared: a prompt of 20, then 4 decodes */
 #define N_PROMPT 20
 
 typedef struct test_model {
@@ -62,17 +62,23 @@ static void close_synth(test_model *t) {
 }
 
 static fb_settings settings_at(fb_precision p, const fb_option *options, uint32_t n_options) {
-    fb_settings s = {.struct_size = sizeof s, .weight_precision = p, .accumulate_precision = FB_PRECISION_F32,
-                     .allow_jit = 1, .allow_graphs = 1, .threads = 2, .max_context = 0,
-                     .n_options = n_options, .options = options};
+    fb_settings s = {.struct_size = sizeof s,
+                     .weight_precision = p,
+                     .accumulate_precision = FB_PRECISION_F32,
+                     .allow_jit = 1,
+                     .allow_graphs = 1,
+                     .threads = 2,
+                     .max_context = 0,
+                     .n_options = n_options,
+                     .options = options};
     return s;
 }
 
 /* Every position's logits of the fixed sequence: prefill N_PROMPT with all
  * logits, then decodes with logits. 0, or -1 with the reason printed. */
 static int run_sequence(const fb_plugin *api, const fb_model_view *m, const fb_settings *settings,
-                        const int32_t *tokens, float *logits, char *options_seen, size_t options_size,
-                        char *notes_seen, size_t notes_size) {
+                        const int32_t *tokens, float *logits, char *options_seen, size_t options_size, char *notes_seen,
+                        size_t notes_size) {
     fb_session *s = NULL;
     char message[512] = "";
     fb_status st = api->create(fb_host_services(), m, settings, &s, message, sizeof message);
@@ -118,8 +124,8 @@ static double compare(const float *got, const float *want, uint32_t n_vocab, int
         for (uint32_t v = 0; v < n_vocab; v++) {
             double d = fabs((double)g[v] - (double)w[v]);
             if (isnan(d)) { // say whose: a NaN in the reference is not the backend's fault
-                printf("NaN in the %s logits at position %d, token %u\n", isnan(w[v]) ? "reference's" : "backend's",
-                       p, v);
+                printf("NaN in the %s logits at position %d, token %u\n", isnan(w[v]) ? "reference's" : "backend's", p,
+                       v);
                 return INFINITY;
             }
             if (d > max_diff) max_diff = d;
@@ -131,11 +137,19 @@ static double compare(const float *got, const float *want, uint32_t n_vocab, int
 }
 
 static void check_options(const fb_plugin *api) {
-    static const struct { const char *key, *value; fb_status want; const char *says; } cases[] = {
-        {"flash_attn", "on", FB_OK, ""},           {"flash_attn", "off", FB_OK, ""},
-        {"n_batch", "1", FB_OK, ""},               {"n_batch", "8192", FB_OK, ""},
-        {"kv_type", "f32", FB_OK, ""},             {"kv_type", "f16", FB_OK, ""},
-        {"flash_atn", "on", FB_ERR_INVALID_ARGUMENT, "unknown option 'flash_atn' (known: flash_attn, n_batch, kv_type)"},
+    static const struct {
+        const char *key, *value;
+        fb_status want;
+        const char *says;
+    } cases[] = {
+        {"flash_attn", "on", FB_OK, ""},
+        {"flash_attn", "off", FB_OK, ""},
+        {"n_batch", "1", FB_OK, ""},
+        {"n_batch", "8192", FB_OK, ""},
+        {"kv_type", "f32", FB_OK, ""},
+        {"kv_type", "f16", FB_OK, ""},
+        {"flash_atn", "on", FB_ERR_INVALID_ARGUMENT,
+         "unknown option 'flash_atn' (known: flash_attn, n_batch, kv_type)"},
         {"flash_attn", "auto", FB_ERR_UNSUPPORTED, "flash_attn = 'auto' is not on or off"},
         {"n_batch", "0", FB_ERR_UNSUPPORTED, "n_batch = '0' is not a whole number from 1 to 8192"},
         {"n_batch", "12x", FB_ERR_UNSUPPORTED, "n_batch = '12x' is not a whole number"},
@@ -149,10 +163,11 @@ static void check_options(const fb_plugin *api) {
         fb_status st = api->check_option(fb_host_services(), cases[i].key, cases[i].value, message, sizeof message);
         CHECK(st == cases[i].want, "%s = %s: status %d, expected %d (%s)", cases[i].key, cases[i].value, (int)st,
               (int)cases[i].want, message);
-        if (cases[i].want == FB_OK) CHECK(message[0] == '\0', "%s = %s accepted with a message '%s'", cases[i].key,
-                                          cases[i].value, message);
-        else CHECK(strstr(message, cases[i].says) != NULL, "%s = %s: '%s' does not say '%s'", cases[i].key,
-                   cases[i].value, message, cases[i].says);
+        if (cases[i].want == FB_OK)
+            CHECK(message[0] == '\0', "%s = %s accepted with a message '%s'", cases[i].key, cases[i].value, message);
+        else
+            CHECK(strstr(message, cases[i].says) != NULL, "%s = %s: '%s' does not say '%s'", cases[i].key,
+                  cases[i].value, message, cases[i].says);
     }
     printf("check_option: %zu cases\n", sizeof cases / sizeof cases[0]);
 }
@@ -213,7 +228,8 @@ int main(int argc, char **argv) {
     fb_settings sb16 = settings_at(FB_PRECISION_BF16, NULL, 0);
     check_refused(lc->api, m, &sb16, FB_ERR_UNSUPPORTED, "matrices are all BF16, but blk.0.attn_q.weight is F32");
     fb_settings s32q = settings_at(FB_PRECISION_F32, NULL, 0);
-    check_refused(lc->api, mq, &s32q, FB_ERR_UNSUPPORTED, "but blk.0.attn_q.weight is Q8_0 (use weight_precision = native)");
+    check_refused(lc->api, mq, &s32q, FB_ERR_UNSUPPORTED,
+                  "but blk.0.attn_q.weight is Q8_0 (use weight_precision = native)");
     fb_settings acc16 = settings_at(FB_PRECISION_F32, NULL, 0);
     acc16.accumulate_precision = FB_PRECISION_F16;
     check_refused(lc->api, m, &acc16, FB_ERR_UNSUPPORTED, "no setting for f16 accumulation");
@@ -242,13 +258,29 @@ int main(int argc, char **argv) {
      * is held to the f16 bar, and its notes must say so. */
     /* min: an option that rounds K and V to f16 must move the logits at
      * all (above f32's 1e-6), or it never reached llama.cpp. */
-    struct { const char *label; fb_option options[3]; uint32_t n; const char *echo, *note; double min, bar; } runs[] = {
+    struct {
+        const char *label;
+        fb_option options[3];
+        uint32_t n;
+        const char *echo, *note;
+        double min, bar;
+    } runs[] = {
         {"defaults", {{0}}, 0, "flash_attn=off, n_batch=512, kv_type=f32", "; KV f32;", 0, 1e-4},
         {"n_batch 7", {{"n_batch", "7"}}, 1, "flash_attn=off, n_batch=7, kv_type=f32", "; KV f32;", 0, 1e-4},
-        {"flash_attn on", {{"flash_attn", "on"}, {"n_batch", "7"}}, 2, "flash_attn=on, n_batch=7, kv_type=f32",
-         "KV f32, cast to f16 inside flash attention", 1e-5, 1e-2},
-        {"kv f16", {{"kv_type", "f16"}, {"n_batch", "7"}}, 2, "flash_attn=off, n_batch=7, kv_type=f16", "; KV f16;",
-         1e-5, 1e-2},
+        {"flash_attn on",
+         {{"flash_attn", "on"}, {"n_batch", "7"}},
+         2,
+         "flash_attn=on, n_batch=7, kv_type=f32",
+         "KV f32, cast to f16 inside flash attention",
+         1e-5,
+         1e-2},
+        {"kv f16",
+         {{"kv_type", "f16"}, {"n_batch", "7"}},
+         2,
+         "flash_attn=off, n_batch=7, kv_type=f16",
+         "; KV f16;",
+         1e-5,
+         1e-2},
     };
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         fb_settings st = settings_at(FB_PRECISION_F32, runs[r].options, runs[r].n);

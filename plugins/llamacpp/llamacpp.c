@@ -54,13 +54,16 @@
 // The library, loaded once per process
 
 /* Every llama.cpp / ggml function the plugin calls, typed from llama.h. */
+// clang-format off
 #define LLAMA_FUNCTIONS(X)                                                                                            \
     X(llama_backend_init) X(llama_log_set) X(llama_version) X(llama_supports_gpu_offload)                             \
     X(llama_model_default_params) X(llama_context_default_params) X(llama_model_load_from_file) X(llama_model_free)  \
     X(llama_init_from_model) X(llama_free) X(llama_model_get_vocab) X(llama_vocab_n_tokens) X(llama_model_size)       \
     X(llama_batch_init) X(llama_batch_free) X(llama_decode) X(llama_get_logits_ith) X(llama_get_memory)               \
-    X(llama_memory_clear) X(llama_n_ctx) X(llama_print_system_info) X(ggml_backend_dev_count) X(ggml_backend_dev_get) X(ggml_backend_dev_type)                  \
-    X(ggml_backend_dev_description) X(ggml_backend_dev_memory)
+    X(llama_memory_clear) X(llama_n_ctx) X(llama_print_system_info)                                                   \
+    X(ggml_backend_dev_count) X(ggml_backend_dev_get) X(ggml_backend_dev_type) X(ggml_backend_dev_description)        \
+    X(ggml_backend_dev_memory)
+// clang-format on
 
 static struct {
 #define DECLARE(name) __typeof__(name) *name;
@@ -71,14 +74,14 @@ static struct {
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static bool lib_loaded;
 static char lib_path[1024];
-static char lib_error[256];        /* why it did not load */
-static char lib_gpu[128];          /* the first GPU device's description, "" when none */
-static const fb_host *log_host;    /* where llama.cpp's log lines go */
+static char lib_error[256];     /* why it did not load */
+static char lib_gpu[128];       /* the first GPU device's description, "" when none */
+static const fb_host *log_host; /* where llama.cpp's log lines go */
 
 /* The process-wide choice of CUDA graphs: ggml reads GGML_CUDA_DISABLE_GRAPHS
  * once, at its first graph, so every session of a process shares it. */
 static pthread_mutex_t graphs_lock = PTHREAD_MUTEX_INITIALIZER;
-static int graphs_fixed = -1;      /* -1: no GPU session yet; else 0 / 1 */
+static int graphs_fixed = -1; /* -1: no GPU session yet; else 0 / 1 */
 
 /* The last error line llama.cpp logged (it says why a load failed). */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -111,7 +114,8 @@ static void load_library(void) {
     if (strchr(lib_path, '/') && access(lib_path, F_OK) != 0) {
         snprintf(lib_error, sizeof lib_error,
                  "llama.cpp is not installed (no %.80s): run `make llamacpp` and rebuild fairbench, or set "
-                 "FAIRBENCH_LLAMACPP_LIB to a libllama.so of llama.cpp " FB_LLAMACPP_VERSION, lib_path);
+                 "FAIRBENCH_LLAMACPP_LIB to a libllama.so of llama.cpp " FB_LLAMACPP_VERSION,
+                 lib_path);
         return;
     }
     void *handle = dlopen(lib_path, RTLD_NOW | RTLD_LOCAL);
@@ -121,12 +125,13 @@ static void load_library(void) {
         return;
     }
     // dlsym on the handle also searches libllama's dependencies (libggml*).
-#define RESOLVE(name)                                                                                                 \
-    *(void **)(&L.name) = dlsym(handle, #name);                                                                       \
-    if (!L.name) {                                                                                                    \
-        snprintf(lib_error, sizeof lib_error, "%.120s lacks %s: it is not the llama.cpp " FB_LLAMACPP_VERSION         \
-                 " the plugin was built for", lib_path, #name);                                                       \
-        return;                                                                                                       \
+#define RESOLVE(name)                                                                                         \
+    *(void **)(&L.name) = dlsym(handle, #name);                                                               \
+    if (!L.name) {                                                                                            \
+        snprintf(lib_error, sizeof lib_error,                                                                 \
+                 "%.120s lacks %s: it is not the llama.cpp " FB_LLAMACPP_VERSION " the plugin was built for", \
+                 lib_path, #name);                                                                            \
+        return;                                                                                               \
     }
     LLAMA_FUNCTIONS(RESOLVE)
 #undef RESOLVE
@@ -192,9 +197,9 @@ static int online_cores(void) {
 // Per-backend options (ABI 1.1)
 
 typedef struct llamacpp_options {
-    bool flash_attn;  /* llama.cpp's fused attention; off by default, like the others' plain attention */
-    int n_batch;      /* tokens per llama_decode call (logical = physical batch) */
-    bool kv_f16;      /* KV cache at f16 instead of f32 */
+    bool flash_attn; /* llama.cpp's fused attention; off by default, like the others' plain attention */
+    int n_batch;     /* tokens per llama_decode call (logical = physical batch) */
+    bool kv_f16;     /* KV cache at f16 instead of f32 */
 } llamacpp_options;
 
 static const char KNOWN_OPTIONS[] = "flash_attn, n_batch, kv_type";
@@ -215,7 +220,8 @@ static int apply_option(llamacpp_options *o, const char *key, const char *value,
         *status = FB_ERR_UNSUPPORTED;
         snprintf(message, message_size,
                  "flash_attn = '%.40s' is not on or off (llama.cpp's auto is not offered: the report could "
-                 "not say what it chose)", value);
+                 "not say what it chose)",
+                 value);
         return -1;
     }
     if (strcmp(key, "n_batch") == 0) {
@@ -226,8 +232,7 @@ static int apply_option(llamacpp_options *o, const char *key, const char *value,
             return 0;
         }
         *status = FB_ERR_UNSUPPORTED;
-        snprintf(message, message_size, "n_batch = '%.40s' is not a whole number from 1 to %d", value,
-                 MAX_N_BATCH);
+        snprintf(message, message_size, "n_batch = '%.40s' is not a whole number from 1 to %d", value, MAX_N_BATCH);
         return -1;
     }
     if (strcmp(key, "kv_type") == 0) {
@@ -263,16 +268,16 @@ struct fb_session {
     const fb_host *host;
     struct llama_model *model;
     struct llama_context *ctx;
-    struct llama_batch batch;       /* n_batch tokens, one sequence */
+    struct llama_batch batch; /* n_batch tokens, one sequence */
     uint32_t n_vocab;
-    uint32_t n_ctx;                 /* positions this session accepts */
-    uint32_t n_pos;                 /* the next position */
+    uint32_t n_ctx; /* positions this session accepts */
+    uint32_t n_pos; /* the next position */
     llamacpp_options opt;
     fb_precision weight_precision;
     int threads;
     bool gpu, graphs;
     uint64_t kv_bytes, model_bytes;
-    size_t device_free_before;      /* GPU: the device's free memory before create */
+    size_t device_free_before; /* GPU: the device's free memory before create */
     uint64_t device_bytes, device_peak;
     char device[128];
     char notes[256];
@@ -319,7 +324,7 @@ static int check_weight_types(const fb_host *host, const fb_model_view *m, fb_pr
     const fb_tensor_view *first_other = NULL;
     for (uint32_t l = 0; l < m->n_layer && !first_other; l++) {
         const fb_layer_view *layer = FB_MODEL_LAYER(m, l);
-        const fb_tensor_view *mats[] = {&layer->attn_q, &layer->attn_k, &layer->attn_v, &layer->attn_output,
+        const fb_tensor_view *mats[] = {&layer->attn_q,   &layer->attn_k, &layer->attn_v,  &layer->attn_output,
                                         &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
         for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
             if (mats[i]->type != want) {
@@ -386,7 +391,8 @@ static int fix_graphs(bool want, char *message, size_t message_size) {
     pthread_mutex_lock(&graphs_lock);
     if (graphs_fixed < 0) {
         if (want) unsetenv("GGML_CUDA_DISABLE_GRAPHS");
-        else setenv("GGML_CUDA_DISABLE_GRAPHS", "1", 1);
+        else
+            setenv("GGML_CUDA_DISABLE_GRAPHS", "1", 1);
         graphs_fixed = want;
     } else if (graphs_fixed != (int)want) {
         snprintf(message, message_size,
@@ -426,8 +432,8 @@ static fb_status llamacpp_create(const fb_host *host, const fb_model_view *m, co
         return FB_ERR_UNSUPPORTED;
     }
     llamacpp_options opt = {.flash_attn = false, .n_batch = DEFAULT_N_BATCH, .kv_f16 = false};
-    uint32_t n_options = settings->struct_size >= offsetof(fb_settings, options) + sizeof settings->options
-                             ? settings->n_options : 0;
+    uint32_t n_options =
+        settings->struct_size >= offsetof(fb_settings, options) + sizeof settings->options ? settings->n_options : 0;
     for (uint32_t i = 0; i < n_options; i++) {
         fb_status st = FB_OK;
         char why[256];
@@ -521,14 +527,16 @@ static fb_status llamacpp_create(const fb_host *host, const fb_model_view *m, co
     char cpu[96];
     cpu_model_name(cpu, sizeof cpu);
     if (s->gpu) snprintf(s->device, sizeof s->device, "%.90s (llama.cpp %.20s)", lib_gpu, L.llama_version());
-    else snprintf(s->device, sizeof s->device, "%.80s, %d cores (llama.cpp %.20s)", cpu, online_cores(),
-                  L.llama_version());
+    else
+        snprintf(s->device, sizeof s->device, "%.80s, %d cores (llama.cpp %.20s)", cpu, online_cores(),
+                 L.llama_version());
     // What llama.cpp does that the others do not, for the audit and the reader.
     const char *kv = opt.kv_f16 ? "KV f16" : opt.flash_attn ? "KV f32, cast to f16 inside flash attention" : "KV f32";
     if (s->gpu)
         snprintf(s->notes, sizeof s->notes,
                  "file's types as stored; quantized matmuls round activations to 8 bits (q8_1); %s; token embedding "
-                 "read on the CPU; logits copied to the host, argmax there", kv);
+                 "read on the CPU; logits copied to the host, argmax there",
+                 kv);
     else {
         // An OpenMP build's speed on a busy machine hangs on libgomp's wait policy (docs/llamacpp.md).
         const char *info = L.llama_print_system_info(), *policy = getenv("OMP_WAIT_POLICY");
@@ -537,7 +545,8 @@ static fb_status llamacpp_create(const fb_host *host, const fb_model_view *m, co
             snprintf(omp, sizeof omp, "; OpenMP, OMP_WAIT_POLICY %.20s", policy && policy[0] ? policy : "unset");
         snprintf(s->notes, sizeof s->notes,
                  "file's types as stored; quantized matmuls round activations to 8 bits (Q8_0/Q8_1), f16 ones to "
-                 "f16; %s; weights may be repacked at load%s", kv, omp);
+                 "f16; %s; weights may be repacked at load%s",
+                 kv, omp);
     }
     *out = s;
     return FB_OK;
