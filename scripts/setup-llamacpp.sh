@@ -74,6 +74,7 @@ build() {
     say "$name build already in $prefix"
     return 0
   fi
+  fetch_source
   local t0=$SECONDS
   rm -rf "$prefix" "$build_dir"
   say "building llama.cpp $VERSION ($name) with $jobs jobs into $prefix"
@@ -95,7 +96,6 @@ build() {
   say "$name build done in $((SECONDS - t0)) s"
 }
 
-fetch_source
 # The CPU build: ggml's CPU backend for this machine's instruction set
 # (GGML_NATIVE, as a user building llama.cpp here gets it), OpenMP threads.
 build cpu -DGGML_NATIVE=ON
