@@ -185,6 +185,48 @@ static void check_refused(const fb_plugin *api, const fb_model_view *m, const fb
     printf("refused: %s\n", message);
 }
 
+/* The session contract on a model llama.cpp can load (conformance's models
+ * rotate part of each head, which llama.cpp's llama architecture refuses):
+ * ids outside the vocabulary and a prompt past the context are refused and
+ * change nothing; the last position works; reset gives the same logits. */
+static void check_contract(const fb_plugin *api, const fb_model_view *m, const int32_t *tokens) {
+    enum { CTX = 24 };
+    fb_settings st = settings_at(FB_PRECISION_F32, NULL, 0);
+    st.max_context = CTX;
+    fb_session *s = NULL;
+    char message[512] = "";
+    if (api->create(fb_host_services(), m, &st, &s, message, sizeof message) != FB_OK) {
+        CHECK(0, "create with max_context %d: %s", CTX, message);
+        return;
+    }
+    float *first = malloc(m->n_vocab * sizeof *first), *again = malloc(m->n_vocab * sizeof *again);
+    int32_t next = -1, next2 = -1;
+    int32_t bad[3] = {tokens[0], (int32_t)m->n_vocab, tokens[1]};
+    CHECK(api->prefill(s, bad, 3, FB_LOGITS_LAST, first, &next) == FB_ERR_INVALID_ARGUMENT,
+          "prefill with id %u (vocabulary %u) was not refused", m->n_vocab, m->n_vocab);
+    CHECK(api->decode(s, -1, NULL, &next) == FB_ERR_INVALID_ARGUMENT, "decode of id -1 was not refused");
+    // Refused calls changed nothing: the prompt still starts at position 0.
+    CHECK(api->prefill(s, tokens, CTX - 1, FB_LOGITS_LAST, first, &next) == FB_OK, "prefill of %d: %s", CTX - 1,
+          api->last_error(s));
+    CHECK(api->prefill(s, tokens, 2, FB_LOGITS_NONE, NULL, &next2) == FB_ERR_CONTEXT_FULL,
+          "2 tokens past position %d of %d were not FB_ERR_CONTEXT_FULL", CTX - 1, CTX);
+    CHECK(api->decode(s, tokens[CTX - 1], again, &next2) == FB_OK, "the last position %d: %s", CTX - 1,
+          api->last_error(s));
+    CHECK(api->decode(s, tokens[0], NULL, &next2) == FB_ERR_CONTEXT_FULL, "decode past the context was not refused");
+    CHECK(api->reset(s) == FB_OK, "reset: %s", api->last_error(s));
+    CHECK(api->prefill(s, tokens, CTX - 1, FB_LOGITS_LAST, again, &next2) == FB_OK, "prefill after reset: %s",
+          api->last_error(s));
+    double max_diff = 0;
+    for (uint32_t v = 0; v < m->n_vocab; v++)
+        if (fabs((double)first[v] - (double)again[v]) > max_diff) max_diff = fabs((double)first[v] - (double)again[v]);
+    CHECK(next == next2 && max_diff <= 1e-5, "after reset: next %d vs %d, max |diff| %.3g", next, next2, max_diff);
+    printf("contract: bad ids and a full context refused, last position %d works, reset repeats (max |diff| %.2g)\n",
+           CTX - 1, max_diff);
+    free(first);
+    free(again);
+    api->destroy(s);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: test_llamacpp PLUGIN_DIR TMP_DIR\n");
@@ -303,6 +345,8 @@ int main(int argc, char **argv) {
         CHECK(strstr(notes, runs[r].note) != NULL && strstr(notes, "8 bits") != NULL,
               "%s: the notes '%s' do not say '%s' and name the 8-bit activations", runs[r].label, notes, runs[r].note);
     }
+
+    check_contract(lc->api, m, tokens);
 
     // Native on Q8_0: llama.cpp rounds activations to 8 bits; cpu_ref keeps them f32.
     fb_settings native = settings_at(FB_PRECISION_NATIVE, NULL, 0);

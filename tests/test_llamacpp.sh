@@ -28,7 +28,7 @@ if grep -q ' unavailable: ' <<<"$line"; then
   echo "SKIP: llamacpp is unavailable here: ${line##* unavailable: }"
   exit 77
 fi
-grep -qE '^llamacpp +0\.1\.0 +1\.1 +cpu,f32,f16,bf16,native,threads +available: .+ \(llama\.cpp ' <<<"$line" \
+grep -qE '^llamacpp +0\.1\.0 +1\.1 +cpu,f32,f16,bf16,native,threads +available: CPU(: [^,]+)?, llama\.cpp ' <<<"$line" \
   && ok "listed available: ${line##* available: }" || bad "llamacpp line: '$line'"
 
 out=$(FAIRBENCH_LLAMACPP_LIB=$tmp/nowhere/libllama.so "$fairbench" plugins --plugin-dir "$plugins" 2>&1)

@@ -100,9 +100,10 @@ static void on_llama_log(enum ggml_log_level level, const char *text, void *user
     while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ')) n--;
     if (n == 0) return;
     snprintf(line, sizeof line, "llama.cpp: %.*s", (int)(n < 180 ? n : 180), text);
-    if (level == GGML_LOG_LEVEL_ERROR) {
+    if (level == GGML_LOG_LEVEL_ERROR) { // the first since create names the cause; later ones are generic
         pthread_mutex_lock(&log_lock);
-        snprintf(last_llama_error, sizeof last_llama_error, "%.*s", (int)(n < 190 ? n : 190), text);
+        if (!last_llama_error[0])
+            snprintf(last_llama_error, sizeof last_llama_error, "%.*s", (int)(n < 190 ? n : 190), text);
         pthread_mutex_unlock(&log_lock);
     }
     const fb_host *host = log_host;
@@ -170,7 +171,9 @@ static int gpu_build_without_gpu(char *reason, size_t size) {
 // ----------------------------------------------------------------------------
 // The CPU, for the device string
 
-static void cpu_model_name(char *buf, size_t size) {
+/* plugin.h's form for a CPU backend: "CPU: <model name>", or "CPU" when the
+ * model is unknown. */
+static void cpu_device_name(char *buf, size_t size) {
     snprintf(buf, size, "CPU");
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!f) return;
@@ -182,7 +185,7 @@ static void cpu_model_name(char *buf, size_t size) {
         colon++;
         while (*colon == ' ' || *colon == '\t') colon++;
         size_t n = strcspn(colon, "\n");
-        snprintf(buf, size, "%.*s", (int)n, colon);
+        if (n > 0) snprintf(buf, size, "CPU: %.*s", (int)n, colon);
         break;
     }
     fclose(f);
@@ -425,6 +428,13 @@ static fb_status llamacpp_create(const fb_host *host, const fb_model_view *m, co
         return FB_ERR_UNSUPPORTED;
     }
     if (check_weight_types(host, m, settings->weight_precision, message, message_size)) return FB_ERR_UNSUPPORTED;
+    if (m->n_rot != m->head_dim) { // llama.cpp: "invalid n_rot: 8, expected 12"
+        snprintf(message, message_size,
+                 "llamacpp: llama.cpp's llama architecture rotates whole heads (n_rot = head_dim), but %.120s rotates "
+                 "%u of %u dimensions per head",
+                 m->path, m->n_rot, m->head_dim);
+        return FB_ERR_UNSUPPORTED;
+    }
     if (settings->accumulate_precision != FB_PRECISION_F32) {
         snprintf(message, message_size,
                  "llamacpp: llama.cpp accumulates its dot products in f32 and has no setting for %s accumulation",
@@ -525,10 +535,10 @@ static fb_status llamacpp_create(const fb_host *host, const fb_model_view *m, co
     update_device_memory(s);
 
     char cpu[96];
-    cpu_model_name(cpu, sizeof cpu);
+    cpu_device_name(cpu, sizeof cpu);
     if (s->gpu) snprintf(s->device, sizeof s->device, "%.90s (llama.cpp %.20s)", lib_gpu, L.llama_version());
     else
-        snprintf(s->device, sizeof s->device, "%.80s, %d cores (llama.cpp %.20s)", cpu, online_cores(),
+        snprintf(s->device, sizeof s->device, "%.80s, %d cores, llama.cpp %.20s", cpu, online_cores(),
                  L.llama_version());
     // What llama.cpp does that the others do not, for the audit and the reader.
     const char *kv = opt.kv_f16 ? "KV f16" : opt.flash_attn ? "KV f32, cast to f16 inside flash attention" : "KV f32";
@@ -583,6 +593,9 @@ static fb_status run_tokens(fb_session *s, const int32_t *tokens, uint32_t n, bo
                       s->n_vocab - 1);
             return FB_ERR_INVALID_ARGUMENT;
         }
+    pthread_mutex_lock(&log_lock);
+    last_llama_error[0] = '\0';
+    pthread_mutex_unlock(&log_lock);
     const float *last = NULL;
     for (uint32_t done = 0; done < n;) {
         uint32_t chunk = n - done < (uint32_t)s->opt.n_batch ? n - done : (uint32_t)s->opt.n_batch;
@@ -691,8 +704,8 @@ static fb_status llamacpp_probe(const fb_host *host, fb_probe_result *out) {
         snprintf(out->device, sizeof out->device, "%.90s (llama.cpp %.20s)", lib_gpu, L.llama_version());
     } else {
         char cpu[96];
-        cpu_model_name(cpu, sizeof cpu);
-        snprintf(out->device, sizeof out->device, "%.80s (llama.cpp %.20s)", cpu, L.llama_version());
+        cpu_device_name(cpu, sizeof cpu);
+        snprintf(out->device, sizeof out->device, "%.80s, llama.cpp %.20s", cpu, L.llama_version());
     }
     return FB_OK;
 }
