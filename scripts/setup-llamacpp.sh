@@ -51,8 +51,9 @@ fetch_source() {
   # (removed by the EXIT trap below, also on failure)
   trap 'rm -rf "$tmp"' EXIT
   say "downloading $PACKAGE==$VERSION's source distribution from PyPI (about 77 MB)"
-  # (pip prepares the sdist's metadata, which fetches its build back-end, scikit-build-core, once)
-  python3 -m pip download --quiet --no-deps --no-binary :all: -d "$tmp" "$PACKAGE==$VERSION" >&2
+  # (pip prepares the sdist's metadata, which fetches its build back-end, scikit-build-core, as a
+  # wheel: --no-binary names only this package, so no build dependency is compiled from source)
+  python3 -m pip download --quiet --no-deps --no-binary "$PACKAGE" -d "$tmp" "$PACKAGE==$VERSION" >&2
   [[ -f $tmp/$SDIST ]] || { say "$SDIST is not among the downloaded files"; exit 1; }
   [[ $(sha256sum "$tmp/$SDIST" | cut -d' ' -f1) == "$SDIST_SHA256" ]] \
     || { say "$SDIST has the wrong SHA-256 (expected $SDIST_SHA256)"; exit 1; }
