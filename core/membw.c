@@ -1,9 +1,12 @@
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 /* membw.c - streaming-read bandwidth (see membw.h).
  *
  * Each thread sums its share of a large float array with 8 independent
  * accumulators, so the loop is bound by memory, not by the add latency; the
  * sum is kept so the compiler cannot drop the reads. */
 #include "membw.h"
+
+#include <sched.h>
 
 #include <pthread.h>
 #include <stdio.h>
@@ -60,8 +63,7 @@ static double seconds_now(void) {
 double fb_read_bandwidth(size_t bytes, int threads, int passes) {
     enum { MAX_THREADS = 256 };
     if (threads <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (int)n : 1;
+        threads = (int)fb_usable_cpus();
     }
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (passes < 1) passes = 1;
@@ -97,9 +99,24 @@ double fb_read_bandwidth(size_t bytes, int threads, int passes) {
     return best;
 }
 
-double fb_cpu_ceiling(int threads) { return fb_read_bandwidth(FB_CEILING_BYTES, threads, FB_CEILING_PASSES); }
+double fb_cpu_ceiling(int threads) { return fb_read_bandwidth(fb_ceiling_bytes(), threads, FB_CEILING_PASSES); }
 
 void fb_cpu_ceiling_method(char *buf, size_t n) {
     snprintf(buf, n, "a streaming read of %zu MiB, best of %d passes after a warm-up, per thread count",
-             FB_CEILING_BYTES >> 20, FB_CEILING_PASSES);
+             fb_ceiling_bytes() >> 20, FB_CEILING_PASSES);
+}
+
+long fb_usable_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
+}
+
+size_t fb_ceiling_bytes(void) {
+    const char *env = getenv("FAIRBENCH_CEILING_MB");
+    char *end;
+    unsigned long long mb = env ? strtoull(env, &end, 10) : 0;
+    if (env && *env && !*end && mb >= 1 && mb <= (1ull << 20)) return (size_t)mb << 20;
+    return (size_t)1 << 30;
 }

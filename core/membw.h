@@ -10,11 +10,19 @@
  * warm-up pass. The best, not the median: other load on the machine only
  * ever slows a pass down, and a ceiling measured low would put a backend
  * "above its ceiling". Returns 0 when memory or threads cannot be had. */
+/* The CPUs this process may run on (its affinity mask), as threads = 0
+ * means; at least 1. */
+long fb_usable_cpus(void);
+
+/* The buffer the CPU ceiling streams over: 1 GiB, far past any cache; the
+ * environment variable FAIRBENCH_CEILING_MB sets another size (the test
+ * suite uses a small one: it checks behaviour, not the ceiling's figure). */
+size_t fb_ceiling_bytes(void);
+
 double fb_read_bandwidth(size_t bytes, int threads, int passes);
 
 /* The CPU roofline ceiling of a run: measured once per thread count before
  * any backend loads, with a buffer far larger than any CPU cache. */
-#define FB_CEILING_BYTES ((size_t)1 << 30)
 #define FB_CEILING_PASSES 5
 
 /* The ceiling for `threads` threads (0 = all cores), as measured above. */

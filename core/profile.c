@@ -200,6 +200,31 @@ static int parse_prompt(const key_def *k, const char *v, void *dst, const parse_
     return 0;
 }
 
+/* db = PATH | none: a file path, "~/" and relative paths as for model. */
+static int parse_db(const key_def *k, const char *v, void *dst, const parse_ctx *ctx, char *why, size_t n) {
+    (void)k;
+    char *out = dst;
+    size_t size = sizeof ctx->p->db;
+    int len;
+    if (*v == '\0') return -1;
+    if (strcmp(v, "none") == 0) len = snprintf(out, size, "none");
+    else if (v[0] == '~' && v[1] == '/') {
+        const char *home = getenv("HOME");
+        if (!home || !*home) {
+            snprintf(why, n, "'~' needs $HOME, which is not set");
+            return -1;
+        }
+        len = snprintf(out, size, "%s%s", home, v + 1);
+    } else if (v[0] != '/' && ctx->base_dir[0]) len = snprintf(out, size, "%s/%s", ctx->base_dir, v);
+    else len = snprintf(out, size, "%s", v);
+    if (len < 0 || (size_t)len >= size) {
+        snprintf(why, n, "the path is longer than %zu characters", size - 1);
+        out[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_model(const key_def *k, const char *v, void *dst, const parse_ctx *ctx, char *why, size_t n) {
     (void)k;
     fb_profile *p = ctx->p;
@@ -334,6 +359,7 @@ static const key_def keys[] = {
     {"repetitions",          IN_RUN,                   parse_int,      RUN(repetitions),    1, 100000, NULL,             NULL},
     {"backends",             IN_RUN,                   parse_backends, RUN(backend_labels), 0, 0,      NULL,             "a comma-separated list of 1 to 16 backend labels"},
     {"reference",            IN_RUN,                   parse_name,     RUN(reference),      0, 0,      NULL,             "a backend label or plugin name of " NAME_RULE},
+    {"db",                   IN_RUN,                   parse_db,       RUN(db),             0, 0,      NULL,             "a path to the results database, or none"},
     {"timeout_s",            IN_RUN,                   parse_number,   RUN(timeout_s),      0, 86400,  NULL,             "a number of seconds greater than 0 and at most 86400"},
     {"seed",                 IN_RUN,                   parse_u64,      RUN(seed),           0, 0,      NULL,             "an integer from 0 to 18446744073709551615"},
     {"order",                IN_RUN,                   parse_choice,   RUN(order),          0, 0,      order_names,      NULL},

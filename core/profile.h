@@ -82,6 +82,8 @@ typedef struct fb_profile {
     int warmup;            /* warmup = N: untimed repetitions first (default 1) */
     int repetitions;       /* repetitions = N: timed repetitions (default 5) */
     char reference[64];    /* reference = LABEL or plugin name (default cpu_ref): checks agreement */
+    char db[1024];         /* db = PATH (relative: to the profile's folder) | none: the results database;
+                            * "" (default): FAIRBENCH_DB, else the user's (docs/report-and-history.md) */
     double timeout_s;      /* timeout_s = SECONDS per backend call (create, one repetition) (default 600) */
     uint64_t seed;         /* seed = N: the shuffle of the interleaved order (default 1) */
     fb_order order;        /* order = interleaved|sequential (default interleaved) */

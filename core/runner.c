@@ -255,9 +255,12 @@ static fb_session *child_load(const child_ctx *c, fb_backend *backend, ready_msg
     if (st != FB_OK) {
         ready->state = st == FB_ERR_OUT_OF_MEMORY ? FB_ENTRY_OUT_OF_MEMORY
                        : st == FB_ERR_UNAVAILABLE ? FB_ENTRY_SKIPPED
+                       : st == FB_ERR_UNSUPPORTED ? FB_ENTRY_UNSUPPORTED
                        : st == FB_ERR_CANCELLED   ? FB_ENTRY_TIMED_OUT
                                                   : FB_ENTRY_FAILED;
-        if (st == FB_ERR_CANCELLED)
+        if (st == FB_ERR_UNSUPPORTED)
+            snprintf(ready->reason, sizeof ready->reason, "%.500s", message);
+        else if (st == FB_ERR_CANCELLED)
             snprintf(ready->reason, sizeof ready->reason, "create ran %.1f s, past 80%% of timeout_s (%g s), and "
                      "stopped when asked: %.400s", ready->load_s, c->profile->timeout_s, message);
         else
@@ -825,7 +828,7 @@ static float *run_reference(const fb_profile *p, const fb_run_options *opt, cons
     return ref_logits;
 }
 
-int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, fb_error *err) {
+static int run_job(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, fb_error *err) {
     memset(out, 0, sizeof *out);
     double t_start = fb_now_s();
 
@@ -872,7 +875,7 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
     }
 
     /* CPU ceilings first, on a quiet machine: one per distinct thread count. */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = fb_usable_cpus();
     static double ceiling_by_threads[4097];
     memset(ceiling_by_threads, 0, sizeof ceiling_by_threads);
     for (int i = 0; i < p->n_entries && !interrupted; i++) {
@@ -880,7 +883,7 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
         if (t > 4096) t = 4096;
         if (ceiling_by_threads[t] == 0) {
             progress(opt, "measuring the streaming-read bandwidth with %d thread%s", t, t > 1 ? "s" : "");
-            ceiling_by_threads[t] = fb_read_bandwidth((size_t)1 << 30, t, 5);
+            ceiling_by_threads[t] = fb_cpu_ceiling(t);
         }
     }
 
@@ -969,7 +972,7 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
                     : r->entry->fairness.threads > 0           ? r->entry->fairness.threads
                                                                : (int)(cores > 0 ? cores : 1);
             ceiling = t <= 4096 && ceiling_by_threads[t] > 0 ? ceiling_by_threads[t]
-                                                              : fb_read_bandwidth((size_t)1 << 30, t, 3);
+                                                              : fb_cpu_ceiling(t);
         }
         compute_figures(r, m, out->n_prompt, gen, ceiling);
     }
@@ -993,6 +996,20 @@ fail_plugins:
     return -1;
 }
 
+int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, fb_error *err) {
+    /* A child that died (crashed, killed at its time-out or by Ctrl-C) leaves
+     * a pipe with no reader: writing a command to it must be an error the
+     * supervisor sees (EPIPE), not a SIGPIPE that ends fairbench itself. */
+    struct sigaction ignore, old;
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGPIPE, &ignore, &old);
+    int rc = run_job(p, opt, out, err);
+    sigaction(SIGPIPE, &old, NULL);
+    return rc;
+}
+
 void fb_run_result_free(fb_run_result *r) {
     for (int i = 0; i < r->n_entries; i++) {
         free(r->entries[i].latency_ms);
@@ -1007,12 +1024,14 @@ void fb_run_result_free(fb_run_result *r) {
 bool fb_run_has_failures(const fb_run_result *r, bool allow_skips) {
     for (int i = 0; i < r->n_entries; i++) {
         const fb_entry_result *e = &r->entries[i];
-        if (e->state == FB_ENTRY_SKIPPED ? !allow_skips : e->state != FB_ENTRY_OK || e->wrong) return true;
+        bool skipped = e->state == FB_ENTRY_SKIPPED || e->state == FB_ENTRY_UNSUPPORTED;
+        if (skipped ? !allow_skips : e->state != FB_ENTRY_OK || e->wrong) return true;
     }
     return strcmp(r->reference_status, "ok") != 0;
 }
 
 const char *fb_entry_state_name(fb_entry_state s) {
-    static const char *names[] = {"ok", "skipped", "failed", "crashed", "timed out", "out of memory", "interrupted"};
+    static const char *names[] = {"ok",           "skipped",     "failed",     "crashed",
+                                  "timed out",    "out of memory", "interrupted", "unsupported"};
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
 }

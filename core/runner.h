@@ -19,7 +19,9 @@ typedef enum fb_entry_state {
     FB_ENTRY_CRASHED,   /* the child died on a signal */
     FB_ENTRY_TIMED_OUT, /* a call ran past timeout_s; the child was killed */
     FB_ENTRY_OUT_OF_MEMORY,
-    FB_ENTRY_INTERRUPTED /* Ctrl-C stopped the run before it finished */
+    FB_ENTRY_INTERRUPTED, /* Ctrl-C stopped the run before it finished */
+    FB_ENTRY_UNSUPPORTED  /* create() said FB_ERR_UNSUPPORTED: a setting this backend cannot honour (not a
+                           * failure of the backend: like a skip, it fails the run unless --allow-skips) */
 } fb_entry_state;
 
 typedef struct fb_entry_result {

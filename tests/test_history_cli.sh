@@ -30,6 +30,18 @@ check "stderr names the run and the database" grep -q "run 1 recorded in $db" "$
 run --db "$db" -q --no-db >/dev/null 2>&1
 check "--no-db records nothing" test "$(runs "$db")" = 1
 
+# The profile's [run] db: a path relative to the profile, or none; --db wins over it.
+mkdir -p "$tmp/prof"
+{ cat "$profiles/smoke.ini"; } | sed "s|^model = .*|model = $tmp/tiny.gguf|" > "$tmp/prof/with-db.ini"
+sed -i 's|^\[run\]$|[run]\ndb = own.sqlite|' "$tmp/prof/with-db.ini"
+"$fairbench" -c "$tmp/prof/with-db.ini" -q >/dev/null 2>&1
+check "[run] db = own.sqlite: the run lands beside the profile" test "$(runs "$tmp/prof/own.sqlite")" = 1
+"$fairbench" -c "$tmp/prof/with-db.ini" -q --db "$tmp/prof/cli.sqlite" >/dev/null 2>&1
+check "--db wins over [run] db" bash -c "test \"\$(python3 -c 'import sqlite3,sys;print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM runs\").fetchone()[0])' '$tmp/prof/cli.sqlite')\" = 1 && test \"$(runs "$tmp/prof/own.sqlite")\" = 1"
+sed 's|^db = own.sqlite|db = none|' "$tmp/prof/with-db.ini" > "$tmp/prof/no-db.ini"
+env -u FAIRBENCH_DB XDG_DATA_HOME="$tmp/xdg-none" "$fairbench" -c "$tmp/prof/no-db.ini" -q >/dev/null 2>&1
+check "[run] db = none records nothing, not even in the default database" test ! -e "$tmp/xdg-none/fairbench/results.sqlite"
+
 # A garbage database: a warning, and the report is written all the same.
 head -c 4096 /dev/urandom > "$tmp/garbage.sqlite"
 run --db "$tmp/garbage.sqlite" -q --format json -o "$tmp/g.json" >/dev/null 2>"$tmp/g.err"; rc=$?

@@ -16,7 +16,8 @@ check() { # description, command...
   else fail=$((fail + 1)); echo "FAIL $what"; sed 's/^/     /' "$tmp/check.txt" | tail -15; fi
 }
 "$fairbench" synth --preset tiny --seed 21 -o "$tmp/tiny.gguf" 2>/dev/null
-run() { "$fairbench" -c "$profiles/smoke.ini" --model "$tmp/tiny.gguf" -q --db "$tmp/db.sqlite" "$@"; }
+# vary = none: smoke.ini declares threads as its variable; here the override must count as unfair.
+run() { "$fairbench" -c "$profiles/smoke.ini" --model "$tmp/tiny.gguf" --set run.vary=none -q --db "$tmp/db.sqlite" "$@"; }
 run --format json -o "$tmp/run.json" >/dev/null 2>&1
 run --format html -o "$tmp/run.html" >/dev/null 2>&1
 

@@ -128,6 +128,12 @@ check "skip: exit 1 without --allow-skips (rc=$rc)" test $rc -eq 1
 check "skip: named, and no comparison claimed" bash -c "grep -q '^vb_unavailable: skipped: unavailable: its device is absent' '$tmp/skip.txt' && grep -q '^Fairness verdict: unfair: no comparison was made: 1 of 2' '$tmp/skip.txt'"
 run --backends vb_ok,vb_unavailable --allow-skips > /dev/null; rc=$?
 check "skip: exit 0 with --allow-skips (rc=$rc)" test $rc -eq 0
+run --backends vb_ok,vb_unsupported > "$tmp/unsupported.txt"; rc=$?
+check "unsupported: exit 1 without --allow-skips (rc=$rc)" test $rc -eq 1
+check "unsupported: shown as 'unsupported: <sentence>', not as a failure" bash -c \
+  "grep -q '^vb_unsupported: unsupported: vb_unsupported cannot hold these weights' '$tmp/unsupported.txt' && ! grep -q '^vb_unsupported: failed' '$tmp/unsupported.txt'"
+run --backends vb_ok,vb_unsupported --allow-skips > /dev/null; rc=$?
+check "unsupported: exit 0 with --allow-skips (rc=$rc)" test $rc -eq 0
 run --backends vb_ok,vb_okk 2> "$tmp/name.txt" > "$tmp/name.out"; rc=$?
 check "unknown backend: exit 2, did you mean, nothing ran (rc=$rc)" bash -c \
   "test $rc -eq 2 && grep -q \"no plugin provides backend 'vb_okk'; did you mean 'vb_ok'?\" '$tmp/name.txt' && test ! -s '$tmp/name.out'"

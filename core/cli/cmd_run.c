@@ -188,6 +188,11 @@ int fb_cmd_run(int argc, char **argv) {
     } else {
         write_report(&profile, &result, format, html, stdout);
     }
+    /* --no-db / --db FILE, else the profile's [run] db (a path, or none), else the default. */
+    if (!db && profile.db[0]) {
+        if (strcmp(profile.db, "none") == 0) no_db = true;
+        else db = profile.db;
+    }
     if (!no_db) fb_cli_record_run(db, &profile, &result, quiet);
     fb_run_result_free(&result);
     return rc;

@@ -20,6 +20,7 @@
  *   LOGITS_OFF_LOT       logits halved (a temperature of 2)   WRONG: "mean KL"
  *   LOGITS_SWAPPED       the top two logits swapped           WRONG: "top-1 agreement"
  *   UNAVAILABLE          probe says its device is absent      skipped (the run fails unless --allow-skips)
+ *   UNSUPPORTED          create refuses with FB_ERR_UNSUPPORTED  unsupported: <sentence>, not failed
  *
  *   FAULT (kind) in PHASE: CRASH (SIGSEGV), HANG (sleeps), ERROR (returns
  *   FB_ERR_INTERNAL with a sentence), CANCELLABLE (create loops until
@@ -46,6 +47,7 @@
 #define LOGITS_OFF_LOT 8
 #define LOGITS_SWAPPED 9
 #define UNAVAILABLE 10
+#define UNSUPPORTED 11
 
 #define CRASH 1
 #define HANG 2
@@ -126,6 +128,11 @@ static fb_status mb_create(const fb_host *host, const fb_model_view *mv, const f
     snprintf(message, message_size, "%s: stopped loading when asked", PLUGIN_NAME);
     *out = NULL;
     return FB_ERR_CANCELLED;
+#endif
+#if DEFECT == UNSUPPORTED
+    snprintf(message, message_size, "%s cannot hold these weights (deliberately)", PLUGIN_NAME);
+    *out = NULL;
+    return FB_ERR_UNSUPPORTED;
 #endif
     fb_status st = fault(CREATE, NULL);
     if (st != FB_OK) {
