@@ -32,7 +32,7 @@ FAIRBENCH  := $(BUILD)/fairbench
 # Zero tests registered is a failure, not a pass.
 CTEST      := ctest --output-on-failure --no-tests=error -j $(JOBS)
 
-.PHONY: bench test setup build model sanitize sanitize-build tsan format-check fuzz fuzz-more clean
+.PHONY: bench test setup build model sanitize sanitize-build tsan format-check fuzz fuzz-more clean llamacpp
 
 PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),fair.ini,cpu.ini)
 
@@ -71,9 +71,14 @@ test: build $(if $(SANITIZE_ON),sanitize-build)
 setup:
 	@scripts/setup.sh
 
-build: setup
+build: setup llamacpp
 	cmake -S . -B $(BUILD) -DFB_WERROR=$(WERROR) -DFB_REQUIRE_CUDA=$(REQUIRE_CUDA) $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j $(JOBS)
+
+# llama.cpp's CPU libraries for the llamacpp plugin, built once into ~/.cache (docs/llamacpp.md);
+# where that fails, the plugin is skipped and everything else builds.
+llamacpp: setup
+	@scripts/setup-llamacpp.sh >/dev/null || echo "make llamacpp: llama.cpp could not be built; the llamacpp plugin is skipped" >&2
 
 model: setup
 	@scripts/fetch-model.sh >/dev/null

@@ -2,7 +2,8 @@
 # gpu-build.sh - prepare, on a machine with the CUDA toolkit (no GPU needed),
 # the folder that scripts/gpu-check.sh runs on a GPU machine.
 #
-#   scripts/gpu-build.sh            -> build-gpu/carry (ignored by git, about 3 MB)
+#   scripts/gpu-build.sh            -> build-gpu/carry (ignored by git, about 3 MB; with
+#                                      llamacpp, plus its xz'd CUDA libraries)
 #
 # Builds a Release tree in build-gpu/ with only what the check needs
 # (fairbench, cpu_ref, eager_ops, jit_fused, their tests and bench_gpu),
@@ -30,6 +31,9 @@ grep -q 'CUDA toolkit found' "$build/configure.log" \
   || { echo "gpu-build: CMake found no CUDA toolkit (nvcc); the CUDA plugins cannot be built" >&2; exit 1; }
 cmake --build "$build" -j "$jobs" --target fairbench cpu_ref eager_ops jit_fused test_gpu_backend test_eager_ops_kernels \
   bench_gpu
+# llamacpp (when configured): the plugin, compiled against the CPU build's llama.h
+# (scripts/setup-llamacpp.sh), runs llama.cpp's CUDA build on the GPU machine.
+grep -q 'llama.cpp found' "$build/configure.log" && cmake --build "$build" -j "$jobs" --target llamacpp
 
 rm -rf "$carry"
 mkdir -p "$carry/bin" "$carry/plugins" "$carry/lib"
@@ -56,6 +60,26 @@ if cmake --build "$build" -j "$jobs" --target fb_cupti_recorder >/dev/null 2>&1;
 else
   echo "gpu-build: no CUPTI recorder (CUPTI not found): the profiling pass will have no GPU kernel breakdown"
 fi
+
+# llama.cpp's CUDA libraries (scripts/setup-llamacpp.sh --cuda: sm_90, built once, long
+# on 2 cores) as one xz archive, so the carried folder stays well under its 64 MiB.
+lcpp_cuda=$("$root/scripts/setup-llamacpp.sh" --cuda-path)
+if [[ -f $build/plugins/llamacpp.so && -f $lcpp_cuda/STAMP ]]; then
+  cp "$build/plugins/llamacpp.so" "$carry/plugins/"
+  strip --strip-unneeded "$carry/plugins/llamacpp.so" 2>/dev/null || true
+  tmp_lib=$(mktemp -d)
+  mkdir -p "$tmp_lib/lib"
+  cp -P "$lcpp_cuda"/lib/lib*.so* "$tmp_lib/lib/"
+  cp "$lcpp_cuda/STAMP" "$tmp_lib/"
+  strip --strip-unneeded "$tmp_lib"/lib/*.so.*.* 2>/dev/null || true
+  echo "gpu-build: llama.cpp CUDA libraries $(du -sh "$tmp_lib/lib" | cut -f1) stripped"
+  tar -C "$tmp_lib" -cJf "$carry/llamacpp-cuda.tar.xz" lib STAMP
+  rm -rf "$tmp_lib"
+  echo "gpu-build: carrying llamacpp.so and llamacpp-cuda.tar.xz ($(du -sh "$carry/llamacpp-cuda.tar.xz" | cut -f1))"
+else
+  echo "gpu-build: no llamacpp (plugin: $build/plugins/llamacpp.so, CUDA build: $lcpp_cuda): run scripts/setup-llamacpp.sh --cuda first to check llamacpp on the GPU"
+fi
+
 git -C "$root" rev-parse --short=12 HEAD >"$carry/COMMIT" 2>/dev/null || echo unknown >"$carry/COMMIT"
 echo "gpu-build: $(du -sh "$carry" | cut -f1) in $carry:"
 (cd "$carry" && find . -type f | sort | xargs ls -l | awk '{printf "  %9d  %s\n", $5, $NF}')

@@ -33,6 +33,12 @@
 #  10. fairbench profile on the 1B model, both backends (docs/why.md): the
 #      untimed profiling pass through CUPTI and NVML; its breakdowns are
 #      printed last, beside the timed ms/token and graph node counts of step 7
+#   llamacpp, when scripts/gpu-build.sh carried it (plugin + llama.cpp's CUDA
+#   libraries, xz'd): listed by step 2; peers.ini on the 1B model (eager_ops,
+#   jit_fused, llamacpp at f16) after step 7; jit_fused and llamacpp at native
+#   on the Q4_K_M mix in step 8; conformance at native with step 9.
+#   --only llamacpp runs just those (with steps 2 and 5, not the native one;
+#   about 3 minutes expected, unmeasured).
 # and prints a short table last, with the targets of both backends. Every
 # output is also written under $OUT (when set): gpu-check.log, summary.txt.
 # Libraries: the CUDA runtime is inside each plugin; cuBLAS and NVRTC are the
@@ -114,9 +120,25 @@ main() {
   local bin=$carry/bin
   local backends="eager_ops jit_fused"
   [[ -n $only ]] && backends=$only
+  # llamacpp: its plugin and llama.cpp's CUDA libraries (scripts/gpu-build.sh carries both when built)
+  local lcpp_lib=""
+  if [[ -f $carry/plugins/llamacpp.so && -f $carry/llamacpp-cuda.tar.xz && ( -z $only || $only == llamacpp ) ]]; then
+    rm -rf "$work/llamacpp" && mkdir -p "$work/llamacpp" && tar -C "$work/llamacpp" -xJf "$carry/llamacpp-cuda.tar.xz" \
+      && lcpp_lib=$work/llamacpp/lib/libllama.so
+    local cudart_dir
+    cudart_dir=$(find_lib libcudart.so.13)
+    export LD_LIBRARY_PATH=$LD_LIBRARY_PATH${cudart_dir:+:$cudart_dir}
+    export FAIRBENCH_LLAMACPP_LIB=$lcpp_lib
+    echo "gpu-check: llamacpp: ${lcpp_lib:-not unpacked}; libcudart.so.13 from ${cudart_dir:-nowhere}; $(cat "$work/llamacpp/STAMP" 2>/dev/null)"
+    ldd "$work/llamacpp/lib/libggml-cuda.so" 2>&1 | grep 'not found' | sed 's/^/gpu-check: llamacpp: /'
+  else
+    echo "gpu-check: llamacpp not carried (scripts/setup-llamacpp.sh --cuda, then scripts/gpu-build.sh)"
+  fi
+  [[ $only == llamacpp ]] && backends=""
   export FAIRBENCH_JIT_CACHE=$work/jit-cache   # starts empty: the first jit_fused session compiles
   rm -rf "$FAIRBENCH_JIT_CACHE"
   step plugins 30 "$bin/fairbench" plugins
+  [[ -n $lcpp_lib ]] && { grep -qE "^llamacpp .* available: " "$work/plugins.out" || echo "gpu-check: llamacpp is NOT available here"; }
   for b in $backends; do
     grep -qE "^$b .* available: " "$work/plugins.out" || echo "gpu-check: $b is NOT available here"
   done
@@ -130,7 +152,7 @@ main() {
       step "agree_1b_$b" 90 "$bin/test_gpu_backend" --backend "$b" "$work" --model /tmp/gpu-check-1b.gguf --positions 32
     done
     local list=${backends// /,}
-    step bench_1b 180 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend "$list" --precision f16 --graphs 0,1 \
+    [[ -n $list ]] && step bench_1b 180 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend "$list" --precision f16 --graphs 0,1 \
       --jit-cache cold,warm --tokens 128 --prompt 16 --warmup 8
     if [[ $backends == *jit_fused* ]]; then # what programmatic dependent launch gives
       FAIRBENCH_JIT_PDL=0 step bench_1b_nopdl 90 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend jit_fused \
@@ -141,7 +163,12 @@ main() {
         --tokens 64 --prompt 16 --warmup 4
     fi
   fi
-  if [[ -f /tmp/gpu-check-1b.gguf ]]; then # the profiling pass (docs/why.md), untimed, apart from bench_1b
+  # llamacpp: llama.cpp's CUDA build (carried as llamacpp-cuda.tar.xz) beside the others, peers.ini
+  if [[ -n $lcpp_lib && -f /tmp/gpu-check-1b.gguf ]]; then
+    step peers_1b 240 "$bin/fairbench" -c "$root/configs/profiles/peers.ini" --model /tmp/gpu-check-1b.gguf \
+      --plugin-dir "$carry/plugins" ${only:+--backends $only} --set run.gen_tokens=64 --set run.repetitions=3
+  fi
+  if [[ -f /tmp/gpu-check-1b.gguf && -n $backends ]]; then # the profiling pass (docs/why.md), untimed, apart from bench_1b
     printf '[run]\nmodel = /tmp/gpu-check-1b.gguf\nbackends = %s\nprompt_tokens = 16\ntimeout_s = 120\n[fairness]\nweight_precision = f16\n' \
       "${backends// /, }" >"$work/why-1b.ini"
     rm -rf "$work/why-traces" && mkdir -p "$work/why-traces" "$out/why-traces"
@@ -163,12 +190,20 @@ main() {
       step "agree_1b_native_$q" 120 "$bin/test_gpu_backend" --backend jit_fused "$work" --model "$f" --positions 32 --native
       step "bench_1b_native_$q" 90 "$bin/bench_gpu" "$f" --backend jit_fused --precision native --graphs 1 \
         --jit-cache warm --tokens 128 --prompt 16 --warmup 8
+      if [[ -n $lcpp_lib && $q == Q4_K_M ]]; then # the native comparison a GGUF user wants, on a GPU
+        step peers_1b_native 180 "$bin/fairbench" -c "$root/configs/profiles/peers.ini" --model "$f" \
+          --plugin-dir "$carry/plugins" --backends jit_fused,llamacpp --set fairness.weight_precision=native \
+          --set run.gen_tokens=64 --set run.repetitions=3
+      fi
       rm -f "$f"
     done
   fi
   for b in $backends; do
     step "conformance_$b" 150 "$bin/fairbench" conformance "$carry/plugins/$b.so" --timeout 60
   done
+  if [[ -n $lcpp_lib ]]; then # its f32/f16 follow the file's types: the conformance models run at native
+    step conformance_llamacpp 120 "$bin/fairbench" conformance "$carry/plugins/llamacpp.so" --precision native --timeout 60
+  fi
 
   # ---------------------------------------------------------------- the table, last
   echo
@@ -224,6 +259,15 @@ main() {
     note "why (profiling pass, untimed; compare busy+idle with bench_1b's ms/tok, launches/token with the graph nodes above):"
     while read -r line; do note "$line"; done <"$work/why_1b.out"
   fi
+  local peers what
+  for peers in peers_1b peers_1b_native; do # llamacpp beside the CUDA backends
+    [[ -f $work/$peers.out ]] || continue
+    what="F16 file, f16"
+    [[ $peers == peers_1b_native ]] && what="Q4_K_M mix, native"
+    note ""
+    note "peers.ini on llama3.2-1b (synthetic, $what), 64 steps x 3 (llamacpp: llama.cpp's CUDA build):"
+    while read -r line; do note "  $line"; done < <(grep -E '^(Backend|Status|Throughput|Roofline|Top-1|Mean KL|Load|Cold start|Fairness verdict|llamacpp:)' "$work/$peers.out" | cut -c1-160)
+  done
   if grep -qvE ' ok ' "$work/steps.txt"; then note "gpu-check: SOME STEPS DID NOT PASS"; return 1; fi
   note "gpu-check: all steps passed"
 }
