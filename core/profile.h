@@ -90,6 +90,8 @@ typedef struct fb_profile {
     uint32_t vary;      /* vary = KEY, KEY: the [fairness] keys the profile varies on purpose (bit i: the
                            i-th key of fb_profile_fairness_keys()); their differences are not unfair (default none) */
     double cv_warn;     /* cv_warn = FRACTION: warn above this coefficient of variation (default 0.05) */
+    int why_steps;      /* why_steps = N: decode steps recorded by the untimed profiling pass after the timed
+                         * ones, per backend (docs/why.md); 0: no pass (default 16) */
     /* [fairness] */
     fb_fairness fairness;
     /* entries, in the order of [run] backends */

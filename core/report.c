@@ -2,6 +2,7 @@
  * (metrics as rows, backends as columns) with the fairness audit and verdict
  * under it, or Markdown, CSV, or JSON (schema version 1, every raw sample). */
 #include "report.h"
+#include "why/why_text.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -16,7 +17,9 @@
 #include "fb_version.h"
 #include "membw.h"
 
-#define REPORT_SCHEMA_VERSION 1
+/* 2: each backend may carry "why" (the profiling pass, docs/why.md) and
+ * "why_status"; every field of 1 is kept. */
+#define REPORT_SCHEMA_VERSION 2
 
 // ----------------------------------------------------------------------------
 // Rows: each metric formatted per entry ("-" where it does not apply)
@@ -172,6 +175,21 @@ static void print_lines(const char *lines, const char *prefix, FILE *out) {
     }
 }
 
+/* The profiling pass's breakdown per backend (untimed, after the timed runs). */
+static void print_why(const fb_run_result *r, FILE *out) {
+    bool any = false;
+    for (int i = 0; i < r->n_entries; i++) any |= r->entries[i].why_status[0] != 0;
+    if (!any) return;
+    fprintf(out, "\nWhy: the profiling pass, untimed and separate from the timed repetitions above\n");
+    for (int i = 0; i < r->n_entries; i++) {
+        const fb_entry_result *e = &r->entries[i];
+        cJSON *why = e->why_json ? cJSON_Parse(e->why_json) : NULL;
+        if (why) why_print_text(out, e->entry->label, why);
+        else if (e->why_status[0]) fprintf(out, "%s: profiling pass %s\n", e->entry->label, e->why_status);
+        cJSON_Delete(why);
+    }
+}
+
 static void print_notes(const fb_run_result *r, FILE *out, const char *bullet) {
     fprintf(out, "\n%sFairness verdict: %s\n", bullet, r->verdict);
     fprintf(out, "%sReference: %s, %s; agreement teacher-forced on its %zu greedy tokens\n", bullet, r->reference_label,
@@ -262,6 +280,7 @@ static void write_table(const fb_profile *p, const fb_run_result *r, FILE *out, 
         fprintf(out, "\n");
     }
     print_notes(r, out, markdown ? "- " : "");
+    print_why(r, out);
 }
 
 static void write_csv(const fb_run_result *r, FILE *out) {
@@ -438,6 +457,9 @@ static cJSON *entry_json(const fb_entry_result *e) {
         cJSON_AddBoolToObject(a, "wrong", e->wrong);
         cJSON_AddStringToObject(a, "bar", e->agreement_note);
     }
+    if (e->why_status[0]) cJSON_AddStringToObject(o, "why_status", e->why_status);
+    cJSON *why = e->why_json ? cJSON_Parse(e->why_json) : NULL;
+    if (why) cJSON_AddItemToObject(o, "why", why);
     cJSON *samples = cJSON_AddObjectToObject(o, "samples");
     cJSON_AddItemToObject(samples, "decode_latency_ms", number_array(e->latency_ms, e->n_latency));
     cJSON_AddItemToObject(samples, "prefill_s", number_array(e->prefill_s, e->n_prefill));

@@ -33,6 +33,7 @@
 #include "membw.h"
 #include "model.h"
 #include "options.h"
+#include "why/pass.h"
 #include "plugin_host.h"
 #include "quant.h"
 #include "sha256.h"
@@ -52,7 +53,7 @@ void fb_run_interrupt(void) {
 // Messages between parent and child (framed by supervisor.c)
 
 enum { CMD_REP = 1, CMD_LOGITS = 2, CMD_FINAL = 3 };
-enum { MSG_READY = 1, MSG_REP = 2, MSG_LOGITS = 3, MSG_FINAL = 4, MSG_PROGRESS = 5 };
+enum { MSG_READY = 1, MSG_REP = 2, MSG_LOGITS = 3, MSG_FINAL = 4, MSG_PROGRESS = 5, MSG_WHY = 6 };
 
 /* host->progress() from the child, any time before an answer. */
 typedef struct progress_msg {
@@ -832,6 +833,65 @@ static float *run_reference(const fb_profile *p, const fb_run_options *opt, cons
     return ref_logits;
 }
 
+// ----------------------------------------------------------------------------
+// The profiling pass: after an entry's timed figures are in and its child has
+// ended, a child of its own loads the backend again and records why_steps
+// decode steps (why_profile_pass: CUPTI kernels, the plugin's spans, CPU
+// counters, RAPL). Nothing of it touches the timed figures; a pass that fails
+// or crashes is said in the entry's "why" status and changes nothing else.
+
+static void why_child_main(void *arg, int cmd_fd, int res_fd) {
+    const child_ctx *c = arg;
+    (void)cmd_fd;
+    dup2(STDERR_FILENO, STDOUT_FILENO);
+    fb_backend backend;
+    fb_model *model = NULL;
+    fb_model_view_owner view;
+    fb_error err = {{0}};
+    cJSON *why = NULL;
+    fb_probe_result probe = {.struct_size = sizeof probe};
+    if (fb_backend_load(c->plugin_path, c->entry->plugin, &backend, NULL, 0) != 0)
+        fb_error_set(&err, "%s", backend.reason);
+    else if (backend.api->probe(fb_host_services(), &probe) != FB_OK || !probe.available)
+        fb_error_set(&err, "unavailable: %.200s", probe.reason);
+    else if (!fb_model_open(c->profile->model, &model, &err) && !fb_model_view_build(model, &view, &err)) {
+        fb_option options[FB_MAX_OPTIONS];
+        fb_settings settings = settings_for(c, options);
+        int steps = c->profile->why_steps, warmup = 4;
+        settings.max_context = (uint32_t)(c->n_prompt + (size_t)warmup + (size_t)steps + 2);
+        why_pass_config pc = {backend.api, fb_host_services(), &view.view, &settings, c->prompt, c->n_prompt,
+                              warmup, steps, NULL};
+        why = why_profile_pass(&pc, &err);
+    }
+    char *text = why ? cJSON_PrintUnformatted(why) : NULL;
+    if (text) fb_msg_send(res_fd, MSG_WHY, 0, text, strlen(text) + 1);
+    else fb_msg_send(res_fd, MSG_WHY, 1, err.msg, strlen(err.msg) + 1);
+    _exit(0);
+}
+
+static void why_pass(child_ctx *ctx, fb_entry_result *r, double timeout_s) {
+    fb_child ch;
+    if (fb_child_spawn(&ch, why_child_main, ctx)) {
+        snprintf(r->why_status, sizeof r->why_status, "not run: cannot start a child process: %s", strerror(errno));
+        return;
+    }
+    fb_msg_header h;
+    void *payload = NULL;
+    int rc = fb_child_receive(&ch, MSG_WHY, fb_now_s() + timeout_s, &h, &payload);
+    fb_child_end end;
+    fb_child_bury(&ch, rc != 0, &end);
+    if (rc == 0 && h.status == 0 && h.bytes > 0) {
+        r->why_json = payload;
+        r->why_json[h.bytes - 1] = '\0';
+        snprintf(r->why_status, sizeof r->why_status, "ok");
+        return;
+    }
+    if (rc == 0) snprintf(r->why_status, sizeof r->why_status, "failed: %.240s", h.bytes ? (char *)payload : "");
+    else if (rc == FB_CHILD_TIMED_OUT) snprintf(r->why_status, sizeof r->why_status, "timed out after %g s", timeout_s);
+    else snprintf(r->why_status, sizeof r->why_status, "failed: the pass's process ended without an answer");
+    free(payload);
+}
+
 static int run_job(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, fb_error *err) {
     memset(out, 0, sizeof *out);
     double t_start = fb_now_s();
@@ -982,6 +1042,18 @@ static int run_job(const fb_profile *p, const fb_run_options *opt, fb_run_result
         }
         compute_figures(r, m, out->n_prompt, gen, ceiling);
     }
+    /* The profiling pass, untimed, after every timed figure is in. */
+    for (int i = 0; i < p->n_entries && p->why_steps > 0 && !interrupted; i++) {
+        fb_entry_result *r = &out->entries[i];
+        if (r->state != FB_ENTRY_OK) continue;
+        if (out->n_prompt + 4 + (size_t)p->why_steps + 2 > m->hp.n_ctx) {
+            snprintf(r->why_status, sizeof r->why_status, "not run: %zu prompt + 4 warm-up + %d steps pass the "
+                     "context length %u", out->n_prompt, p->why_steps, m->hp.n_ctx);
+            continue;
+        }
+        progress(opt, "%s: profiling pass (%d untimed decode steps)", r->entry->label, p->why_steps);
+        why_pass(&ctxs[i], r, p->timeout_s);
+    }
     free(ref_logits);
     free(plugins.items);
     fb_rank_and_warn(p, out);
@@ -1022,6 +1094,7 @@ void fb_run_result_free(fb_run_result *r) {
         free(r->entries[i].latency_ms);
         free(r->entries[i].prefill_s);
         free(r->entries[i].tokens);
+        free(r->entries[i].why_json);
     }
     free(r->reference_tokens);
     free(r->prompt);

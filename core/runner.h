@@ -54,6 +54,11 @@ typedef struct fb_entry_result {
     double top1, max_abs_diff, mean_kl;
     char agreement_note[160];
     double advantage, advantage_low, advantage_high; /* throughput / slowest's, with 95% CI */
+    /* The untimed profiling pass after the timed figures ([run] why_steps,
+     * docs/why.md): the "why" object as JSON text (malloc'd), or NULL with
+     * why_status saying why not ("" when no pass was asked). */
+    char *why_json;
+    char why_status[256];
 } fb_entry_result;
 
 typedef struct fb_run_result {

@@ -31,7 +31,7 @@ check "json report written with -o (rc=$rc)" test -s "$tmp/report.json"
 check "json: schema, samples, tokens, environment" python3 - "$tmp/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["schema_version"] == 1
+assert r["schema_version"] == 2
 gen, reps = r["run"]["gen_tokens"], r["run"]["repetitions"]
 for b in r["backends"]:
     assert b["status"] == "ok", b
@@ -44,7 +44,15 @@ for k in ("fairbench_version", "git_commit", "cpu", "cores", "kernel", "date"):
     assert k in r["environment"], k
 assert len(r["model"]["sha256"]) == 64 and r["model"]["bytes"] > 0
 assert r["fairness"]["verdict"].startswith(("fair", "unfair"))
+# the untimed profiling pass (why_steps, default 16): cpu_ref's named spans
+for b in r["backends"]:
+    assert b["why_status"] == "ok", b.get("why_status")
+    spans = b["why"]["spans"]
+    assert b["why"]["steps"] == 16 and spans["available"], b["why"]
+    assert all(spans["class_ms"][c] > 0 for c in ("matvec", "attention", "norm")), spans["class_ms"]
 PY
+run --set run.why_steps=0 --format json -o "$tmp/nowhy.json" 2>/dev/null
+check "why_steps = 0: no profiling pass" python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert all("why" not in b and "why_status" not in b for b in r["backends"])' "$tmp/nowhy.json"
 "$fairbench" compare "$tmp/report.json" "$tmp/report.json" > "$tmp/compare.txt"; rc=$?
 check "compare: a report against itself differs in nothing (rc=$rc)" bash -c \
   "test $rc -eq 0 && grep -q '^2 backends compared, 0 with a significant decode-latency difference' '$tmp/compare.txt'"

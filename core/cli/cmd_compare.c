@@ -134,8 +134,8 @@ static cJSON *load_report(const char *path) {
     cJSON *root = cJSON_Parse(text);
     free(text);
     const cJSON *schema = root ? cJSON_GetObjectItemCaseSensitive(root, "schema_version") : NULL;
-    if (!root || !cJSON_IsNumber(schema) || schema->valueint != 1) {
-        fprintf(stderr, "fairbench compare: %s is not a fairbench JSON report (schema version 1)\n", path);
+    if (!root || !cJSON_IsNumber(schema) || schema->valueint < 1 || schema->valueint > 2) {
+        fprintf(stderr, "fairbench compare: %s is not a fairbench JSON report (schema version 1 or 2)\n", path);
         cJSON_Delete(root);
         return NULL;
     }
