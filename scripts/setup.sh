@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config git python3 python3-pip ca-certificates
-          libinih-dev libpcre2-dev libcjson-dev)
+          libinih-dev libpcre2-dev libcjson-dev
+          python3-dev python3-numpy) # the Python bridge's headers; numpy for its test backend
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
