@@ -3,7 +3,8 @@
  * script can also look at what the process printed.
  *
  *   test_python_bridge PYTHON_SO MODEL.gguf list                the published backends and their probes
- *   test_python_bridge PYTHON_SO MODEL.gguf agree [SEED]        numpy_ref against cpu_ref at f32: <= 1e-4 rel. error
+ *   test_python_bridge PYTHON_SO MODEL.gguf agree NAME SEED [K=V]  backend NAME against cpu_ref at f32:
+ *                                                               <= 1e-4 relative error (+jit, +graphs: allow them)
  *   test_python_bridge PYTHON_SO MODEL.gguf errors              exceptions -> statuses and sentences
  *   test_python_bridge PYTHON_SO MODEL.gguf quiet               a backend's print() reaches no stdout (prints nothing)
  *   test_python_bridge PYTHON_SO MODEL.gguf threads             calls from other threads: the GIL is released
@@ -30,10 +31,13 @@ static const fb_plugin *python_backend(const char *name) {
     return NULL;
 }
 
+static int g_allow_jit, g_allow_graphs; /* agree's +jit and +graphs */
+
 static fb_status create_with(const fb_plugin *api, const test_model *tm, fb_precision precision, const fb_option *opts,
                              uint32_t n_opts, fb_session **s, char *message, size_t size) {
     fb_settings settings = {.struct_size = sizeof settings, .weight_precision = precision,
                             .accumulate_precision = FB_PRECISION_F32, .threads = 1, .max_context = 64,
+                            .allow_jit = g_allow_jit, .allow_graphs = g_allow_graphs,
                             .n_options = n_opts, .options = opts};
     message[0] = 0;
     return api->create(fb_host_services(), &tm->view.view, &settings, s, message, size);
@@ -65,17 +69,26 @@ static int mode_list(void) {
     return failures ? 1 : 0;
 }
 
-/* numpy_ref and cpu_ref, same model, same random tokens, teacher-forced. */
-static int mode_agree(const test_model *tm, unsigned seed) {
-    const fb_plugin *py = python_backend("numpy_ref");
+/* A Python backend and cpu_ref at f32, same model, same random tokens,
+ * teacher-forced; options KEY=VALUE go to the Python backend. */
+static int mode_agree(const test_model *tm, const char *name, unsigned seed, char **opt_args, int n_opt_args) {
+    const fb_plugin *py = python_backend(name);
     fb_backend_list list;
     const fb_plugin *ref = test_find_backend(&list, "cpu_ref");
     if (!py || !ref) return 1;
     char message[512];
+    fb_option opts[8];
+    int n_opts = 0;
+    for (int i = 0; i < n_opt_args && n_opts < 8; i++) {
+        if (strcmp(opt_args[i], "+jit") == 0) g_allow_jit = 1;
+        if (strcmp(opt_args[i], "+graphs") == 0) g_allow_graphs = 1;
+        char *eq = strchr(opt_args[i], '=');
+        if (eq) *eq = 0, opts[n_opts++] = (fb_option){opt_args[i], eq + 1};
+    }
     fb_session *ps = NULL;
-    fb_status st = create_with(py, tm, FB_PRECISION_F32, NULL, 0, &ps, message, sizeof message);
+    fb_status st = create_with(py, tm, FB_PRECISION_F32, opts, (uint32_t)n_opts, &ps, message, sizeof message);
     if (st != FB_OK) {
-        printf("FAIL numpy_ref create (%d): %s\n", (int)st, message);
+        printf("FAIL %s create (%d): %s\n", name, (int)st, message);
         return 1;
     }
     fb_session *rs = test_create(ref, tm, FB_PRECISION_F32, 1, 64);
@@ -120,8 +133,9 @@ static int mode_agree(const test_model *tm, unsigned seed) {
     fb_memory_stats mem = {.struct_size = sizeof mem};
     EXPECT(py->memory(ps, &mem) == FB_OK && mem.host_bytes > 0, "memory: %llu host bytes",
            (unsigned long long)mem.host_bytes);
-    printf("numpy_ref vs cpu_ref at f32: max relative error %.3g over %u prompt and %u decode positions (%s)\n", worst,
-           n_prompt, n_decode, eff.device);
+    printf("%s vs cpu_ref at f32 (jit %s, graphs %s): max relative error %.3g over %u prompt and %u decode positions "
+           "(%s; jit %d, graphs %d; %s)\n", name, g_allow_jit ? "allowed" : "off", g_allow_graphs ? "allowed" : "off", worst,
+           n_prompt, n_decode, eff.device, (int)eff.jit, (int)eff.graphs, eff.notes);
     py->destroy(ps);
     ref->destroy(rs);
     free(a), free(b);
@@ -346,7 +360,7 @@ int main(int argc, char **argv) {
     const char *mode = argv[3];
     int rc;
     if (strcmp(mode, "list") == 0) rc = mode_list();
-    else if (strcmp(mode, "agree") == 0) rc = mode_agree(&tm, argc > 4 ? (unsigned)atoi(argv[4]) : 1234u);
+    else if (strcmp(mode, "agree") == 0 && argc > 5) rc = mode_agree(&tm, argv[4], (unsigned)atoi(argv[5]), argv + 6, argc - 6);
     else if (strcmp(mode, "errors") == 0) rc = mode_errors(&tm);
     else if (strcmp(mode, "quiet") == 0) rc = mode_quiet(&tm);
     else if (strcmp(mode, "threads") == 0) rc = mode_threads(&tm);

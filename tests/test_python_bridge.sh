@@ -39,8 +39,8 @@ echo "$list"
 check "numpy_ref is published and available" grep -q $'^numpy_ref\tavailable\tCPU: numpy' <<<"$list"
 check "a missing framework is named in the probe" \
   grep -q $'^missing\tunavailable\tfairbench_no_such_framework is not installed in /' <<<"$list"
-check "agreement with cpu_ref at f32 (F32 file)" "$test_bin" "$python_so" "$tmp/tiny.gguf" agree 1234
-check "agreement with cpu_ref at f32 (Q8_0 file, Llama-3 RoPE)" "$test_bin" "$python_so" "$tmp/tiny_q8.gguf" agree 99
+check "agreement with cpu_ref at f32 (F32 file)" "$test_bin" "$python_so" "$tmp/tiny.gguf" agree numpy_ref 1234
+check "agreement with cpu_ref at f32 (Q8_0 file, Llama-3 RoPE)" "$test_bin" "$python_so" "$tmp/tiny_q8.gguf" agree numpy_ref 99
 check "exceptions become statuses and sentences" "$test_bin" "$python_so" "$tmp/tiny.gguf" errors
 "$test_bin" "$python_so" "$tmp/tiny.gguf" quiet >"$tmp/quiet.out" 2>"$tmp/quiet.err"
 quiet_rc=$?
