@@ -13,7 +13,7 @@ WERROR     ?= $(if $(filter true 1,$(CI)),ON,OFF)
 CMAKE_ARGS ?=
 FAIRBENCH  := $(BUILD)/fairbench
 
-.PHONY: bench test setup build model sanitize fuzz fuzz-more clean
+.PHONY: bench test setup build model sanitize fuzz fuzz-more clean frameworks
 
 PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),fair.ini,cpu.ini)
 
@@ -28,6 +28,10 @@ test: build
 
 setup:
 	@scripts/setup.sh
+
+# A venv with pinned torch, tinygrad, numpy and gguf for the Python bridge (docs/python-backends.md).
+frameworks:
+	@scripts/setup-frameworks.sh
 
 build: setup
 	cmake -S . -B $(BUILD) -DFB_WERROR=$(WERROR) $(CMAKE_ARGS)

@@ -47,3 +47,12 @@ add_test(NAME python_bridge
          COMMAND ${CMAKE_SOURCE_DIR}/tests/test_python_bridge.sh $<TARGET_FILE:test_python_bridge>
                  $<TARGET_FILE:fairbench> $<TARGET_FILE:python> ${CMAKE_CURRENT_BINARY_DIR}/tests/tmp)
 set_tests_properties(python_bridge PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 ENVIRONMENT "${_fb_py_env}")
+
+# The real frameworks on the CPU, tiny synthetic models (see the script for
+# what each installs or skips on).
+foreach(_fw tinygrad torch)
+  add_test(NAME python_${_fw}
+           COMMAND ${CMAKE_SOURCE_DIR}/tests/test_python_frameworks.sh ${_fw} $<TARGET_FILE:test_python_bridge>
+                   $<TARGET_FILE:fairbench> $<TARGET_FILE:python> ${CMAKE_CURRENT_BINARY_DIR}/tests/tmp)
+  set_tests_properties(python_${_fw} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
+endforeach()
