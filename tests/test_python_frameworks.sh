@@ -43,7 +43,7 @@ if [[ -z $python ]]; then
   exit 77
 fi
 export FAIRBENCH_PYTHON=$python
-echo "python: $python ($("$python" -c "import $framework as f, sys; print(sys.version.split()[0], '$framework', getattr(f, '__version__', ''))"))"
+echo "python: $python ($("$python" -c "import sys; from importlib.metadata import version as v; print('Python', sys.version.split()[0], '$framework', v('$framework'))"))"
 
 failed=0
 check() { # name, command...
