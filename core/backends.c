@@ -1,6 +1,8 @@
 /* backends.c - plugin discovery, loading and vetting (see backends.h). */
 #include "backends.h"
 
+#include "plugin_host.h"
+
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -97,41 +99,102 @@ int fb_backend_vet(const fb_plugin *api, const char *path, char *reason, size_t 
     return 0;
 }
 
-static void load_one(fb_backend_list *list, fb_backend *b) {
-    b->usable = false;
-    dlerror();
-    void *handle = dlopen(b->path, RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-        const char *why = dlerror();
-        snprintf(b->reason, sizeof b->reason, "%s: cannot be loaded: %s", b->path, why ? why : "unknown dlopen error");
-        return;
-    }
-    void *sym = dlsym(handle, FB_PLUGIN_ENTRY_SYMBOL);
-    if (!sym) {
-        snprintf(b->reason, sizeof b->reason, "%s: no entry point %s (not a fairbench plugin)", b->path,
-                 FB_PLUGIN_ENTRY_SYMBOL);
-        dlclose(handle);
-        return;
-    }
-    fb_plugin_entry_fn entry;
-    memcpy(&entry, &sym, sizeof entry); /* object pointer to function pointer, as POSIX allows */
-    const fb_plugin *api = entry();
-    if (fb_backend_vet(api, b->path, b->reason, sizeof b->reason) != 0) {
+/* Appends an entry for path to list (unusable, with reason, until proven
+ * otherwise); NULL when out of memory. */
+static fb_backend *add_entry(fb_backend_list *list, const char *path) {
+    fb_backend *items = realloc(list->items, (list->n + 1) * sizeof *items);
+    if (!items) return NULL;
+    list->items = items;
+    fb_backend *b = &items[list->n];
+    memset(b, 0, sizeof *b);
+    if (!(b->path = strdup(path))) return NULL;
+    list->n++;
+    return b;
+}
+
+/* Vets one backend table (the entry's, or one a factory published) and marks
+ * b usable unless its name is taken by an earlier usable backend. */
+static void accept_backend(fb_backend_list *list, fb_backend *b, void *handle, const fb_plugin *api,
+                           const char *where) {
+    if (fb_backend_vet(api, where, b->reason, sizeof b->reason) != 0) {
         if (api && valid_name(api->name)) snprintf(b->name, sizeof b->name, "%s", api->name);
-        dlclose(handle);
         return;
     }
     snprintf(b->name, sizeof b->name, "%s", api->name);
-    const fb_backend *first = list ? fb_backends_find(list, api->name) : NULL;
-    if (first) {
-        snprintf(b->reason, sizeof b->reason, "%s: backend name '%s' is already taken by %s (found first)", b->path,
+    for (size_t i = 0; i + 1 < list->n; i++) {
+        const fb_backend *first = &list->items[i];
+        if (first == b || !first->usable || strcmp(first->name, api->name) != 0) continue;
+        snprintf(b->reason, sizeof b->reason, "%s: backend name '%s' is already taken by %s (found first)", where,
                  api->name, first->path);
-        dlclose(handle);
         return;
     }
     b->handle = handle;
     b->api = api;
     b->usable = true;
+}
+
+/* Loads the .so at path and appends one entry per backend it publishes: the
+ * entry table itself, or each backend of its factory (ABI 1.1). -1 only when
+ * out of memory. */
+static int load_so(fb_backend_list *list, const char *path) {
+    fb_backend *b = add_entry(list, path);
+    if (!b) return -1;
+    dlerror();
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        const char *why = dlerror();
+        snprintf(b->reason, sizeof b->reason, "%s: cannot be loaded: %s", path, why ? why : "unknown dlopen error");
+        return 0;
+    }
+    void *sym = dlsym(handle, FB_PLUGIN_ENTRY_SYMBOL);
+    if (!sym) {
+        snprintf(b->reason, sizeof b->reason, "%s: no entry point %s (not a fairbench plugin)", path,
+                 FB_PLUGIN_ENTRY_SYMBOL);
+        dlclose(handle);
+        return 0;
+    }
+    fb_plugin_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry); /* object pointer to function pointer, as POSIX allows */
+    const fb_plugin *api = entry();
+    bool factory = api && api->abi_major == FB_ABI_MAJOR && api->struct_size >= FB_PLUGIN_V1_0_SIZE &&
+                   FB_PLUGIN_HAS(api, factory_get) && api->factory_count;
+    uint32_t count = factory ? api->factory_count(fb_host_services()) : 0;
+    if (!factory || count == 0) {
+        /* A plain plugin, or a factory with nothing to publish, which is
+         * then judged as a plugin of its own (and says why it is empty
+         * through its probe when it has the calls). */
+        accept_backend(list, b, handle, api, path);
+        if (!b->usable) {
+            if (factory && !b->reason[0])
+                snprintf(b->reason, sizeof b->reason, "%s: its factory publishes no backends", path);
+            dlclose(handle);
+        }
+        return 0;
+    }
+    if (!api->factory_get) {
+        snprintf(b->reason, sizeof b->reason, "%s: has factory_count but no factory_get", path);
+        dlclose(handle);
+        return 0;
+    }
+    /* One entry per published backend; the .so stays open for all of them. */
+    list->n--;
+    free(b->path);
+    bool any = false;
+    for (uint32_t i = 0; i < count; i++) {
+        if (!(b = add_entry(list, path))) return -1;
+        const fb_plugin *sub = api->factory_get(fb_host_services(), i);
+        char where[PATH_MAX + 64];
+        snprintf(where, sizeof where, "%s (backend %u of its factory)", path, i);
+        snprintf(b->container, sizeof b->container, "%s", valid_name(api->name) ? api->name : "?");
+        if (sub && FB_PLUGIN_HAS(sub, factory_count) && sub->factory_count) {
+            snprintf(b->reason, sizeof b->reason, "%.400s: is itself a factory (factories do not nest)", where);
+            continue;
+        }
+        accept_backend(list, b, handle, sub, where);
+        any |= b->usable;
+    }
+    if (!any) dlclose(handle);
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -163,20 +226,7 @@ static int scan_dir(fb_backend_list *list, const char *dir) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         struct stat st;
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-        fb_backend *items = realloc(list->items, (list->n + 1) * sizeof *items);
-        if (!items) {
-            rc = -1;
-            break;
-        }
-        list->items = items;
-        fb_backend *b = &items[list->n];
-        memset(b, 0, sizeof *b);
-        if (!(b->path = strdup(path))) {
-            rc = -1;
-            break;
-        }
-        list->n++;
-        load_one(list, b);
+        rc = load_so(list, path);
     }
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
@@ -223,10 +273,37 @@ void fb_backends_free(fb_backend_list *list) {
     memset(list, 0, sizeof *list);
 }
 
-int fb_backend_load(const char *path, fb_backend *out) {
+int fb_backend_load(const char *path, const char *name, fb_backend *out, char *names_out, size_t names_size) {
     memset(out, 0, sizeof *out);
-    if (!(out->path = strdup(path))) return -1;
-    load_one(NULL, out);
+    char names[400] = "";
+    fb_backend_list one;
+    memset(&one, 0, sizeof one);
+    if (load_so(&one, path) != 0) {
+        fb_backends_free(&one);
+        return -1;
+    }
+    /* The backend asked for; without a name, the only one the .so has. */
+    size_t pick = one.n;
+    for (size_t i = 0; i < one.n; i++)
+        if (name ? strcmp(one.items[i].name, name) == 0 : one.n == 1) pick = i;
+    for (size_t i = 0, used = 0; i < one.n && used < sizeof names; i++)
+        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", one.items[i].name);
+    if (names_size) snprintf(names_out, names_size, "%s", names);
+    if (pick < one.n) {
+        *out = one.items[pick];
+        one.items[pick].path = NULL; /* now out's */
+    } else {
+        if (!(out->path = strdup(path))) {
+            fb_backends_free(&one);
+            return -1;
+        }
+        if (name)
+            snprintf(out->reason, sizeof out->reason, "%s: publishes no backend named '%s' (it has: %s)", path, name,
+                     one.n ? names : "none");
+        else
+            snprintf(out->reason, sizeof out->reason, "%s: publishes %zu backends (%s): name one", path, one.n, names);
+    }
+    fb_backends_free(&one);
     return out->usable ? 0 : -1;
 }
 

@@ -7,9 +7,11 @@
  *   3. the build tree's plugin folder (when run from a build: only when
  *      folder 4 does not exist, so an installed binary never uses it)
  *   4. <prefix>/lib/fairbench/plugins next to the installed binary
- * A .so that cannot be used (dlopen fails, no entry symbol, NULL table,
- * another ABI major, a table too small, required calls missing, a bad name,
- * a name already taken) is kept in the list as unusable, with the reason. */
+ * A .so whose entry table has a factory (ABI 1.1) gives one entry per
+ * backend it publishes, each vetted on its own. A backend that cannot be used
+ * (dlopen fails, no entry symbol, NULL table, another ABI major, a table too
+ * small, required calls missing, a bad name, a name already taken) is kept
+ * in the list as unusable, with the reason. */
 #ifndef FB_BACKENDS_H
 #define FB_BACKENDS_H
 
@@ -22,6 +24,7 @@
 typedef struct fb_backend {
     char *path;                /* the .so */
     char name[64];             /* from the plugin table ("" when unknown) */
+    char container[64];        /* the .so's own name when a factory published it, else "" */
     void *handle;              /* dlopen handle, NULL when unusable */
     const fb_plugin *api;      /* NULL when unusable */
     bool usable;
@@ -42,9 +45,11 @@ void fb_backends_free(fb_backend_list *list);
 /* The usable backend of that name, or NULL. */
 const fb_backend *fb_backends_find(const fb_backend_list *list, const char *name);
 
-/* dlopen and vet the one .so at path (no folder scan); 0 when usable, else
- * -1 with out->reason. out->path is malloc'd (free it). */
-int fb_backend_load(const char *path, fb_backend *out);
+/* dlopen and vet the one .so at path (no folder scan) and pick its backend
+ * `name` (NULL: the only backend it publishes); 0 when usable, else -1 with
+ * out->reason. out->path is malloc'd (free it). names (may be NULL when
+ * names_size is 0) receives the names of every backend the .so publishes. */
+int fb_backend_load(const char *path, const char *name, fb_backend *out, char *names, size_t names_size);
 
 /* Vet one already-dlopened entry table; 0 when usable, else -1 with reason. */
 int fb_backend_vet(const fb_plugin *api, const char *path, char *reason, size_t reason_size);

@@ -122,6 +122,8 @@ int fb_model_view_build(const fb_model *m, fb_model_view_owner *out, fb_error *e
     v->output = m->tied_output ? &out->token_embd : &out->output;
     v->tied_output = m->tied_output;
     v->layers = out->layers;
+    v->tensor_view_size = sizeof(fb_tensor_view);
+    v->layer_view_size = sizeof(fb_layer_view);
     v->decode_bytes_native = fb_model_decode_bytes(m, -1);
     return 0;
 }

@@ -424,10 +424,53 @@ static int unknown_key(const fb_profile *p, section_ref s, const char *name, con
     return fb_error_set(err, "%s: unknown key '%s' in %s (its keys: %s)", where, b, title, known);
 }
 
+/* A key of [backend.L] the host does not know: a per-backend option for the
+ * plugin (ABI 1.1), unless it looks like a typo of a host key. */
+static bool option_name_ok(const char *name) {
+    if (!*name || strlen(name) >= sizeof ((fb_profile_option *)0)->key) return false;
+    for (const char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '.' || *c == '-'))
+            return false;
+    return true;
+}
+
+static int add_option(fb_profile *p, section_ref s, const char *name, const char *value, const char *where, int line,
+                      fb_error *err) {
+    fb_backend_section *sec = &p->sections[s.index];
+    for (int i = 0; i < sec->n_options; i++) {
+        fb_profile_option *o = &sec->options[i];
+        if (strcmp(o->key, name) != 0) continue;
+        if (line > 0 && o->line > 0)
+            return fb_error_set(err, "%s: duplicate key '%s' in [backend.%s] (first set on line %d)", where, name,
+                                sec->label, o->line);
+        if (strlen(value) >= sizeof o->value)
+            return fb_error_set(err, "%s: the value of '%s' is longer than %zu characters", where, name,
+                                sizeof o->value - 1);
+        snprintf(o->value, sizeof o->value, "%s", value);
+        o->line = line;
+        return 0;
+    }
+    if (sec->n_options == FB_MAX_OPTIONS)
+        return fb_error_set(err, "%s: more than %d plugin options in [backend.%s]", where, FB_MAX_OPTIONS, sec->label);
+    if (strlen(value) >= sizeof sec->options[0].value)
+        return fb_error_set(err, "%s: the value of '%s' is longer than %zu characters", where, name,
+                            sizeof sec->options[0].value - 1);
+    fb_profile_option *o = &sec->options[sec->n_options++];
+    snprintf(o->key, sizeof o->key, "%s", name);
+    snprintf(o->value, sizeof o->value, "%s", value);
+    o->line = line;
+    return 0;
+}
+
 static int apply_key(fb_profile *p, section_ref s, const char *name, const char *value, const char *where, int line,
                      const char *base_dir, fb_error *err) {
     if (!*name) return fb_error_set(err, "%s: missing key name before '='", where);
     const key_def *k = find_key(name);
+    if (!k && s.scope == IN_BACKEND && option_name_ok(name)) {
+        bool typo = false;
+        for (int i = 0; i < N_KEYS; i++) typo |= (keys[i].sections & IN_BACKEND) && edit_distance(name, keys[i].name) <= 2;
+        if (!typo) return add_option(p, s, name, value, where, line, err);
+    }
     if (!k || !(k->sections & s.scope)) return unknown_key(p, s, name, where, err);
 
     fb_backend_section *sec = s.scope == IN_BACKEND ? &p->sections[s.index] : NULL;
@@ -736,6 +779,8 @@ int fb_profile_finish(fb_profile *p, fb_error *err) {
             if (strcmp(s->label, e->label) != 0) continue;
             e->line = s->line;
             if (s->plugin[0]) strcpy(e->plugin, s->plugin);
+            memcpy(e->options, s->options, sizeof e->options);
+            e->n_options = s->n_options;
             for (int bit = 0; bit < N_FAIRNESS_KEYS; bit++) {
                 if (!(s->set & (1u << bit))) continue;
                 const key_def *k = find_key(fairness_key_names[bit]);

@@ -5,9 +5,12 @@
  *   [backend.L]  one entry of the comparison, labelled L: which plugin, and
  *                any [fairness] key overridden for it alone
  *
- * Every key is documented in configs/profiles/fair.ini and the README. An
- * unknown section or key, a bad value, or a missing model is an error
- * "file:line: message"; the caller exits with status 2 and runs nothing. */
+ * Every key is documented in configs/profiles/fair.ini and docs/profiles.md.
+ * An unknown section or key, a bad value, or a missing model is an error
+ * "file:line: message"; the caller exits with status 2 and runs nothing.
+ * In [backend.L], a key the host does not know (and that is not one edit
+ * away from one it knows, which is taken for a typo) is a per-backend option
+ * for the plugin, which vets it before the run (fb_options_vet). */
 #ifndef FB_PROFILE_H
 #define FB_PROFILE_H
 
@@ -19,6 +22,15 @@
 #include "fb_error.h"
 
 #define FB_MAX_ENTRIES 16
+#define FB_MAX_OPTIONS 16
+
+/* A per-backend option (ABI 1.1): a key of [backend.L] that the host does
+ * not know, handed to the plugin as written; the plugin vets it. */
+typedef struct fb_profile_option {
+    char key[64];
+    char value[256];
+    int line;              /* 0: from --set */
+} fb_profile_option;
 
 typedef enum fb_order { FB_ORDER_INTERLEAVED = 0, FB_ORDER_SEQUENTIAL = 1 } fb_order;
 
@@ -40,6 +52,8 @@ typedef struct fb_entry {
      * bit i set = the i-th key of fb_profile_fairness_keys(). */
     uint32_t overridden;
     int line;              /* line of its [backend.L] section, 0 if none */
+    fb_profile_option options[FB_MAX_OPTIONS]; /* the plugin's own keys of [backend.L], in order */
+    int n_options;
 } fb_entry;
 
 /* One [backend.L] section as written (or as --set made it), before
@@ -51,6 +65,8 @@ typedef struct fb_backend_section {
     uint32_t set;          /* bit i: the i-th key of fb_profile_fairness_keys() was given */
     int line;              /* line of the first [backend.L] header, 0 if only --set */
     int key_lines[8];      /* where each key was set: [0] plugin, [1 + i] fairness key i */
+    fb_profile_option options[FB_MAX_OPTIONS];
+    int n_options;
 } fb_backend_section;
 
 /* Room for the line of each key of [run] and [fairness] (duplicate checks). */

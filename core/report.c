@@ -153,6 +153,8 @@ static void print_notes(const fb_run_result *r, FILE *out, const char *bullet) {
         if (e->state != FB_ENTRY_OK) fprintf(out, "%s%s: %s: %s\n", bullet, e->entry->label, fb_entry_state_name(e->state), e->reason);
         else if (e->wrong) fprintf(out, "%s%s: WRONG: disagrees with the reference (%s); not ranked on speed\n", bullet, e->entry->label, e->agreement_note);
         if (e->has_effective && e->effective.notes[0]) fprintf(out, "%s%s: %s\n", bullet, e->entry->label, e->effective.notes);
+        if (e->has_effective && e->effective.options[0])
+            fprintf(out, "%s%s: options in effect: %s\n", bullet, e->entry->label, e->effective.options);
     }
     const char *w = r->warnings;
     while (*w) {
@@ -314,6 +316,11 @@ static cJSON *entry_json(const fb_entry_result *e) {
     cJSON_AddBoolToObject(asked, "allow_graphs", e->entry->fairness.allow_graphs);
     cJSON_AddStringToObject(asked, "jit_cache", e->entry->fairness.jit_cache == FB_JIT_CACHE_WARM ? "warm" : "cold");
     cJSON_AddNumberToObject(asked, "threads", e->entry->fairness.threads);
+    if (e->entry->n_options) {
+        cJSON *opts = cJSON_AddObjectToObject(asked, "options");
+        for (int j = 0; j < e->entry->n_options; j++)
+            cJSON_AddStringToObject(opts, e->entry->options[j].key, e->entry->options[j].value);
+    }
     if (e->has_effective) {
         cJSON *eff = cJSON_AddObjectToObject(o, "effective_settings");
         cJSON_AddStringToObject(eff, "weight_precision", fb_precision_name(e->effective.weight_precision));
@@ -324,6 +331,7 @@ static cJSON *entry_json(const fb_entry_result *e) {
         cJSON_AddNumberToObject(eff, "kernel_cache_hit", e->effective.kernel_cache_hit);
         cJSON_AddStringToObject(eff, "device", e->effective.device);
         cJSON_AddStringToObject(eff, "notes", e->effective.notes);
+        cJSON_AddStringToObject(eff, "options", e->effective.options);
     }
     cJSON *m = cJSON_AddObjectToObject(o, "metrics");
     add_number(m, "load_s", e->load_s);

@@ -29,6 +29,7 @@
 #include "fb_version.h"
 #include "membw.h"
 #include "model.h"
+#include "options.h"
 #include "plugin_host.h"
 #include "quant.h"
 #include "sha256.h"
@@ -120,6 +121,7 @@ typedef struct child_ctx {
     const int32_t *prompt;
     size_t n_prompt;
     uint32_t max_context;
+    const fb_entry *entry;     /* its per-backend options (ABI 1.1) */
 } child_ctx;
 
 /* Peak resident set since the child started (VmHWM, reset at start). */
@@ -176,7 +178,7 @@ static void memory_limit_for_cpu_backends(void) {
     }
 }
 
-static fb_settings settings_for(const child_ctx *c) {
+static fb_settings settings_for(const child_ctx *c, fb_option options[FB_MAX_OPTIONS]) {
     fb_settings s = {.struct_size = sizeof s,
                      .weight_precision = c->fairness.weight_precision,
                      .accumulate_precision = c->fairness.accumulate_precision,
@@ -186,8 +188,17 @@ static fb_settings settings_for(const child_ctx *c) {
                      .threads = c->fairness.threads,
                      .max_context = c->max_context,
                      .cache_dir = NULL,
-                     .device_index = 0};
+                     .device_index = 0,
+                     .n_options = fb_options_view(c->entry, options),
+                     .options = options};
     return s;
+}
+
+/* A plugin's strings end inside their arrays, whatever it wrote. */
+static void terminate_strings(fb_effective_settings *e) {
+    e->device[sizeof e->device - 1] = '\0';
+    e->notes[sizeof e->notes - 1] = '\0';
+    e->options[sizeof e->options - 1] = '\0';
 }
 
 static void child_main(const child_ctx *c, int cmd_fd, int res_fd) __attribute__((noreturn));
@@ -216,7 +227,7 @@ static void child_main(const child_ctx *c, int cmd_fd, int res_fd) {
     if (!c->plugin_path) {
         ready.state = FB_ENTRY_SKIPPED;
         snprintf(ready.reason, sizeof ready.reason, "%s", c->not_found);
-    } else if (fb_backend_load(c->plugin_path, &backend) != 0) {
+    } else if (fb_backend_load(c->plugin_path, c->plugin, &backend, NULL, 0) != 0) {
         ready.state = FB_ENTRY_SKIPPED;
         snprintf(ready.reason, sizeof ready.reason, "unusable: %.490s", backend.reason);
     } else {
@@ -242,7 +253,8 @@ static void child_main(const child_ctx *c, int cmd_fd, int res_fd) {
     if (api) {
         if (!(api->capabilities & FB_CAP_GPU)) memory_limit_for_cpu_backends();
         ready.n_vocab = model->hp.n_vocab;
-        fb_settings settings = settings_for(c);
+        fb_option options[FB_MAX_OPTIONS];
+        fb_settings settings = settings_for(c, options);
         char message[512] = "";
         double t0 = now_s();
         fb_status st = api->create(host, &view.view, &settings, &s, message, sizeof message);
@@ -266,6 +278,7 @@ static void child_main(const child_ctx *c, int cmd_fd, int res_fd) {
         }
         ready.effective.struct_size = sizeof ready.effective;
         ready.has_effective = api->effective_settings(s, &ready.effective) == FB_OK;
+        terminate_strings(&ready.effective);
         ready.overhead_ns = measure_overhead_ns();
         if (api->copy_bandwidth && api->copy_bandwidth(s, &ready.copy_bandwidth) != FB_OK) ready.copy_bandwidth = 0;
     }
@@ -327,6 +340,7 @@ static void child_main(const child_ctx *c, int cmd_fd, int res_fd) {
             fin.rss_peak_bytes = rss_peak_bytes();
             fin.effective.struct_size = sizeof fin.effective;
             fin.has_effective = api->effective_settings(s, &fin.effective) == FB_OK;
+            terminate_strings(&fin.effective);
             send_msg(res_fd, MSG_FINAL, 0, &fin, sizeof fin);
             api->destroy(s);
             _exit(0);
@@ -351,7 +365,11 @@ typedef struct scout_list {
     size_t n;
 } scout_list;
 
-static int scout_plugins(const fb_run_options *opt, double timeout_s, scout_list *out, fb_error *err) {
+/* Also asks each entry's plugin to vet its per-backend options: a refusal is
+ * sent as a record with usable = -1 and the "file:line: ..." sentence, and
+ * becomes this function's error. */
+static int scout_plugins(const fb_profile *p, const fb_run_options *opt, double timeout_s, scout_list *out,
+                         fb_error *err) {
     int fds[2];
     memset(out, 0, sizeof *out);
     if (pipe(fds)) return fb_error_set(err, "cannot create a pipe: %s", strerror(errno));
@@ -373,6 +391,13 @@ static int scout_plugins(const fb_run_options *opt, double timeout_s, scout_list
                 snprintf(s.reason, sizeof s.reason, "%s", list.items[i].reason);
                 if (write_all(fds[1], &s, sizeof s)) break;
             }
+        if (fb_options_vet(p, &list, &e)) {
+            scouted s;
+            memset(&s, 0, sizeof s);
+            s.usable = -1;
+            snprintf(s.reason, sizeof s.reason, "%s", e.msg);
+            write_all(fds[1], &s, sizeof s);
+        }
         _exit(0);
     }
     close(fds[1]);
@@ -390,6 +415,13 @@ static int scout_plugins(const fb_run_options *opt, double timeout_s, scout_list
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     if (rc == -2) return fb_error_set(err, "finding plugins took longer than %.0f s (a plugin's loading hangs)", timeout_s);
+    for (size_t i = 0; i < out->n; i++)
+        if (out->items[i].usable < 0) {
+            fb_error_set(err, "%s", out->items[i].reason);
+            free(out->items);
+            memset(out, 0, sizeof *out);
+            return -1;
+        }
     return 0;
 }
 
@@ -911,7 +943,7 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
     }
 
     scout_list plugins;
-    if (scout_plugins(opt, p->timeout_s, &plugins, err)) {
+    if (scout_plugins(p, opt, p->timeout_s, &plugins, err)) {
         fb_model_close(m);
         return -1;
     }
@@ -925,13 +957,18 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
         snprintf(ref_entry.label, sizeof ref_entry.label, "%s", p->reference);
         snprintf(ref_entry.plugin, sizeof ref_entry.plugin, "%s", p->reference);
         for (int i = 0; i < p->n_entries; i++)
-            if (strcmp(p->entries[i].label, p->reference) == 0) snprintf(ref_entry.plugin, sizeof ref_entry.plugin, "%s", p->entries[i].plugin);
+            if (strcmp(p->entries[i].label, p->reference) == 0) {
+                snprintf(ref_entry.plugin, sizeof ref_entry.plugin, "%s", p->entries[i].plugin);
+                memcpy(ref_entry.options, p->entries[i].options, sizeof ref_entry.options);
+                ref_entry.n_options = p->entries[i].n_options;
+            }
         ref_entry.fairness.weight_precision = FB_PRECISION_F32;
         ref_entry.fairness.accumulate_precision = FB_PRECISION_F32;
         fb_entry_result ref_result = {.entry = &ref_entry};
         char why[600];
         const char *path = scout_find(&plugins, ref_entry.plugin, why, sizeof why);
-        child_ctx ctx = {p, ref_entry.plugin, path, why, ref_entry.fairness, opt, out->prompt, out->n_prompt, max_context};
+        child_ctx ctx = {p, ref_entry.plugin, path, why, ref_entry.fairness, opt, out->prompt, out->n_prompt, max_context,
+                         &ref_entry};
         child ch;
         snprintf(out->reference_label, sizeof out->reference_label, "%.56s (f32)", ref_entry.plugin);
         progress(opt, "reference %s at f32: loading", ref_entry.plugin);
@@ -952,7 +989,8 @@ int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, f
         fb_entry_result *r = &out->entries[i];
         char why[600];
         const char *path = scout_find(&plugins, r->entry->plugin, why, sizeof why);
-        child_ctx ctx = {p, r->entry->plugin, path, why, r->entry->fairness, opt, out->prompt, out->n_prompt, max_context};
+        child_ctx ctx = {p, r->entry->plugin, path, why, r->entry->fairness, opt, out->prompt, out->n_prompt, max_context,
+                         r->entry};
         progress(opt, "%s: loading (%s, %s weights)", r->entry->label, r->entry->plugin,
                  fb_precision_name(r->entry->fairness.weight_precision));
         if (start_child(&children[i], &ctx, r)) {

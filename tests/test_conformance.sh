@@ -27,15 +27,36 @@ show() { sed 's/^/     | /' "$tmp/$1.txt"; sed 's/^/     ! /' "$tmp/$1.err" | ta
 for p in f32 f16 bf16 native; do
   conform cpu_ref_$p "$cpu_ref" --precision $p
   check "cpu_ref at $p: exit 0 (rc=$(rc cpu_ref_$p))" test "$(rc cpu_ref_$p)" -eq 0
-  check "cpu_ref at $p: 17 checks, all PASS" bash -c "grep -q '^17 checks: 17 passed, 0 failed, 0 skipped$' '$tmp/cpu_ref_$p.txt' \
-    && test \$(grep -cE '^PASS [a-z_/]+: ' '$tmp/cpu_ref_$p.txt') -eq 17"
+  check "cpu_ref at $p: 18 checks, all PASS" bash -c "grep -q '^18 checks: 18 passed, 0 failed, 0 skipped$' '$tmp/cpu_ref_$p.txt' \
+    && test \$(grep -cE '^PASS [a-z_/]+: ' '$tmp/cpu_ref_$p.txt') -eq 18"
   (( $(rc cpu_ref_$p) == 0 )) || show cpu_ref_$p
 done
 conform example "$dir/example/example_naive.so"
 check "the SDK example: exit 0 (rc=$(rc example))" test "$(rc example)" -eq 0
-check "the SDK example: 17 checks, all PASS" has example '^17 checks: 17 passed, 0 failed, 0 skipped$'
+check "the SDK example: 18 checks, all PASS" has example '^18 checks: 18 passed, 0 failed, 0 skipped$'
 check "the SDK example is compared with cpu_ref" has example '^reference: cpu_ref [0-9.]+ \(.*cpu_ref\.so\), f32$'
 (( $(rc example) == 0 )) || show example
+
+# ---- ABI 1.0: a plugin built with the released 1.0 header still loads and passes
+conform abi10 "$dir/abi10/example_naive.so"
+check "an ABI 1.0 plugin: exit 0 (rc=$(rc abi10))" test "$(rc abi10)" -eq 0
+check "an ABI 1.0 plugin: loaded as ABI 1.0, 18 checks, all PASS" bash -c \
+  "grep -q '^PASS load: example_naive 1\.0\.0, ABI 1\.0, ' '$tmp/abi10.txt' && grep -q '^18 checks: 18 passed, 0 failed, 0 skipped$' '$tmp/abi10.txt'"
+check "an ABI 1.0 plugin takes no options" has abi10 '^PASS options: ABI 1\.0, no check_option'
+(( $(rc abi10) == 0 )) || show abi10
+
+# ---- ABI 1.1 factory: one .so, two backends; conformance picks one by name
+conform factory_b "$dir/factory/factory.so" --backend factory_b
+check "a factory's backend by name: exit 0 (rc=$(rc factory_b))" test "$(rc factory_b)" -eq 0
+check "a factory's backend: load names it, options refuse an unknown key with the plugin's sentence" bash -c \
+  "grep -q '^PASS load: factory_b 1\.1\.0, ABI 1\.1, ' '$tmp/factory_b.txt' && grep -q \"^PASS options: an unknown key is refused (.unknown option 'fairbench_conformance_no_such_option' (known: greeting, rows).)\" '$tmp/factory_b.txt'"
+(( $(rc factory_b) == 0 )) || show factory_b
+conform factory_none "$dir/factory/factory.so"
+check "a factory with two backends and no --backend: FAIL load naming both (rc=$(rc factory_none))" bash -c \
+  "test $(rc factory_none) -eq 1 && grep -q '^FAIL load: .*factory.so: publishes 2 backends (factory_a, factory_b): name one' '$tmp/factory_none.txt'"
+conform factory_typo "$dir/factory/factory.so" --backend factory_c
+check "a factory backend that does not exist: FAIL load listing those that do" bash -c \
+  "grep -q \"^FAIL load: .*publishes no backend named 'factory_c' (it has: factory_a, factory_b)\" '$tmp/factory_typo.txt'"
 
 # ---- broken plugins: exit 1, the expected check fails with its reason
 expect_fail() { # defect, regex of the FAIL line, [extra conformance args]
@@ -59,7 +80,7 @@ expect_fail hangs_in_memory 'memory: no answer within 2 s: the check.s process w
 expect_fail writes_stdout 'create_destroy: the plugin wrote [0-9]+ bytes to stdout \("conform_writes_stdout: loading the model'
 expect_fail aborts_on_bad_token 'invalid_token: the check.s process (was killed by signal 6 \(Aborted\)|ended with exit status [0-9]+ before reporting)'
 # A defect is that check's failure alone: the others still pass.
-check "crash_unsupported: the crash took down only its own check" has crash_unsupported '^17 checks: 16 passed, 1 failed'
+check "crash_unsupported: the crash took down only its own check" has crash_unsupported '^18 checks: 17 passed, 1 failed'
 check "graphs_when_forbidden: effective_settings itself passes (graphs were allowed there)" has graphs_when_forbidden '^PASS effective_settings: '
 check "ignores_max_context: the model's own context end still passes" has ignores_max_context '^PASS context_end/tiny: '
 check "ignores_rope_freqs: the tiny model (no RoPE factors) still passes" has ignores_rope_freqs '^PASS decode/tiny: '
@@ -68,7 +89,7 @@ check "hangs_in_memory: the other checks ran" has hangs_in_memory '^PASS no_jit_
 # ---- a plugin the loader refuses: FAIL load with the loader's sentence
 conform other_major "$(dirname "$dir")/bad_plugins/bad_other_major.so"
 check "a plugin of another ABI major: exit 1, FAIL load naming both ABIs (rc=$(rc other_major))" bash -c \
-  "test $(rc other_major) -eq 1 && grep -q '^FAIL load: .*speaks plugin ABI 2\.0, but this fairbench speaks ABI 1\.0' '$tmp/other_major.txt'"
+  "test $(rc other_major) -eq 1 && grep -qE '^FAIL load: .*speaks plugin ABI 2\.[0-9]+, but this fairbench speaks ABI 1\.1' '$tmp/other_major.txt'"
 
 # ---- usage
 "$fairbench" conformance "$tmp/no-such.so" >/dev/null 2>"$tmp/usage.err"; r=$?

@@ -20,10 +20,10 @@ for so in "$plugins"/*.so; do
     if (( r == 2 )) && grep -q "does not claim weight precision $p" "$tmp/$name-$p.err"; then
       echo "--   $name does not claim $p"; continue
     fi
-    if (( r == 0 )) && grep -q '^17 checks: 17 passed, 0 failed, 0 skipped$' "$out"; then
+    if (( r == 0 )) && grep -qE '^([0-9]+) checks: \1 passed, 0 failed, 0 skipped$' "$out"; then
       pass=$((pass + 1)); echo "ok   $name at $p passes"
     elif (( r == 77 )) && grep -q '^PASS probe: unavailable: ' "$out" && grep -q '^PASS create_unavailable: ' "$out" \
-         && grep -q '^18 checks: 3 passed, 0 failed, 15 skipped$' "$out"; then
+         && grep -qE '^[0-9]+ checks: 3 passed, 0 failed, [0-9]+ skipped$' "$out"; then
       pass=$((pass + 1)); echo "ok   $name: hardware absent, exit 77 ($(grep -m1 '^PASS probe: ' "$out" | cut -c1-110))"
       break # the same answer at every precision
     else

@@ -27,7 +27,7 @@ elif grep -qE ' unavailable: [A-Za-z].{10,}' <<<"$line" && ! grep -q 'unavailabl
 else
   bad "$name line has neither 'available: DEVICE' nor 'unavailable: REASON': $line"
 fi
-grep -qE "^$name +1\.0\.0 +1\.0 +$caps " <<<"$line" \
+grep -qE "^$name +1\.0\.0 +1\.1 +$caps " <<<"$line" \
   && ok "version, ABI and capabilities ($caps)" || bad "version, ABI and capabilities: $line"
 grep -q "$name.so" <<<"$(sed -n '/^unusable:/,$p' <<<"$out")" && bad "$name.so is in the unusable list" \
   || ok "$name.so is not in the unusable list"

@@ -412,7 +412,7 @@ int main(int argc, char **argv) {
     fb_backend loaded;
     if (plugin) {
         fb_error err;
-        eager = fb_backend_load(plugin, &loaded) == 0 && strcmp(loaded.name, backend) == 0 ? loaded.api : NULL;
+        eager = fb_backend_load(plugin, backend, &loaded, NULL, 0) == 0 ? loaded.api : NULL;
         if (!eager) printf("%s: not a usable %s plugin: %s\n", plugin, backend, loaded.reason);
         free(loaded.path); /* the plugin stays loaded, as discovered ones do */
         if (fb_backends_discover(NULL, 0, &list, &err)) {

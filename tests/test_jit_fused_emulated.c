@@ -127,7 +127,7 @@ static int host_load(HostModel *h, const jf_config *c, const fb_model_view *mv) 
     b->layers = calloc((size_t)c->n_layers, sizeof *b->layers);
     rc |= convert(h, mv->token_embd, &b->token_embd, c->ld_dim, c->wtype, NULL);
     for (int l = 0; l < c->n_layers; l++) {
-        const fb_layer_view *L = &mv->layers[l];
+        const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
         jf_layer_buffers *lw = &b->layers[l];
         rc |= convert(h, &L->attn_norm, (void **)&lw->attn_norm, c->ld_dim, JF_F32, NULL);
         lw->w_qkv = take(h, ((size_t)c->q_dim + 2 * (size_t)c->kv_dim) * (size_t)c->ld_dim * e);

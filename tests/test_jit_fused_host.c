@@ -96,7 +96,7 @@ static void test_plan_against_model(const char *tmp_dir) {
             want += (uint64_t)mats[i]->ne[1] * (uint64_t)jf_padded((int)mats[i]->ne[0], c.esize) * (uint64_t)c.esize;
         want += (uint64_t)jf_padded((int)mv->output_norm->ne[0], c.esize) * 4 + (uint64_t)(mv->n_rot / 2) * 4;
         for (uint32_t l = 0; l < mv->n_layer; l++) {
-            const fb_layer_view *L = &mv->layers[l];
+            const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
             const fb_tensor_view *t[] = {&L->attn_q, &L->attn_k, &L->attn_v, &L->attn_output,
                                          &L->ffn_gate, &L->ffn_up, &L->ffn_down};
             for (int i = 0; i < 7; i++)

@@ -74,7 +74,7 @@ cp "$so" "$tmp/my-plugins/"
 check "the installed binary searches only the prefix's plugin folder (not the build tree)" bash -c \
   "sed -n '/^plugin folders searched:/,/^$/p' '$tmp/plugins.txt' | grep '^  ' | tr -d ' ' | grep -qx '$prefix/lib/fairbench/plugins' \
    && test \$(sed -n '/^plugin folders searched:/,/^$/p' '$tmp/plugins.txt' | grep -c '^  ') -eq 1"
-check "... and finds cpu_ref there" grep -qE '^cpu_ref +1\.0\.0 +1\.0 .* available: ' "$tmp/plugins.txt"
+check "... and finds cpu_ref there" grep -qE '^cpu_ref +1\.0\.0 +1\.1 .* available: ' "$tmp/plugins.txt"
 
 cat >"$tmp/run/sdk.ini" <<'INI'
 ; cpu_ref and a third-party plugin, side by side
@@ -122,14 +122,14 @@ PY
 
 (cd / && "$fairbench" conformance "$so") >"$tmp/conformance.txt" 2>&1; rc=$?
 check "fairbench conformance passes the out-of-tree example (rc=$rc)" bash -c "test $rc -eq 0 \
-  && grep -q '^17 checks: 17 passed, 0 failed, 0 skipped$' '$tmp/conformance.txt' || { cat '$tmp/conformance.txt'; false; }"
+  && grep -q '^18 checks: 18 passed, 0 failed, 0 skipped$' '$tmp/conformance.txt' || { cat '$tmp/conformance.txt'; false; }"
 check "... against the prefix's cpu_ref" grep -q "^reference: cpu_ref .*($prefix/lib/fairbench/plugins/cpu_ref.so)" "$tmp/conformance.txt"
 
 # A .so dropped into the prefix's own plugin folder needs no option at all.
 cp "$tmp/pc/example_naive.so" "$prefix/lib/fairbench/plugins/"
 (cd / && "$fairbench" plugins) >"$tmp/plugins2.txt" 2>&1
 check "dropped into lib/fairbench/plugins, example_naive is found with no option" \
-  grep -qE '^example_naive +1\.0\.0 +1\.0 +cpu,f32 +available: ' "$tmp/plugins2.txt"
+  grep -qE '^example_naive +1\.0\.0 +1\.1 +cpu,f32 +available: ' "$tmp/plugins2.txt"
 
 # ---- relocatable: the whole prefix moved elsewhere
 mv "$prefix" "$tmp/moved"

@@ -70,6 +70,7 @@ typedef struct conf_model {
 
 typedef struct conf {
     const char *plugin_path;
+    const char *backend_name;  /* --backend: which of a factory's backends (NULL: the only one) */
     fb_precision precision;
     int threads;
     double timeout_s;
@@ -934,6 +935,7 @@ static int effective_after_decoding(const conf *c, const conf_model *m, const fb
         if (decode_checked(c, s, m, pos, pos % 2 == 0, &b, a, NULL, r)) goto out;
     memset(&buf, 0x5A, sizeof buf);
     buf.eff.struct_size = sizeof buf.eff;
+    memset(buf.eff.options, 0, sizeof buf.eff.options); /* as the host hands it (plugin.h) */
     fb_status st = c->api->effective_settings(s, &buf.eff);
     REQUIRE(st == FB_OK, "effective_settings returned %s: %s", status_name(st), c->api->last_error(s));
     for (size_t i = sizeof buf.eff; i < sizeof buf.bytes; i++)
@@ -971,10 +973,43 @@ static void check_effective_settings(const conf *c, const conf_model *m, check_r
             "claims FB_CAP_THREADS but reports %d threads; %d were asked", (int)e.threads, c->threads);
     REQUIRE(terminated(e.device, sizeof e.device) && e.device[0], "device[] is empty or not NUL-terminated");
     REQUIRE(terminated(e.notes, sizeof e.notes), "notes[] is not NUL-terminated");
+    REQUIRE(terminated(e.options, sizeof e.options), "options[] (ABI 1.1) is not NUL-terminated");
     if (agreement_require(&a, "decoding with JIT and graphs allowed", r)) return;
     pass(r, "weights %s, accumulate %s, jit %d, graphs %d, threads %d, cache %d, device '%s'",
          precision_name(e.weight_precision), precision_name(e.accumulate_precision), (int)e.jit, (int)e.graphs,
          (int)e.threads, (int)e.kernel_cache_hit, e.device);
+out:;
+}
+
+/* Per-backend options (ABI 1.1): a key the backend does not know is refused
+ * by check_option with a sentence; a session made with no options reports a
+ * well-formed options string. A backend without check_option takes none. */
+static void check_options(const conf *c, const conf_model *m, check_result *r) {
+    const fb_plugin *p = c->api;
+    if (p->abi_minor < 1 || !FB_PLUGIN_HAS(p, check_option) || !p->check_option) {
+        pass(r, "ABI %u.%u, no check_option: the host refuses every per-backend option for it", p->abi_major,
+             p->abi_minor);
+        return;
+    }
+    static const char bogus[] = "fairbench_conformance_no_such_option";
+    char message[300];
+    memset(message, 0x5A, sizeof message);
+    fb_status st = p->check_option(fb_host_services(), bogus, "1", message, sizeof message);
+    REQUIRE(st == FB_ERR_INVALID_ARGUMENT || st == FB_ERR_UNSUPPORTED,
+            "check_option(\"%s\", \"1\") returned %s; an unknown key must be FB_ERR_INVALID_ARGUMENT", bogus,
+            status_name(st));
+    REQUIRE(terminated(message, sizeof message) && message[0], "check_option refused '%s' without a sentence", bogus);
+    char said[200];
+    snprintf(said, sizeof said, "%.190s", message);
+    st = p->check_option(fb_host_services(), "", "", message, sizeof message);
+    REQUIRE(st != FB_OK, "check_option accepted an empty key");
+    fb_settings settings = settings_for(c, 0);
+    fb_effective_settings e;
+    agreement a;
+    agreement_init(&a, c->precision);
+    if (effective_after_decoding(c, m, &settings, &e, &a, r)) return;
+    REQUIRE(terminated(e.options, sizeof e.options), "options[] is not NUL-terminated");
+    pass(r, "an unknown key is refused (\"%s\"); options in effect: '%s'", said, e.options);
 out:;
 }
 
@@ -1108,6 +1143,8 @@ static const check_def SESSION_CHECKS[] = {
     {"no_jit_no_graphs", check_no_jit_no_graphs, MODEL_TINY,
      "with allow_jit = allow_graphs = 0 the session reports neither"},
     {"memory", check_memory, MODEL_TINY, "memory(): peak >= current, non-zero, within its struct"},
+    {"options", check_options, MODEL_TINY,
+     "ABI 1.1: check_option refuses an unknown key with a sentence; options[] well formed"},
 };
 #define N_SESSION_CHECKS (sizeof SESSION_CHECKS / sizeof SESSION_CHECKS[0])
 
@@ -1146,7 +1183,7 @@ static void run_check(conf *c, const check_def *def, check_result *out) {
         memset(&r, 0, sizeof r);
         r.available = -1;
         fb_backend backend;
-        if (fb_backend_load(c->plugin_path, &backend) != 0) {
+        if (fb_backend_load(c->plugin_path, c->backend_name, &backend, NULL, 0) != 0) {
             failf(&r, "%s", backend.reason);
         } else {
             c->api = backend.api;
@@ -1368,8 +1405,8 @@ static int compute_reference(conf *c, char *line, size_t size) {
 
 void fb_conformance_usage(FILE *out) {
     fprintf(out,
-            "usage: fairbench conformance PLUGIN.so [--precision f32|f16|bf16|native] [--threads N]\n"
-            "                             [--timeout SECONDS] [--plugin-dir DIR]... [--keep]\n"
+            "usage: fairbench conformance PLUGIN.so [--backend NAME] [--precision f32|f16|bf16|native]\n"
+            "                             [--threads N] [--timeout SECONDS] [--plugin-dir DIR]... [--keep]\n"
             "\n"
             "Runs one backend plugin through the plugin ABI's contract on two synthetic models\n"
             "(tiny: the synth preset with a 64-position context; gqa: 1 KV head for 4 query\n"
@@ -1380,6 +1417,8 @@ void fb_conformance_usage(FILE *out) {
             "one line: PASS name: what was seen, FAIL name: why, or SKIP name: why. A check\n"
             "also fails when the plugin writes to stdout or its process ends with an error.\n"
             "\n"
+            "  --backend NAME    which backend of a plugin that publishes several (an ABI 1.1\n"
+            "                    factory); needed only when it publishes more than one\n"
             "  --precision P     the weight precision the sessions ask for (default f32); the\n"
             "                    plugin must claim it. Agreement bars: the main job's top-1\n"
             "                    rate and mean KL (f32 99%%, 1e-4; f16 95%%, 5e-3; bf16 90%%,\n"
@@ -1451,8 +1490,9 @@ int fb_cmd_conformance(int argc, char **argv) {
     c.threads = 2;
     c.timeout_s = 120;
     bool keep = false;
-    enum { O_PRECISION = 256, O_THREADS, O_TIMEOUT, O_PLUGIN_DIR, O_KEEP };
+    enum { O_PRECISION = 256, O_THREADS, O_TIMEOUT, O_PLUGIN_DIR, O_KEEP, O_BACKEND };
     static const struct option longopts[] = {
+        {"backend", required_argument, NULL, O_BACKEND},
         {"precision", required_argument, NULL, O_PRECISION}, {"threads", required_argument, NULL, O_THREADS},
         {"timeout", required_argument, NULL, O_TIMEOUT},     {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
         {"keep", no_argument, NULL, O_KEEP},                 {"help", no_argument, NULL, 'h'},
@@ -1491,6 +1531,7 @@ int fb_cmd_conformance(int argc, char **argv) {
             c.dirs[c.n_dirs++] = optarg;
             break;
         case O_KEEP: keep = true; break;
+        case O_BACKEND: c.backend_name = optarg; break;
         case 'h': fb_conformance_usage(stdout); return EXIT_OK;
         default: return EXIT_USAGE;
         }

@@ -87,6 +87,7 @@ int fb_cmd_plugins(int argc, char **argv) {
         else if (probe.available) snprintf(availability, sizeof availability, "available: %s", probe.device);
         else snprintf(availability, sizeof availability, "unavailable: %s", probe.reason);
         printf("%-12s %-8s %-5s %-42s %s\n", b->name, b->api->version ? b->api->version : "?", abi, caps, availability);
+        if (b->container[0]) printf("%-12s (published by %s's factory, %s)\n", "", b->container, b->path);
     }
     if (n_usable == 0) printf("(none)\n");
     if (n_unusable) {

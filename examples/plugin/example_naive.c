@@ -150,7 +150,7 @@ static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
     w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
     if (!w->layers) return fail(s, FB_ERR_OUT_OF_MEMORY, EXAMPLE_NAME ": out of memory");
     for (int l = 0; l < c->n_layers; l++) {
-        const fb_layer_view *L = &mv->layers[l];
+        const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
         LayerWeights *lw = &w->layers[l];
         if ((st = load_tensor(s, &L->attn_norm, &lw->attn_norm)) || (st = load_tensor(s, &L->attn_q, &lw->wq)) ||
             (st = load_tensor(s, &L->attn_k, &lw->wk)) || (st = load_tensor(s, &L->attn_v, &lw->wv)) ||
@@ -390,7 +390,7 @@ static fb_status example_create(const fb_host *host, const fb_model_view *mv, co
         return st;
     }
     snprintf(s->notes, sizeof s->notes, "weights f32 (dequantised at load from %s), one token at a time",
-             host->type_name(mv->layers[0].attn_q.type));
+             host->type_name(FB_MODEL_LAYER(mv, 0)->attn_q.type));
     *out = s;
     return FB_OK;
 }

@@ -348,7 +348,7 @@ static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
     w->layers = session_alloc(s, (size_t)p->n_layers * sizeof *w->layers);
     if (!w->layers) return fail(s, FB_ERR_OUT_OF_MEMORY, "cpu_ref: out of memory");
     for (int l = 0; l < p->n_layers; l++) {
-        const fb_layer_view *L = &mv->layers[l];
+        const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
         LayerWeights *lw = &w->layers[l];
         if ((st = load_vector(s, &L->attn_norm, &lw->attn_norm)) || (st = load_matrix(s, &L->attn_q, s->precision, &lw->wq)) ||
             (st = load_matrix(s, &L->attn_k, s->precision, &lw->wk)) || (st = load_matrix(s, &L->attn_v, s->precision, &lw->wv)) ||

@@ -228,7 +228,7 @@ static fb_status load_weights_with(fb_session *s, const fb_model_view *mv, void 
     TransformerWeights *w = &s->weights;
     TRY(upload_matrix(s, mv->token_embd, &w->token_embd, staging, scratch));
     for (int l = 0; l < p->n_layers; l++) {
-        const fb_layer_view *L = &mv->layers[l];
+        const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
         LayerWeights *lw = &w->layers[l];
         TRY(upload_vector(s, &L->attn_norm, &lw->attn_norm, scratch));
         TRY(upload_matrix(s, &L->attn_q, &lw->wq, staging, scratch));
@@ -622,7 +622,7 @@ static fb_status eager_ops_create(const fb_host *host, const fb_model_view *mv, 
     snprintf(s->notes, sizeof s->notes,
              "weights and GEMM inputs %s (from %s), f32 accumulation (no TF32), f32 residual stream and KV cache; "
              "%s",
-             names[s->wtype], host->type_name(mv->layers[0].attn_q.type),
+             names[s->wtype], host->type_name(FB_MODEL_LAYER(mv, 0)->attn_q.type),
              s->allow_graphs ? "decode: a CUDA graph per 256-position bucket (masked attention over it), prefill "
                                "launched"
                              : "plain launches");

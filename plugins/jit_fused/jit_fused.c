@@ -235,7 +235,7 @@ static fb_status load_weights_with(fb_session *s, const fb_model_view *mv, Uploa
     jf_buffers *w = &s->b;
     TRY(upload_matrix(s, u, mv->token_embd, &w->token_embd, c->ld_dim));
     for (int l = 0; l < c->n_layers; l++) {
-        const fb_layer_view *L = &mv->layers[l];
+        const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
         jf_layer_buffers *lw = &w->layers[l];
         TRY(upload_vector(s, u, &L->attn_norm, &lw->attn_norm));
         size_t qkv_rows = (size_t)c->q_dim + 2 * (size_t)c->kv_dim;
@@ -567,7 +567,7 @@ static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, 
     fbc_memory_sample(&s->mem);
     static const char *names[] = {"f32", "f16", "bf16"};
     snprintf(s->notes, sizeof s->notes, "weights %s (from %s), f32 accumulation, f32 activations and KV cache; %s; %.100s",
-             names[s->c.wtype], host->type_name(mv->layers[0].attn_q.type),
+             names[s->c.wtype], host->type_name(FB_MODEL_LAYER(mv, 0)->attn_q.type),
              s->allow_graphs ? s->c.pdl ? "one CUDA graph per step, dependent launch" : "one CUDA graph per step"
              : s->c.pdl      ? "plain launches, dependent launch"
                              : "plain launches",

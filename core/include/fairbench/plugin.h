@@ -259,7 +259,8 @@ typedef struct fb_effective_settings {
     /* ABI 1.1 (present when struct_size covers it): the per-backend options
      * in effect, "key=value" joined by ", ", including the defaults the
      * plugin chose for options it knows and the profile left out when they
-     * matter to fairness; "" when the backend has none. */
+     * matter to fairness. The host hands it zeroed, so a backend with no
+     * options may leave it alone. */
     char options[256];
 } fb_effective_settings;
 
