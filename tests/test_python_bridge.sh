@@ -48,5 +48,44 @@ check "a backend's print() stays off stdout" test "$quiet_rc" -eq 0 -a ! -s "$tm
 check "the GIL is free between calls (calls from other threads)" \
   timeout 60 "$test_bin" "$python_so" "$tmp/tiny.gguf" threads
 check "bridge overhead per decode call under 20 us" "$test_bin" "$python_so" "$tmp/tiny.gguf" overhead 20
+check "fairbench conformance passes on numpy_ref" \
+  "$fairbench" conformance "$python_so" --backend numpy_ref --timeout 60
+
+# Through the main job: an exception, a hang and a crash inside Python are
+# contained like any plugin's (each backend runs in a child process); the
+# others still run and the report is written. noop gives the harness-overhead
+# row of a backend that does nothing but cross the bridge.
+cat >"$tmp/faults.ini" <<INI
+[run]
+model = $tmp/tiny.gguf
+backends = cpu_ref, numpy_ref, noop, raises, hangs, crashes
+reference = cpu_ref
+prompt_tokens = 4
+gen_tokens = 16
+warmup = 1
+repetitions = 2
+timeout_s = 10
+[fairness]
+weight_precision = f32
+[backend.raises]
+plugin = faulty
+fault = raise
+[backend.hangs]
+plugin = faulty
+fault = hang
+[backend.crashes]
+plugin = faulty
+fault = crash
+INI
+"$fairbench" -c "$tmp/faults.ini" >"$tmp/faults.out" 2>"$tmp/faults.err"
+faults_rc=$?
+grep -E '^(Status|Harness overhead)' "$tmp/faults.out"
+grep -E '^(raises|hangs|crashes): ' "$tmp/faults.out"
+check "the run with failing backends ends with status 1" test "$faults_rc" -eq 1
+check "statuses: ok, ok, WRONG (noop computes nothing), failed, timed out, crashed" \
+  grep -qE '^Status +\| +ok +\| +ok +\| +WRONG +\| +failed +\| +timed out +\| +crashed *$' "$tmp/faults.out"
+check "the exception's text is the failure's sentence" \
+  grep -q '^raises: failed: .*faulty: [a-z]*: RuntimeError: deliberate failure in decode; second line' "$tmp/faults.out"
+check "no Python traceback on stdout or stderr" bash -c "! grep -q Traceback '$tmp/faults.out' '$tmp/faults.err'"
 echo "$failed failed"
 exit $((failed > 0))

@@ -55,9 +55,17 @@ check() { # name, command...
 "$fairbench" synth -o "$tmp/tiny_q8.gguf" --seed 12 --type q8_0 --untied --llama3-rope >/dev/null || exit 1
 list=$("$test_bin" "$python_so" "$tmp/tiny.gguf" list)
 check "$framework is published and available" grep -q "^$framework"$'\t'"available" <<<"$list" || echo "$list"
-check "$framework agrees with cpu_ref at f32, no JIT" \
-  "$test_bin" "$python_so" "$tmp/tiny.gguf" agree "$framework" 21 device=cpu
+if [[ $framework == tinygrad ]]; then # it always compiles kernels at run time; without TinyJit is an option
+  check "tinygrad agrees with cpu_ref at f32, TinyJit off" \
+    "$test_bin" "$python_so" "$tmp/tiny.gguf" agree tinygrad 21 device=cpu +jit tinyjit=false
+else
+  check "$framework agrees with cpu_ref at f32, no JIT" \
+    "$test_bin" "$python_so" "$tmp/tiny.gguf" agree "$framework" 21 device=cpu
+fi
 check "$framework agrees with cpu_ref at f32, JIT and graphs allowed (Q8_0 file, Llama-3 RoPE)" \
   "$test_bin" "$python_so" "$tmp/tiny_q8.gguf" agree "$framework" 22 device=cpu +jit +graphs
+# The plugin ABI's contract, on its CPU device (tinygrad: about 2 minutes here).
+check "fairbench conformance passes on $framework" \
+  "$fairbench" conformance "$python_so" --backend "$framework" --timeout 300
 echo "$failed failed"
 exit $((failed > 0))

@@ -94,7 +94,8 @@ static void own_dir(char *out, size_t size) {
 /* A module declares, as plain one-line string assignments the bridge reads
  * as text (Python is not started to list backends):
  *     DESCRIPTION = "one line"
- *     CAPABILITIES = "cpu gpu f32 f16 bf16 jit graphs threads"
+ *     CAPABILITIES = "cpu gpu f32 f16 bf16 jit graphs threads"   ("gpu" dropped from
+ *                    a "cpu gpu" module on a machine without an NVIDIA driver)
  *     OPTIONS = "device"              (its per-backend options, if any) */
 typedef struct pyb_backend {
     char name[64];
@@ -155,6 +156,11 @@ static int valid_name(const char *name, size_t len) {
 
 static void fill_table(pyb_backend *b, uint32_t slot);
 
+/* An NVIDIA driver is loaded here (a file-system look: no CUDA call). */
+static int nvidia_device_present(void) {
+    return access("/proc/driver/nvidia/version", F_OK) == 0 || access("/dev/nvidia0", F_OK) == 0;
+}
+
 static void scan_folder(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
@@ -178,6 +184,10 @@ static void scan_folder(const char *dir) {
         module_string(b->path, "CAPABILITIES", caps, sizeof caps);
         fill_table(b, g_n_backends);
         b->table.capabilities = capabilities_from(caps);
+        /* A module that runs on a CPU or a GPU claims the GPU only where one
+         * is: the host treats a GPU backend's memory and limits as a GPU's. */
+        if ((b->table.capabilities & FB_CAP_CPU) && !nvidia_device_present())
+            b->table.capabilities &= ~(uint32_t)FB_CAP_GPU;
         g_n_backends++;
     }
     closedir(d);

@@ -13,13 +13,16 @@ Precision, truthfully: weights are stored at the profile's precision (f32,
 f16 or bf16); activations, the KV cache, norms and every sum are f32 (a
 matmul of f32 activations with f16 weights is computed in f32: the origin's
 "mixed"). TinyGrad generates and compiles every kernel at run time, with or
-without TinyJit, so the effective settings always report jit = 1; TinyJit
-(which replays the captured kernels) is used only when allow_jit, and its
-graph replay (batching the kernels into one graph) only when allow_graphs.
+without TinyJit: it cannot run with allow_jit = false, and refuses it
+(FB_ERR_UNSUPPORTED) rather than report a JIT-free run that is not. TinyJit
+(which captures a decode step's kernels and replays them) is on by default;
+the option `tinyjit = false` runs without it (still compiled kernels), to
+measure what TinyJit itself gives. Its graph replay (the captured kernels
+batched into one graph) only when allow_graphs.
 """
 DESCRIPTION = "TinyGrad (tinygrad 0.13): LLaMA decode in Tensors, TinyJit when allowed"
 CAPABILITIES = "cpu gpu f32 f16 bf16 jit graphs threads"
-OPTIONS = "device"
+OPTIONS = "device tinyjit"
 
 import os
 
@@ -113,6 +116,13 @@ class Backend(fb.Backend):
                                  "(the file's block formats are not run natively)")
         if s.accumulate_precision != "f32":
             raise fb.Unsupported(f"tinygrad here accumulates in f32 only, not {s.accumulate_precision}")
+        if not s.allow_jit:
+            raise fb.Unsupported("tinygrad generates and compiles every kernel at run time: it cannot run with "
+                                 "allow_jit = false")
+        tinyjit = s.options.get("tinyjit", "true").lower()
+        if tinyjit not in ("true", "false"):
+            raise ValueError(f"tinygrad: option tinyjit must be true or false, not '{tinyjit}'")
+        self.tinyjit = tinyjit == "true"
         self.device = _device(s.options.get("device", "auto"))
         self.settings, self.m = s, model
         self.threads = (s.threads or os.cpu_count() or 1) if self.device == "CPU" else 0
@@ -152,7 +162,7 @@ class Backend(fb.Backend):
         self.sin = Tensor(np.sin(angles).astype(np.float32), device=self.device).realize()
         self.kv_bytes = sum(b.cache_kv.nbytes() for b in self.blocks)
         self.v_pos = UOp.variable("start_pos", 0, s.max_context - 1)
-        self.step = TinyJit(self._step) if s.allow_jit else self._step
+        self.step = TinyJit(self._step) if self.tinyjit else self._step
         self.pos = 0
 
     def _step(self, token, start_pos):
@@ -185,8 +195,8 @@ class Backend(fb.Backend):
     def effective_settings(self):
         s = self.settings
         return fb.Effective(
-            s.weight_precision, "f32", jit=True, graphs=bool(s.allow_jit and s.allow_graphs), threads=self.threads,
+            s.weight_precision, "f32", jit=True, graphs=bool(self.tinyjit and s.allow_graphs), threads=self.threads,
             kernel_cache_hit=-1, device=f"{self.device} (tinygrad {_version()})",
-            notes=("TinyJit on" if s.allow_jit else "TinyJit off (kernels still compiled at run time)") +
+            notes=("TinyJit on" if self.tinyjit else "TinyJit off (kernels still compiled at run time)") +
                   "; weights from the host's mapped GGUF; f32 activations and KV cache",
-            options={"device": self.device.lower()})
+            options={"device": self.device.lower(), "tinyjit": str(self.tinyjit).lower()})
