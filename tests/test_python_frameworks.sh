@@ -15,6 +15,11 @@ framework=$1 test_bin=$2 fairbench=$3 python_so=$4 tmp=$5/python_$1
 mkdir -p "$tmp"
 tinygrad_pin=0.13.0
 
+if "$fairbench" version | grep -q 'sanitizer build'; then
+  echo "SKIP: the frameworks' native code is not built for the sanitizers (the bridge itself runs under them in python_bridge)"
+  exit 77
+fi
+
 has() { "$1" -c "import numpy, $framework" >/dev/null 2>&1; }
 python=""
 for p in "${FAIRBENCH_PYTHON:-}" "$HOME/.cache/fairbench/venv/bin/python" "$tmp/venv/bin/python" \
@@ -64,6 +69,15 @@ else
 fi
 check "$framework agrees with cpu_ref at f32, JIT and graphs allowed (Q8_0 file, Llama-3 RoPE)" \
   "$test_bin" "$python_so" "$tmp/tiny_q8.gguf" agree "$framework" 22 device=cpu +jit +graphs
+if [[ $framework == torch ]]; then # a compile failure is PyTorch's message in a failed call, never eager instead
+  CXX=/bin/false TORCHINDUCTOR_CACHE_DIR=$tmp/inductor-empty \
+    "$test_bin" "$python_so" "$tmp/tiny.gguf" agree torch 23 device=cpu +jit >"$tmp/compile_fail.out" 2>&1
+  compile_rc=$?
+  grep -m1 'FAIL' "$tmp/compile_fail.out"
+  check "a torch.compile failure is an error with PyTorch's message" \
+    grep -q "torch: prefill: RuntimeError: torch.compile (mode default) failed: " "$tmp/compile_fail.out"
+  check "... and the call fails" test "$compile_rc" -ne 0
+fi
 # The plugin ABI's contract, on its CPU device (tinygrad: about 2 minutes here).
 check "fairbench conformance passes on $framework" \
   "$fairbench" conformance "$python_so" --backend "$framework" --timeout 300

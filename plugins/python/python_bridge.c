@@ -759,17 +759,18 @@ static fb_status bridge_prefill(fb_session *s, const int32_t *tokens, uint32_t n
             s->backend->name, flags);
         return FB_ERR_INVALID_ARGUMENT;
     }
+    /* the context first: a refused prefill reads none of the tokens */
+    if ((uint64_t)s->pos + n_tokens > s->n_ctx) {
+        say(s->error, sizeof s->error, "%s: prefill of %u tokens at position %u passes the context of %u",
+            s->backend->name, n_tokens, s->pos, s->n_ctx);
+        return FB_ERR_CONTEXT_FULL;
+    }
     for (uint32_t i = 0; i < n_tokens; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= s->n_vocab) {
             say(s->error, sizeof s->error, "%s: prefill: token %d at index %u is outside the vocabulary of %u",
                 s->backend->name, tokens[i], i, s->n_vocab);
             return FB_ERR_INVALID_ARGUMENT;
         }
-    if ((uint64_t)s->pos + n_tokens > s->n_ctx) {
-        say(s->error, sizeof s->error, "%s: prefill of %u tokens at position %u passes the context of %u",
-            s->backend->name, n_tokens, s->pos, s->n_ctx);
-        return FB_ERR_CONTEXT_FULL;
-    }
     PyGILState_STATE gil = py.PyGILState_Ensure();
     PyObject *toks = py.PyMemoryView_FromMemory((char *)(uintptr_t)tokens, (Py_ssize_t)n_tokens * 4, PyBUF_READ);
     PyObject *want = py.PyLong_FromLong((long)flags);

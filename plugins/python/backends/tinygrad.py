@@ -32,7 +32,7 @@ import fairbench as fb
 
 import tinygrad  # noqa: E402  (a missing tinygrad is reported by the bridge)
 from tinygrad import Device, Tensor, TinyJit, UOp, dtypes
-from tinygrad.helpers import CPU_COUNT, Context
+from tinygrad.helpers import CACHELEVEL, CPU_COUNT, Context
 
 _DTYPES = {"f32": dtypes.float32, "f16": dtypes.float16, "bf16": dtypes.bfloat16}
 
@@ -125,6 +125,8 @@ class Backend(fb.Backend):
         self.tinyjit = tinyjit == "true"
         self.device = _device(s.options.get("device", "auto"))
         self.settings, self.m = s, model
+        # jit_cache = cold: TinyGrad's on-disk cache of compiled kernels is neither read nor written
+        CACHELEVEL.value = 0 if s.jit_cache == "cold" else 2
         self.threads = (s.threads or os.cpu_count() or 1) if self.device == "CPU" else 0
         if self.device == "CPU":
             CPU_COUNT.value = self.threads   # kernels are split over this many threads
@@ -198,5 +200,6 @@ class Backend(fb.Backend):
             s.weight_precision, "f32", jit=True, graphs=bool(self.tinyjit and s.allow_graphs), threads=self.threads,
             kernel_cache_hit=-1, device=f"{self.device} (tinygrad {_version()})",
             notes=("TinyJit on" if self.tinyjit else "TinyJit off (kernels still compiled at run time)") +
+                  (", kernel cache off" if s.jit_cache == "cold" else ", kernel cache on") +
                   "; weights from the host's mapped GGUF; f32 activations and KV cache",
             options={"device": self.device.lower(), "tinyjit": str(self.tinyjit).lower()})

@@ -196,6 +196,8 @@ class Backend(fb.Backend):
         if self.device.type == "cpu":
             torch.set_num_threads(s.threads or os.cpu_count() or 1)
         torch._dynamo.config.suppress_errors = False  # a compile failure is an error, never eager in disguise
+        # jit_cache = cold: inductor neither reads nor writes its on-disk caches
+        torch.compiler.config.force_disable_caches = s.jit_cache == "cold"
         with torch.device("meta"):  # shapes only: no memory, no random initialisation
             llama = Llama(model, s.max_context).to(_DTYPES[s.weight_precision])
         llama = llama.to_empty(device=self.device)
@@ -259,6 +261,8 @@ class Backend(fb.Backend):
     def effective_settings(self):
         s = self.settings
         notes = f"torch.compile mode {self.compile_mode}" if self.compile_mode else "eager"
+        if self.compile_mode and s.jit_cache == "cold":
+            notes += " (inductor caches off)"
         if self.graphs and not self.compile_mode:
             notes += ", step captured as a CUDA graph"
         notes += f"; activations and KV cache in {s.weight_precision}, norms and matmul sums in f32"
