@@ -63,15 +63,17 @@ int main(int argc, char **argv) {
     int n_thread_counts = cores > 1 ? 2 : 1;
 
     double read_bw[2];
-    for (int t = 0; t < n_thread_counts; t++) read_bw[t] = fb_read_bandwidth((size_t)1 << 30, thread_counts[t], 5);
+    for (int t = 0; t < n_thread_counts; t++) read_bw[t] = fb_cpu_ceiling(thread_counts[t]);
 
     fb_probe_result probe = {.struct_size = sizeof probe};
     api->probe(fb_host_services(), &probe);
     printf("model       %s\n", path);
     printf("machine     %s\n", probe.device);
+    char method[160];
+    fb_cpu_ceiling_method(method, sizeof method);
     for (int t = 0; t < n_thread_counts; t++)
-        printf("streaming read, %d thread%s: %.2f GB/s (1 GiB, median of 5)\n", thread_counts[t],
-               thread_counts[t] > 1 ? "s" : "", read_bw[t] / 1e9);
+        printf("streaming read, %d thread%s: %.2f GB/s (%s)\n", thread_counts[t], thread_counts[t] > 1 ? "s" : "",
+               read_bw[t] / 1e9, method);
     printf("\n%-8s %-7s %10s %9s %12s %8s %9s\n", "weights", "threads", "ms/token", "tok/s", "bytes/step", "GB/s",
            "% of read");
 

@@ -68,6 +68,8 @@ set_target_properties(eager_ops PROPERTIES
   CUDA_RUNTIME_LIBRARY Static
   LINK_DEPENDS ${_eager_map})
 target_link_options(eager_ops PRIVATE -Wl,--no-undefined -Wl,--version-script=${_eager_map})
+# The bundled plugins this build makes (tests/test_conformance_bundled.sh expects each).
+list(APPEND FB_BUNDLED_PLUGINS eager_ops)
 
 # ---------------------------------------------------------------- tests
 # Host-side code with no device: the memory plan, weight conversion, RoPE.
@@ -95,11 +97,12 @@ set_tests_properties(eager_ops_agreement PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 
 add_test(NAME eager_ops_emulated
          COMMAND test_gpu_backend --backend eager_ops --emulated
                  --plugin ${CMAKE_BINARY_DIR}/tests/emulated/eager_ops_emulated.so ${CMAKE_BINARY_DIR}/tests/tmp)
-set_tests_properties(eager_ops_emulated PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
+set_tests_properties(eager_ops_emulated PROPERTIES TIMEOUT 600)
 
 # Every op against its CPU twin on random inputs (exit 77 without a device).
 add_executable(test_eager_ops_kernels ${CMAKE_SOURCE_DIR}/tests/test_eager_ops_kernels.c)
 target_link_libraries(test_eager_ops_kernels PRIVATE eager_ops_kernels fbcore m)
+target_include_directories(test_eager_ops_kernels PRIVATE ${CMAKE_SOURCE_DIR}/plugins/cpu_ref) # blocks.h: the twins
 set_target_properties(test_eager_ops_kernels PROPERTIES CUDA_RUNTIME_LIBRARY Static)
 add_test(NAME eager_ops_kernels COMMAND test_eager_ops_kernels)
 set_tests_properties(eager_ops_kernels PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS gpu)
@@ -114,10 +117,11 @@ add_executable(test_eager_ops_kernels_emulated
 target_compile_definitions(test_eager_ops_kernels_emulated PRIVATE EO_EMULATE)
 target_compile_features(test_eager_ops_kernels_emulated PRIVATE cxx_std_17)
 target_include_directories(test_eager_ops_kernels_emulated PRIVATE
-  ${CMAKE_SOURCE_DIR}/plugins/eager_ops ${CMAKE_SOURCE_DIR}/tests ${CUDAToolkit_INCLUDE_DIRS})
+  ${CMAKE_SOURCE_DIR}/plugins/eager_ops ${CMAKE_SOURCE_DIR}/plugins/cpu_ref ${CMAKE_SOURCE_DIR}/tests
+  ${CUDAToolkit_INCLUDE_DIRS})
 target_link_libraries(test_eager_ops_kernels_emulated PRIVATE fbcore m)
 add_test(NAME eager_ops_kernels_emulated COMMAND test_eager_ops_kernels_emulated)
-set_tests_properties(eager_ops_kernels_emulated PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+set_tests_properties(eager_ops_kernels_emulated PROPERTIES TIMEOUT 300)
 
 # The whole plugin on the CPU: plugins/eager_ops/*.c unchanged, linked
 # against tests/eager_ops_emulated.cc (the kernels as fibers, the runtime

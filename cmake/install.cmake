@@ -11,7 +11,7 @@
 #   PREFIX/lib/cmake/fairbench/                find_package(fairbench): fairbench::plugin_api,
 #                                              fairbench::fairbench, fairbench_add_plugin()
 #   PREFIX/lib/pkgconfig/fairbench.pc          pkg-config --cflags fairbench, plugindir
-#   PREFIX/share/doc/fairbench/                README.md, PLUGINS.md, examples/plugin
+#   PREFIX/share/doc/fairbench/                README.md, PLUGINS.md, docs/forward-pass.md, examples/plugin
 #
 # The folders are fixed (not GNUInstallDirs' multiarch lib/<triplet>), because
 # the binary looks for bin/../lib/fairbench/plugins and
@@ -62,6 +62,8 @@ file(GLOB _fb_profiles ${CMAKE_SOURCE_DIR}/configs/profiles/*.ini)
 install(FILES ${_fb_profiles} DESTINATION ${FB_INSTALL_PROFILEDIR})
 
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/PLUGINS.md DESTINATION ${FB_INSTALL_DOCDIR})
+# The forward pass a backend computes: PLUGINS.md links it as docs/forward-pass.md.
+install(FILES ${CMAKE_SOURCE_DIR}/docs/forward-pass.md DESTINATION ${FB_INSTALL_DOCDIR}/docs)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/examples/plugin DESTINATION ${FB_INSTALL_DOCDIR}/examples
         FILES_MATCHING PATTERN "*.c" PATTERN "*.md" PATTERN "CMakeLists.txt" PATTERN "build*" EXCLUDE)
 

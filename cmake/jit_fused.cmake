@@ -63,6 +63,8 @@ set_target_properties(jit_fused PROPERTIES
 # never calls directly; gcc drops it by default, but not under sanitizers,
 # and a recorded libcuda.so.1 would make the .so unloadable without a driver.
 target_link_options(jit_fused PRIVATE -Wl,--as-needed -Wl,--no-undefined -Wl,--version-script=${_jf_map})
+# The bundled plugins this build makes (tests/test_conformance_bundled.sh expects each).
+list(APPEND FB_BUNDLED_PLUGINS jit_fused)
 
 # ---------------------------------------------------------------- tests (no device)
 add_executable(test_jit_fused_host ${CMAKE_SOURCE_DIR}/tests/test_jit_fused_host.c)
@@ -78,6 +80,13 @@ foreach(shape tiny smollm2-135m llama3.2-1b llama3-8b odd-a odd-b)
   add_test(NAME jit_fused_nvrtc_${shape} COMMAND test_jit_fused_nvrtc ${shape})
   set_tests_properties(jit_fused_nvrtc_${shape} PROPERTIES TIMEOUT 600)
 endforeach()
+# The native kernels (GGUF block formats read in place), per type and a Q4_K_M mix.
+# (3-6 minutes of one core: each type compiles in 10-30 s per architecture, a
+# 2-kind mix in 30-60 s; not in the sanitizer build, where NVRTC is the same)
+if(NOT FB_SANITIZE)
+  add_test(NAME jit_fused_nvrtc_native_llama3.2-1b COMMAND test_jit_fused_nvrtc llama3.2-1b native)
+  set_tests_properties(jit_fused_nvrtc_native_llama3.2-1b PROPERTIES TIMEOUT 900)
+endif()
 
 # The generated kernels run on the CPU (tests/jf_emulate.h: blocks as
 # fibers), through the plugin's own weight layout and launch sequence,
@@ -92,7 +101,13 @@ target_link_libraries(test_jit_fused_emulated PRIVATE jit_fused_host fbcore)
 add_dependencies(test_jit_fused_emulated cpu_ref)
 add_test(NAME jit_fused_emulated
          COMMAND test_jit_fused_emulated ${CMAKE_BINARY_DIR}/tests/tmp ${FB_CXX} ${CMAKE_SOURCE_DIR}/tests)
-set_tests_properties(jit_fused_emulated PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
+set_tests_properties(jit_fused_emulated PROPERTIES TIMEOUT 600)
+# weight_precision = native: Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K and a Q4_K_M
+# mix read in place, against cpu_ref's native path (1e-5, top-1 40/40), and
+# three mutations of the block decoding that must each fail.
+add_test(NAME jit_fused_emulated_native
+         COMMAND test_jit_fused_emulated ${CMAKE_BINARY_DIR}/tests/tmp ${FB_CXX} ${CMAKE_SOURCE_DIR}/tests --native)
+set_tests_properties(jit_fused_emulated_native PROPERTIES TIMEOUT 600)
 
 # Through the loader: the no-device contract here; agreement with cpu_ref,
 # graphs and the kernel cache where a GPU is (exit 77 without one).
@@ -108,7 +123,7 @@ endif()
 # .so exports one symbol and records no libcuda.
 add_test(NAME jit_fused_plugins
          COMMAND ${CMAKE_SOURCE_DIR}/tests/test_cuda_plugin_listing.sh $<TARGET_FILE:fairbench> $<TARGET_FILE:jit_fused>
-                 jit_fused gpu,f32,f16,bf16,jit,graphs,copy-probe)
+                 jit_fused gpu,f32,f16,bf16,native,jit,graphs,copy-probe)
 set_tests_properties(jit_fused_plugins PROPERTIES TIMEOUT 60)
 if(TARGET bench_gpu)
   add_dependencies(bench_gpu jit_fused)

@@ -6,6 +6,7 @@
 #include "membw.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,14 +20,14 @@ typedef struct read_job {
 
 /* 32 independent partial sums: wide enough for the compiler to keep several
  * vector adds in flight (baseline SSE2 or AVX2, below). */
-#define READ_SUM_BODY                                                          \
-    float acc[32] = {0};                                                       \
-    size_t i = 0;                                                              \
-    for (; i + 32 <= n; i += 32)                                               \
-        for (int k = 0; k < 32; k++) acc[k] += data[i + k];                    \
-    for (; i < n; i++) acc[0] += data[i];                                      \
-    float sum = 0;                                                             \
-    for (int k = 0; k < 32; k++) sum += acc[k];                                \
+#define READ_SUM_BODY                                       \
+    float acc[32] = {0};                                    \
+    size_t i = 0;                                           \
+    for (; i + 32 <= n; i += 32)                            \
+        for (int k = 0; k < 32; k++) acc[k] += data[i + k]; \
+    for (; i < n; i++) acc[0] += data[i];                   \
+    float sum = 0;                                          \
+    for (int k = 0; k < 32; k++) sum += acc[k];             \
     return sum;
 
 static float read_sum_baseline(const float *restrict data, size_t n) { READ_SUM_BODY }
@@ -56,32 +57,23 @@ static double seconds_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-double fb_read_bandwidth(size_t bytes, int threads, int reps) {
+double fb_read_bandwidth(size_t bytes, int threads, int passes) {
     enum { MAX_THREADS = 256 };
     if (threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (reps < 1) reps = 1;
+    if (passes < 1) passes = 1;
     size_t n = bytes / sizeof(float);
-    float *data = malloc(n * sizeof *data);
-    double *rates = malloc((size_t)reps * sizeof *rates);
-    if (!data || !rates || n < (size_t)threads) {
-        free(data);
-        free(rates);
-        return 0;
-    }
+    float *data = n >= (size_t)threads ? malloc(n * sizeof *data) : NULL;
+    if (!data) return 0;
     for (size_t i = 0; i < n; i++) data[i] = (float)(i & 1023) * 1e-3f; /* touch every page */
     read_job jobs[MAX_THREADS];
     pthread_t tids[MAX_THREADS];
     volatile float sink = 0;
-    for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
+    double best = 0;
+    for (int r = -1; r < passes; r++) { /* r = -1: warm-up */
         size_t per = n / (size_t)threads;
         double t0 = seconds_now();
         int started[MAX_THREADS] = {0};
@@ -92,16 +84,22 @@ double fb_read_bandwidth(size_t bytes, int threads, int reps) {
         read_share(&jobs[0]);
         for (int t = 1; t < threads; t++) {
             if (started[t]) pthread_join(tids[t], NULL);
-            else read_share(&jobs[t]); /* no thread: read it here (the figure then says so) */
+            else
+                read_share(&jobs[t]); /* no thread: read it here (the figure then says so) */
         }
         double dt = seconds_now() - t0;
         for (int t = 0; t < threads; t++) sink += jobs[t].sum;
-        if (r >= 0) rates[r] = (double)(n * sizeof(float)) / dt;
+        double rate = (double)(n * sizeof(float)) / dt;
+        if (r >= 0 && rate > best) best = rate;
     }
-    qsort(rates, (size_t)reps, sizeof *rates, cmp_double);
-    double result = rates[reps / 2];
     (void)sink;
     free(data);
-    free(rates);
-    return result;
+    return best;
+}
+
+double fb_cpu_ceiling(int threads) { return fb_read_bandwidth(FB_CEILING_BYTES, threads, FB_CEILING_PASSES); }
+
+void fb_cpu_ceiling_method(char *buf, size_t n) {
+    snprintf(buf, n, "a streaming read of %zu MiB, best of %d passes after a warm-up, per thread count",
+             FB_CEILING_BYTES >> 20, FB_CEILING_PASSES);
 }

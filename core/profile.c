@@ -274,6 +274,48 @@ static int parse_backends(const key_def *k, const char *v, void *dst, const pars
     return 0;
 }
 
+/* The order of fb_entry.overridden's bits (and of fb_profile.vary's). */
+static const char *const fairness_key_names[] = {"weight_precision", "accumulate_precision", "allow_jit",
+                                                 "allow_graphs",     "jit_cache",            "threads"};
+#define N_FAIRNESS_KEYS 6
+
+/* vary = KEY, KEY: [fairness] keys whose differences are the experiment; "none": none. */
+static int parse_vary(const key_def *k, const char *v, void *dst, const parse_ctx *ctx, char *why, size_t n) {
+    (void)k, (void)ctx;
+    uint32_t bits = 0;
+    char list[1024], b[80];
+    if (strlen(v) >= sizeof list) return -1;
+    strcpy(list, v);
+    if (strcmp(trim(list), "none") == 0) {
+        *(uint32_t *)dst = 0;
+        return 0;
+    }
+    char *item = list;
+    for (;;) {
+        char *comma = strchr(item, ',');
+        if (comma) *comma = '\0';
+        char *name = trim(item);
+        int bit = -1;
+        for (int i = 0; i < N_FAIRNESS_KEYS; i++)
+            if (strcmp(name, fairness_key_names[i]) == 0) bit = i;
+        if (bit < 0) {
+            int best = -1, best_distance = 3;
+            for (int i = 0; i < N_FAIRNESS_KEYS; i++) {
+                int d = edit_distance(name, fairness_key_names[i]);
+                if (d < best_distance) best = i, best_distance = d;
+            }
+            if (best >= 0) snprintf(why, n, "'%s' is not a [fairness] key; did you mean '%s'?", shown(name, b, sizeof b),
+                                    fairness_key_names[best]);
+            return -1;
+        }
+        bits |= 1u << bit;
+        if (!comma) break;
+        item = comma + 1;
+    }
+    *(uint32_t *)dst = bits;
+    return 0;
+}
+
 static const char *const precision_names[] = {"f32", "f16", "bf16", "native", NULL};
 static const char *const accumulate_names[] = {"f32", "f16", "bf16", NULL};
 static const char *const jit_cache_names[] = {"cold", "warm", NULL};
@@ -295,6 +337,7 @@ static const key_def keys[] = {
     {"timeout_s",            IN_RUN,                   parse_number,   RUN(timeout_s),      0, 86400,  NULL,             "a number of seconds greater than 0 and at most 86400"},
     {"seed",                 IN_RUN,                   parse_u64,      RUN(seed),           0, 0,      NULL,             "an integer from 0 to 18446744073709551615"},
     {"order",                IN_RUN,                   parse_choice,   RUN(order),          0, 0,      order_names,      NULL},
+    {"vary",                 IN_RUN,                   parse_vary,     RUN(vary),           0, 0,      NULL,             "a comma-separated list of [fairness] keys (weight_precision, accumulate_precision, allow_jit, allow_graphs, jit_cache, threads), or none"},
     {"cv_warn",              IN_RUN,                   parse_number,   RUN(cv_warn),        0, 10,     NULL,             "a number from 0 to 10 (0.05 means 5%)"},
     /* [fairness], and the same keys as overrides in [backend.L] */
     {"weight_precision",     IN_FAIRNESS | IN_BACKEND, parse_choice,   FAIR(weight_precision), 0, 0,   precision_names,  NULL},
@@ -309,10 +352,6 @@ static const key_def keys[] = {
 #define N_KEYS (int)(sizeof keys / sizeof keys[0])
 _Static_assert(sizeof keys / sizeof keys[0] <= FB_PROFILE_MAX_KEYS, "fb_profile.key_lines is too small");
 
-/* The order of fb_entry.overridden's bits. */
-static const char *const fairness_key_names[] = {"weight_precision", "accumulate_precision", "allow_jit",
-                                                 "allow_graphs",     "jit_cache",            "threads"};
-#define N_FAIRNESS_KEYS 6
 _Static_assert(sizeof fairness_key_names / sizeof fairness_key_names[0] == N_FAIRNESS_KEYS, "");
 
 const char *const *fb_profile_fairness_keys(int *n) {
@@ -887,4 +926,14 @@ int fb_profile_resolve(const char *name, char *out, size_t out_size, fb_error *e
         }
     }
     return fb_error_set(err, "profile '%s' not found; tried %s", name, tried);
+}
+
+const char *fb_closest_name(const char *name, const char *const *names, size_t n) {
+    const char *best = NULL;
+    int best_distance = 3;
+    for (size_t i = 0; i < n; i++) {
+        int d = edit_distance(name, names[i]);
+        if (d < best_distance) best = names[i], best_distance = d;
+    }
+    return best;
 }

@@ -85,6 +85,8 @@ typedef struct fb_profile {
     double timeout_s;      /* timeout_s = SECONDS per backend call (create, one repetition) (default 600) */
     uint64_t seed;         /* seed = N: the shuffle of the interleaved order (default 1) */
     fb_order order;        /* order = interleaved|sequential (default interleaved) */
+    uint32_t vary;         /* vary = KEY, KEY: the [fairness] keys the profile varies on purpose (bit i: the
+                              i-th key of fb_profile_fairness_keys()); their differences are not unfair (default none) */
     double cv_warn;        /* cv_warn = FRACTION: warn above this coefficient of variation (default 0.05) */
     /* [fairness] */
     fb_fairness fairness;
@@ -139,5 +141,9 @@ int fb_profile_finish(fb_profile *p, fb_error *err);
 const char *const *fb_profile_fairness_keys(int *n);
 
 const char *fb_precision_name(fb_precision p); /* "f32" ... */
+
+/* The name of `names` closest to `name` (at most 2 edits), for "did you
+ * mean"; NULL when none is that close. */
+const char *fb_closest_name(const char *name, const char *const *names, size_t n);
 
 #endif

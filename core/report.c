@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fb_version.h"
+#include "membw.h"
 
 #define REPORT_SCHEMA_VERSION 1
 
@@ -143,35 +144,80 @@ static const struct row {
 // ----------------------------------------------------------------------------
 // Text and Markdown
 
+/* Each line of a "\n"-separated list, with a prefix. */
+static void print_lines(const char *lines, const char *prefix, FILE *out) {
+    while (*lines) {
+        const char *nl = strchr(lines, '\n');
+        int len = nl ? (int)(nl - lines) : (int)strlen(lines);
+        fprintf(out, "%s%.*s\n", prefix, len, lines);
+        lines += len + (nl ? 1 : 0);
+    }
+}
+
 static void print_notes(const fb_run_result *r, FILE *out, const char *bullet) {
     fprintf(out, "\n%sFairness verdict: %s\n", bullet, r->verdict);
     fprintf(out, "%sReference: %s, %s; agreement teacher-forced on its %zu greedy tokens\n", bullet,
             r->reference_label, r->reference_status, r->n_reference_tokens);
     fprintf(out, "%sOrder: %s\n", bullet, r->order);
+    char method[160];
+    fb_cpu_ceiling_method(method, sizeof method);
+    fprintf(out, "%sRoofline ceiling: CPU backends, %s; GPU backends, their copy probe\n", bullet, method);
     for (int i = 0; i < r->n_entries; i++) {
         const fb_entry_result *e = &r->entries[i];
         if (e->state != FB_ENTRY_OK) fprintf(out, "%s%s: %s: %s\n", bullet, e->entry->label, fb_entry_state_name(e->state), e->reason);
-        else if (e->wrong) fprintf(out, "%s%s: WRONG: disagrees with the reference (%s); not ranked on speed\n", bullet, e->entry->label, e->agreement_note);
+        else if (e->wrong) fprintf(out, "%s%s: WRONG: %s; not ranked on speed\n", bullet, e->entry->label, e->reason);
         if (e->has_effective && e->effective.notes[0]) fprintf(out, "%s%s: %s\n", bullet, e->entry->label, e->effective.notes);
         if (e->has_effective && e->effective.options[0])
             fprintf(out, "%s%s: options in effect: %s\n", bullet, e->entry->label, e->effective.options);
     }
-    const char *w = r->warnings;
-    while (*w) {
-        const char *nl = strchr(w, '\n');
-        int len = nl ? (int)(nl - w) : (int)strlen(w);
-        fprintf(out, "%sWarning: %.*s\n", bullet, len, w);
-        w += len + (nl ? 1 : 0);
-    }
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%sWarning: ", bullet);
+    print_lines(r->warnings, prefix, out);
+    snprintf(prefix, sizeof prefix, "%sNote: ", bullet);
+    print_lines(r->notes, prefix, out);
 }
 
-static void write_table(const fb_run_result *r, FILE *out, bool markdown) {
+/* A Markdown table cell: '|' escaped, so a label cannot add a column. */
+static void md_cell(FILE *out, const char *s) {
+    fputc(' ', out);
+    for (; *s; s++) {
+        if (*s == '|' || *s == '\\') fputc('\\', out);
+        fputc(*s, out);
+    }
+    fputs(" |", out);
+}
+
+static void read_first_line(const char *path, const char *prefix, char *buf, size_t n);
+
+/* The header: what was run, on what, how many tokens, where. */
+static void write_header(const fb_profile *p, const fb_run_result *r, FILE *out, bool markdown) {
+    char cpu[256];
+    read_first_line("/proc/cpuinfo", "model name", cpu, sizeof cpu);
+    const char *model = strrchr(p->model, '/') ? strrchr(p->model, '/') + 1 : p->model;
+    const char *profile = p->path[0] ? (strrchr(p->path, '/') ? strrchr(p->path, '/') + 1 : p->path) : "(defaults)";
+    fprintf(out, "%sfairbench %s: %s\n", markdown ? "## " : "", FB_VERSION_STRING, model);
+    const char *b = markdown ? "- " : "";
+    fprintf(out, "%sProfile: %s%s%s\n", b, profile, p->sets[0] ? "; --set " : "", p->sets);
+    fprintf(out, "%sModel: %s (%.1f MB, sha256 %.12s)\n", b, p->model, (double)r->model_bytes / 1e6, r->model_sha256);
+    fprintf(out, "%sTokens: %zu prompt, %d generated per repetition; %d warm-up + %d timed repetitions\n", b,
+            r->n_prompt, p->gen_tokens, p->warmup, p->repetitions);
+    fprintf(out, "%sMachine: %s, %ld cores", b, cpu[0] ? cpu : "unknown CPU", sysconf(_SC_NPROCESSORS_ONLN));
+    for (int i = 0; i < r->n_entries; i++) { /* each device a backend ran on, once */
+        bool seen = !r->entries[i].device[0] || (cpu[0] && strncmp(r->entries[i].device, cpu, strlen(cpu)) == 0);
+        for (int j = 0; j < i && !seen; j++) seen = strcmp(r->entries[j].device, r->entries[i].device) == 0;
+        if (!seen) fprintf(out, "; %s", r->entries[i].device);
+    }
+    fprintf(out, "\n\n");
+}
+
+static void write_table(const fb_profile *p, const fb_run_result *r, FILE *out, bool markdown) {
     enum { W = 22 };
     char cell[128];
     size_t label_w = 26;
+    write_header(p, r, out, markdown);
     if (markdown) {
         fprintf(out, "| Metric |");
-        for (int i = 0; i < r->n_entries; i++) fprintf(out, " %s |", r->entries[i].entry->label);
+        for (int i = 0; i < r->n_entries; i++) md_cell(out, r->entries[i].entry->label);
         fprintf(out, "\n|---|");
         for (int i = 0; i < r->n_entries; i++) fprintf(out, "---|");
         fprintf(out, "\n");
@@ -183,11 +229,11 @@ static void write_table(const fb_run_result *r, FILE *out, bool markdown) {
         fprintf(out, "\n");
     }
     for (size_t row = 0; row < N_ROWS; row++) {
-        if (markdown) fprintf(out, "| %s |", rows[row].label);
+        if (markdown) fputc('|', out), md_cell(out, rows[row].label);
         else fprintf(out, "%-*s", (int)label_w, rows[row].label);
         for (int i = 0; i < r->n_entries; i++) {
             rows[row].cell(&r->entries[i], cell, sizeof cell);
-            if (markdown) fprintf(out, " %s |", cell);
+            if (markdown) md_cell(out, cell);
             else fprintf(out, " | %*.*s", W, W, cell);
         }
         fprintf(out, "\n");
@@ -395,6 +441,9 @@ static char *json_text(const fb_profile *p, const fb_run_result *r) {
     cJSON_AddNumberToObject(run, "repetitions", p->repetitions);
     cJSON_AddStringToObject(run, "order", r->order);
     cJSON_AddNumberToObject(run, "wall_s", r->wall_s);
+    char method[160];
+    fb_cpu_ceiling_method(method, sizeof method);
+    cJSON_AddStringToObject(run, "cpu_ceiling_method", method);
     cJSON *ref = cJSON_AddObjectToObject(root, "reference");
     cJSON_AddStringToObject(ref, "backend", r->reference_label);
     cJSON_AddStringToObject(ref, "status", r->reference_status);
@@ -404,6 +453,16 @@ static char *json_text(const fb_profile *p, const fb_run_result *r) {
     cJSON *verdict = cJSON_AddObjectToObject(root, "fairness");
     cJSON_AddBoolToObject(verdict, "fair", r->fair);
     cJSON_AddStringToObject(verdict, "verdict", r->verdict);
+    cJSON_AddBoolToObject(root, "interrupted", r->interrupted);
+    cJSON *notes = cJSON_AddArrayToObject(root, "notes");
+    for (const char *n = r->notes; *n;) {
+        const char *nl = strchr(n, '\n');
+        size_t len = nl ? (size_t)(nl - n) : strlen(n);
+        char *line = strndup(n, len);
+        cJSON_AddItemToArray(notes, cJSON_CreateString(line ? line : ""));
+        free(line);
+        n += len + (nl ? 1 : 0);
+    }
     cJSON *warnings = cJSON_AddArrayToObject(root, "warnings");
     const char *w = r->warnings;
     while (*w) {
@@ -421,8 +480,8 @@ static char *json_text(const fb_profile *p, const fb_run_result *r) {
 
 int fb_report_write(const fb_profile *p, const fb_run_result *r, fb_report_format format, FILE *out) {
     switch (format) {
-    case FB_REPORT_TEXT: write_table(r, out, false); break;
-    case FB_REPORT_MARKDOWN: write_table(r, out, true); break;
+    case FB_REPORT_TEXT: write_table(p, r, out, false); break;
+    case FB_REPORT_MARKDOWN: write_table(p, r, out, true); break;
     case FB_REPORT_CSV: write_csv(r, out); break;
     case FB_REPORT_JSON: {
         char *text = json_text(p, r);

@@ -18,13 +18,14 @@ typedef enum fb_entry_state {
     FB_ENTRY_FAILED,    /* create or a call returned an error */
     FB_ENTRY_CRASHED,   /* the child died on a signal */
     FB_ENTRY_TIMED_OUT, /* a call ran past timeout_s; the child was killed */
-    FB_ENTRY_OUT_OF_MEMORY
+    FB_ENTRY_OUT_OF_MEMORY,
+    FB_ENTRY_INTERRUPTED /* Ctrl-C stopped the run before it finished */
 } fb_entry_state;
 
 typedef struct fb_entry_result {
     const fb_entry *entry;
     fb_entry_state state;
-    char reason[512];             /* why not OK, one sentence */
+    char reason[512];             /* why not OK, or why WRONG; one sentence */
     char plugin_version[32];
     char device[128];             /* from probe */
     fb_effective_settings effective;
@@ -47,7 +48,7 @@ typedef struct fb_entry_result {
     size_t n_tokens;
     /* agreement with the reference, teacher-forced on the reference's tokens */
     bool agreement_checked;
-    bool wrong;                   /* below the thresholds for its precision */
+    bool wrong;                   /* below the bar for its precision (agreement.h); reason says how */
     double top1, max_abs_diff, mean_kl;
     char agreement_note[160];
     double advantage, advantage_low, advantage_high; /* throughput / slowest's, with 95% CI */
@@ -68,7 +69,9 @@ typedef struct fb_run_result {
     char profile_sha256[65];
     char verdict[2048];           /* "fair" or "unfair: reason; reason" */
     bool fair;
-    char warnings[4096];          /* one per line */
+    char warnings[4096];          /* reasons to doubt a figure, one per line */
+    char notes[4096];             /* information (break-even), one per line */
+    bool interrupted;             /* Ctrl-C: the results are partial */
     char order[512];              /* what was run in which order, e.g. "interleaved, seed 1" */
     double wall_s;
 } fb_run_result;
@@ -84,9 +87,14 @@ typedef struct fb_run_options {
 int fb_run(const fb_profile *p, const fb_run_options *opt, fb_run_result *out, fb_error *err);
 void fb_run_result_free(fb_run_result *r);
 
-/* True when any entry failed, crashed, timed out, ran out of memory or
- * computed wrong results (exit status 1). */
-bool fb_run_has_failures(const fb_run_result *r);
+/* True when any entry failed, crashed, timed out, ran out of memory,
+ * computed wrong results, or (unless allow_skips) was skipped, or the
+ * reference did not run (exit status 1). */
+bool fb_run_has_failures(const fb_run_result *r, bool allow_skips);
+
+/* Stop the run (Ctrl-C): every child is killed, fb_run finishes with what
+ * it has and sets interrupted. Async-signal-safe: call it from a handler. */
+void fb_run_interrupt(void);
 
 const char *fb_entry_state_name(fb_entry_state s);
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "gguf.h"
@@ -63,6 +64,31 @@ int fb_synth_preset(const char *name, fb_synth_spec *spec) {
 }
 
 const char *fb_synth_preset_names(void) { return "tiny, smollm2-135m, llama3.2-1b, llama3-8b"; }
+
+// ----------------------------------------------------------------------------
+// Mixes (see synth.h)
+
+int fb_synth_mix_from_name(const char *name) {
+    if (strcasecmp(name, "q4_k_m") == 0) return FB_SYNTH_MIX_Q4_K_M;
+    if (strcasecmp(name, "q5_k_m") == 0) return FB_SYNTH_MIX_Q5_K_M;
+    return -1;
+}
+
+/* llama.cpp's use_more_bits(i_layer, n_layers). */
+static bool use_more_bits(uint32_t i, uint32_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+uint32_t fb_synth_tensor_type(const fb_synth_spec *s, const char *name) {
+    if (s->mix == FB_SYNTH_MIX_NONE) return s->type;
+    uint32_t base = s->mix == FB_SYNTH_MIX_Q5_K_M ? GGUF_TYPE_Q5_K : GGUF_TYPE_Q4_K;
+    if (strcmp(name, "output.weight") == 0 || (s->tied_output && strcmp(name, "token_embd.weight") == 0))
+        return GGUF_TYPE_Q6_K;
+    unsigned layer;
+    char rest[32];
+    if (sscanf(name, "blk.%u.%31s", &layer, rest) == 2 &&
+        (strcmp(rest, "attn_v.weight") == 0 || strcmp(rest, "ffn_down.weight") == 0) && use_more_bits(layer, s->n_layer))
+        return GGUF_TYPE_Q6_K;
+    return base;
+}
 
 // ----------------------------------------------------------------------------
 // Random numbers: splitmix64 to seed each row, xorshift64* along it
@@ -302,7 +328,10 @@ int fb_synth_write(const fb_synth_spec *s, const char *path, int *n_fallback, fb
     if (s->n_layer > 4096 || s->n_embd > (1u << 16) || s->n_ff > (1u << 18) || s->n_vocab > (1u << 20))
         return fb_error_set(err, "synth: dimensions too large for a synthetic model");
 
-    const uint32_t head_dim = s->n_embd / s->n_head, n_rot = head_dim;
+    const uint32_t head_dim = s->n_embd / s->n_head, n_rot = s->n_rot ? s->n_rot : head_dim;
+    if (n_rot > head_dim || n_rot % 2)
+        return fb_error_set(err, "synth: RoPE dimensions (%" PRIu32 ") must be even and at most the head dimension "
+                            "(%" PRIu32 ")", n_rot, head_dim);
     const int64_t q_dim = s->n_embd, kv_dim = (int64_t)s->n_head_kv * head_dim;
     int rc = -1;
     vocab v;
@@ -351,7 +380,7 @@ int fb_synth_write(const fb_synth_spec *s, const char *path, int *n_fallback, fb
 #define ADD_TENSOR(NAME, NDIMS, NE0, NE1, CENTER, HALF)                                                         \
     do {                                                                                                        \
         int64_t ne_[2] = {(NE0), (NE1)};                                                                        \
-        uint32_t type_ = (NDIMS) == 1 ? GGUF_TYPE_F32 : s->type;                                                \
+        uint32_t type_ = (NDIMS) == 1 ? GGUF_TYPE_F32 : fb_synth_tensor_type(s, (NAME));                       \
         if (quant_row_bytes(type_, ne_[0]) == 0) type_ = GGUF_TYPE_F16, fallback++;                             \
         ctx.tensors[n] = (synth_tensor){type_, ne_[0], (CENTER), (HALF), NULL};                                 \
         if (gguf_writer_tensor(w, (NAME), type_, (NDIMS), ne_, fill_tensor, &ctx) != n) goto oom;               \
@@ -360,10 +389,11 @@ int fb_synth_write(const fb_synth_spec *s, const char *path, int *n_fallback, fb
     /* Uniform on [-h, h] has standard deviation h / sqrt(3). */
     const float sqrt3 = 1.7320508f;
     ADD_TENSOR("token_embd.weight", 2, s->n_embd, s->n_vocab, 0.0f, 0.02f * sqrt3);
-    if (s->llama3_rope) {
+    if (s->llama3_rope || s->rope_freqs) {
         rope = malloc(n_rot / 2 * sizeof *rope);
         if (!rope) goto oom;
-        llama3_rope_factors(s, n_rot, rope);
+        if (s->rope_freqs) memcpy(rope, s->rope_freqs, n_rot / 2 * sizeof *rope);
+        else llama3_rope_factors(s, n_rot, rope);
         int64_t ne = n_rot / 2;
         ctx.tensors[n] = (synth_tensor){GGUF_TYPE_F32, ne, 0, 0, rope};
         if (gguf_writer_tensor(w, "rope_freqs.weight", GGUF_TYPE_F32, 1, &ne, fill_tensor, &ctx) != n) goto oom;

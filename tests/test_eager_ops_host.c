@@ -21,23 +21,23 @@ static float rnd(void) { /* uniform in [-1, 1) */
 
 static void test_bf16(void) {
     /* Exact values pass through; halfway cases round to even; NaN stays NaN. */
-    CHECK(eo_f32_to_bf16(1.0f) == 0x3F80, "1.0");
-    CHECK(eo_f32_to_bf16(-2.0f) == 0xC000, "-2.0");
+    CHECK(fb_f32_to_bf16(1.0f) == 0x3F80, "1.0");
+    CHECK(fb_f32_to_bf16(-2.0f) == 0xC000, "-2.0");
     uint32_t u = 0x3F808000u; /* 1 + 2^-8: exactly halfway between 0x3F80 and 0x3F81 -> even 0x3F80 */
     float f;
     memcpy(&f, &u, 4);
-    CHECK(eo_f32_to_bf16(f) == 0x3F80, "halfway rounds to even (down)");
+    CHECK(fb_f32_to_bf16(f) == 0x3F80, "halfway rounds to even (down)");
     u = 0x3F818000u; /* halfway between 0x3F81 and 0x3F82 -> even 0x3F82 */
     memcpy(&f, &u, 4);
-    CHECK(eo_f32_to_bf16(f) == 0x3F82, "halfway rounds to even (up)");
-    CHECK(isnan(bf16_to_f32(eo_f32_to_bf16(NAN))), "NaN stays NaN");
-    CHECK(eo_f32_to_bf16(INFINITY) == 0x7F80, "inf");
+    CHECK(fb_f32_to_bf16(f) == 0x3F82, "halfway rounds to even (up)");
+    CHECK(isnan(bf16_to_f32(fb_f32_to_bf16(NAN))), "NaN stays NaN");
+    CHECK(fb_f32_to_bf16(INFINITY) == 0x7F80, "inf");
     /* Relative error at most 2^-8 (half an ulp) for normal values. */
     double worst = 0;
     for (int i = 0; i < 100000; i++) {
         float x = rnd() * 100.0f;
         if (x == 0) continue;
-        double e = fabs(bf16_to_f32(eo_f32_to_bf16(x)) - x) / fabs(x);
+        double e = fabs(bf16_to_f32(fb_f32_to_bf16(x)) - x) / fabs(x);
         worst = e > worst ? e : worst;
     }
     CHECK(worst <= 1.0 / 256 + 1e-12, "bf16 rounding error %.3g <= 2^-8 (half an ulp of 8 significant bits)", worst);
@@ -80,7 +80,7 @@ static void test_convert(void) {
                     }
                     float expect = d == EO_F32   ? want[i]
                                    : d == EO_F16 ? fp16_to_f32(f32_to_fp16(want[i]))
-                                                 : bf16_to_f32(eo_f32_to_bf16(want[i]));
+                                                 : bf16_to_f32(fb_f32_to_bf16(want[i]));
                     /* F16 from F16 (and from blocks with f16 scales) is decoded straight to f16 by the host:
                      * it must equal rounding the f32 decode, except where that is not exact. */
                     double tol = d == EO_F16 ? fabs(expect) * (1.0 / 1024) + 1e-7 : 0;

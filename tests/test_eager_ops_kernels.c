@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "blocks.h"
 #include "eager_ops_kernels.h"
 #include "quant.h"
 
@@ -88,47 +89,7 @@ static void check_close(const char *what, const float *got, const float *want, s
 }
 
 // ----------------------------------------------------------------------------
-// CPU twins (as in plugins/cpu_ref/cpu_ref.c)
-
-static void rmsnorm(float *o, const float *x, const float *weight, int n, float eps) {
-    float ss = 0.0f;
-    for (int j = 0; j < n; j++) ss += x[j] * x[j];
-    float scale = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int j = 0; j < n; j++) o[j] = weight[j] * (scale * x[j]);
-}
-
-static void rope(float *vec, int n_heads, int head_dim, int n_rot, int pos, const float *inv_freq) {
-    for (int i = 0; i < n_rot / 2; i++) {
-        double angle = (double)pos * (double)inv_freq[i];
-        float c = (float)cos(angle), sn = (float)sin(angle);
-        for (int h = 0; h < n_heads; h++) {
-            float *v = vec + (size_t)h * head_dim + 2 * i;
-            float v0 = v[0], v1 = v[1];
-            v[0] = v0 * c - v1 * sn;
-            v[1] = v0 * sn + v1 * c;
-        }
-    }
-}
-
-static void softmax(float *x, int n) {
-    float max = x[0];
-    for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int i = 0; i < n; i++) x[i] /= sum;
-}
-
-static float silu(float x) { return x / (1.0f + expf(-x)); }
-
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
+// CPU twins: cpu_ref's own blocks (plugins/cpu_ref/blocks.h)
 
 static float round_to(eo_dtype t, float v) {
     return t == EO_F16 ? fp16_to_f32(f32_to_fp16(v)) : t == EO_BF16 ? bf16_to_f32(f32_to_bf16(v)) : v;

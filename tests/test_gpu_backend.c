@@ -124,10 +124,10 @@ static void agreement(const char *label, const float *got, const float *want, ui
 static void test_no_device(const char *tmp_dir) {
     uint32_t caps = eager->capabilities;
     CHECK((caps & FB_CAP_GPU) && !(caps & FB_CAP_CPU) && (caps & FB_CAP_PRECISION_F32) && (caps & FB_CAP_PRECISION_F16) &&
-              (caps & FB_CAP_PRECISION_BF16) && !(caps & FB_CAP_PRECISION_NATIVE) && (caps & FB_CAP_GRAPHS) &&
+              (caps & FB_CAP_PRECISION_BF16) && !(caps & FB_CAP_PRECISION_NATIVE) == !jit && (caps & FB_CAP_GRAPHS) &&
               (caps & FB_CAP_COPY_PROBE) && !(caps & FB_CAP_JIT) == !jit && !(caps & FB_CAP_THREADS),
-          "capabilities: gpu, f32, f16, bf16, graphs, copy probe%s; not native%s or threads (0x%x)", jit ? ", jit" : "",
-          jit ? "" : ", jit", caps);
+          "capabilities: gpu, f32, f16, bf16, graphs, copy probe%s; not %s threads (0x%x)", jit ? ", jit, native" : "",
+          jit ? "" : "native, jit or", caps);
     CHECK(eager->copy_bandwidth != NULL, "copy_bandwidth provided");
     fb_probe_result probe = {.struct_size = sizeof probe};
     CHECK(eager->probe(fb_host_services(), &probe) == FB_OK, "probe returns FB_OK whether or not a GPU is here");
@@ -149,9 +149,11 @@ static void test_no_device(const char *tmp_dir) {
                             .cache_dir = cache_dir};
     char message[512] = "";
     fb_session *s = (fb_session *)&settings; /* must be reset to NULL on failure */
-    CHECK(eager->create(fb_host_services(), &tm.view.view, &settings, &s, message, sizeof message) == FB_ERR_UNSUPPORTED &&
-              s == NULL && strstr(message, "native"),
-          "native weights refused: %s", message);
+    if (!jit) /* jit_fused reads the file's block formats (docs/quantized-gpu.md) */
+        CHECK(eager->create(fb_host_services(), &tm.view.view, &settings, &s, message, sizeof message) ==
+                      FB_ERR_UNSUPPORTED &&
+                  s == NULL && strstr(message, "native"),
+              "native weights refused: %s", message);
     settings.weight_precision = FB_PRECISION_F16;
     settings.accumulate_precision = FB_PRECISION_F16;
     CHECK(eager->create(fb_host_services(), &tm.view.view, &settings, &s, message, sizeof message) == FB_ERR_UNSUPPORTED &&
@@ -287,14 +289,21 @@ static void test_contract(const test_model *tm, const int32_t *tokens) {
     CHECK(eager->copy_bandwidth(s, &bw) == FB_OK && bw > (emulated ? 0 : 1e10), "copy bandwidth %.1f GB/s", bw / 1e9);
     printf("  copy bandwidth (read + write): %.1f GB/s\n", bw / 1e9);
     eager->destroy(s);
-    /* a device that is not there */
+    /* A device that is not there, in a request that is otherwise valid for
+     * this backend (allow_jit on, which a JIT backend needs): the refusal
+     * must be for the device. When a request is wrong twice, the backend
+     * refuses for the first invalid setting in fb_settings field order
+     * (weight precision, accumulation, JIT, graphs, ..., device_index last),
+     * which is the order eager_ops and jit_fused check them in. */
     fb_settings settings = {.struct_size = sizeof settings, .weight_precision = FB_PRECISION_F32,
-                            .accumulate_precision = FB_PRECISION_F32, .max_context = 16, .device_index = 99};
+                            .accumulate_precision = FB_PRECISION_F32, .allow_jit = 1, .max_context = 16,
+                            .device_index = 99};
     char message[512] = "";
     fb_session *none = NULL;
     CHECK(eager->create(fb_host_services(), &tm->view.view, &settings, &none, message, sizeof message) ==
                   FB_ERR_INVALID_ARGUMENT && none == NULL,
           "device_index 99 refused: %s", message);
+    CHECK(strstr(message, "device_index 99") != NULL, "the refusal names the device index: %s", message);
 }
 
 /* For a JIT backend: a cold cache compiles (and stores), a warm one then
@@ -354,6 +363,9 @@ static int write_model(const char *tmp_dir, const char *name, uint32_t type, boo
 /* Agreement at f16 on a given model (the GPU check's llama3.2-1b): tokens
  * are a fixed prompt and the backend's own greedy continuation; both backends
  * are then teacher-forced on them. */
+/* The precision of test_model_file: f16, or native (--native: the file's own types). */
+static fb_precision file_precision = FB_PRECISION_F16;
+
 static void test_model_file(const char *path, uint32_t n) {
     test_model tm;
     if (test_model_open(path, &tm) != 0) {
@@ -363,7 +375,7 @@ static void test_model_file(const char *path, uint32_t n) {
     const uint32_t n_vocab = tm.view.view.n_vocab;
     int32_t *tokens = malloc(n * sizeof *tokens);
     for (uint32_t i = 0; i < 4 && i < n; i++) tokens[i] = (int32_t)((i * 7919 + 13) % n_vocab);
-    fb_session *g = create(eager, &tm, FB_PRECISION_F16, 1, n + 1);
+    fb_session *g = create(eager, &tm, file_precision, 1, n + 1);
     if (g) {
         int32_t next;
         eager->prefill(g, tokens, 4, FB_LOGITS_NONE, NULL, &next);
@@ -375,15 +387,17 @@ static void test_model_file(const char *path, uint32_t n) {
     float *got = g ? run_logits(eager, g, tokens, n, 4, n_vocab) : NULL;
     if (g) eager->destroy(g);
     double t0 = (double)clock();
-    fb_session *r = create(ref, &tm, FB_PRECISION_F16, 0, n + 1);
+    fb_session *r = create(ref, &tm, file_precision, 0, n + 1);
     float *want = r ? run_logits(ref, r, tokens, n, n, n_vocab) : NULL;
     if (r) ref->destroy(r);
     printf("  cpu_ref on %s: %.1f s of CPU time\n", path, ((double)clock() - t0) / CLOCKS_PER_SEC);
     CHECK(got && want, "%s: logits", path);
     if (got && want) {
         char label[96];
-        snprintf(label, sizeof label, "%s f16 graphs on", tm.view.view.name[0] ? tm.view.view.name : "model");
-        agreement(label, got, want, n, n_vocab, 0.90, 5e-2);
+        snprintf(label, sizeof label, "%s %s graphs on", tm.view.view.name[0] ? tm.view.view.name : "model",
+                 file_precision == FB_PRECISION_NATIVE ? "native" : "f16");
+        if (file_precision == FB_PRECISION_NATIVE) agreement(label, got, want, n, n_vocab, 0.99, 1e-4);
+        else agreement(label, got, want, n, n_vocab, 0.90, 5e-2);
     }
     free(got), free(want), free(tokens);
     test_model_close(&tm);
@@ -402,6 +416,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) backend = argv[++i];
         else if (strcmp(argv[i], "--plugin") == 0 && i + 1 < argc) plugin = argv[++i];
         else if (strcmp(argv[i], "--emulated") == 0) emulated = true;
+        else if (strcmp(argv[i], "--native") == 0) file_precision = FB_PRECISION_NATIVE; /* with --model */
         else tmp_dir = argv[i];
     }
     printf("test_gpu_backend --backend %s%s%s: seed %" PRIu64 "\n", backend, no_device ? " --no-device" : "",
@@ -433,8 +448,12 @@ int main(int argc, char **argv) {
     fb_probe_result probe = {.struct_size = sizeof probe};
     eager->probe(fb_host_services(), &probe);
     if (!probe.available) {
-        printf("test_gpu_backend: skipped, %s unavailable: %s\n", backend, probe.reason);
         fb_backends_free(&list);
+        if (emulated) { /* the emulation runs on any CPU: unavailable is a failure, never a skip */
+            printf("FAIL test_gpu_backend: the emulated %s says it is unavailable: %s\n", backend, probe.reason);
+            return 1;
+        }
+        printf("test_gpu_backend: skipped, %s unavailable: %s\n", backend, probe.reason);
         return 77;
     }
     printf("  device: %s\n", probe.device);
@@ -474,6 +493,7 @@ int main(int argc, char **argv) {
         uint64_t s = seed + 1;
         random_tokens(tokens, 64, tm.view.view.n_vocab, &s);
         test_precision(&tm, FB_PRECISION_F16, tokens, 64, 0.95, 3e-2);
+        if (jit) test_precision(&tm, FB_PRECISION_NATIVE, tokens, 64, 0.98, 1e-4); /* Q8_0 read in place */
         test_model_close(&tm);
     }
     fb_backends_free(&list);

@@ -43,15 +43,19 @@ typedef struct Emu {
     int launches;
 } Emu;
 
-static int emu_launch(void *ctx, jf_kernel_id k, unsigned gx, unsigned gy, unsigned gz, unsigned threads, void **args) {
+static int emu_launch(void *ctx, jf_kernel_id k, int kind, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
+                      void **args) {
     Emu *e = ctx;
+    char name[64];
+    jf_kernel_name(k, kind, name, sizeof name);
     e->launches++;
-    return e->launch(jf_kernel_names[k], gx, gy, gz, threads, args, e->error, sizeof e->error);
+    return e->launch(name, gx, gy, gz, threads, args, e->error, sizeof e->error);
 }
 
-/* Build the generated source for c as a shared object; its launcher, or NULL. */
+/* Build the generated source for c as a shared object (with `defines`
+ * before it: a mutation, or ""); its launcher, or NULL. */
 static emu_launch_fn build_emulator(const jf_config *c, const char *tmp_dir, const char *cxx, const char *inc,
-                                    const char *tag, void **handle) {
+                                    const char *tag, const char *defines, void **handle) {
     char cpp[512], so[512], cmd[2048];
     snprintf(cpp, sizeof cpp, "%s/jit_fused_emulated_%s.cpp", tmp_dir, tag);
     snprintf(so, sizeof so, "%s/jit_fused_emulated_%s.so", tmp_dir, tag);
@@ -63,9 +67,14 @@ static emu_launch_fn build_emulator(const jf_config *c, const char *tmp_dir, con
         if (f) fclose(f);
         return NULL;
     }
-    fprintf(f, "#define JF_EMULATE 1\n#include \"jf_emulate.h\"\n%s\n", src);
+    fprintf(f, "#define JF_EMULATE 1\n%s#include \"jf_emulate.h\"\n%s\n", defines, src);
     fprintf(f, "static const jf_emu_entry jf_emu_table[] = {\n");
-    for (int k = 0; k < JF_K_COUNT; k++) fprintf(f, "    JF_EMU_ENTRY(%s),\n", jf_kernel_names[k]);
+    for (int k = 0; k < JF_K_COUNT; k++)
+        for (int kind = 0; kind < (jf_kernel_per_layer((jf_kernel_id)k) ? c->n_kinds : 1); kind++) {
+            char name[64];
+            jf_kernel_name((jf_kernel_id)k, kind, name, sizeof name);
+            fprintf(f, "    JF_EMU_ENTRY(%s),\n", name);
+        }
     fprintf(f, "};\nJF_EMU_LAUNCH_DEFINITION\n");
     fclose(f);
     free(src);
@@ -97,13 +106,13 @@ static emu_launch_fn build_emulator(const jf_config *c, const char *tmp_dir, con
  * them out on the device. */
 typedef struct HostModel {
     jf_buffers b;
-    void *blocks[64];
+    void *blocks[128];
     int n_blocks;
 } HostModel;
 
 static void *take(HostModel *h, size_t bytes) {
     void *p = calloc(1, bytes ? bytes : 1);
-    if (p && h->n_blocks < 64) h->blocks[h->n_blocks++] = p;
+    if (p && h->n_blocks < 128) h->blocks[h->n_blocks++] = p;
     return p;
 }
 
@@ -112,39 +121,52 @@ static void host_free(HostModel *h) {
     free(h->b.layers);
 }
 
-/* Tensor t into padded rows of ld elements of w: into `into`, or a new block stored in *out. */
-static int convert(HostModel *h, const fb_tensor_view *t, void **out, int64_t ld, jf_wtype w, void *into) {
-    size_t esize = w == JF_F32 ? 4 : 2;
-    void *dst = into ? into : (*out = take(h, (size_t)t->ne[1] * (size_t)ld * esize));
-    return dst ? jf_convert_rows(fb_host_services(), t->type, t->data, t->ne[1], t->ne[0], dst, ld, w, 2) : -2;
+static size_t matrix_bytes(const jf_config *c, const fb_tensor_view *t) {
+    return (size_t)t->ne[1] * (size_t)jf_row_bytes(jf_device_type(c, t->type), t->ne[0]);
+}
+
+/* Matrix t into the device layout of its device type (the plugin's own
+ * jf_layout_rows): into `into`, or a new block stored in *out. */
+static int convert(HostModel *h, const jf_config *c, const fb_tensor_view *t, void **out, void *into) {
+    void *dst = into ? into : (*out = take(h, matrix_bytes(c, t)));
+    return dst ? jf_layout_rows(fb_host_services(), t->type, t->data, t->ne[1], t->ne[0], dst, jf_device_type(c, t->type), 2)
+               : -2;
+}
+
+/* A norm vector into f32 rows of ld_dim (zero padding). */
+static int convert_vector(HostModel *h, const jf_config *c, const fb_tensor_view *t, float **out) {
+    *out = take(h, (size_t)c->ld_dim * sizeof(float));
+    return *out ? jf_layout_rows(fb_host_services(), t->type, t->data, 1, t->ne[0], *out, JF_T_F32, 1) : -2;
 }
 
 static int host_load(HostModel *h, const jf_config *c, const fb_model_view *mv) {
     memset(h, 0, sizeof *h);
     jf_buffers *b = &h->b;
-    size_t e = (size_t)c->esize, f = sizeof(float), B = (size_t)c->nb;
+    size_t f = sizeof(float), B = (size_t)c->nb;
     int rc = 0;
     b->layers = calloc((size_t)c->n_layers, sizeof *b->layers);
-    rc |= convert(h, mv->token_embd, &b->token_embd, c->ld_dim, c->wtype, NULL);
+    rc |= convert(h, c, mv->token_embd, &b->token_embd, NULL);
     for (int l = 0; l < c->n_layers; l++) {
         const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
         jf_layer_buffers *lw = &b->layers[l];
-        rc |= convert(h, &L->attn_norm, (void **)&lw->attn_norm, c->ld_dim, JF_F32, NULL);
-        lw->w_qkv = take(h, ((size_t)c->q_dim + 2 * (size_t)c->kv_dim) * (size_t)c->ld_dim * e);
+        lw->kind = jf_layer_kind(c, mv, l);
+        rc |= lw->kind < 0;
+        rc |= convert_vector(h, c, &L->attn_norm, &lw->attn_norm);
+        size_t q_bytes = matrix_bytes(c, &L->attn_q), k_bytes = matrix_bytes(c, &L->attn_k);
+        lw->w_qkv = take(h, q_bytes + k_bytes + matrix_bytes(c, &L->attn_v));
         uint8_t *qkv = lw->w_qkv;
-        rc |= convert(h, &L->attn_q, NULL, c->ld_dim, c->wtype, qkv);
-        rc |= convert(h, &L->attn_k, NULL, c->ld_dim, c->wtype, qkv + (size_t)c->q_dim * c->ld_dim * e);
-        rc |= convert(h, &L->attn_v, NULL, c->ld_dim, c->wtype,
-                      qkv + ((size_t)c->q_dim + (size_t)c->kv_dim) * c->ld_dim * e);
-        rc |= convert(h, &L->attn_output, &lw->w_o, c->ld_q, c->wtype, NULL);
-        rc |= convert(h, &L->ffn_norm, (void **)&lw->ffn_norm, c->ld_dim, JF_F32, NULL);
-        rc |= convert(h, &L->ffn_gate, &lw->w_gate, c->ld_dim, c->wtype, NULL);
-        rc |= convert(h, &L->ffn_up, &lw->w_up, c->ld_dim, c->wtype, NULL);
-        rc |= convert(h, &L->ffn_down, &lw->w_down, c->ld_ff, c->wtype, NULL);
+        rc |= convert(h, c, &L->attn_q, NULL, qkv);
+        rc |= convert(h, c, &L->attn_k, NULL, qkv + q_bytes);
+        rc |= convert(h, c, &L->attn_v, NULL, qkv + q_bytes + k_bytes);
+        rc |= convert(h, c, &L->attn_output, &lw->w_o, NULL);
+        rc |= convert_vector(h, c, &L->ffn_norm, &lw->ffn_norm);
+        rc |= convert(h, c, &L->ffn_gate, &lw->w_gate, NULL);
+        rc |= convert(h, c, &L->ffn_up, &lw->w_up, NULL);
+        rc |= convert(h, c, &L->ffn_down, &lw->w_down, NULL);
     }
-    rc |= convert(h, mv->output_norm, (void **)&b->output_norm, c->ld_dim, JF_F32, NULL);
+    rc |= convert_vector(h, c, mv->output_norm, &b->output_norm);
     if (mv->tied_output) b->output = b->token_embd;
-    else rc |= convert(h, mv->output, &b->output, c->ld_dim, c->wtype, NULL);
+    else rc |= convert(h, c, mv->output, &b->output, NULL);
     b->rope_inv_freq = take(h, (size_t)(c->n_rot / 2) * f);
     if (b->rope_inv_freq)
         jf_rope_inv_freq(b->rope_inv_freq, c->n_rot, mv->rope_freq_base,
@@ -160,7 +182,7 @@ static int host_load(HostModel *h, const jf_config *c, const fb_model_view *mv) 
     b->logits = take(h, B * (size_t)c->vocab * f);
     b->key_cache = take(h, kv * f);
     b->value_cache = take(h, kv * f);
-    return rc || h->n_blocks >= 64 || !b->value_cache ? -1 : 0;
+    return rc || h->n_blocks >= 128 || !b->value_cache ? -1 : 0;
 }
 
 /* As jit_fused_prefill: chunks of c->nb; logits of every position (all) or
@@ -180,22 +202,42 @@ static int32_t emu_prefill(Emu *e, const jf_config *c, HostModel *h, int pos, co
     return jf_token_of_key(*h->b.argmax_key);
 }
 
-static void agreement(const char *label, const float *got, const float *want, int n, int n_vocab, double min_agree,
-                      double max_rel) {
+/* Top-1 agreement and relative error; 1 when within the bounds. Checked
+ * (must pass) unless `report_only`. */
+static int agreement(const char *label, const float *got, const float *want, int n, int n_vocab, double min_agree,
+                     double max_rel, int report_only) {
     int agree = 0;
     for (int i = 0; i < n; i++)
         agree += argmax_f(got + (size_t)i * n_vocab, (size_t)n_vocab) == argmax_f(want + (size_t)i * n_vocab, (size_t)n_vocab);
     double rel = rel_error(got, want, (size_t)n * n_vocab);
     printf("  %-34s top-1 %d/%d, logits relative error %.3g\n", label, agree, n, rel);
-    CHECK((double)agree / n >= min_agree && rel <= max_rel, "%s: top-1 %d/%d (need %.2f), relative error %.3g (at most %.3g)",
-          label, agree, n, min_agree, rel, max_rel);
+    int ok = (double)agree / n >= min_agree && rel <= max_rel;
+    if (!report_only)
+        CHECK(ok, "%s: top-1 %d/%d (need %.2f), relative error %.3g (at most %.3g)", label, agree, n, min_agree, rel,
+              max_rel);
+    return ok;
 }
 
-static void run_precision(const test_model *tm, int model, const fb_plugin *ref, fb_precision p, const int32_t *tokens,
-                          const char *tmp_dir, const char *cxx, const char *inc) {
-    static const char *names[] = {"f32", "f16", "bf16"};
-    static const double min_agree[] = {1.0, 0.95, 0.90}, max_rel[] = {1e-4, 3e-2, 1e-1};
-    const jf_wtype w = p == FB_PRECISION_F32 ? JF_F32 : p == FB_PRECISION_F16 ? JF_F16 : JF_BF16;
+typedef struct Env {
+    const char *tmp_dir, *cxx, *inc;
+    const fb_plugin *ref;
+} Env;
+
+/* The bounds of agreement with cpu_ref at the same precision: f32, f16,
+ * bf16, native (the file's own types: weights decode to the same f32 values
+ * on both sides, so only the order of the sums differs). */
+static const char *prec_names[] = {"f32", "f16", "bf16", "native"};
+static const double min_agree[] = {1.0, 0.95, 0.90, 1.0}, max_rel[] = {1e-4, 3e-2, 1e-1, 1e-5};
+
+/* The generated kernels for model tm at precision w against cpu_ref's logits:
+ * a prefill with every position's logits, teacher-forced decode steps, a
+ * last-only prefill. With `mutation` (a JF_MUTATE_* macro): the prefill
+ * only, and the check is that agreement FAILS. */
+static void run_case(const test_model *tm, const char *tag, jf_wtype w, const int32_t *tokens, const Env *env,
+                     const char *mutation) {
+    const fb_precision p = w == JF_F32 ? FB_PRECISION_F32 : w == JF_F16 ? FB_PRECISION_F16
+                           : w == JF_BF16 ? FB_PRECISION_BF16 : FB_PRECISION_NATIVE;
+    const char *name = prec_names[w];
     const fb_model_view *mv = &tm->view.view;
     const int n_vocab = (int)mv->n_vocab;
     jf_config c;
@@ -203,40 +245,57 @@ static void run_precision(const test_model *tm, int model, const fb_plugin *ref,
     CHECK(jf_config_from_view(mv, N_TOKENS + 1, w, &c, msg, sizeof msg) == 0, "config: %s", msg);
     c.pdl = 1; /* the sm_90 source: its launch-dependency instructions are no-ops on the CPU */
     if (w == JF_F32) printf("  attention splits %d: up to %d positions per split\n", c.splits, (N_TOKENS + c.splits - 1) / c.splits);
+    if (w == JF_NATIVE) printf("  %d kind%s of layer\n", c.n_kinds, c.n_kinds > 1 ? "s" : "");
 
     /* cpu_ref's logits at this precision, teacher-forced */
     float *want = malloc((size_t)N_TOKENS * n_vocab * sizeof(float));
-    fb_session *r = test_create(ref, tm, p, 1, N_TOKENS + 1);
+    fb_session *r = test_create(env->ref, tm, p, 1, N_TOKENS + 1);
     int32_t next;
-    CHECK(r && ref->prefill(r, tokens, N_TOKENS, FB_LOGITS_ALL, want, &next) == FB_OK, "cpu_ref %s", names[w]);
-    if (r) ref->destroy(r);
+    CHECK(r && env->ref->prefill(r, tokens, N_TOKENS, FB_LOGITS_ALL, want, &next) == FB_OK, "cpu_ref %s", name);
+    if (r) env->ref->destroy(r);
 
     void *handle = NULL;
-    char tag[32];
+    char full_tag[64], defines[96] = "";
     /* one file name per build: C++ statics in inline functions are unique symbols, which make dlclose
      * keep the library, and a second dlopen of the same path would return the first build */
-    snprintf(tag, sizeof tag, "%d_%s", model, names[w]);
-    emu_launch_fn launch = build_emulator(&c, tmp_dir, cxx, inc, tag, &handle);
+    snprintf(full_tag, sizeof full_tag, "%s_%s%s%s", tag, name, mutation ? "_" : "", mutation ? mutation : "");
+    if (mutation) snprintf(defines, sizeof defines, "#define %s 1\n", mutation);
+    emu_launch_fn launch = build_emulator(&c, env->tmp_dir, env->cxx, env->inc, full_tag, defines, &handle);
     HostModel h;
     if (!launch || host_load(&h, &c, mv) != 0) {
-        CHECK(launch != NULL, "%s: emulator", names[w]);
+        if (!launch) CHECK(0, "%s: emulator", full_tag);
+        else CHECK(0, "%s: weights laid out", full_tag);
         free(want);
         if (handle) dlclose(handle);
         return;
     }
     Emu e = {.launch = launch};
     float *got = malloc((size_t)N_TOKENS * n_vocab * sizeof(float));
+    char label[96];
+    if (mutation) {
+        /* a prefill with every position's logits must disagree */
+        int32_t tok = emu_prefill(&e, &c, &h, 0, tokens, N_PREFILL, 1, got);
+        CHECK(tok >= 0, "%s: prefill: %s", full_tag, e.error);
+        snprintf(label, sizeof label, "%s prefill %d", mutation, N_PREFILL);
+        int ok = tok >= 0 && agreement(label, got, want, N_PREFILL, n_vocab, min_agree[w], max_rel[w], 1);
+        CHECK(tok >= 0 && !ok, "%s: the mutated kernels (%s) must fail the agreement check", tag, mutation);
+        host_free(&h);
+        free(got);
+        free(want);
+        dlclose(handle);
+        return;
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* prefill with every position's logits, then teacher-forced decode */
     int32_t tok = emu_prefill(&e, &c, &h, 0, tokens, N_PREFILL, 1, got);
-    CHECK(tok >= 0, "%s: prefill: %s", names[w], e.error);
+    CHECK(tok >= 0, "%s: prefill: %s", full_tag, e.error);
     int bad_argmax = tok != argmax_f(got + (size_t)(N_PREFILL - 1) * n_vocab, (size_t)n_vocab);
     for (int i = N_PREFILL; i < N_TOKENS && tok >= 0; i++) {
         h.b.step[0] = i;
         h.b.step[1] = tokens[i];
         if (jf_forward(&c, &h.b, LM_GRID, 1, 0, 1, emu_launch, &e) != 0) {
-            CHECK(0, "%s: decode at %d: %s", names[w], i, e.error);
+            CHECK(0, "%s: decode at %d: %s", full_tag, i, e.error);
             tok = -1;
             break;
         }
@@ -244,20 +303,19 @@ static void run_precision(const test_model *tm, int model, const fb_plugin *ref,
         bad_argmax += jf_token_of_key(*h.b.argmax_key) != argmax_f(h.b.logits, (size_t)n_vocab);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("  %s: %d launches emulated in %.1f s\n", names[w], e.launches,
+    printf("  %s: %d launches emulated in %.1f s\n", name, e.launches,
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     if (tok >= 0) {
-        char label[96];
-        snprintf(label, sizeof label, "%s prefill %d + decode %d vs cpu_ref", names[w], N_PREFILL, N_TOKENS - N_PREFILL);
-        agreement(label, got, want, N_TOKENS, n_vocab, min_agree[w], max_rel[w]);
-        CHECK(bad_argmax == 0, "%s: the kernels' argmax is the argmax of their logits (%d mismatches)", names[w],
+        snprintf(label, sizeof label, "%s prefill %d + decode %d vs cpu_ref", name, N_PREFILL, N_TOKENS - N_PREFILL);
+        agreement(label, got, want, N_TOKENS, n_vocab, min_agree[w], max_rel[w], 0);
+        CHECK(bad_argmax == 0, "%s: the kernels' argmax is the argmax of their logits (%d mismatches)", full_tag,
               bad_argmax);
         /* a fresh prefill of every token, the last logits only (the KV cache is simply overwritten) */
         float *last = malloc((size_t)n_vocab * sizeof(float));
         int32_t t2 = emu_prefill(&e, &c, &h, 0, tokens, N_TOKENS, 0, last);
-        CHECK(t2 == argmax_f(last, (size_t)n_vocab), "%s: last-only prefill's argmax", names[w]);
-        snprintf(label, sizeof label, "%s prefill %d, last logits only", names[w], N_TOKENS);
-        agreement(label, last, want + (size_t)(N_TOKENS - 1) * n_vocab, 1, n_vocab, min_agree[w], max_rel[w]);
+        CHECK(t2 == argmax_f(last, (size_t)n_vocab), "%s: last-only prefill's argmax", full_tag);
+        snprintf(label, sizeof label, "%s prefill %d, last logits only", name, N_TOKENS);
+        agreement(label, last, want + (size_t)(N_TOKENS - 1) * n_vocab, 1, n_vocab, min_agree[w], max_rel[w], 0);
         free(last);
     }
     host_free(&h);
@@ -266,24 +324,27 @@ static void run_precision(const test_model *tm, int model, const fb_plugin *ref,
     dlclose(handle);
 }
 
-int main(int argc, char **argv) {
-    if (argc < 4) {
-        fprintf(stderr, "usage: test_jit_fused_emulated TMP_DIR CXX INCLUDE_DIR [--seed N]\n");
-        return 2;
+/* Write spec as a model under tmp_dir and open it; 0 on success. */
+static int make_model(const fb_synth_spec *spec, const char *tmp_dir, const char *tag, test_model *tm) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/jit_fused_emulated_%s.gguf", tmp_dir, tag);
+    fb_error err;
+    int n_fallback = 0;
+    CHECK(fb_synth_write(spec, path, &n_fallback, &err) == 0, "synth: %s", err.msg);
+    CHECK(n_fallback == 0, "%s: every matrix in the asked type (%d stored as F16)", tag, n_fallback);
+    return test_model_open(path, tm);
+}
+
+static void random_tokens(uint64_t s, uint32_t n_vocab, int32_t tokens[N_TOKENS]) {
+    for (int i = 0; i < N_TOKENS; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        tokens[i] = (int32_t)((s >> 33) % n_vocab);
     }
-    const char *tmp_dir = argv[1], *cxx = argv[2], *inc = argv[3];
-    uint64_t seed = argc > 5 && strcmp(argv[4], "--seed") == 0 ? strtoull(argv[5], NULL, 10) : (uint64_t)time(NULL);
-    printf("test_jit_fused_emulated: seed %" PRIu64 "\n", seed);
-    char check_cxx[600];
-    snprintf(check_cxx, sizeof check_cxx, "%s --version >/dev/null 2>&1", cxx);
-    if (system(check_cxx) != 0) {
-        printf("test_jit_fused_emulated: skipped, no C++ compiler '%s'\n", cxx);
-        return 77;
-    }
-    fb_backend_list list;
-    const fb_plugin *ref = test_find_backend(&list, "cpu_ref");
-    CHECK(ref != NULL, "cpu_ref found");
-    for (int m = 0; m < 2 && ref; m++) {
+}
+
+/* The f32/f16/bf16 path: two models of odd shapes, at each precision. */
+static void plain_models(const Env *env, uint64_t seed) {
+    for (int m = 0; m < 2; m++) {
         fb_synth_spec spec;
         fb_synth_preset("tiny", &spec);
         if (m == 0) {
@@ -294,29 +355,107 @@ int main(int argc, char **argv) {
             spec.tied_output = true, spec.llama3_rope = false, spec.type = GGUF_TYPE_Q8_0;
         }
         spec.n_layer = 2, spec.n_ctx = 64, spec.seed = seed + (uint64_t)m;
-        char path[512];
-        snprintf(path, sizeof path, "%s/jit_fused_emulated_%d.gguf", tmp_dir, m);
-        fb_error err;
-        CHECK(fb_synth_write(&spec, path, NULL, &err) == 0, "synth: %s", err.msg);
+        char tag[16];
+        snprintf(tag, sizeof tag, "%d", m);
         test_model tm;
-        if (test_model_open(path, &tm) != 0) break;
+        if (make_model(&spec, env->tmp_dir, tag, &tm) != 0) return;
         printf("model %d: width %u, heads %u/%u, ff %u, vocab %u, %s, %s\n", m, spec.n_embd, spec.n_head, spec.n_head_kv,
                spec.n_ff, spec.n_vocab, spec.type == GGUF_TYPE_F16 ? "F16" : "Q8_0", spec.tied_output ? "tied" : "untied");
         int32_t tokens[N_TOKENS];
-        uint64_t s = seed + (uint64_t)m;
-        for (int i = 0; i < N_TOKENS; i++) {
-            s = s * 6364136223846793005ull + 1442695040888963407ull;
-            tokens[i] = (int32_t)((s >> 33) % spec.n_vocab);
-        }
+        random_tokens(seed + (uint64_t)m, spec.n_vocab, tokens);
 #if defined(__SANITIZE_ADDRESS__)
         /* under ASan (kernels instrumented too), f16 alone: the three take about 8 minutes */
-        run_precision(&tm, m, ref, FB_PRECISION_F16, tokens, tmp_dir, cxx, inc);
+        run_case(&tm, tag, JF_F16, tokens, env, NULL);
 #else
-        run_precision(&tm, m, ref, FB_PRECISION_F32, tokens, tmp_dir, cxx, inc);
-        run_precision(&tm, m, ref, FB_PRECISION_F16, tokens, tmp_dir, cxx, inc);
-        run_precision(&tm, m, ref, FB_PRECISION_BF16, tokens, tmp_dir, cxx, inc);
+        for (int w = JF_F32; w <= JF_BF16; w++) run_case(&tm, tag, (jf_wtype)w, tokens, env, NULL);
 #endif
         test_model_close(&tm);
+    }
+}
+
+/* The native path: a model per block type (odd shapes: legacy types at a
+ * width of 5 heads of 32, K-quants at 256-value rows with 999 tokens), and a
+ * Q4_K_M mix of 2 layers (two kinds of layer: Q6_K attn_v and ffn_down in
+ * layer 1, a Q6_K LM head, a Q4_K embedding); then the mutations, each of
+ * which must be caught. */
+static void native_models(const Env *env, uint64_t seed) {
+    static const struct {
+        const char *tag;
+        uint32_t type;
+        int mix;
+    } models[] = {
+        {"q8_0", GGUF_TYPE_Q8_0, 0}, {"q4_0", GGUF_TYPE_Q4_0, 0}, {"q4_1", GGUF_TYPE_Q4_1, 0},
+        {"q4_k", GGUF_TYPE_Q4_K, 0}, {"q5_k", GGUF_TYPE_Q5_K, 0}, {"q6_k", GGUF_TYPE_Q6_K, 0},
+        {"q4_k_m", GGUF_TYPE_Q4_K, FB_SYNTH_MIX_Q4_K_M},
+    };
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+        fb_synth_spec spec;
+        fb_synth_preset("tiny", &spec);
+        const int k_quant = models[m].type >= GGUF_TYPE_Q4_K;
+        if (!k_quant) { /* rows of 160 and 416: 5 and 13 blocks, no row a multiple of 256 */
+            spec.n_embd = 160, spec.n_head = 5, spec.n_head_kv = 1, spec.n_ff = 416, spec.n_vocab = 1001;
+            spec.tied_output = m % 2 == 0, spec.n_layer = 2;
+        } else { /* rows of 256 and 768 (1 and 3 super-blocks), GQA 8 / 2 heads of 32 */
+            spec.n_embd = 256, spec.n_head = 8, spec.n_head_kv = 2, spec.n_ff = 768, spec.n_vocab = 999;
+            spec.tied_output = m % 2 == 0, spec.n_layer = models[m].mix ? 2 : 1;
+        }
+        spec.llama3_rope = m % 2 == 1;
+        spec.type = models[m].type, spec.mix = models[m].mix;
+        spec.n_ctx = 64, spec.seed = seed + 10 + m;
+        if (models[m].mix) spec.tied_output = false;
+        test_model tm;
+        if (make_model(&spec, env->tmp_dir, models[m].tag, &tm) != 0) return;
+        printf("model %s: width %u, heads %u/%u, ff %u, vocab %u, %u layer%s, %s\n", models[m].tag, spec.n_embd,
+               spec.n_head, spec.n_head_kv, spec.n_ff, spec.n_vocab, spec.n_layer, spec.n_layer > 1 ? "s" : "",
+               spec.tied_output ? "tied" : "untied");
+        int32_t tokens[N_TOKENS];
+        random_tokens(seed + 10 + m, spec.n_vocab, tokens);
+#if defined(__SANITIZE_ADDRESS__)
+        /* under ASan (kernels instrumented too; the mix alone took 4.5 minutes on the shared 2-core machine),
+         * the two split layouts with a scale plane after the quants: Q8_0 and Q6_K */
+        if (strcmp(models[m].tag, "q8_0") != 0 && strcmp(models[m].tag, "q6_k") != 0) {
+            test_model_close(&tm);
+            continue;
+        }
+#endif
+        run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, NULL);
+#if !defined(__SANITIZE_ADDRESS__)
+        /* each mutation of the decode must fail: on a legacy type and on the K-quant mix */
+        if (strcmp(models[m].tag, "q4_0") == 0 || strcmp(models[m].tag, "q4_k_m") == 0) {
+            run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_SCALE");
+            run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_NIBBLE");
+        }
+        if (strcmp(models[m].tag, "q4_k_m") == 0) run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_SUBBLOCK");
+#endif
+        test_model_close(&tm);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: test_jit_fused_emulated TMP_DIR CXX INCLUDE_DIR [--seed N] [--native]\n");
+        return 2;
+    }
+    Env env = {.tmp_dir = argv[1], .cxx = argv[2], .inc = argv[3]};
+    uint64_t seed = (uint64_t)time(NULL);
+    int native = 0;
+    for (int i = 4; i < argc; i++) {
+        if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--native") == 0) native = 1;
+    }
+    printf("test_jit_fused_emulated: seed %" PRIu64 "%s\n", seed, native ? ", native types" : "");
+    char check_cxx[600];
+    snprintf(check_cxx, sizeof check_cxx, "%s --version >/dev/null 2>&1", env.cxx);
+    if (system(check_cxx) != 0) {
+        printf("test_jit_fused_emulated: skipped, no C++ compiler '%s'\n", env.cxx);
+        return 77;
+    }
+    fb_backend_list list;
+    env.ref = test_find_backend(&list, "cpu_ref");
+    CHECK(env.ref != NULL, "cpu_ref found");
+    if (env.ref) {
+        if (native) native_models(&env, seed);
+        else plain_models(&env, seed);
     }
     fb_backends_free(&list);
     return check_summary();

@@ -167,7 +167,7 @@ static void test_convert(void) {
     uint32_t u = 0x3F808000u;
     float f;
     memcpy(&f, &u, 4);
-    CHECK(jf_f32_to_bf16(f) == 0x3F80 && jf_f32_to_bf16(1.0f) == 0x3F80 && isnan(bf16_to_f32(jf_f32_to_bf16(NAN))),
+    CHECK(fb_f32_to_bf16(f) == 0x3F80 && fb_f32_to_bf16(1.0f) == 0x3F80 && isnan(bf16_to_f32(fb_f32_to_bf16(NAN))),
           "bf16 rounding");
     float inv[9];
     jf_rope_inv_freq(inv, 18, 10000.0f, NULL);
@@ -319,6 +319,93 @@ static void test_cache(const char *tmp_dir) {
     CHECK(jf_cache_dir(NULL, out, sizeof out) == 0 && strcmp(out, "/home/u/.cache/fairbench/jit") == 0, "then HOME");
 }
 
+/* weight_precision = native: row layouts, kinds of layer, the plan, the
+ * source and its cache key, and a type the kernels cannot read refused. */
+static void test_native(const char *tmp_dir) {
+    CHECK(jf_row_bytes(JF_T_Q8_0, 160) == 160 + 16 && jf_row_bytes(JF_T_Q4_0, 160) == 80 + 16 &&
+              jf_row_bytes(JF_T_Q4_1, 160) == 80 + 32 && jf_row_bytes(JF_T_Q4_K, 512) == 288 &&
+              jf_row_bytes(JF_T_Q5_K, 256) == 176 && jf_row_bytes(JF_T_Q6_K, 512) == 416 + 16 &&
+              jf_row_bytes(JF_T_F16, 90) == 192 && jf_row_bytes(JF_T_F32, 90) == 368,
+          "device row bytes of each type");
+    CHECK(jf_row_bytes(JF_T_Q4_0, 100) == 0 && jf_row_bytes(JF_T_Q4_K, 288) == 0 && jf_row_bytes(6 /* Q5_0 */, 256) == 0,
+          "rows that are not whole blocks, and types without kernels, have no layout");
+    /* Q8_0 re-laid out: quants first, then the scales */
+    uint8_t block[2 * 34], dev[96];
+    for (int i = 0; i < (int)sizeof block; i++) block[i] = (uint8_t)(i * 7 + 1);
+    CHECK(jf_layout_rows(fb_host_services(), GGUF_TYPE_Q8_0, block, 1, 64, dev, JF_T_Q8_0, 1) == 0 &&
+              memcmp(dev, block + 2, 32) == 0 && memcmp(dev + 32, block + 36, 32) == 0 && memcmp(dev + 64, block, 2) == 0 &&
+              memcmp(dev + 66, block + 34, 2) == 0 && dev[68] == 0 && dev[79] == 0,
+          "Q8_0 row: qs of both blocks, then both d, padding zero");
+    CHECK(jf_layout_rows(fb_host_services(), GGUF_TYPE_Q8_0, block, 1, 64, dev, JF_T_Q4_0, 1) != 0,
+          "a block type is never converted into another");
+
+    fb_synth_spec spec;
+    fb_synth_preset("tiny", &spec);
+    spec.n_embd = 256, spec.n_head = 4, spec.n_head_kv = 2, spec.n_ff = 512, spec.n_layer = 2, spec.n_vocab = 300;
+    spec.tied_output = false, spec.mix = FB_SYNTH_MIX_Q4_K_M;
+    char path[512];
+    snprintf(path, sizeof path, "%s/jit_fused_host_q4_k_m.gguf", tmp_dir);
+    fb_error err;
+    CHECK(fb_synth_write(&spec, path, NULL, &err) == 0, "synth: %s", err.msg);
+    test_model tm;
+    if (test_model_open(path, &tm) != 0) return;
+    const fb_model_view *mv = &tm.view.view;
+    jf_config c, c8;
+    char msg[256] = "";
+    CHECK(jf_config_from_view(mv, 0, JF_NATIVE, &c, msg, sizeof msg) == 0, "native config: %s", msg);
+    CHECK(c.n_kinds == 2 && c.kind_layers[0] == 1 && c.kind_layers[1] == 1 && c.embd_type == JF_T_Q4_K &&
+              c.out_type == JF_T_Q6_K && c.kinds[0].v == JF_T_Q4_K && c.kinds[1].v == JF_T_Q6_K &&
+              c.kinds[1].down == JF_T_Q6_K && c.kinds[1].q == JF_T_Q4_K && jf_layer_kind(&c, mv, 0) == 0 && jf_layer_kind(&c, mv, 1) == 1,
+          "Q4_K_M of 2 layers: two kinds (Q6_K attn_v and ffn_down in layer 1), a Q6_K LM head");
+    /* the plan against the tensors' device rows */
+    uint64_t want = (uint64_t)mv->token_embd->ne[1] * (uint64_t)jf_row_bytes(mv->token_embd->type, mv->token_embd->ne[0]) +
+                    (uint64_t)mv->output->ne[1] * (uint64_t)jf_row_bytes(mv->output->type, mv->output->ne[0]) +
+                    (uint64_t)c.ld_dim * 4 + (uint64_t)(mv->n_rot / 2) * 4;
+    for (uint32_t l = 0; l < mv->n_layer; l++) {
+        const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
+        const fb_tensor_view *t[] = {&L->attn_q, &L->attn_k, &L->attn_v, &L->attn_output, &L->ffn_gate, &L->ffn_up,
+                                     &L->ffn_down};
+        for (int i = 0; i < 7; i++) want += (uint64_t)t[i]->ne[1] * (uint64_t)jf_row_bytes(t[i]->type, t[i]->ne[0]);
+        want += 2 * (uint64_t)c.ld_dim * 4;
+    }
+    jf_plan plan;
+    jf_plan_compute(&c, &plan);
+    CHECK(plan.weights == want, "native plan: %" PRIu64 " weight bytes, the device rows take %" PRIu64, plan.weights, want);
+    char *src = jf_generate_source(&c);
+    CHECK(src && strstr(src, "#define JF_T_EMBD JF_T_Q4_K\n") && strstr(src, "#define JF_T_OUT JF_T_Q6_K\n") &&
+              strstr(src, "JF_LAYER_ENTRY_POINTS(k1, JF_T_Q4_K, JF_T_Q4_K, JF_T_Q6_K, JF_T_Q4_K, JF_T_Q4_K, JF_T_Q4_K, "
+                          "JF_T_Q6_K)") &&
+              strstr(src, "JF_LAYER_ENTRY_POINTS(k0, JF_T_Q4_K,"),
+          "the source names every type and one set of entry points per kind");
+    /* another type set gives another source, so another cache key */
+    c8 = c;
+    c8.kinds[0].q = JF_T_Q8_0;
+    char *src8 = jf_generate_source(&c8);
+    char k1[65] = "", k2[65] = "";
+    CHECK(src && src8 && jf_cache_key(src, "o", "13.0", 9, 0, k1) == 0 && jf_cache_key(src8, "o", "13.0", 9, 0, k2) == 0 &&
+              strcmp(k1, k2) != 0,
+          "the cache key depends on the types");
+    free(src);
+    free(src8);
+    char name[64];
+    jf_kernel_name(JF_K_GATE_UP_NB, 1, name, sizeof name);
+    CHECK(strcmp(name, "jf_gate_up_nb_k1") == 0, "per-kind entry point name: %s", name);
+    jf_kernel_name(JF_K_LM_HEAD_1, 1, name, sizeof name);
+    CHECK(strcmp(name, "jf_lm_head_1") == 0, "global entry point name: %s", name);
+    test_model_close(&tm);
+
+    /* Q5_0 has no kernel: native refused with the tensor's name */
+    spec.mix = FB_SYNTH_MIX_NONE, spec.type = GGUF_TYPE_Q5_0;
+    snprintf(path, sizeof path, "%s/jit_fused_host_q5_0.gguf", tmp_dir);
+    CHECK(fb_synth_write(&spec, path, NULL, &err) == 0, "synth: %s", err.msg);
+    if (test_model_open(path, &tm) != 0) return;
+    CHECK(jf_config_from_view(&tm.view.view, 0, JF_NATIVE, &c, msg, sizeof msg) != 0 && strstr(msg, "token_embd.weight") &&
+              strstr(msg, "in place"),
+          "Q5_0 refused at native: %s", msg);
+    CHECK(jf_config_from_view(&tm.view.view, 0, JF_F16, &c, msg, sizeof msg) == 0, "Q5_0 at f16: %s", msg);
+    test_model_close(&tm);
+}
+
 int main(int argc, char **argv) {
     const char *tmp_dir = argc > 1 ? argv[1] : "/tmp";
     test_config();
@@ -328,5 +415,6 @@ int main(int argc, char **argv) {
     test_options();
     test_spill_parser();
     test_cache(tmp_dir);
+    test_native(tmp_dir);
     return check_summary();
 }

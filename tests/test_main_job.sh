@@ -21,6 +21,9 @@ check "smoke.ini exits 0 (rc=$rc)" test $rc -eq 0
 check "table has a row per metric and a column per backend" bash -c "grep -qE '^Backend +\\| +cpu_ref_a +\\| +cpu_ref_b' '$tmp/report.txt' && grep -qE '^Throughput \\(tok/s\\) +\\| +[0-9.]+ +\\| +[0-9.]+' '$tmp/report.txt'"
 check "agreement is shown" grep -qE '^Top-1 agreement +\| +100\.0%' "$tmp/report.txt"
 check "verdict is shown" grep -q '^Fairness verdict: ' "$tmp/report.txt"
+check "header: model, profile, token counts, machine" bash -c "head -6 '$tmp/report.txt' | grep -q '^fairbench .*: tiny.gguf$' && grep -q '^Profile: smoke.ini' '$tmp/report.txt' && grep -q '^Tokens: 8 prompt, 8 generated per repetition; 1 warm-up + 3 timed repetitions$' '$tmp/report.txt' && grep -qE '^Machine: .*, [0-9]+ cores' '$tmp/report.txt'"
+check "smoke.ini declares its variable: fair by design" grep -q '^Fairness verdict: fair (varies by design: threads)$' "$tmp/report.txt"
+check "break-even is a note, not a warning" bash -c "! grep -q '^Warning: break-even' '$tmp/report.txt'"
 check "nothing but the report on stdout" bash -c "! grep -q 'fairbench:' '$tmp/report.txt'"
 
 run --format json -o "$tmp/report.json" 2>/dev/null; rc=$?
@@ -61,6 +64,8 @@ run --format csv > "$tmp/report.csv" 2>/dev/null
 check "csv report" grep -qE '^throughput_tok_s,"[0-9.]+","[0-9.]+"' "$tmp/report.csv"
 run --format md > "$tmp/report.md" 2>/dev/null
 check "markdown report" grep -qE '^\| Throughput \(tok/s\) \| [0-9.]+ \| [0-9.]+ \|' "$tmp/report.md"
+check "markdown: '|' in a label is escaped (every row has 3 columns)" bash -c \
+  "grep -qF '| Max \\|logit diff\\| |' '$tmp/report.md' && ! grep '^| ' '$tmp/report.md' | sed 's/\\\\|//g' | awk -F'|' 'NF != 5' | grep -q ."
 
 run --set fairness.weight_precision=f32 --set backend.cpu_ref_b.weight_precision=f16 > "$tmp/unfair.txt" 2>/dev/null
 check "an override makes the verdict unfair, with reasons" bash -c \
@@ -68,9 +73,9 @@ check "an override makes the verdict unfair, with reasons" bash -c \
 run --set fairness.weight_precision=f32 --set backend.cpu_ref_b.threads=1 --set backend.cpu_ref_a.threads=1 > "$tmp/fair.txt" 2>/dev/null
 check "same settings: fair" grep -q '^Fairness verdict: fair$' "$tmp/fair.txt"
 
-run --backends cpu_ref,nosuchbackend > "$tmp/skip.txt" 2>/dev/null; rc=$?
-check "an absent backend is skipped and the run goes on (rc=$rc)" bash -c \
-  "test $rc -eq 0 && grep -q 'nosuchbackend: skipped: no usable plugin named' '$tmp/skip.txt' && grep -qE '^Status +\\| +ok +\\| +skipped' '$tmp/skip.txt'"
+run --backends cpu_ref,nosuchbackend > "$tmp/skip.txt" 2> "$tmp/skip.err"; rc=$?
+check "a backend no plugin provides is status 2 and nothing runs (rc=$rc)" bash -c \
+  "test $rc -eq 2 && grep -q \"no plugin provides backend 'nosuchbackend'\" '$tmp/skip.err' && test ! -s '$tmp/skip.txt'"
 
 # Under AddressSanitizer there is no address-space limit (its shadow memory
 # needs terabytes), so the memory hog is left out there.

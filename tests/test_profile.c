@@ -514,9 +514,29 @@ static void test_resolve(void) {
 }
 
 /* Every shipped profile parses; the model is pointed at an existing file. */
+/* [run] vary: a list of [fairness] keys, or none; a typo names the key it meant. */
+static void test_vary(void) {
+    fb_error err = {""};
+    CHECK(load_ok("vary.ini", "[run]\nbackends = a, b\nvary = weight_precision , threads\n", &err) == 0, "%s", err.msg);
+    CHECK(prof.vary == (bit("weight_precision") | bit("threads")), "vary = weight_precision, threads: %#x", prof.vary);
+    CHECK(load_ok("vary_none.ini", "[run]\nbackends = a\nvary = none\n", &err) == 0 && prof.vary == 0, "vary = none");
+    CHECK(load_ok("vary_absent.ini", "[run]\nbackends = a\n", &err) == 0 && prof.vary == 0, "vary defaults to none");
+    EXPECT_ERROR(AT_LOAD, "[run]\nvary = threads, weight_precison\n",
+                 ":2: vary = 'threads, weight_precison': 'weight_precison' is not a [fairness] key; did you mean "
+                 "'weight_precision'?");
+    EXPECT_ERROR(AT_LOAD, "[run]\nvary = model\n",
+                 ":2: vary = 'model': expected a comma-separated list of [fairness] keys (weight_precision, "
+                 "accumulate_precision, allow_jit, allow_graphs, jit_cache, threads), or none");
+    EXPECT_ERROR(AT_LOAD, "[fairness]\nvary = threads\n",
+                 ":2: unknown key 'vary' in [fairness]; 'vary' belongs in [run]");
+    const char *const names[] = {"cpu_ref", "eager_ops", "jit_fused"};
+    CHECK(fb_closest_name("cpu_rf", names, 3) == names[0], "closest name to cpu_rf");
+    CHECK(fb_closest_name("tinygrad", names, 3) == NULL, "nothing close to tinygrad");
+}
+
 static void test_shipped(void) {
     static const char *const run_keys[] = {"model", "prompt", "prompt_tokens", "gen_tokens", "warmup", "repetitions",
-                                           "backends", "reference", "timeout_s", "seed", "order", "cv_warn", "plugin"};
+                                           "backends", "reference", "timeout_s", "seed", "order", "cv_warn", "plugin", "vary"};
     DIR *d = opendir(profile_dir);
     CHECK(d != NULL, "cannot open %s", profile_dir);
     if (!d) return;
@@ -559,16 +579,19 @@ static void test_shipped(void) {
             CHECK(e && e->overridden != 0, "unfair.ini: overrides recorded");
             e = entry("jit_fused");
             CHECK(e && e->fairness.weight_precision == FB_PRECISION_F16 && e->fairness.allow_jit, "unfair.ini: jit_fused");
+            CHECK(prof.vary == 0, "unfair.ini declares no vary: its overrides stay unfair");
         } else if (strcmp(de->d_name, "cpu.ini") == 0) {
             for (int i = 0; i < prof.n_entries; i++)
                 CHECK(strcmp(prof.entries[i].plugin, "cpu_ref") == 0, "cpu.ini: %s is cpu_ref", prof.entries[i].label);
             CHECK(prof.n_entries >= 3, "cpu.ini entries");
+            CHECK(prof.vary == (bit("weight_precision") | bit("threads")), "cpu.ini varies weight_precision and threads");
         } else if (strcmp(de->d_name, "smoke.ini") == 0) {
             CHECK(prof.n_entries == 2 && prof.gen_tokens == 8 && prof.repetitions == 3 && prof.warmup == 1 &&
                       prof.prompt_tokens == 8,
                   "smoke.ini counts");
             const fb_entry *b = entry("cpu_ref_b");
             CHECK(b && strcmp(b->plugin, "cpu_ref") == 0 && b->overridden == bit("threads"), "smoke.ini cpu_ref_b");
+            CHECK(prof.vary == bit("threads"), "smoke.ini varies threads");
         }
     }
     closedir(d);
@@ -599,6 +622,7 @@ int main(int argc, char **argv) {
     test_entries();
     test_model_paths();
     test_resolve();
+    test_vary();
     test_shipped();
     return check_summary();
 }

@@ -5,7 +5,9 @@
 # run from another working folder, finds its plugins and profiles in the
 # prefix (never the build tree), runs a profile with cpu_ref and the example
 # (dropped into a plugin folder of its own) and sees them agree; the example
-# passes `fairbench conformance`; the prefix still works after it is moved.
+# passes `fairbench conformance`; the quick start's own skeleton (from the
+# installed PLUGINS.md) builds and loads; fairbench_add_plugin links m and
+# Threads; the prefix still works after it is moved.
 set -u
 mkdir -p "$3"
 build=$(cd "$1" && pwd) src=$(cd "$2" && pwd) tmp=$(cd "$3" && pwd)/sdk_install
@@ -29,6 +31,7 @@ check "the layout: binary, plugins, profiles, header, CMake package, pkg-config 
   && test -f include/fairbench/plugin.h && test -f lib/cmake/fairbench/fairbenchConfig.cmake \
   && test -f lib/cmake/fairbench/fairbenchConfigVersion.cmake && test -f lib/cmake/fairbench/fairbenchTargets.cmake \
   && test -f lib/pkgconfig/fairbench.pc && test -f share/doc/fairbench/PLUGINS.md \
+  && test -f share/doc/fairbench/docs/forward-pass.md \
   && test -f share/doc/fairbench/examples/plugin/example_naive.c"
 check "every plugin of the build is installed" bash -c "
   for so in '$build'/plugins/*.so; do test -f '$prefix/lib/fairbench/plugins/'\$(basename \$so) || { echo missing \$so; exit 1; }; done"
@@ -64,6 +67,58 @@ check "example_naive.c builds with pkg-config's flags alone (rc=$rc)" bash -c "t
 check "... and exports only fb_plugin_entry" bash -c \
   "test \"\$(nm -D --defined-only '$tmp/pc/example_naive.so' | awk '{print \$3}')\" = fb_plugin_entry"
 unset PKG_CONFIG_PATH
+
+# ---- the quick start (PLUGINS.md): a new backend of its own, two files taken from the installed
+# guide, built against the prefix alone; conformance says 77 (its probe says unavailable)
+qs=$tmp/my_backend
+mkdir -p "$qs"
+quick_start() { # the fenced block after <!-- quick-start: NAME -->
+  awk -v name="$1" '$0 == "<!-- quick-start: " name " -->" {on = 1; next} on && /^```/ {if (inside) exit; inside = 1; next} inside' \
+    "$prefix/share/doc/fairbench/PLUGINS.md"
+}
+quick_start CMakeLists.txt >"$qs/CMakeLists.txt"
+quick_start my_backend.c >"$qs/my_backend.c"
+check "the quick start's two files are in the installed PLUGINS.md" bash -c \
+  "grep -q '^fairbench_add_plugin(my_backend my_backend.c)' '$qs/CMakeLists.txt' && grep -q 'fb_plugin_entry' '$qs/my_backend.c'"
+cmake -S "$qs" -B "$qs/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >"$qs/configure.log" 2>&1 \
+  && cmake --build "$qs/build" >"$qs/build.log" 2>&1; rc=$?
+check "the quick start builds my_backend.so from the installed package with -Werror (rc=$rc)" bash -c \
+  "test $rc -eq 0 && test -f '$qs/build/my_backend.so' || { cat '$qs/configure.log' '$qs/build.log' 2>/dev/null | tail -30; false; }"
+check "... exporting only fb_plugin_entry" bash -c \
+  "test \"\$(nm -D --defined-only '$qs/build/my_backend.so' | awk '{print \$3}')\" = fb_plugin_entry"
+(cd / && "$prefix/bin/fairbench" conformance "$qs/build/my_backend.so") >"$qs/conformance.txt" 2>&1; rc=$?
+check "conformance on the skeleton: 77, load and probe pass, create refuses with its sentence (rc=$rc)" bash -c "test $rc -eq 77 \
+  && grep -q '^PASS load: my_backend 0\.1\.0, ABI 1\.1, ' '$qs/conformance.txt' \
+  && grep -q '^PASS create_unavailable: create refused with FB_ERR_UNAVAILABLE: my_backend: the forward pass is not written yet' '$qs/conformance.txt' \
+  || { cat '$qs/conformance.txt'; false; }"
+# fairbench_add_plugin links libm and the threads library: a source using both links with --no-undefined.
+mkdir -p "$tmp/libs"
+cat >"$tmp/libs/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.20)
+project(libs_check LANGUAGES C)
+find_package(fairbench 0.1 REQUIRED)
+fairbench_add_plugin(libs_check ../my_backend/my_backend.c uses_libs.c)
+CM
+cat >"$tmp/libs/uses_libs.c" <<'SRC'
+#include <math.h>
+#include <pthread.h>
+static void *work(void *arg) { return arg; }
+double libs_check_maths(double x);
+double libs_check_maths(double x) { return cbrt(x) + sqrt(x); }
+int libs_check_thread(void);
+int libs_check_thread(void) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, work, NULL)) return -1;
+    return pthread_join(t, NULL);
+}
+SRC
+cmake -S "$tmp/libs" -B "$tmp/libs/build" -DCMAKE_PREFIX_PATH="$prefix" >"$tmp/libs/log" 2>&1 \
+  && cmake --build "$tmp/libs/build" >>"$tmp/libs/log" 2>&1; rc=$?
+check "fairbench_add_plugin links m and Threads: cbrt, sqrt, pthread_create link with --no-undefined (rc=$rc)" bash -c \
+  "test $rc -eq 0 && grep -qE -- ' -lm( |$)' '$tmp/libs/build/CMakeFiles/libs_check.dir/link.txt' \
+   || { tail -20 '$tmp/libs/log'; cat '$tmp/libs/build/CMakeFiles/libs_check.dir/link.txt'; false; }"
+# (Threads::Threads adds -pthread only where the C library lacks the threads functions; with
+# glibc 2.34 and later it adds nothing, and pthread_create above links either way.)
 
 # ---- the installed binary, from another working folder
 fairbench=$prefix/bin/fairbench
@@ -122,7 +177,7 @@ PY
 
 (cd / && "$fairbench" conformance "$so") >"$tmp/conformance.txt" 2>&1; rc=$?
 check "fairbench conformance passes the out-of-tree example (rc=$rc)" bash -c "test $rc -eq 0 \
-  && grep -q '^18 checks: 18 passed, 0 failed, 0 skipped$' '$tmp/conformance.txt' || { cat '$tmp/conformance.txt'; false; }"
+  && grep -q '^19 checks: 19 passed, 0 failed, 0 skipped$' '$tmp/conformance.txt' || { cat '$tmp/conformance.txt'; false; }"
 check "... against the prefix's cpu_ref" grep -q "^reference: cpu_ref .*($prefix/lib/fairbench/plugins/cpu_ref.so)" "$tmp/conformance.txt"
 
 # A .so dropped into the prefix's own plugin folder needs no option at all.

@@ -5,6 +5,7 @@
 #ifndef FB_CLI_H
 #define FB_CLI_H
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 
 /* Exit statuses, for every command. */
@@ -26,6 +27,10 @@ int fb_cmd_plugins(int argc, char **argv);
 int fb_cmd_generate(int argc, char **argv);
 int fb_cmd_conformance(int argc, char **argv);
 int fb_cmd_compare(int argc, char **argv);
+int fb_cmd_report(int argc, char **argv);
+int fb_cmd_history(int argc, char **argv);
+int fb_cmd_trend(int argc, char **argv);
+int fb_cmd_profile(int argc, char **argv);
 
 /* Usage texts: `fairbench COMMAND --help` prints the command's own. */
 void fb_run_usage(FILE *out);
@@ -36,5 +41,21 @@ void fb_plugins_usage(FILE *out);
 void fb_generate_usage(FILE *out);
 void fb_conformance_usage(FILE *out);
 void fb_compare_usage(FILE *out);
+void fb_report_usage(FILE *out);
+void fb_history_usage(FILE *out);
+void fb_trend_usage(FILE *out);
+
+/* The main job's hook into the results history (cmd_history.c): appends the
+ * run to db_path (NULL: the default database) and says so on stderr, or
+ * warns there and carries on when the database cannot take it. */
+struct fb_profile;
+struct fb_run_result;
+void fb_cli_record_run(const char *db_path, const struct fb_profile *p, const struct fb_run_result *r, int quiet);
+
+/* A report named on a command line: a JSON file when one exists at arg, else
+ * a run of the results history (an id, a tag, first or last) in db_path
+ * (NULL: the default database). Errors go to stderr under `who`; NULL then. */
+cJSON *fb_cli_load_report(const char *who, const char *arg, const char *db_path);
+void fb_profile_usage(FILE *out);
 
 #endif

@@ -1,9 +1,12 @@
 /* cmd_conformance.c - `fairbench conformance PLUGIN.so`: the plugin ABI's
  * contract, checked on any plugin.
  *
- * Two synthetic models are written to a temporary folder: "tiny" (the synth
- * preset, context 64) and "gqa" (one KV head for four query heads, Q8_0
- * weights, tied output, Llama-3 RoPE factors, context 48). cpu_ref, found
+ * Two synthetic models are written to a temporary folder, shaped so that a
+ * wrong guess about the forward pass fails (write_models(),
+ * docs/forward-pass.md): "tiny" (F32, context 64) and "gqa" (Q8_0, tied
+ * output, RoPE factors, context 48), both grouped-query with several KV
+ * heads and n_rot < head_dim. The token array of every call is valid for
+ * its n_tokens (a plugin may read every id before anything else). cpu_ref, found
  * in the plugin folders, computes the reference logits of a fixed token
  * sequence at f32 on each. Then every check runs in a child process of its
  * own that loads the plugin, so a crash becomes a FAIL line naming the
@@ -18,13 +21,18 @@
  * process ended with a non-zero status after reporting (a leak report or a
  * crash at exit).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT: what threads = 0 means */
+#endif
 #include "cli.h"
+
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -37,10 +45,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "abi_names.h"
 #include "backends.h"
 #include "fb_version.h"
 #include "model.h"
 #include "plugin_host.h"
+#include "profile.h"
 #include "synth.h"
 
 
@@ -58,7 +68,7 @@ static const float GUARD_VALUE = -12345.678f;
 
 typedef struct conf_model {
     const char *label;     /* "tiny", "gqa" */
-    char shape[160];       /* for the header line */
+    char shape[200];       /* for the header line */
     char path[PATH_MAX + 32];
     fb_model *model;
     fb_model_view_owner view;
@@ -78,6 +88,7 @@ typedef struct conf {
     size_t n_dirs;
     char tmpdir[PATH_MAX];
     conf_model models[N_MODELS];
+    bool no_rss_check;     /* --no-rss-check: a plugin built with a sanitizer (its allocator keeps memory) */
     uint32_t caps;         /* the plugin's capabilities, known after the load check */
     const fb_plugin *api;  /* in a check's child: the loaded plugin */
 } conf;
@@ -121,58 +132,6 @@ static void failf(check_result *r, const char *fmt, ...) {
         }                                                                                                             \
     } while (0)
 
-static const char *status_name(fb_status st) {
-    switch (st) {
-    case FB_OK: return "FB_OK";
-    case FB_ERR_INVALID_ARGUMENT: return "FB_ERR_INVALID_ARGUMENT";
-    case FB_ERR_UNSUPPORTED: return "FB_ERR_UNSUPPORTED";
-    case FB_ERR_UNAVAILABLE: return "FB_ERR_UNAVAILABLE";
-    case FB_ERR_OUT_OF_MEMORY: return "FB_ERR_OUT_OF_MEMORY";
-    case FB_ERR_CONTEXT_FULL: return "FB_ERR_CONTEXT_FULL";
-    case FB_ERR_CANCELLED: return "FB_ERR_CANCELLED";
-    case FB_ERR_INTERNAL: return "FB_ERR_INTERNAL";
-    }
-    return "an unknown status";
-}
-
-static const char *precision_name(fb_precision p) {
-    switch (p) {
-    case FB_PRECISION_F32: return "f32";
-    case FB_PRECISION_F16: return "f16";
-    case FB_PRECISION_BF16: return "bf16";
-    case FB_PRECISION_NATIVE: return "native";
-    }
-    return "unknown";
-}
-
-static uint32_t precision_cap(fb_precision p) {
-    switch (p) {
-    case FB_PRECISION_F32: return FB_CAP_PRECISION_F32;
-    case FB_PRECISION_F16: return FB_CAP_PRECISION_F16;
-    case FB_PRECISION_BF16: return FB_CAP_PRECISION_BF16;
-    case FB_PRECISION_NATIVE: return FB_CAP_PRECISION_NATIVE;
-    }
-    return 0;
-}
-
-#define KNOWN_CAPS                                                                                                    \
-    (FB_CAP_CPU | FB_CAP_GPU | FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 |                 \
-     FB_CAP_PRECISION_NATIVE | FB_CAP_JIT | FB_CAP_GRAPHS | FB_CAP_THREADS | FB_CAP_COPY_PROBE)
-
-static void format_caps(uint32_t caps, char *buf, size_t size) {
-    static const struct { uint32_t bit; const char *name; } names[] = {
-        {FB_CAP_CPU, "cpu"}, {FB_CAP_GPU, "gpu"}, {FB_CAP_PRECISION_F32, "f32"}, {FB_CAP_PRECISION_F16, "f16"},
-        {FB_CAP_PRECISION_BF16, "bf16"}, {FB_CAP_PRECISION_NATIVE, "native"}, {FB_CAP_JIT, "jit"},
-        {FB_CAP_GRAPHS, "graphs"}, {FB_CAP_THREADS, "threads"}, {FB_CAP_COPY_PROBE, "copy-probe"},
-    };
-    size_t n = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if ((caps & names[i].bit) && n < size)
-            n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? "," : "", names[i].name);
-    if (n == 0) snprintf(buf, size, "none");
-}
-
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -213,8 +172,8 @@ static fb_session *open_session(const conf *c, const conf_model *m, const fb_set
     fb_status st = c->api->create(fb_host_services(), &m->view.view, settings, &s, message, sizeof message);
     if (st != FB_OK) {
         message[sizeof message - 1] = '\0';
-        failf(r, "create on the %s model (%s) returned %s: %s", m->label, precision_name(settings->weight_precision),
-              status_name(st), message[0] ? message : "(no message)");
+        failf(r, "create on the %s model (%s) returned %s: %s", m->label, fb_precision_name(settings->weight_precision),
+              fb_status_name(st), message[0] ? message : "(no message)");
         return NULL;
     }
     if (!s) failf(r, "create on the %s model returned FB_OK but no session", m->label);
@@ -282,10 +241,10 @@ static void agreement_init(agreement *a, fb_precision p) {
 
 /* The main job's bars (top-1 rate, mean KL), and a bound on the largest
  * |logit difference| as a share of the largest |reference logit|: a few
- * positions' KL can stay under its bar while a real defect (Llama-3 RoPE
- * factors ignored: 2.3% on the gqa model) moves logits far more than
- * rounding does (cpu_ref against itself at f16: 0.15%, bf16: 1.0%; another
- * f32 summation order: about 1e-6). */
+ * positions' KL can stay under its bar while a real defect moves logits far
+ * more than rounding does (Llama-3 RoPE factors ignored on an earlier, less
+ * sensitive gqa model: 2.3%; cpu_ref against itself at f16: 0.15%, bf16:
+ * 1.0%; another f32 summation order: about 1e-6). */
 static void bar_for(fb_precision p, double *min_top1, double *max_kl, double *max_diff_share) {
     switch (p) {
     case FB_PRECISION_F32: *min_top1 = 0.99, *max_kl = 1e-4, *max_diff_share = 1e-4; break;
@@ -357,14 +316,14 @@ static int agreement_check(const agreement *a, char *why, size_t size) {
     char broken[200];
     if (top1 < min_top1)
         snprintf(broken, sizeof broken, "top-1 agreement %.1f%% is below the bar for %s (%.0f%%)", 100 * top1,
-                 precision_name(a->precision), 100 * min_top1);
+                 fb_precision_name(a->precision), 100 * min_top1);
     else if (!(kl <= max_kl))
-        snprintf(broken, sizeof broken, "mean KL %.2g is above the bar for %s (%.0e)", kl, precision_name(a->precision),
+        snprintf(broken, sizeof broken, "mean KL %.2g is above the bar for %s (%.0e)", kl, fb_precision_name(a->precision),
                  max_kl);
     else if (!(a->max_abs <= max_diff_share * a->max_ref))
         snprintf(broken, sizeof broken, "the largest |logit diff| %.3g is %.3g%% of the largest |logit| (%.3g); the "
                  "bar for %s is %g%%", a->max_abs, 100 * a->max_abs / a->max_ref, a->max_ref,
-                 precision_name(a->precision), 100 * max_diff_share);
+                 fb_precision_name(a->precision), 100 * max_diff_share);
     else
         return 0;
     char summary[200];
@@ -422,7 +381,7 @@ static int prefill_checked(const conf *c, fb_session *s, const conf_model *m, in
     int32_t next = -1;
     fb_status st = c->api->prefill(s, m->tokens + pos, n, flags, flags == FB_LOGITS_NONE ? NULL : b->data, &next);
     if (st != FB_OK) {
-        failf(r, "%s returned %s: %s", what, status_name(st), c->api->last_error(s));
+        failf(r, "%s returned %s: %s", what, fb_status_name(st), c->api->last_error(s));
         return -1;
     }
     uint32_t rows = flags == FB_LOGITS_ALL ? n : flags == FB_LOGITS_LAST ? 1 : 0;
@@ -441,7 +400,7 @@ static int decode_checked(const conf *c, fb_session *s, const conf_model *m, int
     int32_t next = -1;
     fb_status st = c->api->decode(s, m->tokens[pos], with_logits ? b->data : NULL, &next);
     if (st != FB_OK) {
-        failf(r, "%s returned %s: %s", what, status_name(st), c->api->last_error(s));
+        failf(r, "%s returned %s: %s", what, fb_status_name(st), c->api->last_error(s));
         return -1;
     }
     if (check_output(m, b, with_logits ? 1 : 0, pos, next, a, what, r)) return -1;
@@ -453,16 +412,16 @@ static int decode_checked(const conf *c, fb_session *s, const conf_model *m, int
 static int expect_refusal(const conf *c, fb_session *s, fb_status got, fb_status want, const char *what,
                           check_result *r) {
     if (got == FB_OK) {
-        failf(r, "%s returned FB_OK; it must be refused with %s", what, status_name(want));
+        failf(r, "%s returned FB_OK; it must be refused with %s", what, fb_status_name(want));
         return -1;
     }
     if (got != want) {
-        failf(r, "%s returned %s; the ABI's status for it is %s", what, status_name(got), status_name(want));
+        failf(r, "%s returned %s; the ABI's status for it is %s", what, fb_status_name(got), fb_status_name(want));
         return -1;
     }
     const char *e = c->api->last_error(s);
     if (!e || !e[0]) {
-        failf(r, "%s was refused with %s, but last_error() is empty afterwards", what, status_name(got));
+        failf(r, "%s was refused with %s, but last_error() is empty afterwards", what, fb_status_name(got));
         return -1;
     }
     return 0;
@@ -498,6 +457,19 @@ static int thread_count(void) {
     return threads;
 }
 
+/* The device string's format (plugin.h): one line of printable text, the
+ * hardware first; a CPU backend's begins "CPU" then ':' (the model name
+ * follows), ',' or the end. NULL when it keeps to it, else what is wrong. */
+static const char *device_format_error(const char *device, uint32_t caps) {
+    if (!device[0]) return "it is empty";
+    for (const unsigned char *p = (const unsigned char *)device; *p; p++)
+        if (*p < 0x20 || *p == 0x7F) return "it holds a control character (one line of printable text)";
+    if ((caps & FB_CAP_CPU) && !(caps & FB_CAP_GPU) &&
+        !(strncmp(device, "CPU", 3) == 0 && (device[3] == '\0' || device[3] == ':' || device[3] == ',')))
+        return "a CPU backend's device begins \"CPU: <model name>\" (or \"CPU,\" when the model is unknown)";
+    return NULL;
+}
+
 // ----------------------------------------------------------------------------
 // The checks. Each runs in a child that has loaded the plugin (c->api).
 
@@ -508,7 +480,7 @@ static void check_load(const conf *c, const conf_model *m, check_result *r) {
     (void)m;
     const fb_plugin *p = c->api;
     char caps[128];
-    format_caps(p->capabilities, caps, sizeof caps);
+    fb_caps_format(p->capabilities, caps, sizeof caps);
     r->caps = p->capabilities;
     snprintf(r->name, sizeof r->name, "%s", p->name);
     snprintf(r->version, sizeof r->version, "%s", p->version ? p->version : "");
@@ -519,9 +491,9 @@ static void check_load(const conf *c, const conf_model *m, check_result *r) {
     REQUIRE(p->capabilities & (FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 |
                                FB_CAP_PRECISION_NATIVE),
             "capabilities (%s) claim no weight precision (FB_CAP_PRECISION_*)", caps);
-    REQUIRE(p->abi_minor > FB_ABI_MINOR || !(p->capabilities & ~KNOWN_CAPS),
+    REQUIRE(p->abi_minor > FB_ABI_MINOR || !(p->capabilities & ~FB_KNOWN_CAPS),
             "capabilities have bits ABI %u.%u does not define (0x%x)", p->abi_major, p->abi_minor,
-            p->capabilities & ~KNOWN_CAPS);
+            p->capabilities & ~FB_KNOWN_CAPS);
     REQUIRE(!(p->capabilities & FB_CAP_COPY_PROBE) || p->copy_bandwidth,
             "capabilities claim FB_CAP_COPY_PROBE but copy_bandwidth is NULL");
     pass(r, "%s %s, ABI %u.%u, capabilities %s", p->name, p->version, p->abi_major, p->abi_minor, caps);
@@ -538,17 +510,20 @@ static fb_status probe_once(const conf *c, fb_probe_result *out) {
 static void check_probe(const conf *c, const conf_model *m, check_result *r) {
     (void)m;
     fb_probe_result a, b;
+    uint32_t p_caps = c->api->capabilities;
     r->available = -1;
     fb_status st = probe_once(c, &a);
-    REQUIRE(st == FB_OK, "probe returned %s (it returns FB_OK whether or not the hardware is here)", status_name(st));
+    REQUIRE(st == FB_OK, "probe returned %s (it returns FB_OK whether or not the hardware is here)", fb_status_name(st));
     REQUIRE(a.available == 0 || a.available == 1, "probe set available = %d (0 or 1)", (int)a.available);
     REQUIRE(terminated(a.device, sizeof a.device), "probe left device[] without a terminating NUL");
     REQUIRE(terminated(a.reason, sizeof a.reason), "probe left reason[] without a terminating NUL");
     REQUIRE(!a.available || a.device[0], "probe says available but names no device");
     REQUIRE(a.available || a.reason[0], "probe says unavailable but gives no reason");
+    const char *bad_device = a.available ? device_format_error(a.device, p_caps) : NULL;
+    REQUIRE(!bad_device, "probe's device '%s' does not follow plugin.h's format: %s", a.device, bad_device);
     st = probe_once(c, &b);
     REQUIRE(st == FB_OK && b.available == a.available, "a second probe answered differently (%s, available %d)",
-            status_name(st), (int)b.available);
+            fb_status_name(st), (int)b.available);
     r->available = a.available;
     if (a.available) pass(r, "available: %s", a.device);
     else pass(r, "unavailable: %s", a.reason);
@@ -567,10 +542,10 @@ static void check_create_unavailable(const conf *c, const conf_model *m, check_r
         failf(r, "probe says unavailable, but create succeeded");
         return;
     }
-    REQUIRE(s == NULL, "create returned %s but did not set *out to NULL", status_name(st));
+    REQUIRE(s == NULL, "create returned %s but did not set *out to NULL", fb_status_name(st));
     REQUIRE(terminated(message, sizeof message) && message[0],
-            "create returned %s without a NUL-terminated sentence in the message buffer", status_name(st));
-    pass(r, "create refused with %s: %s", status_name(st), message);
+            "create returned %s without a NUL-terminated sentence in the message buffer", fb_status_name(st));
+    pass(r, "create refused with %s: %s", fb_status_name(st), message);
 out:;
 }
 
@@ -600,7 +575,7 @@ static void check_create_destroy(const conf *c, const conf_model *m, check_resul
         int32_t next;
         int bad = st != FB_OK || prefill_checked(c, s, m, 0, 2, FB_LOGITS_LAST, &b, &a, &next, r);
         c->api->destroy(s);
-        REQUIRE(st == FB_OK, "memory() on session %d returned %s", i + 1, status_name(st));
+        REQUIRE(st == FB_OK, "memory() on session %d returned %s", i + 1, fb_status_name(st));
         if (bad) goto out;
         if (i == 0) {
             first_host = mem.host_bytes, first_device = mem.device_bytes;
@@ -618,11 +593,12 @@ static void check_create_destroy(const conf *c, const conf_model *m, check_resul
     REQUIRE(threads_after_last <= threads_after_first,
             "%d threads after session 2 was destroyed, %d after session %d: destroy() leaves threads running",
             threads_after_first, threads_after_last, CREATE_CYCLES);
-    if (strcmp(FB_BUILD_FLAVOUR, "sanitizer") == 0) {
-        /* AddressSanitizer keeps freed memory in quarantine: RSS says nothing;
-         * its leak report at exit says it instead. */
-        pass(r, "%d sessions created, used and destroyed; threads stable (RSS not checked under AddressSanitizer)",
-             CREATE_CYCLES);
+    if (strcmp(FB_BUILD_FLAVOUR, "sanitizer") == 0 || c->no_rss_check) {
+        /* A sanitizer's allocator keeps freed memory (ASan's quarantine,
+         * TSan's shadow): RSS says nothing; its leak report at exit says it
+         * instead. */
+        pass(r, "%d sessions created, used and destroyed; threads stable (RSS not checked: %s)", CREATE_CYCLES,
+             c->no_rss_check ? "--no-rss-check" : "fairbench built with AddressSanitizer");
     } else {
         long growth = rss_after_last - rss_after_first;
         long allowed = (long)(3 * session_bytes) > (1L << 20) ? (long)(3 * session_bytes) : (1L << 20);
@@ -643,14 +619,14 @@ static void check_unsupported_precision(const conf *c, const conf_model *m, chec
     size_t used = 0;
     for (int p = 0; p <= 4; p++) {
         bool defined = p <= FB_PRECISION_NATIVE;
-        if (defined && (c->caps & precision_cap((fb_precision)p))) continue;
+        if (defined && (c->caps & fb_precision_cap((fb_precision)p))) continue;
         fb_settings settings = settings_for(c, 0);
         settings.weight_precision = (fb_precision)(defined ? p : 7);
         fb_session *s = SENTINEL_SESSION;
         char message[512];
         memset(message, 0x5A, sizeof message);
         char what[64];
-        if (defined) snprintf(what, sizeof what, "%s (not in its capabilities)", precision_name((fb_precision)p));
+        if (defined) snprintf(what, sizeof what, "%s (not in its capabilities)", fb_precision_name((fb_precision)p));
         else snprintf(what, sizeof what, "precision 7 (no such fb_precision)");
         fb_status st = c->api->create(fb_host_services(), &m->view.view, &settings, &s, message, sizeof message);
         if (st == FB_OK) {
@@ -659,13 +635,13 @@ static void check_unsupported_precision(const conf *c, const conf_model *m, chec
             return;
         }
         REQUIRE(defined ? st == FB_ERR_UNSUPPORTED : st == FB_ERR_UNSUPPORTED || st == FB_ERR_INVALID_ARGUMENT,
-                "create with weight precision %s returned %s, not FB_ERR_UNSUPPORTED", what, status_name(st));
+                "create with weight precision %s returned %s, not FB_ERR_UNSUPPORTED", what, fb_status_name(st));
         REQUIRE(s == NULL, "create with weight precision %s failed but did not set *out to NULL", what);
         REQUIRE(terminated(message, sizeof message) && message[0],
                 "create with weight precision %s failed without a NUL-terminated sentence in the message buffer", what);
         if (used < sizeof refused)
             used += (size_t)snprintf(refused + used, sizeof refused - used, "%s%s", used ? ", " : "",
-                                     defined ? precision_name((fb_precision)p) : "precision 7");
+                                     defined ? fb_precision_name((fb_precision)p) : "precision 7");
     }
     pass(r, "refused %s with FB_ERR_UNSUPPORTED and a sentence", refused);
 out:;
@@ -714,7 +690,7 @@ static void check_reset(const conf *c, const conf_model *m, check_result *r) {
     if (!s) return;
     REQUIRE(logits_alloc(&first, m->n_vocab) == 0 && logits_alloc(&again, m->n_vocab) == 0, "out of memory");
     fb_status st = c->api->reset(s);
-    REQUIRE(st == FB_OK, "reset on a fresh session returned %s: %s", status_name(st), c->api->last_error(s));
+    REQUIRE(st == FB_OK, "reset on a fresh session returned %s: %s", fb_status_name(st), c->api->last_error(s));
     agreement a;
     agreement_init(&a, c->precision);
     int32_t next1, next2, ignored;
@@ -722,7 +698,7 @@ static void check_reset(const conf *c, const conf_model *m, check_result *r) {
     for (int pos = 6; pos < 10; pos++)
         if (decode_checked(c, s, m, pos, false, &again, &a, &ignored, r)) goto out;
     st = c->api->reset(s);
-    REQUIRE(st == FB_OK, "reset returned %s: %s", status_name(st), c->api->last_error(s));
+    REQUIRE(st == FB_OK, "reset returned %s: %s", fb_status_name(st), c->api->last_error(s));
     if (prefill_checked(c, s, m, 0, 6, FB_LOGITS_LAST, &again, &a, &next2, r)) {
         char why[sizeof r->text];
         snprintf(why, sizeof why, "%s", r->text);
@@ -740,9 +716,9 @@ static void check_reset(const conf *c, const conf_model *m, check_result *r) {
             "reset does not forget the earlier positions", (int)next2, max_diff, (int)next1);
     if (agreement_require(&a, "prefill and decode around a reset", r)) goto out;
     st = c->api->reset(s);
-    REQUIRE(st == FB_OK, "a second reset returned %s", status_name(st));
+    REQUIRE(st == FB_OK, "a second reset returned %s", fb_status_name(st));
     st = c->api->reset(s);
-    REQUIRE(st == FB_OK, "reset twice in a row returned %s", status_name(st));
+    REQUIRE(st == FB_OK, "reset twice in a row returned %s", fb_status_name(st));
     pass(r, "the same prompt after reset gives the same next token and logits within %.2g (%s)", max_diff,
          max_diff == 0 ? "bit for bit" : "rounding");
 out:
@@ -764,7 +740,7 @@ static void check_prefill_lengths(const conf *c, const conf_model *m, check_resu
     agreement_init(&a, c->precision);
     for (uint32_t len = 1; len <= max_len; len++) {
         fb_status st = c->api->reset(s);
-        REQUIRE(st == FB_OK, "reset returned %s", status_name(st));
+        REQUIRE(st == FB_OK, "reset returned %s", fb_status_name(st));
         if (prefill_checked(c, s, m, 0, len, FB_LOGITS_LAST, &b, &a, &nexts[len], r)) goto out;
     }
     REQUIRE(c->api->reset(s) == FB_OK, "reset failed");
@@ -863,7 +839,11 @@ static void check_context_end(const conf *c, const conf_model *m, check_result *
     int32_t next;
     char what[128];
     if (prefill_checked(c, s, m, 0, C - 2, FB_LOGITS_LAST, &b, &a, NULL, r)) goto out;
-    fb_status st = c->api->prefill(s, m->tokens + C - 2, 3, FB_LOGITS_LAST, b.data, &next);
+    /* Three ids of its own, so the array is valid for all n_tokens even when
+     * C is the model's whole context (a plugin may read every id before it
+     * looks at the context: that is its choice, not a host overflow). */
+    int32_t three[3] = {m->tokens[C - 2], m->tokens[C - 1], m->tokens[0]};
+    fb_status st = c->api->prefill(s, three, 3, FB_LOGITS_LAST, b.data, &next);
     snprintf(what, sizeof what, "prefill of 3 tokens at position %u of a %u-position context", C - 2, C);
     if (expect_refusal(c, s, st, FB_ERR_CONTEXT_FULL, what, r)) goto out;
     if (decode_checked(c, s, m, (int)C - 2, true, &b, &a, NULL, r) ||
@@ -881,7 +861,7 @@ static void check_context_end(const conf *c, const conf_model *m, check_result *
     if (expect_refusal(c, s, st, FB_ERR_CONTEXT_FULL, what, r)) goto out;
     if (agreement_require(&a, "up to the context end", r)) goto out;
     st = c->api->reset(s);
-    REQUIRE(st == FB_OK, "reset after a full context returned %s", status_name(st));
+    REQUIRE(st == FB_OK, "reset after a full context returned %s", fb_status_name(st));
     if (prefill_checked(c, s, m, 0, 1, FB_LOGITS_LAST, &b, &a, NULL, r)) goto out;
     if (agreement_require(&a, "after reset from a full context", r)) goto out;
     pass(r, "positions up to %u (max_context %u) agree; prefill and decode past it are FB_ERR_CONTEXT_FULL and change "
@@ -937,7 +917,7 @@ static int effective_after_decoding(const conf *c, const conf_model *m, const fb
     buf.eff.struct_size = sizeof buf.eff;
     memset(buf.eff.options, 0, sizeof buf.eff.options); /* as the host hands it (plugin.h) */
     fb_status st = c->api->effective_settings(s, &buf.eff);
-    REQUIRE(st == FB_OK, "effective_settings returned %s: %s", status_name(st), c->api->last_error(s));
+    REQUIRE(st == FB_OK, "effective_settings returned %s: %s", fb_status_name(st), c->api->last_error(s));
     for (size_t i = sizeof buf.eff; i < sizeof buf.bytes; i++)
         REQUIRE(buf.bytes[i] == 0x5A, "effective_settings wrote past the %zu bytes of out->struct_size", sizeof buf.eff);
     *eff = buf.eff;
@@ -957,9 +937,9 @@ static void check_effective_settings(const conf *c, const conf_model *m, check_r
     agreement_init(&a, c->precision);
     if (effective_after_decoding(c, m, &settings, &e, &a, r)) return;
     REQUIRE(e.weight_precision == c->precision, "reports weight precision %s (%d); %s was asked and accepted",
-            precision_name(e.weight_precision), (int)e.weight_precision, precision_name(c->precision));
+            fb_precision_name(e.weight_precision), (int)e.weight_precision, fb_precision_name(c->precision));
     REQUIRE(e.accumulate_precision == FB_PRECISION_F32, "reports accumulate precision %s; f32 was asked and accepted",
-            precision_name(e.accumulate_precision));
+            fb_precision_name(e.accumulate_precision));
     REQUIRE(e.jit == 0 || e.jit == 1, "reports jit = %d (0 or 1)", (int)e.jit);
     REQUIRE(e.graphs == 0 || e.graphs == 1, "reports graphs = %d (0 or 1)", (int)e.graphs);
     REQUIRE(!e.jit || (c->caps & FB_CAP_JIT), "reports jit = 1 but its capabilities lack FB_CAP_JIT");
@@ -972,11 +952,13 @@ static void check_effective_settings(const conf *c, const conf_model *m, check_r
     REQUIRE(!(c->caps & FB_CAP_THREADS) || c->threads <= 0 || e.threads == c->threads,
             "claims FB_CAP_THREADS but reports %d threads; %d were asked", (int)e.threads, c->threads);
     REQUIRE(terminated(e.device, sizeof e.device) && e.device[0], "device[] is empty or not NUL-terminated");
+    const char *bad_device = device_format_error(e.device, c->caps);
+    REQUIRE(!bad_device, "device '%s' does not follow plugin.h's format: %s", e.device, bad_device);
     REQUIRE(terminated(e.notes, sizeof e.notes), "notes[] is not NUL-terminated");
     REQUIRE(terminated(e.options, sizeof e.options), "options[] (ABI 1.1) is not NUL-terminated");
     if (agreement_require(&a, "decoding with JIT and graphs allowed", r)) return;
     pass(r, "weights %s, accumulate %s, jit %d, graphs %d, threads %d, cache %d, device '%s'",
-         precision_name(e.weight_precision), precision_name(e.accumulate_precision), (int)e.jit, (int)e.graphs,
+         fb_precision_name(e.weight_precision), fb_precision_name(e.accumulate_precision), (int)e.jit, (int)e.graphs,
          (int)e.threads, (int)e.kernel_cache_hit, e.device);
 out:;
 }
@@ -997,7 +979,7 @@ static void check_options(const conf *c, const conf_model *m, check_result *r) {
     fb_status st = p->check_option(fb_host_services(), bogus, "1", message, sizeof message);
     REQUIRE(st == FB_ERR_INVALID_ARGUMENT || st == FB_ERR_UNSUPPORTED,
             "check_option(\"%s\", \"1\") returned %s; an unknown key must be FB_ERR_INVALID_ARGUMENT", bogus,
-            status_name(st));
+            fb_status_name(st));
     REQUIRE(terminated(message, sizeof message) && message[0], "check_option refused '%s' without a sentence", bogus);
     char said[200];
     snprintf(said, sizeof said, "%.190s", message);
@@ -1035,7 +1017,7 @@ static void check_no_jit_no_graphs(const conf *c, const conf_model *m, check_res
             REQUIRE(st == FB_ERR_UNSUPPORTED && s == NULL && message[0],
                     "create with allow_jit = 0 returned %s with '%s': a backend that cannot run without JIT must "
                     "refuse with FB_ERR_UNSUPPORTED, no session and a sentence",
-                    status_name(st), message);
+                    fb_status_name(st), message);
             snprintf(refusal, sizeof refusal, "refuses allow_jit = 0 (%.100s); ", message);
             settings.allow_jit = 1;
         }
@@ -1047,7 +1029,7 @@ static void check_no_jit_no_graphs(const conf *c, const conf_model *m, check_res
     REQUIRE(settings.allow_jit || e.jit == 0, "reports jit = %d although allow_jit = 0", (int)e.jit);
     REQUIRE(e.graphs == 0, "reports graphs = %d although allow_graphs = 0", (int)e.graphs);
     REQUIRE(e.weight_precision == c->precision, "reports weight precision %s; %s was asked",
-            precision_name(e.weight_precision), precision_name(c->precision));
+            fb_precision_name(e.weight_precision), fb_precision_name(c->precision));
     if (agreement_require(&a, "decoding with JIT and graphs forbidden", r)) return;
     char summary[200];
     agreement_text(&a, summary, sizeof summary);
@@ -1070,7 +1052,7 @@ static void check_memory(const conf *c, const conf_model *m, check_result *r) {
     memset(&before, 0x5A, sizeof before);
     before.mem.struct_size = sizeof before.mem;
     fb_status st = c->api->memory(s, &before.mem);
-    REQUIRE(st == FB_OK, "memory() returned %s: %s", status_name(st), c->api->last_error(s));
+    REQUIRE(st == FB_OK, "memory() returned %s: %s", fb_status_name(st), c->api->last_error(s));
     for (size_t i = sizeof before.mem; i < sizeof before.bytes; i++)
         REQUIRE(before.bytes[i] == 0x5A, "memory() wrote past the %zu bytes of out->struct_size", sizeof before.mem);
     agreement a;
@@ -1081,7 +1063,7 @@ static void check_memory(const conf *c, const conf_model *m, check_result *r) {
     memset(&after, 0x5A, sizeof after);
     after.mem.struct_size = sizeof after.mem;
     st = c->api->memory(s, &after.mem);
-    REQUIRE(st == FB_OK, "memory() after decoding returned %s", status_name(st));
+    REQUIRE(st == FB_OK, "memory() after decoding returned %s", fb_status_name(st));
     const fb_memory_stats *m0 = &before.mem, *m1 = &after.mem;
     REQUIRE(m0->device_peak_bytes >= m0->device_bytes && m1->device_peak_bytes >= m1->device_bytes,
             "device_peak_bytes is below device_bytes (%llu < %llu)", (unsigned long long)m1->device_peak_bytes,
@@ -1094,6 +1076,114 @@ static void check_memory(const conf *c, const conf_model *m, check_result *r) {
                                                    "session holding a model");
     pass(r, "host %.2f MB, device %.2f MB (peak %.2f MB)", m1->host_bytes / 1048576.0, m1->device_bytes / 1048576.0,
          m1->device_peak_bytes / 1048576.0);
+out:
+    free(b.data);
+    c->api->destroy(s);
+}
+
+/* The CPUs this process may run on: what threads = 0 resolves to. */
+static int affinity_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* create() that must fail with `want`, no session and a sentence. */
+static int expect_create_refusal(const conf *c, const conf_model *m, const fb_settings *settings, fb_status want,
+                                 const char *what, check_result *r) {
+    fb_session *s = SENTINEL_SESSION;
+    char message[512];
+    memset(message, 0x5A, sizeof message);
+    fb_status st = c->api->create(fb_host_services(), &m->view.view, settings, &s, message, sizeof message);
+    if (st == FB_OK) {
+        if (s && s != SENTINEL_SESSION) c->api->destroy(s);
+        failf(r, "create with %s returned FB_OK; it must be refused with %s", what, fb_status_name(want));
+        return -1;
+    }
+    if (st != want || s != NULL || !terminated(message, sizeof message) || !message[0]) {
+        failf(r, "create with %s returned %s%s%s; the convention is %s, *out = NULL and a sentence", what,
+              fb_status_name(st), s != NULL ? " without setting *out to NULL" : "",
+              terminated(message, sizeof message) && message[0] ? "" : " without a sentence", fb_status_name(want));
+        return -1;
+    }
+    return 0;
+}
+
+/* The conventions plugin.h decides, one after the other on one session
+ * whose max_context is above the model's n_ctx (so the context is n_ctx):
+ * a NULL next_token is FB_ERR_INVALID_ARGUMENT; reserved prefill flag bits
+ * are ignored; last_error stays a valid string after a success; a call
+ * wrong twice (a full context and an invalid id) is FB_ERR_CONTEXT_FULL;
+ * negative threads are FB_ERR_INVALID_ARGUMENT at create (FB_CAP_THREADS);
+ * threads = 0 reports the CPUs of the affinity mask; a CPU-only backend
+ * ignores device_index. */
+static void check_conventions(const conf *c, const conf_model *m, check_result *r) {
+    bool cpu_only = (c->caps & FB_CAP_CPU) && !(c->caps & FB_CAP_GPU);
+    fb_settings settings = settings_for(c, m->n_ctx + 16);
+    if (cpu_only) settings.device_index = 3;
+    logits_buf b = {0};
+    char done[400] = "";
+    fb_session *s = open_session(c, m, &settings, r);
+    if (!s) {
+        char why[sizeof r->text];
+        snprintf(why, sizeof why, "%s", r->text);
+        failf(r, "max_context %u (above n_ctx %u)%s: %s", m->n_ctx + 16, m->n_ctx,
+              cpu_only ? ", device_index 3 on a CPU backend" : "", why);
+        return;
+    }
+    REQUIRE(logits_alloc(&b, (size_t)2 * m->n_vocab) == 0, "out of memory");
+    fb_status st = c->api->prefill(s, m->tokens, 1, FB_LOGITS_NONE, NULL, NULL);
+    if (expect_refusal(c, s, st, FB_ERR_INVALID_ARGUMENT, "prefill with next_token = NULL", r)) goto out;
+    st = c->api->decode(s, m->tokens[0], NULL, NULL);
+    if (expect_refusal(c, s, st, FB_ERR_INVALID_ARGUMENT, "decode with next_token = NULL", r)) goto out;
+    // Reserved flag bits are ignored: FB_LOGITS_LAST | 0x100 is FB_LOGITS_LAST. The refusals changed nothing.
+    agreement a;
+    agreement_init(&a, c->precision);
+    logits_poison(&b);
+    int32_t next = -1;
+    st = c->api->prefill(s, m->tokens, 2, FB_LOGITS_LAST | 0x100u, b.data, &next);
+    REQUIRE(st == FB_OK, "prefill of 2 tokens with flags FB_LOGITS_LAST | 0x100 (a reserved bit, to be ignored) "
+            "returned %s: %s", fb_status_name(st), c->api->last_error(s));
+    if (check_output(m, &b, 1, 1, next, &a, "prefill with a reserved flag bit", r)) goto out;
+    if (agreement_require(&a, "prefill with a reserved flag bit, after two refused calls", r)) goto out;
+    const char *e = c->api->last_error(s);
+    REQUIRE(e != NULL, "last_error() returned NULL after a successful call (it returns a string, \"\" if none)");
+    REQUIRE(strlen(e) < 4096, "last_error() after a success is not a string");
+    // Up to the model's context (max_context was above it), then a call wrong twice.
+    st = c->api->prefill(s, m->tokens + 2, m->n_ctx - 2, FB_LOGITS_NONE, NULL, &next);
+    REQUIRE(st == FB_OK, "prefill to position %u of a session with max_context %u returned %s: %s", m->n_ctx - 1,
+            m->n_ctx + 16, fb_status_name(st), c->api->last_error(s));
+    int32_t bad = (int32_t)m->n_vocab;
+    char what[160];
+    snprintf(what, sizeof what, "prefill of [%d] (an invalid id) at position %u, the end of the model's context of %u "
+             "(max_context %u is above it)", (int)bad, m->n_ctx, m->n_ctx, m->n_ctx + 16);
+    st = c->api->prefill(s, &bad, 1, FB_LOGITS_NONE, NULL, &next);
+    if (expect_refusal(c, s, st, FB_ERR_CONTEXT_FULL, what, r)) goto out;
+    snprintf(what, sizeof what, "decode at position %u (the model's context; max_context %u is above it)", m->n_ctx,
+             m->n_ctx + 16);
+    st = c->api->decode(s, m->tokens[0], NULL, &next);
+    if (expect_refusal(c, s, st, FB_ERR_CONTEXT_FULL, what, r)) goto out;
+    snprintf(done, sizeof done, "NULL next_token refused; flag 0x100 ignored; max_context above n_ctx gives n_ctx; "
+             "full context wins over an invalid id%s", cpu_only ? "; device_index 3 ignored" : "");
+    c->api->destroy(s);
+    s = NULL;
+    if (c->caps & FB_CAP_THREADS) {
+        fb_settings neg = settings_for(c, 0);
+        neg.threads = -1;
+        if (expect_create_refusal(c, m, &neg, FB_ERR_INVALID_ARGUMENT, "threads = -1", r)) goto out;
+        fb_settings all = settings_for(c, 0);
+        all.threads = 0;
+        fb_effective_settings eff;
+        agreement_init(&a, c->precision);
+        if (effective_after_decoding(c, m, &all, &eff, &a, r)) goto out;
+        int cpus = affinity_cpus();
+        REQUIRE(eff.threads == cpus, "with threads = 0 it reports %d threads; 0 means the %d CPUs of the process's "
+                "affinity mask, and effective settings report that resolved count", (int)eff.threads, cpus);
+        size_t n = strlen(done);
+        snprintf(done + n, sizeof done - n, "; threads -1 refused, 0 ran %d (the affinity mask)", cpus);
+    }
+    pass(r, "%s", done);
 out:
     free(b.data);
     c->api->destroy(s);
@@ -1145,6 +1235,8 @@ static const check_def SESSION_CHECKS[] = {
     {"memory", check_memory, MODEL_TINY, "memory(): peak >= current, non-zero, within its struct"},
     {"options", check_options, MODEL_TINY,
      "ABI 1.1: check_option refuses an unknown key with a sentence; options[] well formed"},
+    {"conventions", check_conventions, MODEL_TINY,
+     "NULL next_token, reserved flag bits, wrong twice, max_context > n_ctx, threads -1 and 0, device_index"},
 };
 #define N_SESSION_CHECKS (sizeof SESSION_CHECKS / sizeof SESSION_CHECKS[0])
 
@@ -1282,6 +1374,22 @@ static uint32_t xorshift32(uint32_t *state) {
     return *state = x;
 }
 
+/* RoPE factors for the gqa model's 8 rotated pairs. Llama-3's own factors
+ * only slow the slowest pairs down, which a 48-position context barely
+ * sees; these speed some pairs up and slow others, so a backend that
+ * ignores them (or reads them for the wrong pair) moves the logits far past
+ * every precision's bar. */
+static const float GQA_ROPE_FACTORS[8] = {1.0f, 0.25f, 4.0f, 0.1f, 0.05f, 20.0f, 0.02f, 0.5f};
+
+/* The two models, shaped so that a wrong guess about the forward pass
+ * changes the answer (docs/forward-pass.md):
+ *   tiny (F32): 6 query heads on 2 KV heads (h / 3 and h % 2 differ for
+ *     heads 1..4), head_dim 12 with n_rot 8 (4 dimensions per head are not
+ *     rotated), width 72 and ff 200 (not multiples of 16), rms_eps 1e-3
+ *     (about the mean square of the embeddings, so where eps sits matters);
+ *   gqa (Q8_0): 8 query heads on 2 KV heads (group 4), head_dim 20 with
+ *     n_rot 16, width 160 and ff 352 (multiples of Q8_0's block of 32, not
+ *     of 64), tied output, rope_freqs that move the top-1 token. */
 static int write_models(conf *c, fb_error *err) {
     for (int i = 0; i < N_MODELS; i++) {
         conf_model *m = &c->models[i];
@@ -1290,13 +1398,14 @@ static int write_models(conf *c, fb_error *err) {
         spec.n_threads = 1;
         if (i == MODEL_TINY) {
             m->label = "tiny";
-            spec.n_ctx = 64;
+            spec.n_embd = 72, spec.n_layer = 2, spec.n_head = 6, spec.n_head_kv = 2, spec.n_ff = 200, spec.n_rot = 8;
+            spec.n_vocab = 512, spec.n_ctx = 64, spec.rms_eps = 1e-3f;
             spec.seed = 1;
             snprintf(spec.preset, sizeof spec.preset, "conformance-tiny");
         } else {
             m->label = "gqa";
-            spec.n_embd = 128, spec.n_layer = 3, spec.n_head = 4, spec.n_head_kv = 1, spec.n_ff = 320;
-            spec.n_vocab = 384, spec.n_ctx = 48, spec.tied_output = true, spec.llama3_rope = true;
+            spec.n_embd = 160, spec.n_layer = 3, spec.n_head = 8, spec.n_head_kv = 2, spec.n_ff = 352, spec.n_rot = 16;
+            spec.n_vocab = 384, spec.n_ctx = 48, spec.tied_output = true, spec.rope_freqs = GQA_ROPE_FACTORS;
             spec.type = 8; /* Q8_0 */
             spec.seed = 2;
             snprintf(spec.preset, sizeof spec.preset, "conformance-gqa");
@@ -1309,10 +1418,10 @@ static int write_models(conf *c, fb_error *err) {
         m->n_ctx = v->n_ctx;
         m->n_vocab = v->n_vocab;
         snprintf(m->shape, sizeof m->shape,
-                 "%u layers, width %u, %u heads / %u KV, ff %u, vocab %u, context %u, %s, %s output%s", v->n_layer,
-                 v->n_embd, v->n_head, v->n_head_kv, v->n_ff, v->n_vocab, v->n_ctx,
-                 fb_host_services()->type_name(v->layers[0].attn_q.type), v->tied_output ? "tied" : "separate",
-                 v->rope_freqs ? ", Llama-3 RoPE factors" : "");
+                 "%u layers, width %u, %u heads / %u KV of %u (%u rotated), ff %u, vocab %u, context %u, eps %g, %s, "
+                 "%s output%s", v->n_layer, v->n_embd, v->n_head, v->n_head_kv, v->head_dim, v->n_rot, v->n_ff,
+                 v->n_vocab, v->n_ctx, (double)v->rms_eps, fb_host_services()->type_name(v->layers[0].attn_q.type),
+                 v->tied_output ? "tied" : "separate", v->rope_freqs ? ", RoPE factors" : "");
         m->tokens = malloc(m->n_ctx * sizeof *m->tokens);
         m->ref_bytes = (size_t)m->n_ctx * m->n_vocab * sizeof(float);
         void *ref = mmap(NULL, m->ref_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1407,11 +1516,13 @@ void fb_conformance_usage(FILE *out) {
     fprintf(out,
             "usage: fairbench conformance PLUGIN.so [--backend NAME] [--precision f32|f16|bf16|native]\n"
             "                             [--threads N] [--timeout SECONDS] [--plugin-dir DIR]... [--keep]\n"
+            "                             [--no-rss-check]\n"
             "\n"
             "Runs one backend plugin through the plugin ABI's contract on two synthetic models\n"
-            "(tiny: the synth preset with a 64-position context; gqa: 1 KV head for 4 query\n"
-            "heads, Q8_0, tied output, Llama-3 RoPE factors, 48 positions), comparing its\n"
-            "logits with cpu_ref's at f32 (found in the plugin folders like any backend).\n"
+            "(tiny: F32, 6 query heads on 2 KV heads, head_dim 12 with 8 rotated, width 72,\n"
+            "64 positions; gqa: Q8_0, 8 query heads on 2 KV heads, head_dim 20 with 16 rotated,\n"
+            "tied output, RoPE factors, 48 positions), comparing its logits with cpu_ref's\n"
+            "at f32 (found in the plugin folders like any backend).\n"
             "Each check runs in a process of its own, so a crash is a FAIL naming the signal\n"
             "and a hang is killed after --timeout seconds (default 120). Every check prints\n"
             "one line: PASS name: what was seen, FAIL name: why, or SKIP name: why. A check\n"
@@ -1430,6 +1541,10 @@ void fb_conformance_usage(FILE *out) {
             "  --timeout S       the longest one check may take (default 120)\n"
             "  --plugin-dir DIR  a folder searched for cpu_ref before the usual ones\n"
             "  --keep            keep the folder with the synthetic models\n"
+            "  --no-rss-check    for a plugin built with ASan or TSan (its runtime preloaded):\n"
+            "                    create_destroy does not hold resident memory against it (the\n"
+            "                    sanitizer's allocator keeps freed memory) and says so; its\n"
+            "                    leak report at exit still fails the check (PLUGINS.md)\n"
             "\n"
             "checks, in order:\n");
     const check_def *all[] = {&LOAD, &PROBE, &CREATE_UNAVAILABLE};
@@ -1442,17 +1557,6 @@ void fb_conformance_usage(FILE *out) {
             "could not be set up (no cpu_ref, the plugin does not claim --precision);\n"
             "77 the plugin's probe says its hardware is not here: the checks that need it\n"
             "were skipped and none of the others failed (not a pass)\n");
-}
-
-static int parse_precision(const char *s, fb_precision *out) {
-    static const struct { const char *name; fb_precision p; } names[] = {
-        {"f32", FB_PRECISION_F32}, {"f16", FB_PRECISION_F16}, {"bf16", FB_PRECISION_BF16}, {"native", FB_PRECISION_NATIVE}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(s, names[i].name) == 0) {
-            *out = names[i].p;
-            return 0;
-        }
-    return -1;
 }
 
 static void remove_tmpdir(conf *c, bool keep) {
@@ -1490,19 +1594,20 @@ int fb_cmd_conformance(int argc, char **argv) {
     c.threads = 2;
     c.timeout_s = 120;
     bool keep = false;
-    enum { O_PRECISION = 256, O_THREADS, O_TIMEOUT, O_PLUGIN_DIR, O_KEEP, O_BACKEND };
+    enum { O_PRECISION = 256, O_THREADS, O_TIMEOUT, O_PLUGIN_DIR, O_KEEP, O_BACKEND, O_NO_RSS };
     static const struct option longopts[] = {
         {"backend", required_argument, NULL, O_BACKEND},
         {"precision", required_argument, NULL, O_PRECISION}, {"threads", required_argument, NULL, O_THREADS},
         {"timeout", required_argument, NULL, O_TIMEOUT},     {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
         {"keep", no_argument, NULL, O_KEEP},                 {"help", no_argument, NULL, 'h'},
+        {"no-rss-check", no_argument, NULL, O_NO_RSS},
         {0}};
     int opt;
     char *end;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case O_PRECISION:
-            if (parse_precision(optarg, &c.precision)) {
+            if (fb_precision_parse(optarg, &c.precision)) {
                 fprintf(stderr, "fairbench conformance: --precision must be f32, f16, bf16 or native, not '%s'\n", optarg);
                 return EXIT_USAGE;
             }
@@ -1532,6 +1637,7 @@ int fb_cmd_conformance(int argc, char **argv) {
             break;
         case O_KEEP: keep = true; break;
         case O_BACKEND: c.backend_name = optarg; break;
+        case O_NO_RSS: c.no_rss_check = true; break;
         case 'h': fb_conformance_usage(stdout); return EXIT_OK;
         default: return EXIT_USAGE;
         }
@@ -1569,8 +1675,9 @@ int fb_cmd_conformance(int argc, char **argv) {
     printf("fairbench conformance: %s\n", c.plugin_path);
     printf("reference: %s\n", reference);
     for (int i = 0; i < N_MODELS; i++) printf("model %s: %s\n", c.models[i].label, c.models[i].shape);
-    printf("settings: weights %s, accumulate f32, threads %d, time-out %g s per check%s%s\n", precision_name(c.precision),
-           c.threads, c.timeout_s, keep ? "; models kept in " : "", keep ? c.tmpdir : "");
+    printf("settings: weights %s, accumulate f32, threads %d, time-out %g s per check%s%s%s\n",
+           fb_precision_name(c.precision), c.threads, c.timeout_s, c.no_rss_check ? "; resident memory not checked" : "",
+           keep ? "; models kept in " : "", keep ? c.tmpdir : "");
 
     tally t = {0};
     check_result r;
@@ -1583,11 +1690,11 @@ int fb_cmd_conformance(int argc, char **argv) {
         goto done;
     }
     c.caps = r.caps;
-    if (!(c.caps & precision_cap(c.precision))) {
+    if (!(c.caps & fb_precision_cap(c.precision))) {
         char caps[128];
-        format_caps(c.caps, caps, sizeof caps);
+        fb_caps_format(c.caps, caps, sizeof caps);
         fprintf(stderr, "fairbench conformance: %s does not claim weight precision %s (capabilities: %s); choose one "
-                        "it claims with --precision\n", r.name, precision_name(c.precision), caps);
+                        "it claims with --precision\n", r.name, fb_precision_name(c.precision), caps);
         rc = EXIT_USAGE;
         goto done;
     }

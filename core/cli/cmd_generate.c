@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "abi_names.h"
 #include "backends.h"
 #include "model.h"
 #include "plugin_host.h"
@@ -25,17 +26,6 @@ static double now_seconds(void) {
 
 // ----------------------------------------------------------------------------
 // fairbench generate
-
-static int parse_precision(const char *s, fb_precision *out) {
-    static const struct { const char *name; fb_precision p; } names[] = {
-        {"f32", FB_PRECISION_F32}, {"f16", FB_PRECISION_F16}, {"bf16", FB_PRECISION_BF16}, {"native", FB_PRECISION_NATIVE}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(s, names[i].name) == 0) {
-            *out = names[i].p;
-            return 0;
-        }
-    return -1;
-}
 
 /* "1,2,3" -> ids; -1 on a malformed list. */
 static int parse_ids(const char *s, int32_t **ids, size_t *n) {
@@ -157,7 +147,7 @@ int fb_cmd_generate(int argc, char **argv) {
         case O_IDS: ids_text = optarg; break;
         case O_BACKEND: backend_name = optarg; break;
         case O_PRECISION:
-            if (parse_precision(optarg, &precision)) {
+            if (fb_precision_parse(optarg, &precision)) {
                 fprintf(stderr, "fairbench generate: --precision must be f32, f16, bf16 or native, not '%s'\n", optarg);
                 return EXIT_USAGE;
             }

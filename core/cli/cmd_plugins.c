@@ -10,23 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "abi_names.h"
 #include "backends.h"
 #include "model.h"
 #include "plugin_host.h"
 #include "tokenizer.h"
-
-static void format_caps(uint32_t caps, char *buf, size_t size) {
-    static const struct { uint32_t bit; const char *name; } names[] = {
-        {FB_CAP_CPU, "cpu"}, {FB_CAP_GPU, "gpu"}, {FB_CAP_PRECISION_F32, "f32"}, {FB_CAP_PRECISION_F16, "f16"},
-        {FB_CAP_PRECISION_BF16, "bf16"}, {FB_CAP_PRECISION_NATIVE, "native"}, {FB_CAP_JIT, "jit"},
-        {FB_CAP_GRAPHS, "graphs"}, {FB_CAP_THREADS, "threads"}, {FB_CAP_COPY_PROBE, "copy-probe"},
-    };
-    size_t n = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if ((caps & names[i].bit) && n < size)
-            n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? "," : "", names[i].name);
-}
 
 // ----------------------------------------------------------------------------
 // fairbench plugins
@@ -78,7 +66,7 @@ int fb_cmd_plugins(int argc, char **argv) {
         }
         n_usable++;
         char caps[128], abi[16];
-        format_caps(b->api->capabilities, caps, sizeof caps);
+        fb_caps_format(b->api->capabilities, caps, sizeof caps);
         snprintf(abi, sizeof abi, "%u.%u", b->api->abi_major, b->api->abi_minor);
         fb_probe_result probe = {.struct_size = sizeof probe};
         fb_status st = b->api->probe(fb_host_services(), &probe);

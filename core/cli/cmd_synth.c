@@ -15,12 +15,13 @@
 
 void fb_synth_usage(FILE *out) {
     fprintf(out,
-            "usage: fairbench synth -o FILE.gguf [--preset NAME] [--type TYPE] [--seed N] [--threads N]\n"
+            "usage: fairbench synth -o FILE.gguf [--preset NAME] [--type TYPE | --mix MIX] [--seed N] [--threads N]\n"
             "                       [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ff N] [--vocab N]\n"
             "                       [--ctx N] [--tied | --untied] [--llama3-rope]\n"
             "write a LLaMA GGUF with seeded random weights of realistic scale and a working\n"
             "byte-level BPE tokenizer; presets: %s (default tiny);\n"
-            "types: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K; the dimension options\n"
+            "types: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K; mixes (types per tensor as\n"
+            "llama.cpp's quantizer lays them out): q4_k_m q5_k_m; the dimension options\n"
             "change the preset's shape; --llama3-rope adds Llama-3 RoPE frequency factors\n",
             fb_synth_preset_names());
 }
@@ -37,10 +38,11 @@ static long long parse_count(const char *opt, const char *s, long long max) {
 }
 
 int fb_cmd_synth(int argc, char **argv) {
-    enum { O_DIM = 256, O_LAYERS, O_HEADS, O_KV_HEADS, O_FF, O_VOCAB, O_CTX, O_TIED, O_UNTIED, O_SEED, O_THREADS, O_LLAMA3_ROPE };
+    enum { O_DIM = 256, O_LAYERS, O_HEADS, O_KV_HEADS, O_FF, O_VOCAB, O_CTX, O_TIED, O_UNTIED, O_SEED, O_THREADS, O_LLAMA3_ROPE, O_MIX };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'}, {"preset", required_argument, NULL, 'p'},
         {"type", required_argument, NULL, 't'},   {"seed", required_argument, NULL, O_SEED},
+        {"mix", required_argument, NULL, O_MIX},
         {"threads", required_argument, NULL, O_THREADS},
         {"dim", required_argument, NULL, O_DIM},  {"layers", required_argument, NULL, O_LAYERS},
         {"heads", required_argument, NULL, O_HEADS}, {"kv-heads", required_argument, NULL, O_KV_HEADS},
@@ -77,6 +79,13 @@ int fb_cmd_synth(int argc, char **argv) {
             spec.type = (uint32_t)type;
             break;
         }
+        case O_MIX:
+            if ((spec.mix = fb_synth_mix_from_name(optarg)) < 0) {
+                fprintf(stderr, "fairbench synth: unknown mix '%s' (q4_k_m q5_k_m)\n", optarg);
+                return EXIT_USAGE;
+            }
+            spec.type = spec.mix == FB_SYNTH_MIX_Q5_K_M ? GGUF_TYPE_Q5_K : GGUF_TYPE_Q4_K;
+            break;
         case O_SEED:
             if ((v = parse_count("seed", optarg, INT64_MAX)) < 0) return EXIT_USAGE;
             spec.seed = (uint64_t)v;
@@ -124,7 +133,10 @@ int fb_cmd_synth(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     fprintf(stderr, "fairbench synth: wrote %s (%s, %s, seed %" PRIu64 ") in %.2f s\n", output, spec.preset,
-            quant_type_get(spec.type)->name, spec.seed, seconds);
+            spec.mix == FB_SYNTH_MIX_Q4_K_M   ? "mix Q4_K_M"
+            : spec.mix == FB_SYNTH_MIX_Q5_K_M ? "mix Q5_K_M"
+                                              : quant_type_get(spec.type)->name,
+            spec.seed, seconds);
     if (n_fallback)
         fprintf(stderr, "fairbench synth: %d matrices stored as F16: their row length is not a multiple of %s's "
                         "block of %" PRId32 "\n", n_fallback, quant_type_get(spec.type)->name,

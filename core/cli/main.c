@@ -32,6 +32,11 @@ static const command commands[] = {
     {"conformance", "run one plugin through the ABI contract against cpu_ref", fb_cmd_conformance,
      fb_conformance_usage},
     {"compare", "two JSON reports, backend by backend, with significance", fb_cmd_compare, fb_compare_usage},
+    {"report", "the HTML report (charts, offline) of JSON reports or stored runs", fb_cmd_report, fb_report_usage},
+    {"history", "the results history: list, show, export and tag stored runs", fb_cmd_history, fb_history_usage},
+    {"trend", "a metric across stored runs as an HTML chart; fail on a regression", fb_cmd_trend, fb_trend_usage},
+    {"profile", "the profiling pass only: why each backend's decode step takes its time", fb_cmd_profile,
+     fb_profile_usage},
     {"version", "version, git commit and build flavour", cmd_version, version_usage},
     {"help", "this list, or `fairbench help COMMAND` for one command's usage", cmd_help, help_usage},
 };

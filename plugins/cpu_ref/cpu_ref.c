@@ -6,12 +6,15 @@
  * function per block of the network, and forward() which reads like the
  * paper. The only speed work lives in dot.c (one row dot-product kernel per
  * weight format, picked at run time for the CPU's SIMD level) and in the
- * thread pool that splits each matrix's rows across cores.
+ * thread pool (threadpool.c) that splits each matrix's rows across cores.
  *
  * Precision: weights are held as the profile asks (f32, f16, bf16, or the
  * file's own block formats decoded on the fly); every product is accumulated
  * in f32; activations, norms and the KV cache are f32.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -21,10 +24,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dot.h"
+#include "bf16.h"
+#include "blocks.h"
 #include "fairbench/plugin.h"
+#include "threadpool.h"
 
 #define CPU_REF_VERSION "1.0.0"
 
@@ -97,142 +104,6 @@ typedef struct RunState {
 } RunState;
 
 // ----------------------------------------------------------------------------
-// A small thread pool: the calling thread and n-1 workers run one parallel
-// job at a time. Workers spin briefly on a generation counter before
-// sleeping, since decode dispatches a job every few microseconds. Jobs share
-// their work out in chunks (next_chunk), and the caller does not wait for
-// workers that have not started: it closes the job when no work is left and
-// waits only for workers still inside it. On a machine whose other cores are
-// busy, a late worker then costs nothing (a version that waited for every
-// worker took 7 ms instead of 0.03 ms per token on the tiny model while a
-// compiler ran on the other core).
-
-typedef void (*job_fn)(void *arg, int thread, int n_threads);
-
-typedef struct ThreadPool {
-    int n_threads;
-    pthread_t *threads;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    atomic_uint generation; // bumped for each job
-    atomic_uint closed;     // the last job whose work is all done
-    atomic_int active;      // workers inside the current job
-    atomic_int sleeping;    // workers blocked on `wake`
-    atomic_bool stop;
-    job_fn fn;
-    void *arg;
-} ThreadPool;
-
-typedef struct WorkerArg {
-    ThreadPool *pool;
-    int index;
-} WorkerArg;
-
-static void *worker_main(void *p) {
-    WorkerArg *wa = p;
-    ThreadPool *pool = wa->pool;
-    int index = wa->index;
-    free(wa);
-    unsigned seen = 0;
-    for (;;) {
-        /* Wait for a new generation: spin first, then sleep. */
-        unsigned gen;
-        int spins = 0;
-        while ((gen = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
-            if (atomic_load(&pool->stop)) return NULL;
-            if (++spins < 20000) {
-#if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
-#endif
-                continue;
-            }
-            pthread_mutex_lock(&pool->lock);
-            atomic_fetch_add(&pool->sleeping, 1);
-            while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop))
-                pthread_cond_wait(&pool->wake, &pool->lock);
-            atomic_fetch_sub(&pool->sleeping, 1);
-            pthread_mutex_unlock(&pool->lock);
-            spins = 0;
-        }
-        seen = gen;
-        if (atomic_load(&pool->stop)) return NULL;
-        /* Enter, then check the job is still open: with the caller's
-         * "close, then count who is inside" (both sequentially consistent),
-         * either we see it closed, or the caller sees us and waits. */
-        atomic_fetch_add(&pool->active, 1);
-        if ((int)(atomic_load(&pool->closed) - gen) < 0) pool->fn(pool->arg, index, pool->n_threads);
-        atomic_fetch_sub(&pool->active, 1);
-    }
-}
-
-static int pool_start(ThreadPool *pool, int n_threads) {
-    memset(pool, 0, sizeof *pool);
-    pool->n_threads = n_threads;
-    pthread_mutex_init(&pool->lock, NULL);
-    pthread_cond_init(&pool->wake, NULL);
-    pool->threads = calloc((size_t)n_threads, sizeof *pool->threads);
-    if (!pool->threads) return -1;
-    for (int i = 1; i < n_threads; i++) {
-        WorkerArg *wa = malloc(sizeof *wa);
-        if (!wa) return -1;
-        *wa = (WorkerArg){pool, i};
-        if (pthread_create(&pool->threads[i], NULL, worker_main, wa) != 0) {
-            free(wa);
-            pool->n_threads = i; /* run with the workers we have */
-            break;
-        }
-    }
-    return 0;
-}
-
-/* Run fn(arg, t, n) for t = 0..n-1, t = 0 on the calling thread; returns
- * when all are done. */
-static void pool_run(ThreadPool *pool, job_fn fn, void *arg) {
-    if (pool->n_threads == 1) {
-        fn(arg, 0, 1);
-        return;
-    }
-    pool->fn = fn;
-    pool->arg = arg;
-    pthread_mutex_lock(&pool->lock);
-    unsigned gen = atomic_fetch_add(&pool->generation, 1) + 1;
-    if (atomic_load(&pool->sleeping) > 0) pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
-    fn(arg, 0, pool->n_threads); /* returns when no chunk is left */
-    atomic_store(&pool->closed, gen);
-    /* Wait for workers still finishing a chunk (they are running, so briefly). */
-    for (int spins = 0; atomic_load(&pool->active) > 0; spins++) {
-        if (spins > 1000) sched_yield();
-#if defined(__x86_64__) || defined(__i386__)
-        else __builtin_ia32_pause();
-#endif
-    }
-}
-
-/* Work sharing: threads take chunks of `chunk` items from a shared counter
- * until none are left, so a thread the OS delays leaves its share to the
- * others instead of holding up the job. Returns the first item, or -1. */
-static int next_chunk(atomic_int *counter, int total, int chunk, int *end) {
-    int begin = atomic_fetch_add_explicit(counter, chunk, memory_order_relaxed);
-    if (begin >= total) return -1;
-    *end = begin + chunk < total ? begin + chunk : total;
-    return begin;
-}
-
-static void pool_stop(ThreadPool *pool) {
-    if (!pool->threads) return;
-    pthread_mutex_lock(&pool->lock);
-    atomic_store(&pool->stop, true);
-    pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
-    for (int i = 1; i < pool->n_threads; i++) pthread_join(pool->threads[i], NULL);
-    free(pool->threads);
-    pthread_mutex_destroy(&pool->lock);
-    pthread_cond_destroy(&pool->wake);
-    pool->threads = NULL;
-}
-
-// ----------------------------------------------------------------------------
 // The session
 
 struct fb_session {
@@ -246,7 +117,27 @@ struct fb_session {
     uint64_t host_bytes;     // everything this session allocated
     char notes[256];
     char error[512];
+    // profiling (ABI 1.1 profile_spans): NULL sink = off, the only cost a branch per op
+    void (*span_sink)(void *data, const char *name, int32_t layer, uint64_t begin_ns, uint64_t end_ns);
+    void *span_data;
+    const char *span_name;   // the span running since span_begin_ns, or NULL
+    int span_layer;
+    uint64_t span_begin_ns;
+    fb_kernel_class classes[5]; // the matmuls' class and bytes per call, for the host's breakdown
 };
+
+/* Profiling: close the running span and open `name` (NULL: open none). Spans
+ * follow each other without gaps, so together they cover the step. */
+static void span_next(fb_session *s, const char *name, int layer) {
+    if (!s->span_sink) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (s->span_name) s->span_sink(s->span_data, s->span_name, s->span_layer, s->span_begin_ns, now);
+    s->span_name = name;
+    s->span_layer = layer;
+    s->span_begin_ns = now;
+}
 
 static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) {
@@ -265,13 +156,6 @@ static void *session_alloc(fb_session *s, size_t bytes) {
 
 // ----------------------------------------------------------------------------
 // Loading: weights converted to the requested precision
-
-static uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays NaN
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);                  // round to nearest even
-}
 
 /* Store tensor t as a Matrix in precision p. */
 static fb_status load_matrix(fb_session *s, const fb_tensor_view *t, fb_precision p, Matrix *m) {
@@ -312,7 +196,7 @@ static fb_status load_matrix(fb_session *s, const fb_tensor_view *t, fb_precisio
         else {
             rc = host->dequantize_row_f32(t->type, src, row, m->cols);
             for (int i = 0; i < m->cols && rc == 0; i++) {
-                uint16_t b = f32_to_bf16(row[i]);
+                uint16_t b = fb_f32_to_bf16(row[i]);
                 memcpy(out + 2 * i, &b, 2);
             }
         }
@@ -410,15 +294,8 @@ static void free_state(RunState *r) {
 }
 
 // ----------------------------------------------------------------------------
-// The blocks of the network
-
-/* o = x / sqrt(mean(x^2) + eps) * weight, for one vector of n */
-static void rmsnorm(float *o, const float *x, const float *weight, int n, float eps) {
-    float ss = 0.0f;
-    for (int j = 0; j < n; j++) ss += x[j] * x[j];
-    float scale = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int j = 0; j < n; j++) o[j] = weight[j] * (scale * x[j]);
-}
+// The blocks of the network (the element-wise ones, rmsnorm, rope, softmax,
+// silu and argmax, are in blocks.h, shared with the CUDA kernels' tests)
 
 /* Y (batch, rows) = X (batch, cols) @ W^T, i.e. y[b][r] = W[r] . x[b].
  * One job per call; rows are split across threads. Each row is read from
@@ -475,32 +352,6 @@ static void matmul2(fb_session *s, const float *x, int batch, const Matrix *w0, 
     pool_run(&s->pool, matmul_worker, &job);
 }
 
-/* RoPE, GGUF llama layout: rotate adjacent pairs (2i, 2i+1) of each head by
- * pos * inv_freq[i], for i < n_rot / 2. vec holds n_heads heads. */
-static void rope(float *vec, int n_heads, int head_dim, int n_rot, int pos, const float *inv_freq) {
-    for (int i = 0; i < n_rot / 2; i++) {
-        double angle = (double)pos * (double)inv_freq[i];
-        float c = (float)cos(angle), sn = (float)sin(angle);
-        for (int h = 0; h < n_heads; h++) {
-            float *v = vec + (size_t)h * head_dim + 2 * i;
-            float v0 = v[0], v1 = v[1];
-            v[0] = v0 * c - v1 * sn;
-            v[1] = v0 * sn + v1 * c;
-        }
-    }
-}
-
-static void softmax(float *x, int n) {
-    float max = x[0];
-    for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int i = 0; i < n; i++) x[i] /= sum;
-}
-
 /* Causal grouped-query attention for `batch` positions starting at pos0,
  * whose keys and values are already in the cache. One job: (position, head)
  * pairs are split across threads. */
@@ -543,20 +394,12 @@ static void attention_worker(void *arg, int thread, int n_threads) {
     }
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
-
 /* Token embedding: row `token` of token_embd, decoded to f32. */
 static void embed(fb_session *s, float *x, int token) {
     const Matrix *e = &s->weights.token_embd;
     s->host->dequantize_row_f32(e->type, e->data + (size_t)token * e->row_bytes, x, e->cols);
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
 
 // ----------------------------------------------------------------------------
 // forward: `batch` tokens at positions pos..pos+batch-1 -> logits of the
@@ -568,18 +411,22 @@ static void forward(fb_session *s, const int32_t *tokens, int batch, bool logits
     RunState *r = &s->state;
     int dim = p->dim, pos0 = s->pos;
 
+    span_next(s, "embed", -1);
     for (int b = 0; b < batch; b++) embed(s, r->x + (size_t)b * dim, tokens[b]);
 
     for (int l = 0; l < p->n_layers; l++) {
         const LayerWeights *lw = &w->layers[l];
 
         // attention rmsnorm
+        span_next(s, "attn_norm", l);
         for (int b = 0; b < batch; b++) rmsnorm(r->xb + (size_t)b * dim, r->x + (size_t)b * dim, lw->attn_norm, dim, p->rms_eps);
 
         // q, k, v = W_q x, W_k x, W_v x
+        span_next(s, "qkv", l);
         matmul3(s, r->xb, batch, &lw->wq, r->q, &lw->wk, r->k, &lw->wv, r->v);
 
         // RoPE on q and k, then k and v into the cache at their positions
+        span_next(s, "rope_kv", l);
         for (int b = 0; b < batch; b++) {
             int pos = pos0 + b;
             rope(r->q + (size_t)b * p->q_dim, p->n_heads, p->head_dim, p->n_rot, pos, w->rope_inv_freq);
@@ -590,37 +437,48 @@ static void forward(fb_session *s, const int32_t *tokens, int batch, bool logits
         }
 
         // multi-head attention over the cache
+        span_next(s, "attention", l);
         AttentionJob job = {s, l, pos0, batch, 0};
         pool_run(&s->pool, attention_worker, &job);
 
         // output projection, then the residual connection back into x
+        span_next(s, "attn_output", l);
         matmul(s, r->xb2, r->att_out, &lw->wo, batch);
+        span_next(s, "residual", l);
         for (size_t i = 0; i < (size_t)batch * dim; i++) r->x[i] += r->xb2[i];
 
         // feed-forward rmsnorm
+        span_next(s, "ffn_norm", l);
         for (int b = 0; b < batch; b++) rmsnorm(r->xb + (size_t)b * dim, r->x + (size_t)b * dim, lw->ffn_norm, dim, p->rms_eps);
 
         // SwiGLU: w_down( silu(w_gate x) * (w_up x) )
+        span_next(s, "ffn_gate_up", l);
         matmul2(s, r->xb, batch, &lw->w_gate, r->hb, &lw->w_up, r->hb2);
+        span_next(s, "swiglu", l);
         for (size_t i = 0; i < (size_t)batch * p->hidden_dim; i++) r->hb[i] = silu(r->hb[i]) * r->hb2[i];
+        span_next(s, "ffn_down", l);
         matmul(s, r->xb2, r->hb, &lw->w_down, batch);
 
         // residual connection
+        span_next(s, "residual", l);
         for (size_t i = 0; i < (size_t)batch * dim; i++) r->x[i] += r->xb2[i];
     }
 
     // final rmsnorm and the classifier, for the positions asked for
     int first = logits_all ? 0 : batch - 1, n_out = batch - first;
+    span_next(s, "output_norm", -1);
     for (int b = first; b < batch; b++)
         rmsnorm(r->xb + (size_t)(b - first) * dim, r->x + (size_t)b * dim, w->output_norm, dim, p->rms_eps);
+    span_next(s, "lm_head", -1);
     matmul(s, r->logits, r->xb, &w->output, n_out);
 }
 
 // ----------------------------------------------------------------------------
 // The ABI calls
 
+/* The CPU's model name (/proc/cpuinfo), or "unknown model". */
 static const char *cpu_model_name(char *buf, size_t size) {
-    snprintf(buf, size, "CPU");
+    snprintf(buf, size, "unknown model");
     FILE *fp = fopen("/proc/cpuinfo", "r");
     if (!fp) return buf;
     char line[512];
@@ -640,7 +498,11 @@ static const char *cpu_model_name(char *buf, size_t size) {
     return buf;
 }
 
-static int online_cores(void) {
+/* threads = 0 means every CPU this process may run on: those in its
+ * affinity mask (taskset, cgroup cpusets), not every CPU online. */
+static int affinity_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
@@ -649,7 +511,7 @@ static fb_status cpu_ref_probe(const fb_host *host, fb_probe_result *out) {
     (void)host;
     char cpu[96];
     out->available = 1;
-    snprintf(out->device, sizeof out->device, "%s, %d cores, %s", cpu_model_name(cpu, sizeof cpu), online_cores(),
+    snprintf(out->device, sizeof out->device, "CPU: %s, %d cores, %s", cpu_model_name(cpu, sizeof cpu), affinity_cpus(),
              cr_dot_simd_level());
     out->reason[0] = '\0';
     return FB_OK;
@@ -690,7 +552,7 @@ static fb_status cpu_ref_create(const fb_host *host, const fb_model_view *mv, co
         p->rms_eps = mv->rms_eps;
         p->max_seq = (int)(settings->max_context ? settings->max_context : mv->n_ctx);
         if (p->max_seq > (int)mv->n_ctx) p->max_seq = (int)mv->n_ctx;
-        int threads = settings->threads > 0 ? settings->threads : online_cores();
+        int threads = settings->threads > 0 ? settings->threads : affinity_cpus();
         if (pool_start(&s->pool, threads) != 0) st = fail(s, FB_ERR_OUT_OF_MEMORY, "cpu_ref: cannot start threads");
     }
     if (st == FB_OK) st = load_weights(s, mv);
@@ -731,7 +593,9 @@ static fb_status run_tokens(fb_session *s, const int32_t *tokens, uint32_t n, ui
         done += (uint32_t)batch;
         if (last_chunk) {
             const float *last = s->state.logits + (all ? (size_t)(batch - 1) * p->vocab_size : 0);
+            span_next(s, "argmax", -1);
             *next_token = argmax(last, p->vocab_size);
+            span_next(s, NULL, -1);
             if (flags & FB_LOGITS_LAST) memcpy(logits, last, (size_t)p->vocab_size * sizeof(float));
         }
     }
@@ -745,6 +609,43 @@ static fb_status cpu_ref_prefill(fb_session *s, const int32_t *tokens, uint32_t 
 
 static fb_status cpu_ref_decode(fb_session *s, int32_t token, float *logits, int32_t *next_token) {
     return run_tokens(s, &token, 1, logits ? FB_LOGITS_LAST : FB_LOGITS_NONE, logits, next_token);
+}
+
+/* ABI 1.1 profiling: named spans per layer and op (span_next in forward). */
+static fb_status cpu_ref_profile_spans(fb_session *s,
+                                       void (*sink)(void *data, const char *name, int32_t layer, uint64_t begin_ns,
+                                                    uint64_t end_ns),
+                                       void *sink_data) {
+    s->span_sink = sink;
+    s->span_data = sink_data;
+    s->span_name = NULL;
+    return FB_OK;
+}
+
+/* ABI 1.1 profiling: the matmul spans are matvecs (by name alone "attn_output"
+ * would read as attention, "lm_head" as other), with the weight bytes each
+ * call reads, so the host can give their bandwidth. */
+static uint64_t matrix_bytes(const Matrix *m) { return (uint64_t)m->rows * m->row_bytes; }
+
+static fb_status cpu_ref_kernel_classes(fb_session *s, const fb_kernel_class **table, uint32_t *n) {
+    const Config *p = &s->config;
+    uint64_t qkv = 0, wo = 0, gate_up = 0, down = 0; // summed over the layers (types may differ per layer)
+    for (int l = 0; l < p->n_layers; l++) {
+        const LayerWeights *lw = &s->weights.layers[l];
+        qkv += matrix_bytes(&lw->wq) + matrix_bytes(&lw->wk) + matrix_bytes(&lw->wv);
+        wo += matrix_bytes(&lw->wo);
+        gate_up += matrix_bytes(&lw->w_gate) + matrix_bytes(&lw->w_up);
+        down += matrix_bytes(&lw->w_down);
+    }
+    uint64_t layers = (uint64_t)p->n_layers;
+    s->classes[0] = (fb_kernel_class){"qkv", "matvec", qkv / layers};
+    s->classes[1] = (fb_kernel_class){"attn_output", "matvec", wo / layers};
+    s->classes[2] = (fb_kernel_class){"ffn_gate_up", "matvec", gate_up / layers};
+    s->classes[3] = (fb_kernel_class){"ffn_down", "matvec", down / layers};
+    s->classes[4] = (fb_kernel_class){"lm_head", "matvec", matrix_bytes(&s->weights.output)};
+    *table = s->classes;
+    *n = 5;
+    return FB_OK;
 }
 
 static fb_status cpu_ref_reset(fb_session *s) {
@@ -767,7 +668,7 @@ static fb_status cpu_ref_effective_settings(fb_session *s, fb_effective_settings
     out->graphs = 0;
     out->threads = s->pool.n_threads;
     out->kernel_cache_hit = -1;
-    snprintf(out->device, sizeof out->device, "%s, %s", cpu_model_name(cpu, sizeof cpu), cr_dot_simd_level());
+    snprintf(out->device, sizeof out->device, "CPU: %s, %s", cpu_model_name(cpu, sizeof cpu), cr_dot_simd_level());
     snprintf(out->notes, sizeof out->notes, "%s", s->notes);
     return FB_OK;
 }
@@ -819,6 +720,8 @@ static const fb_plugin cpu_ref_plugin = {
     .last_error = cpu_ref_last_error,
     .destroy = cpu_ref_destroy,
     .copy_bandwidth = NULL,
+    .profile_spans = cpu_ref_profile_spans,
+    .kernel_classes = cpu_ref_kernel_classes,
 };
 
 FB_PLUGIN_EXPORT const fb_plugin *fb_plugin_entry(void) { return &cpu_ref_plugin; }

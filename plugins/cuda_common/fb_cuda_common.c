@@ -1,6 +1,8 @@
 /* fb_cuda_common.c - see fb_cuda_common.h. */
 #include "fb_cuda_common.h"
 
+#include <dlfcn.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,4 +134,20 @@ done:
     cudaFree(a);
     cudaFree(b);
     return err;
+}
+
+void fbc_no_device_reason(cudaError_t err, char *buf, size_t size) {
+    /* The CUDA runtime has tried to load the driver library by now: if it is
+     * not in the process, there is no driver (or no GPU machine) at all. */
+    void *driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+    if (driver) dlclose(driver);
+    if (err == cudaErrorInsufficientDriver && !driver)
+        snprintf(buf, size, "no NVIDIA driver or GPU found (%s)", cudaGetErrorName(err));
+    else if (err == cudaErrorInsufficientDriver)
+        snprintf(buf, size, "the NVIDIA driver is older than this plugin's CUDA runtime (%d.%d) needs: update the "
+                 "driver (%s)", CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, cudaGetErrorName(err));
+    else if (err == cudaErrorNoDevice)
+        snprintf(buf, size, "no NVIDIA GPU found: the driver sees none (%s)", cudaGetErrorName(err));
+    else
+        snprintf(buf, size, "%s (%s)", cudaGetErrorString(err), cudaGetErrorName(err));
 }

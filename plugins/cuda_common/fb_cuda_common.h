@@ -18,6 +18,14 @@
  * image for it) or FB_ERR_INTERNAL. */
 fb_status fbc_status_of_cuda(cudaError_t err);
 
+/* Why no CUDA device can be used, in words a user can act on, for a failed
+ * cudaGetDeviceCount (err) or a count of 0 (err = cudaErrorNoDevice): "no
+ * NVIDIA driver or GPU found" when the driver library is not there (CUDA
+ * itself calls that "driver version is insufficient"), "the NVIDIA driver is
+ * older than this plugin's CUDA runtime (12.x) needs" when it is, else CUDA's
+ * own sentence; CUDA's error name follows in parentheses. */
+void fbc_no_device_reason(cudaError_t err, char *buf, size_t size);
+
 /* The file name of a path (__FILE__ in messages). */
 const char *fbc_base_name(const char *path);
 

@@ -493,13 +493,9 @@ static fb_status eager_ops_probe(const fb_host *host, fb_probe_result *out) {
     out->device[0] = '\0';
     out->reason[0] = '\0';
     cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess) {
-        snprintf(out->reason, sizeof out->reason, "%s", cudaGetErrorString(err));
+    if (err != cudaSuccess || count == 0) {
+        fbc_no_device_reason(err != cudaSuccess ? err : cudaErrorNoDevice, out->reason, sizeof out->reason);
         cudaGetLastError();
-        return FB_OK;
-    }
-    if (count == 0) {
-        snprintf(out->reason, sizeof out->reason, "%s", cudaGetErrorString(cudaErrorNoDevice));
         return FB_OK;
     }
     struct cudaDeviceProp prop;
@@ -526,11 +522,12 @@ static void eager_ops_destroy(fb_session *s);
 static fb_status setup_device(fb_session *s, int device) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess) {
+    if (err != cudaSuccess || count == 0) {
+        char why[200];
+        fbc_no_device_reason(err != cudaSuccess ? err : cudaErrorNoDevice, why, sizeof why);
         cudaGetLastError();
-        return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: no usable CUDA device: %s", cudaGetErrorString(err));
+        return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: %s", why);
     }
-    if (count == 0) return fail(s, FB_ERR_UNAVAILABLE, "eager_ops: no usable CUDA device: %s", cudaGetErrorString(cudaErrorNoDevice));
     if (device < 0 || device >= count)
         return fail(s, FB_ERR_INVALID_ARGUMENT, "eager_ops: device_index %d, but this machine has %d CUDA device%s", device,
                     count, count > 1 ? "s" : "");
@@ -583,8 +580,11 @@ static fb_status eager_ops_create(const fb_host *host, const fb_model_view *mv, 
     case FB_PRECISION_F16: s->wtype = EO_F16; break;
     case FB_PRECISION_BF16: s->wtype = EO_BF16; break;
     case FB_PRECISION_NATIVE:
-        st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops stores weights at f32, f16 or bf16 only (quantised types are "
-                                         "dequantised at load); it has no kernels for native block formats");
+        // As an eager framework does with a quantised GGUF, eager_ops can only dequantise it at load; calling
+        // that "native" would hide the difference from the audit, so native is refused (docs/quantized-gpu.md).
+        st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops has no kernels for GGUF block formats: like an eager framework, "
+                                         "it dequantises them at load, so it refuses weight_precision = native; run it "
+                                         "at f16 or bf16 (the audit then shows its weights differ from the file's)");
         break;
     default: st = fail(s, FB_ERR_UNSUPPORTED, "eager_ops: unknown weight precision %d", (int)settings->weight_precision);
     }

@@ -70,13 +70,6 @@ void eo_plan_compute(const eo_config *c, eo_dtype type, eo_plan *plan) {
     plan->total = plan->weights + plan->kv_cache + plan->activations + plan->workspace;
 }
 
-uint16_t eo_f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays NaN
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);                  // round to nearest even
-}
-
 uint32_t eo_dtype_gguf_type(eo_dtype type) {
     return type == EO_F16 ? FB_TYPE_F16 : type == EO_BF16 ? FB_TYPE_BF16 : FB_TYPE_F32;
 }
@@ -97,7 +90,7 @@ int eo_convert_rows(const fb_host *host, uint32_t src_type, const void *src, voi
         } else {
             rc = host->dequantize_row_f32(src_type, in, scratch, cols);
             uint16_t *o = (uint16_t *)(void *)out;
-            for (int64_t i = 0; i < cols && rc == 0; i++) o[i] = eo_f32_to_bf16(scratch[i]);
+            for (int64_t i = 0; i < cols && rc == 0; i++) o[i] = fb_f32_to_bf16(scratch[i]);
         }
         if (rc != 0) return -1;
     }

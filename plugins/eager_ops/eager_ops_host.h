@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bf16.h"
 #include "eager_ops_kernels.h" /* eo_dtype */
 #include "fairbench/plugin.h"
 
@@ -48,13 +49,10 @@ typedef struct eo_plan {
 
 void eo_plan_compute(const eo_config *c, eo_dtype type, eo_plan *plan);
 
-/* f32 -> bf16, round to nearest even; NaN stays NaN (bit-identical to cpu_ref's). */
-uint16_t eo_f32_to_bf16(float f);
-
 /* Convert `rows` rows of `cols` values of GGUF type src_type (rows of
  * host->row_bytes(src_type, cols) bytes) to `dst_type`, rows packed. F16
  * through host->dequantize_row_f16 (as cpu_ref stores f16), F32 through
- * dequantize_row_f32, BF16 through f32 then eo_f32_to_bf16. `scratch` holds
+ * dequantize_row_f32, BF16 through f32 then fb_f32_to_bf16 (plugins/common/bf16.h). `scratch` holds
  * cols floats. Returns 0, or -1 when the type cannot be decoded. */
 int eo_convert_rows(const fb_host *host, uint32_t src_type, const void *src, void *dst, eo_dtype dst_type, int64_t rows,
                     int64_t cols, float *scratch);

@@ -25,6 +25,76 @@ int jf_padded(int n, int esize) {
     return (n + per16 - 1) / per16 * per16;
 }
 
+int jf_type_supported(uint32_t t) {
+    switch (t) {
+    case JF_T_F32: case JF_T_F16: case JF_T_BF16: case JF_T_Q8_0: case JF_T_Q4_0: case JF_T_Q4_1:
+    case JF_T_Q4_K: case JF_T_Q5_K: case JF_T_Q6_K: return 1;
+    default: return 0;
+    }
+}
+
+static int64_t pad16(int64_t bytes) { return (bytes + 15) / 16 * 16; }
+
+int64_t jf_row_bytes(uint32_t t, int64_t n) {
+    if (n <= 0) return 0;
+    switch (t) {
+    case JF_T_F32: return pad16(4 * n);
+    case JF_T_F16: case JF_T_BF16: return pad16(2 * n);
+    case JF_T_Q8_0: return n % 32 ? 0 : n + pad16(n / 32 * 2);
+    case JF_T_Q4_0: return n % 32 ? 0 : n / 2 + pad16(n / 32 * 2);
+    case JF_T_Q4_1: return n % 32 ? 0 : n / 2 + pad16(n / 32 * 4);
+    case JF_T_Q4_K: return n % 256 ? 0 : n / 256 * 144;
+    case JF_T_Q5_K: return n % 256 ? 0 : n / 256 * 176;
+    case JF_T_Q6_K: return n % 256 ? 0 : n / 256 * 208 + pad16(n / 256 * 2);
+    default: return 0;
+    }
+}
+
+uint32_t jf_device_type(const jf_config *c, uint32_t file_type) {
+    switch (c->wtype) {
+    case JF_F32: return JF_T_F32;
+    case JF_F16: return JF_T_F16;
+    case JF_BF16: return JF_T_BF16;
+    default: return file_type;
+    }
+}
+
+static jf_layer_types layer_types(const jf_config *c, const fb_layer_view *L) {
+    return (jf_layer_types){jf_device_type(c, L->attn_q.type),   jf_device_type(c, L->attn_k.type),
+                            jf_device_type(c, L->attn_v.type),   jf_device_type(c, L->attn_output.type),
+                            jf_device_type(c, L->ffn_gate.type), jf_device_type(c, L->ffn_up.type),
+                            jf_device_type(c, L->ffn_down.type)};
+}
+
+int jf_layer_kind(const jf_config *c, const fb_model_view *mv, int l) {
+    jf_layer_types t = layer_types(c, FB_MODEL_LAYER(mv, l));
+    for (int k = 0; k < c->n_kinds; k++)
+        if (memcmp(&c->kinds[k], &t, sizeof t) == 0) return k;
+    return -1;
+}
+
+/* At native: every matrix of a supported type, its rows whole blocks. */
+static int check_native(const fb_model_view *mv, char *msg, size_t msg_size) {
+    const fb_tensor_view *head[] = {mv->token_embd, mv->tied_output ? NULL : mv->output};
+    for (uint32_t i = 0; i < 2 + 7 * mv->n_layer; i++) {
+        const fb_tensor_view *t = NULL;
+        if (i < 2) t = head[i];
+        else {
+            const fb_layer_view *L = FB_MODEL_LAYER(mv, (i - 2) / 7);
+            const fb_tensor_view *m[] = {&L->attn_q, &L->attn_k, &L->attn_v, &L->attn_output,
+                                         &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+            t = m[(i - 2) % 7];
+        }
+        if (!t) continue;
+        if (!jf_type_supported(t->type) || jf_row_bytes(t->type, t->ne[0]) == 0) {
+            snprintf(msg, msg_size, "jit_fused: tensor '%s' is of GGUF type %u, which jit_fused cannot read in place "
+                     "(native: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q4_K Q5_K Q6_K)", t->name, (unsigned)t->type);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int jf_config_from_view(const fb_model_view *mv, uint32_t max_context, jf_wtype w, jf_config *c, char *msg,
                         size_t msg_size) {
     memset(c, 0, sizeof *c);
@@ -81,30 +151,59 @@ int jf_config_from_view(const fb_model_view *mv, uint32_t max_context, jf_wtype 
     c->splits = 256 / c->n_heads;
     if (c->splits < 1) c->splits = 1;
     if (c->splits > 32) c->splits = 32;
+    // The types: one per matrix at native, the profile's everywhere else.
+    if (w == JF_NATIVE && (!mv->layers || !mv->token_embd || (!c->tied && !mv->output) ||
+                           check_native(mv, msg, msg_size) != 0)) {
+        if (!mv->layers || !mv->token_embd || (!c->tied && !mv->output))
+            snprintf(msg, msg_size, "jit_fused: the model view has no tensors, so their types are unknown");
+        return -1;
+    }
+    c->embd_type = jf_device_type(c, mv->token_embd ? mv->token_embd->type : JF_T_F32);
+    c->out_type = c->tied ? c->embd_type : jf_device_type(c, mv->output ? mv->output->type : JF_T_F32);
+    if (!mv->layers) { // shapes only (the NVRTC test): one kind at the profile's type
+        c->n_kinds = 1;
+        c->kinds[0] = layer_types(c, &(fb_layer_view){0});
+        c->kind_layers[0] = c->n_layers;
+        return 0;
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        int k = jf_layer_kind(c, mv, l);
+        if (k < 0) {
+            if (c->n_kinds == JF_MAX_KINDS) {
+                snprintf(msg, msg_size, "jit_fused: the model's layers mix their matrices' types in more than %d ways",
+                         JF_MAX_KINDS);
+                return -1;
+            }
+            k = c->n_kinds++;
+            c->kinds[k] = layer_types(c, FB_MODEL_LAYER(mv, l));
+        }
+        c->kind_layers[k]++;
+    }
     return 0;
 }
 
 void jf_plan_compute(const jf_config *c, jf_plan *plan) {
-    const uint64_t e = (uint64_t)c->esize, f = sizeof(float), B = (uint64_t)c->nb;
+    const uint64_t f = sizeof(float), B = (uint64_t)c->nb;
     const uint64_t ld = (uint64_t)c->ld_dim, ldq = (uint64_t)c->ld_q, ldf = (uint64_t)c->ld_ff;
     const uint64_t dim = (uint64_t)c->dim, q = (uint64_t)c->q_dim, kv = (uint64_t)c->kv_dim, ff = (uint64_t)c->n_ff,
                    vocab = (uint64_t)c->vocab;
     memset(plan, 0, sizeof *plan);
-    uint64_t per_layer = ((q + 2 * kv) * ld + dim * ldq + 2 * ff * ld + dim * ldf) * e + 2 * ld * f;
-    plan->weights = (uint64_t)c->n_layers * per_layer + vocab * ld * e * (c->tied ? 1 : 2) + ld * f +
-                    (uint64_t)(c->n_rot / 2) * f;
+    for (int k = 0; k < c->n_kinds; k++) {
+        const jf_layer_types *t = &c->kinds[k];
+        uint64_t per_layer = q * (uint64_t)jf_row_bytes(t->q, c->dim) + kv * (uint64_t)jf_row_bytes(t->k, c->dim) +
+                             kv * (uint64_t)jf_row_bytes(t->v, c->dim) + dim * (uint64_t)jf_row_bytes(t->o, c->q_dim) +
+                             ff * (uint64_t)jf_row_bytes(t->gate, c->dim) + ff * (uint64_t)jf_row_bytes(t->up, c->dim) +
+                             dim * (uint64_t)jf_row_bytes(t->down, c->n_ff) + 2 * ld * f;
+        plan->weights += (uint64_t)c->kind_layers[k] * per_layer;
+    }
+    plan->weights += vocab * (uint64_t)jf_row_bytes(c->embd_type, c->dim) +
+                     (c->tied ? 0 : vocab * (uint64_t)jf_row_bytes(c->out_type, c->dim)) + ld * f +
+                     (uint64_t)(c->n_rot / 2) * f;
     plan->kv_cache = 2 * (uint64_t)c->n_layers * (uint64_t)c->max_seq * kv * f;
     plan->activations = B * (ld + q + ldq + ldf + vocab) * f                                        // x q att hb logits
                         + B * (uint64_t)c->n_heads * (uint64_t)c->splits * (uint64_t)(c->head_dim + 2) * f // partials
                         + (B + 1) * sizeof(int32_t) + sizeof(uint64_t);                              // step, argmax key
     plan->total = plan->weights + plan->kv_cache + plan->activations;
-}
-
-uint16_t jf_f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays NaN
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);                  // round to nearest even
 }
 
 void jf_rope_inv_freq(float *inv_freq, int n_rot, float base, const float *factors) {
@@ -150,7 +249,7 @@ static void *convert_worker(void *arg) {
         } else {
             rc = j->host->dequantize_row_f32(j->src_type, in, scratch, j->cols);
             uint16_t *o = (uint16_t *)(void *)out;
-            for (int64_t i = 0; i < j->cols && rc == 0; i++) o[i] = jf_f32_to_bf16(scratch[i]);
+            for (int64_t i = 0; i < j->cols && rc == 0; i++) o[i] = fb_f32_to_bf16(scratch[i]);
         }
         if (rc != 0) j->rc = -1;
         memset(out + (size_t)j->cols * esize, 0, (size_t)(j->ld - j->cols) * esize);
@@ -187,6 +286,57 @@ int jf_convert_rows(const fb_host *host, uint32_t src_type, const void *src, int
     return rc;
 }
 
+/* One row of n values of block type t, as stored, into its device layout
+ * (jf_row_bytes): quants and scales moved apart where jf_row_bytes says. */
+static void relayout_row(uint32_t t, const uint8_t *src, int64_t n, uint8_t *dst) {
+    const int64_t bytes = jf_row_bytes(t, n);
+    memset(dst, 0, (size_t)bytes);
+    switch (t) {
+    case JF_T_Q8_0: // block: d[2] qs[32]
+        for (int64_t b = 0; b < n / 32; b++) {
+            memcpy(dst + 32 * b, src + 34 * b + 2, 32);
+            memcpy(dst + n + 2 * b, src + 34 * b, 2);
+        }
+        break;
+    case JF_T_Q4_0: // block: d[2] qs[16]
+        for (int64_t b = 0; b < n / 32; b++) {
+            memcpy(dst + 16 * b, src + 18 * b + 2, 16);
+            memcpy(dst + n / 2 + 2 * b, src + 18 * b, 2);
+        }
+        break;
+    case JF_T_Q4_1: // block: d[2] m[2] qs[16]
+        for (int64_t b = 0; b < n / 32; b++) {
+            memcpy(dst + 16 * b, src + 20 * b + 4, 16);
+            memcpy(dst + n / 2 + 4 * b, src + 20 * b, 4);
+        }
+        break;
+    case JF_T_Q6_K: // block: ql[128] qh[64] scales[16] d[2]
+        for (int64_t b = 0; b < n / 256; b++) {
+            memcpy(dst + 208 * b, src + 210 * b, 208);
+            memcpy(dst + n / 256 * 208 + 2 * b, src + 210 * b + 208, 2);
+        }
+        break;
+    default: // Q4_K, Q5_K: as stored
+        memcpy(dst, src, (size_t)bytes);
+        break;
+    }
+}
+
+int jf_layout_rows(const fb_host *host, uint32_t src_type, const void *src, int64_t rows, int64_t cols, void *dst,
+                   uint32_t dev_type, int n_threads) {
+    int64_t dst_row = jf_row_bytes(dev_type, cols);
+    if (dst_row == 0) return -1;
+    if (dev_type == JF_T_F32 || dev_type == JF_T_F16 || dev_type == JF_T_BF16) {
+        jf_wtype w = dev_type == JF_T_F32 ? JF_F32 : dev_type == JF_T_F16 ? JF_F16 : JF_BF16;
+        return jf_convert_rows(host, src_type, src, rows, cols, dst, dst_row / (w == JF_F32 ? 4 : 2), w, n_threads);
+    }
+    size_t src_row = (size_t)host->row_bytes(src_type, cols);
+    if (src_type != dev_type || src_row == 0) return -1;
+    for (int64_t r = 0; r < rows; r++)
+        relayout_row(dev_type, (const uint8_t *)src + (size_t)r * src_row, cols, (uint8_t *)dst + (size_t)(r * dst_row));
+    return 0;
+}
+
 // ----------------------------------------------------------------------------
 // Source generation
 
@@ -196,14 +346,38 @@ const char *const jf_kernel_names[JF_K_COUNT] = {
     "jf_qkv_rope_nb",     "jf_out_residual_nb",   "jf_gate_up_nb",        "jf_down_residual_nb", "jf_lm_head_nb",
 };
 
+int jf_kernel_per_layer(jf_kernel_id k) {
+    return (k >= JF_K_QKV_ROPE_1 && k <= JF_K_DOWN_RESIDUAL_1) || (k >= JF_K_QKV_ROPE_NB && k <= JF_K_DOWN_RESIDUAL_NB);
+}
+
+void jf_kernel_name(jf_kernel_id k, int kind, char *out, size_t out_size) {
+    if (jf_kernel_per_layer(k)) snprintf(out, out_size, "%s_k%d", jf_kernel_names[k], kind);
+    else snprintf(out, out_size, "%s", jf_kernel_names[k]);
+}
+
 static uint32_t float_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     return u;
 }
 
+static const char *type_macro(uint32_t t) {
+    switch (t) {
+    case JF_T_F32: return "JF_T_F32";
+    case JF_T_F16: return "JF_T_F16";
+    case JF_T_BF16: return "JF_T_BF16";
+    case JF_T_Q8_0: return "JF_T_Q8_0";
+    case JF_T_Q4_0: return "JF_T_Q4_0";
+    case JF_T_Q4_1: return "JF_T_Q4_1";
+    case JF_T_Q4_K: return "JF_T_Q4_K";
+    case JF_T_Q5_K: return "JF_T_Q5_K";
+    case JF_T_Q6_K: return "JF_T_Q6_K";
+    default: return "JF_T_UNSUPPORTED";
+    }
+}
+
 char *jf_generate_source(const jf_config *c) {
-    static const char *wnames[] = {"f32", "f16", "bf16"};
+    static const char *wnames[] = {"f32", "f16", "bf16", "native"};
     float att_scale = 1.0f / sqrtf((float)c->head_dim); // as cpu_ref computes it
     char head[2048];
     int n = snprintf(head, sizeof head,
@@ -212,21 +386,33 @@ char *jf_generate_source(const jf_config *c) {
                      "#define JF_N_FF %d\n#define JF_VOCAB %d\n#define JF_N_ROT %d\n"
                      "#define JF_Q_DIM %d\n#define JF_KV_DIM %d\n"
                      "#define JF_LD_DIM %d\n#define JF_LD_Q %d\n#define JF_LD_FF %d\n"
-                     "#define JF_WTYPE %d // %s\n#define JF_NB %d\n#define JF_SPLITS %d\n"
+                     "#define JF_WTYPE %d // %s\n#define JF_T_EMBD %s\n#define JF_T_OUT %s\n"
+                     "#define JF_NB %d\n#define JF_SPLITS %d\n"
                      "#define JF_RMS_EPS __int_as_float(0x%08x) // %.9g\n"
                      "#define JF_ATT_SCALE __int_as_float(0x%08x) // 1/sqrt(%d) = %.9g\n"
                      "%s"
                      "#line 1 \"jit_fused_kernels.cuh\"\n",
                      c->dim, c->n_heads, c->n_kv_heads, c->head_dim, c->n_ff, c->vocab, c->n_rot, c->q_dim, c->kv_dim,
-                     c->ld_dim, c->ld_q, c->ld_ff, (int)c->wtype, wnames[c->wtype], c->nb, c->splits,
-                     float_bits(c->rms_eps), (double)c->rms_eps, float_bits(att_scale), c->head_dim, (double)att_scale,
-                     c->pdl ? "#define JF_PDL 1\n" : "");
+                     c->ld_dim, c->ld_q, c->ld_ff, (int)c->wtype, wnames[c->wtype], type_macro(c->embd_type),
+                     type_macro(c->out_type), c->nb, c->splits, float_bits(c->rms_eps), (double)c->rms_eps,
+                     float_bits(att_scale), c->head_dim, (double)att_scale, c->pdl ? "#define JF_PDL 1\n" : "");
     if (n < 0 || (size_t)n >= sizeof head) return NULL;
+    // The layers' entry points, one set per kind, after the template.
+    char tail[JF_MAX_KINDS * 256 + 64];
+    size_t t = (size_t)snprintf(tail, sizeof tail, "\n#line 1 \"jit_fused (the layers' kinds)\"\n");
+    for (int k = 0; k < c->n_kinds && k < JF_MAX_KINDS; k++) {
+        const jf_layer_types *lt = &c->kinds[k];
+        t += (size_t)snprintf(tail + t, sizeof tail - t, "JF_LAYER_ENTRY_POINTS(k%d, %s, %s, %s, %s, %s, %s, %s) // %d layers\n",
+                              k, type_macro(lt->q), type_macro(lt->k), type_macro(lt->v), type_macro(lt->o),
+                              type_macro(lt->gate), type_macro(lt->up), type_macro(lt->down), c->kind_layers[k]);
+        if (t >= sizeof tail) return NULL;
+    }
     size_t tlen = strlen(jf_kernel_template);
-    char *src = malloc((size_t)n + tlen + 1);
+    char *src = malloc((size_t)n + tlen + t + 1);
     if (!src) return NULL;
     memcpy(src, head, (size_t)n);
-    memcpy(src + n, jf_kernel_template, tlen + 1);
+    memcpy(src + n, jf_kernel_template, tlen);
+    memcpy(src + n + tlen, tail, t + 1);
     return src;
 }
 
@@ -242,7 +428,7 @@ int jf_forward(const jf_config *c, const jf_buffers *b, int lm_grid, int nb, int
     int rc;
     {
         void *args[] = {(void *)&b->step, (void *)&b->token_embd, (void *)&b->x, (void *)&b->argmax_key};
-        if ((rc = launch(ctx, JF_K_EMBED, (unsigned)nb, 1, 1, T, args))) return rc;
+        if ((rc = launch(ctx, JF_K_EMBED, 0, (unsigned)nb, 1, 1, T, args))) return rc;
     }
     for (int l = 0; l < c->n_layers; l++) {
         const jf_layer_buffers *lw = &b->layers[l];
@@ -251,26 +437,26 @@ int jf_forward(const jf_config *c, const jf_buffers *b, int lm_grid, int nb, int
         // RMSNorm + Q, K, V + RoPE + KV write: one warp per pair of rows
         void *qkv[] = {(void *)&b->step, &nb, (void *)&b->x, (void *)&lw->attn_norm, (void *)&lw->w_qkv,
                        (void *)&b->rope_inv_freq, (void *)&b->q, &kc, &vc};
-        if ((rc = launch(ctx, one ? JF_K_QKV_ROPE_1 : JF_K_QKV_ROPE_NB, blocks_of((c->q_dim + 2 * c->kv_dim) / 2), 1, 1,
-                         T, qkv)))
+        if ((rc = launch(ctx, one ? JF_K_QKV_ROPE_1 : JF_K_QKV_ROPE_NB, lw->kind, blocks_of((c->q_dim + 2 * c->kv_dim) / 2),
+                         1, 1, T, qkv)))
             return rc;
         // attention: (head, split, position) blocks, then (head, position)
         void *att[] = {(void *)&b->step, (void *)&b->q, &kc, &vc, (void *)&b->part};
-        if ((rc = launch(ctx, JF_K_ATTENTION, (unsigned)c->n_heads, (unsigned)c->splits, (unsigned)nb, JF_ATT_THREADS,
+        if ((rc = launch(ctx, JF_K_ATTENTION, 0, (unsigned)c->n_heads, (unsigned)c->splits, (unsigned)nb, JF_ATT_THREADS,
                          att)))
             return rc;
         void *comb[] = {(void *)&b->part, (void *)&b->att};
-        if ((rc = launch(ctx, JF_K_ATTENTION_COMBINE, (unsigned)c->n_heads, (unsigned)nb, 1, 64, comb))) return rc;
+        if ((rc = launch(ctx, JF_K_ATTENTION_COMBINE, 0, (unsigned)c->n_heads, (unsigned)nb, 1, 64, comb))) return rc;
         // x += W_o . att; one warp per row
         void *out[] = {&nb, (void *)&b->att, (void *)&lw->w_o, (void *)&b->x};
-        if ((rc = launch(ctx, one ? JF_K_OUT_RESIDUAL_1 : JF_K_OUT_RESIDUAL_NB, blocks_of(c->dim), 1, 1, T, out)))
+        if ((rc = launch(ctx, one ? JF_K_OUT_RESIDUAL_1 : JF_K_OUT_RESIDUAL_NB, lw->kind, blocks_of(c->dim), 1, 1, T, out)))
             return rc;
         // RMSNorm + gate, up + SiLU * ; one warp per row of each
         void *gu[] = {&nb, (void *)&b->x, (void *)&lw->ffn_norm, (void *)&lw->w_gate, (void *)&lw->w_up, (void *)&b->hb};
-        if ((rc = launch(ctx, one ? JF_K_GATE_UP_1 : JF_K_GATE_UP_NB, blocks_of(c->n_ff), 1, 1, T, gu))) return rc;
+        if ((rc = launch(ctx, one ? JF_K_GATE_UP_1 : JF_K_GATE_UP_NB, lw->kind, blocks_of(c->n_ff), 1, 1, T, gu))) return rc;
         // x += W_down . h
         void *down[] = {&nb, (void *)&b->hb, (void *)&lw->w_down, (void *)&b->x};
-        if ((rc = launch(ctx, one ? JF_K_DOWN_RESIDUAL_1 : JF_K_DOWN_RESIDUAL_NB, blocks_of(c->dim), 1, 1, T, down)))
+        if ((rc = launch(ctx, one ? JF_K_DOWN_RESIDUAL_1 : JF_K_DOWN_RESIDUAL_NB, lw->kind, blocks_of(c->dim), 1, 1, T, down)))
             return rc;
     }
     if (with_lm_head) {
@@ -278,7 +464,7 @@ int jf_forward(const jf_config *c, const jf_buffers *b, int lm_grid, int nb, int
         float *x_first = b->x + (size_t)logits_first * (size_t)c->ld_dim;
         void *lm[] = {&n_out, &x_first, (void *)&b->output_norm, (void *)&b->output, (void *)&b->logits,
                       (void *)&b->argmax_key};
-        if ((rc = launch(ctx, n_out == 1 ? JF_K_LM_HEAD_1 : JF_K_LM_HEAD_NB, (unsigned)lm_grid, 1, 1, T, lm))) return rc;
+        if ((rc = launch(ctx, n_out == 1 ? JF_K_LM_HEAD_1 : JF_K_LM_HEAD_NB, 0, (unsigned)lm_grid, 1, 1, T, lm))) return rc;
     }
     return 0;
 }

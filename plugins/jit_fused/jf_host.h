@@ -10,10 +10,45 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bf16.h"
 #include "fairbench/plugin.h"
 
-/* How weights are stored on the device (the JF_WTYPE of the kernels). */
-typedef enum jf_wtype { JF_F32 = 0, JF_F16 = 1, JF_BF16 = 2 } jf_wtype;
+/* The profile's weight precision (the JF_WTYPE of the kernels): every
+ * matrix converted to f32, f16 or bf16 at load, or JF_NATIVE: each matrix
+ * kept in the file's own type (see jf_row_bytes for the device layouts). */
+typedef enum jf_wtype { JF_F32 = 0, JF_F16 = 1, JF_BF16 = 2, JF_NATIVE = 3 } jf_wtype;
+
+/* Device types of a matrix: GGUF type ids (enum ggml_type). */
+enum {
+    JF_T_F32 = 0, JF_T_F16 = 1, JF_T_Q4_0 = 2, JF_T_Q4_1 = 3, JF_T_Q8_0 = 8,
+    JF_T_Q4_K = 12, JF_T_Q5_K = 13, JF_T_Q6_K = 14, JF_T_BF16 = 30
+};
+
+/* Is GGUF type t one the kernels read in place (the native types above)? */
+int jf_type_supported(uint32_t t);
+
+/* Bytes of one device row of n values of device type t (n a multiple of
+ * the type's block; 0 otherwise or for an unsupported type). Layouts, each
+ * row padded to a multiple of 16 bytes so that every 16-byte load is aligned:
+ *   F32 F16 BF16  the values, zero padding
+ *   Q8_0   [qs: n int8][d: n/32 halves]          (each part padded to 16 B)
+ *   Q4_0   [qs: 16 bytes per block][d: n/32 halves]
+ *   Q4_1   [qs: 16 bytes per block][(d, m): n/32 pairs of halves]
+ *   Q4_K   the blocks as stored (144 = 9 x 16 bytes: d, dmin, scales[12] | qs)
+ *   Q5_K   the blocks as stored (176 = 11 x 16: d, dmin, scales[12] | qh | qs)
+ *   Q6_K   [ql, qh, scales: 208 bytes per block][d: n/256 halves]
+ * The legacy blocks (34, 18, 20 bytes) and Q6_K's 210 are split into their
+ * quants and scales: the quants then start 16-byte aligned, and the scales
+ * of 32 lanes sit in one or two 32-byte sectors. */
+int64_t jf_row_bytes(uint32_t t, int64_t n);
+
+/* The types of one layer's matrices; layers with the same types share
+ * kernels (a "kind": Q4_K_M files have two, most files one). */
+typedef struct jf_layer_types {
+    uint32_t q, k, v, o, gate, up, down;
+} jf_layer_types;
+
+#define JF_MAX_KINDS 8
 
 #define JF_PREFILL_POSITIONS 8 /* positions per prefill pass (JF_NB) */
 #define JF_WARPS 8             /* warps per block of the matvec kernels */
@@ -25,8 +60,13 @@ typedef struct jf_config {
     int tied;         /* the LM head is token_embd */
     float rms_eps;
     jf_wtype wtype;
-    int esize;        /* bytes per stored weight */
-    int ld_dim, ld_q, ld_ff; /* padded row strides, in elements, of rows of dim, q_dim, n_ff */
+    int esize;        /* bytes per stored weight at f32/f16/bf16; 2 at native (it sets the padding) */
+    int ld_dim, ld_q, ld_ff; /* padded row strides, in elements, of activation rows of dim, q_dim, n_ff
+                                (and of the weight rows at f32/f16/bf16) */
+    uint32_t embd_type, out_type; /* device types of token_embd and of the LM head */
+    int n_kinds;                  /* distinct layer types (1 unless native with a mixed file) */
+    jf_layer_types kinds[JF_MAX_KINDS];
+    int kind_layers[JF_MAX_KINDS];/* layers of each kind */
     int nb;           /* JF_PREFILL_POSITIONS */
     int splits;       /* sequence splits of decode attention */
     int pdl;          /* programmatic dependent launch (sm_90+): 0 from jf_config_from_view; the plugin
@@ -34,9 +74,17 @@ typedef struct jf_config {
 } jf_config;
 
 /* Fill c from the model view for weight type w; max_context 0 means the
- * model's n_ctx (and is capped by it). Returns 0, or -1 with a sentence. */
+ * model's n_ctx (and is capped by it). At JF_NATIVE every matrix must be of
+ * a supported type (a sentence names the first that is not). Returns 0, or
+ * -1 with a sentence. */
 int jf_config_from_view(const fb_model_view *mv, uint32_t max_context, jf_wtype w, jf_config *c, char *msg,
                         size_t msg_size);
+
+/* The device type of a matrix stored in the file as file_type. */
+uint32_t jf_device_type(const jf_config *c, uint32_t file_type);
+
+/* The kind (index into c->kinds) of layer l of mv; -1 when none matches. */
+int jf_layer_kind(const jf_config *c, const fb_model_view *mv, int l);
 
 /* Elements in a row of n values once padded to a multiple of 16 bytes. */
 int jf_padded(int n, int esize);
@@ -60,8 +108,12 @@ void jf_plan_compute(const jf_config *c, jf_plan *plan);
 int jf_convert_rows(const fb_host *host, uint32_t src_type, const void *src, int64_t rows, int64_t cols, void *dst,
                     int64_t ld, jf_wtype w, int n_threads);
 
-/* f32 -> bf16, round to nearest even; NaN stays NaN. */
-uint16_t jf_f32_to_bf16(float f);
+/* Rows of tensor data (GGUF type src_type) into device rows of type
+ * dev_type (jf_row_bytes apart): through jf_convert_rows for F32/F16/BF16,
+ * re-laid out byte for byte (no arithmetic) for a block type, which must
+ * then be src_type. Returns as jf_convert_rows. */
+int jf_layout_rows(const fb_host *host, uint32_t src_type, const void *src, int64_t rows, int64_t cols, void *dst,
+                   uint32_t dev_type, int n_threads);
 
 /* inv_freq[i] = base^(-2i / n_rot) / factors[i], in double, then rounded
  * (factors may be NULL): exactly cpu_ref's. */
@@ -76,7 +128,9 @@ extern const char jf_kernel_template[];
  * NULL when out of memory. */
 char *jf_generate_source(const jf_config *c);
 
-/* The kernels' entry points, in the order jf_kernel_id names them. */
+/* The kernels' entry points, in the order jf_kernel_id names them. Those
+ * of a layer (jf_kernel_per_layer) exist once per kind, named with "_k" and
+ * the kind appended: jf_qkv_rope_1_k0. */
 typedef enum jf_kernel_id {
     JF_K_EMBED, JF_K_ATTENTION, JF_K_ATTENTION_COMBINE,
     JF_K_QKV_ROPE_1, JF_K_OUT_RESIDUAL_1, JF_K_GATE_UP_1, JF_K_DOWN_RESIDUAL_1, JF_K_LM_HEAD_1,
@@ -85,18 +139,26 @@ typedef enum jf_kernel_id {
 } jf_kernel_id;
 extern const char *const jf_kernel_names[JF_K_COUNT];
 
+/* 1 for the kernels of a layer (one per kind), 0 for the others. */
+int jf_kernel_per_layer(jf_kernel_id k);
+
+/* The entry point's name for kind `kind` (ignored for the global ones). */
+void jf_kernel_name(jf_kernel_id k, int kind, char *out, size_t out_size);
+
 /* ------------------------------------------------------------------ one forward pass */
 
 /* What the kernels read and write: device pointers in the plugin, host
- * memory in the emulated test (tests/test_jit_fused_emulated.c). Rows are
- * padded as jf_config says, padding zero. */
+ * memory in the emulated test (tests/test_jit_fused_emulated.c). Weight rows
+ * are jf_row_bytes of their device type apart (the "ld" below is that
+ * stride), activation rows ld_* floats; padding zero. */
 typedef struct jf_layer_buffers {
     float *attn_norm;    /* (ld_dim) f32 */
-    void *w_qkv;         /* (q_dim + 2 kv_dim rows, ld_dim): W_q, W_k, W_v stacked */
+    void *w_qkv;         /* (q_dim + 2 kv_dim rows, ld_dim): W_q, W_k, W_v stacked, each at its own row stride */
     void *w_o;           /* (dim, ld_q) */
     float *ffn_norm;     /* (ld_dim) */
     void *w_gate, *w_up; /* (n_ff, ld_dim) */
     void *w_down;        /* (dim, ld_ff) */
+    int kind;            /* which kernels read this layer (jf_layer_kind) */
 } jf_layer_buffers;
 
 typedef struct jf_buffers {
@@ -117,10 +179,11 @@ typedef struct jf_buffers {
     float *value_cache;        /* (layer, max_seq, kv_dim) */
 } jf_buffers;
 
-/* Launch kernel k on a (gx, gy, gz) grid of `threads`-thread blocks with
- * cuLaunchKernel-style arguments; 0 on success. */
-typedef int (*jf_launch_fn)(void *ctx, jf_kernel_id k, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
-                            void **args);
+/* Launch kernel k (of kind `kind` when it is a layer's) on a (gx, gy, gz)
+ * grid of `threads`-thread blocks with cuLaunchKernel-style arguments; 0 on
+ * success. */
+typedef int (*jf_launch_fn)(void *ctx, jf_kernel_id k, int kind, unsigned gx, unsigned gy, unsigned gz,
+                            unsigned threads, void **args);
 
 /* One forward pass over nb <= c->nb positions whose inputs are in b->step:
  * the embedding, every layer, then (with_lm_head) the LM head over

@@ -11,8 +11,12 @@
  * Prefill runs the same kernels over 8 positions per pass.
  *
  * Precision: weights stored at the profile's f32, f16 or bf16 (converted on
- * the host at load, quantised types dequantised), every product accumulated
- * in f32; norms, activations and the KV cache f32, as cpu_ref's.
+ * the host at load, quantised types dequantised), or at `native` in the
+ * file's own types, each matrix its own (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K
+ * read in place and decoded in registers; F32, F16, BF16 as they are; see
+ * jf_row_bytes for the device layouts and docs/quantized-gpu.md); every
+ * product accumulated in f32; norms, activations and the KV cache f32, as
+ * cpu_ref's.
  *
  * The driver API (module loading, launches) is reached through the CUDA
  * runtime's cudaGetDriverEntryPointByVersion, so the plugin links no
@@ -76,7 +80,7 @@ struct fb_session {
     char device_name[128];
     cudaStream_t stream;
     CUmodule module;
-    CUfunction fn[JF_K_COUNT];
+    CUfunction fn[JF_K_COUNT][JF_MAX_KINDS]; // [k][kind]; the global kernels at kind 0
     int lm_grid;                 // blocks of the LM-head kernels (a grid-stride loop)
     int pos;                     // next position to fill
     // device memory: our own accounting, and cudaMemGetInfo's view
@@ -187,14 +191,15 @@ typedef struct Uploader {
     int threads;
 } Uploader;
 
-/* Rows [0, t->ne[1]) of tensor t into dst starting at row `row0`, rows of ld elements. */
-static fb_status upload_rows(fb_session *s, Uploader *u, const fb_tensor_view *t, void *dst, int64_t row0, int64_t ld,
-                             jf_wtype w) {
+/* Rows [0, t->ne[1]) of tensor t into dst starting at byte `offset`, as
+ * rows of device type dev_type (jf_row_bytes apart; see jf_layout_rows). */
+static fb_status upload_rows(fb_session *s, Uploader *u, const fb_tensor_view *t, void *dst, size_t offset,
+                             uint32_t dev_type) {
     const fb_host *host = s->host;
     int64_t rows = t->ne[1], cols = t->ne[0];
-    size_t esize = w == JF_F32 ? 4 : 2, dst_row = (size_t)ld * esize;
+    size_t dst_row = (size_t)jf_row_bytes(dev_type, cols);
     size_t src_row = (size_t)host->row_bytes(t->type, cols);
-    if (src_row == 0)
+    if (src_row == 0 || dst_row == 0)
         return fail(s, FB_ERR_UNSUPPORTED, "jit_fused: tensor '%s' is %s, which cannot be decoded", t->name,
                     host->type_name(t->type));
     int64_t chunk = (int64_t)(STAGING_BYTES / dst_row);
@@ -204,13 +209,13 @@ static fb_status upload_rows(fb_session *s, Uploader *u, const fb_tensor_view *t
         int k = u->next;
         u->next ^= 1;
         if (u->used[k]) CUDA_CHECK(s, cudaEventSynchronize(u->done[k])); // its previous upload has finished
-        int rc = jf_convert_rows(host, t->type, (const uint8_t *)t->data + (size_t)r * src_row, n, cols, u->buf[k], ld, w,
-                                 u->threads);
+        int rc = jf_layout_rows(host, t->type, (const uint8_t *)t->data + (size_t)r * src_row, n, cols, u->buf[k],
+                                dev_type, u->threads);
         if (rc != 0)
             return rc == -2 ? fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory converting '%s'", t->name)
                             : fail(s, FB_ERR_UNSUPPORTED, "jit_fused: cannot decode tensor '%s' of type %s", t->name,
                                    host->type_name(t->type));
-        CUDA_CHECK(s, cudaMemcpyAsync((uint8_t *)dst + (size_t)(row0 + r) * dst_row, u->buf[k], (size_t)n * dst_row,
+        CUDA_CHECK(s, cudaMemcpyAsync((uint8_t *)dst + offset + (size_t)r * dst_row, u->buf[k], (size_t)n * dst_row,
                                       cudaMemcpyHostToDevice, s->stream));
         CUDA_CHECK(s, cudaEventRecord(u->done[k], s->stream));
         u->used[k] = true;
@@ -219,40 +224,47 @@ static fb_status upload_rows(fb_session *s, Uploader *u, const fb_tensor_view *t
     return FB_OK;
 }
 
-static fb_status upload_matrix(fb_session *s, Uploader *u, const fb_tensor_view *t, void **out, int64_t ld) {
-    size_t bytes = (size_t)t->ne[1] * (size_t)ld * (size_t)s->c.esize;
-    DEV_ALLOC(s, *out, bytes, t->name);
-    return upload_rows(s, u, t, *out, 0, ld, s->c.wtype);
+/* Bytes of matrix t on the device. */
+static size_t matrix_bytes(const fb_session *s, const fb_tensor_view *t) {
+    return (size_t)t->ne[1] * (size_t)jf_row_bytes(jf_device_type(&s->c, t->type), t->ne[0]);
+}
+
+static fb_status upload_matrix(fb_session *s, Uploader *u, const fb_tensor_view *t, void **out) {
+    DEV_ALLOC(s, *out, matrix_bytes(s, t), t->name);
+    return upload_rows(s, u, t, *out, 0, jf_device_type(&s->c, t->type));
 }
 
 static fb_status upload_vector(fb_session *s, Uploader *u, const fb_tensor_view *t, float **out) {
     DEV_ALLOC(s, *out, (size_t)s->c.ld_dim * sizeof(float), t->name);
-    return upload_rows(s, u, t, *out, 0, s->c.ld_dim, JF_F32);
+    return upload_rows(s, u, t, *out, 0, JF_T_F32);
 }
 
 static fb_status load_weights_with(fb_session *s, const fb_model_view *mv, Uploader *u) {
     const jf_config *c = &s->c;
     jf_buffers *w = &s->b;
-    TRY(upload_matrix(s, u, mv->token_embd, &w->token_embd, c->ld_dim));
+    TRY(upload_matrix(s, u, mv->token_embd, &w->token_embd));
     for (int l = 0; l < c->n_layers; l++) {
         const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
         jf_layer_buffers *lw = &w->layers[l];
+        lw->kind = jf_layer_kind(c, mv, l);
+        if (lw->kind < 0) return fail(s, FB_ERR_INTERNAL, "jit_fused: layer %d has types of no kernel set", l);
         TRY(upload_vector(s, u, &L->attn_norm, &lw->attn_norm));
-        size_t qkv_rows = (size_t)c->q_dim + 2 * (size_t)c->kv_dim;
-        DEV_ALLOC(s, lw->w_qkv, qkv_rows * (size_t)c->ld_dim * (size_t)c->esize, "the stacked Q, K, V weights");
-        TRY(upload_rows(s, u, &L->attn_q, lw->w_qkv, 0, c->ld_dim, c->wtype));
-        TRY(upload_rows(s, u, &L->attn_k, lw->w_qkv, c->q_dim, c->ld_dim, c->wtype));
-        TRY(upload_rows(s, u, &L->attn_v, lw->w_qkv, c->q_dim + c->kv_dim, c->ld_dim, c->wtype));
-        TRY(upload_matrix(s, u, &L->attn_output, &lw->w_o, c->ld_q));
+        // W_q, W_k, W_v stacked, each at its own type's row stride (jf_qkv_rope in the kernels)
+        size_t q_bytes = matrix_bytes(s, &L->attn_q), k_bytes = matrix_bytes(s, &L->attn_k);
+        DEV_ALLOC(s, lw->w_qkv, q_bytes + k_bytes + matrix_bytes(s, &L->attn_v), "the stacked Q, K, V weights");
+        TRY(upload_rows(s, u, &L->attn_q, lw->w_qkv, 0, jf_device_type(c, L->attn_q.type)));
+        TRY(upload_rows(s, u, &L->attn_k, lw->w_qkv, q_bytes, jf_device_type(c, L->attn_k.type)));
+        TRY(upload_rows(s, u, &L->attn_v, lw->w_qkv, q_bytes + k_bytes, jf_device_type(c, L->attn_v.type)));
+        TRY(upload_matrix(s, u, &L->attn_output, &lw->w_o));
         TRY(upload_vector(s, u, &L->ffn_norm, &lw->ffn_norm));
-        TRY(upload_matrix(s, u, &L->ffn_gate, &lw->w_gate, c->ld_dim));
-        TRY(upload_matrix(s, u, &L->ffn_up, &lw->w_up, c->ld_dim));
-        TRY(upload_matrix(s, u, &L->ffn_down, &lw->w_down, c->ld_ff));
+        TRY(upload_matrix(s, u, &L->ffn_gate, &lw->w_gate));
+        TRY(upload_matrix(s, u, &L->ffn_up, &lw->w_up));
+        TRY(upload_matrix(s, u, &L->ffn_down, &lw->w_down));
         s->host->progress(s->host, "jit_fused: converting and uploading weights", (double)(l + 1) / c->n_layers);
     }
     TRY(upload_vector(s, u, mv->output_norm, &w->output_norm));
     if (mv->tied_output) w->output = w->token_embd;
-    else TRY(upload_matrix(s, u, mv->output, &w->output, c->ld_dim));
+    else TRY(upload_matrix(s, u, mv->output, &w->output));
     // RoPE frequencies: theta_i = pos * base^(-2i / n_rot) / factor_i
     float *inv = malloc((size_t)(c->n_rot / 2) * sizeof(float));
     if (!inv) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
@@ -378,10 +390,14 @@ static fb_status build_kernels(fb_session *s, const fb_settings *settings) {
     }
     free(src);
     for (int k = 0; k < JF_K_COUNT; k++)
-        CU_CHECK(s, s->drv.module_get_function(&s->fn[k], s->module, jf_kernel_names[k]));
+        for (int kind = 0; kind < (jf_kernel_per_layer((jf_kernel_id)k) ? s->c.n_kinds : 1); kind++) {
+            char name[64];
+            jf_kernel_name((jf_kernel_id)k, kind, name, sizeof name);
+            CU_CHECK(s, s->drv.module_get_function(&s->fn[k][kind], s->module, name));
+        }
     // The LM head loops over the vocabulary: as many blocks as fit the GPU at once.
     int per_sm = 0;
-    CU_CHECK(s, s->drv.occupancy(&per_sm, s->fn[JF_K_LM_HEAD_1], JF_WARPS * 32, 0));
+    CU_CHECK(s, s->drv.occupancy(&per_sm, s->fn[JF_K_LM_HEAD_1][0], JF_WARPS * 32, 0));
     if (per_sm < 1) per_sm = 1;
     int rows_grid = (s->c.vocab + JF_WARPS - 1) / JF_WARPS;
     s->lm_grid = per_sm * s->sm_count < rows_grid ? per_sm * s->sm_count : rows_grid;
@@ -397,8 +413,14 @@ static fb_status build_kernels(fb_session *s, const fb_settings *settings) {
 // ----------------------------------------------------------------------------
 // One forward pass (jf_forward, in jf_host.c) launches through the driver
 
-static int launch_kernel(void *ctx, jf_kernel_id k, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
+static CUfunction s_fn_of(void *ctx, jf_kernel_id k, int kind) {
+    fb_session *s = ctx;
+    return s->fn[k][jf_kernel_per_layer(k) && kind >= 0 && kind < s->c.n_kinds ? kind : 0];
+}
+
+static int launch_kernel(void *ctx, jf_kernel_id k, int kind, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
                          void **args) {
+    CUfunction fn = s_fn_of(ctx, k, kind);
     fb_session *s = ctx;
     CUresult res;
     if (s->c.pdl) { // programmatic stream serialisation: see jf_begin in plugins/jit_fused/jit_fused_kernels.cuh
@@ -413,9 +435,9 @@ static int launch_kernel(void *ctx, jf_kernel_id k, unsigned gx, unsigned gy, un
         cfg.hStream = (CUstream)s->stream;
         cfg.attrs = &attr;
         cfg.numAttrs = 1;
-        res = s->drv.launch_kernel_ex(&cfg, s->fn[k], args, NULL);
+        res = s->drv.launch_kernel_ex(&cfg, fn, args, NULL);
     } else {
-        res = s->drv.launch_kernel(s->fn[k], gx, gy, gz, threads, 1, 1, 0, (CUstream)s->stream, args, NULL);
+        res = s->drv.launch_kernel(fn, gx, gy, gz, threads, 1, 1, 0, (CUstream)s->stream, args, NULL);
     }
     if (res != CUDA_SUCCESS) {
         cu_fail(s, res, jf_kernel_names[k], __FILE__, __LINE__);
@@ -447,7 +469,7 @@ static fb_status jit_fused_probe(const fb_host *host, fb_probe_result *out) {
     }
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess || count == 0) {
-        snprintf(out->reason, sizeof out->reason, "%s", cudaGetErrorString(err != cudaSuccess ? err : cudaErrorNoDevice));
+        fbc_no_device_reason(err != cudaSuccess ? err : cudaErrorNoDevice, out->reason, sizeof out->reason);
         cudaGetLastError();
         return FB_OK;
     }
@@ -477,9 +499,10 @@ static fb_status setup_device(fb_session *s, int device) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess || count == 0) {
+        char why[200];
+        fbc_no_device_reason(err != cudaSuccess ? err : cudaErrorNoDevice, why, sizeof why);
         cudaGetLastError();
-        return fail(s, FB_ERR_UNAVAILABLE, "jit_fused: no usable CUDA device: %s",
-                    cudaGetErrorString(err != cudaSuccess ? err : cudaErrorNoDevice));
+        return fail(s, FB_ERR_UNAVAILABLE, "jit_fused: %s", why);
     }
     if (device < 0 || device >= count)
         return fail(s, FB_ERR_INVALID_ARGUMENT, "jit_fused: device_index %d, but this machine has %d CUDA device%s", device,
@@ -509,6 +532,38 @@ static fb_status setup_device(fb_session *s, int device) {
     return FB_OK;
 }
 
+/* "f16 (from Q8_0)", or at native the types and how many matrices have
+ * each: "native: Q4_K x 97, Q6_K x 16" (token_embd and the LM head included). */
+static void describe_weights(const fb_session *s, const fb_model_view *mv, char *out, size_t out_size) {
+    static const char *names[] = {"f32", "f16", "bf16", "native"};
+    if (s->c.wtype != JF_NATIVE) {
+        snprintf(out, out_size, "%s (from %s)", names[s->c.wtype], s->host->type_name(FB_MODEL_LAYER(mv, 0)->attn_q.type));
+        return;
+    }
+    uint32_t types[16];
+    int counts[16] = {0}, n = 0;
+    for (int i = -2; i < (int)mv->n_layer * 7; i++) {
+        const fb_tensor_view *t;
+        if (i == -2) t = mv->token_embd;
+        else if (i == -1) t = mv->tied_output ? NULL : mv->output;
+        else {
+            const fb_layer_view *L = FB_MODEL_LAYER(mv, i / 7);
+            const fb_tensor_view *m[] = {&L->attn_q, &L->attn_k, &L->attn_v, &L->attn_output,
+                                         &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+            t = m[i % 7];
+        }
+        if (!t) continue;
+        int k = 0;
+        while (k < n && types[k] != t->type) k++;
+        if (k == n && n < 16) types[n++] = t->type;
+        if (k < n) counts[k]++;
+    }
+    int len = snprintf(out, out_size, "native:");
+    for (int k = 0; k < n && len > 0 && (size_t)len < out_size; k++)
+        len += snprintf(out + len, out_size - (size_t)len, "%s %s x %d", k ? "," : "", s->host->type_name(types[k]),
+                        counts[k]);
+}
+
 static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, const fb_settings *settings,
                                   fb_session **out, char *message, size_t message_size) {
     *out = NULL;
@@ -525,10 +580,7 @@ static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, 
     case FB_PRECISION_F32: wtype = JF_F32; break;
     case FB_PRECISION_F16: wtype = JF_F16; break;
     case FB_PRECISION_BF16: wtype = JF_BF16; break;
-    case FB_PRECISION_NATIVE:
-        st = fail(s, FB_ERR_UNSUPPORTED, "jit_fused stores weights at f32, f16 or bf16 only (quantised types are "
-                                         "dequantised at load); it has no kernels for native block formats");
-        break;
+    case FB_PRECISION_NATIVE: wtype = JF_NATIVE; break;
     default: st = fail(s, FB_ERR_UNSUPPORTED, "jit_fused: unknown weight precision %d", (int)settings->weight_precision);
     }
     if (st == FB_OK && settings->accumulate_precision != FB_PRECISION_F32)
@@ -565,9 +617,10 @@ static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, 
         return st;
     }
     fbc_memory_sample(&s->mem);
-    static const char *names[] = {"f32", "f16", "bf16"};
-    snprintf(s->notes, sizeof s->notes, "weights %s (from %s), f32 accumulation, f32 activations and KV cache; %s; %.100s",
-             names[s->c.wtype], host->type_name(FB_MODEL_LAYER(mv, 0)->attn_q.type),
+    char weights[96];
+    describe_weights(s, mv, weights, sizeof weights);
+    snprintf(s->notes, sizeof s->notes, "weights %.60s, f32 accumulation, f32 activations and KV cache; %s; %.80s",
+             weights,
              s->allow_graphs ? s->c.pdl ? "one CUDA graph per step, dependent launch" : "one CUDA graph per step"
              : s->c.pdl      ? "plain launches, dependent launch"
                              : "plain launches",
@@ -751,8 +804,8 @@ static const fb_plugin jit_fused_plugin = {
     .abi_major = FB_ABI_MAJOR,
     .abi_minor = FB_ABI_MINOR,
     .struct_size = sizeof(fb_plugin),
-    .capabilities = FB_CAP_GPU | FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 | FB_CAP_JIT |
-                    FB_CAP_GRAPHS | FB_CAP_COPY_PROBE,
+    .capabilities = FB_CAP_GPU | FB_CAP_PRECISION_F32 | FB_CAP_PRECISION_F16 | FB_CAP_PRECISION_BF16 |
+                    FB_CAP_PRECISION_NATIVE | FB_CAP_JIT | FB_CAP_GRAPHS | FB_CAP_COPY_PROBE,
     .name = "jit_fused",
     .version = JIT_FUSED_VERSION,
     .description = "CUDA, JIT: fused kernels generated for the model's shapes, compiled by NVRTC, one CUDA graph per step",

@@ -12,11 +12,25 @@
 //                                  activations they meet: the row length
 //                                  rounded up to 16 bytes of weights, with
 //                                  zeros in the padding (so no tail code)
-//   JF_WTYPE                       0 f32, 1 f16, 2 bf16: how weights are stored
+//   JF_WTYPE                       0 f32, 1 f16, 2 bf16, 3 native: the profile's
+//                                  weight precision (informative: the types below rule)
+//   JF_T_EMBD JF_T_OUT             device types (JF_T_*, GGUF ids) of token_embd and
+//                                  of the LM head
 //   JF_NB                          positions per prefill pass
 //   JF_SPLITS                      sequence splits of decode attention
 //   JF_RMS_EPS JF_ATT_SCALE        floats, printed exactly
 //   JF_PDL                         defined on sm_90+: programmatic dependent launch
+//
+// After the template, one line per kind of layer (a set of matrix types;
+// see jf_layer_types) instantiates that kind's entry points:
+//   JF_LAYER_ENTRY_POINTS(k0, TQ, TK, TV, TO, TGATE, TUP, TDOWN)
+//
+// Weight types: F32, F16, BF16 rows (padded to 16 bytes), and the GGUF block
+// formats Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K read in place and decoded in
+// registers, in the device layouts jf_row_bytes (jf_host.h) describes: each
+// decodes to exactly the f32 value core/quant.c gives (every product in a
+// decode is exact in f32), so only the order of the sums differs from
+// cpu_ref's native path.
 //
 // Numerics follow cpu_ref: every product accumulates in f32; norms,
 // activations and the KV cache are f32; RoPE angles in double; softmax with
@@ -44,13 +58,38 @@ typedef unsigned long long fb_u64;
 #define JF_NEG_INF (-__int_as_float(0x7f800000))
 #define JF_THREADS (JF_WARPS * 32)
 
-#if JF_WTYPE == 0
-typedef float wtype;
-#define JF_VEC 4 // weights per 16-byte load
-#else
-typedef fb_u16 wtype;
-#define JF_VEC 8
-#endif
+typedef unsigned char fb_u8;
+
+// Device types: GGUF type ids.
+#define JF_T_F32 0
+#define JF_T_F16 1
+#define JF_T_Q4_0 2
+#define JF_T_Q4_1 3
+#define JF_T_Q8_0 8
+#define JF_T_Q4_K 12
+#define JF_T_Q5_K 13
+#define JF_T_Q6_K 14
+#define JF_T_BF16 30
+
+__device__ constexpr bool jf_is_plain(int t) { return t == JF_T_F32 || t == JF_T_F16 || t == JF_T_BF16; }
+__device__ constexpr int jf_pad16(int bytes) { return (bytes + 15) / 16 * 16; }
+
+// Bytes of a device row of n values of type t: jf_row_bytes in jf_host.c,
+// where the layouts are described.
+__device__ constexpr int jf_row_bytes(int t, int n) {
+    return t == JF_T_F32                      ? jf_pad16(4 * n)
+           : t == JF_T_F16 || t == JF_T_BF16 ? jf_pad16(2 * n)
+           : t == JF_T_Q8_0                  ? n + jf_pad16(n / 32 * 2)
+           : t == JF_T_Q4_0                  ? n / 2 + jf_pad16(n / 32 * 2)
+           : t == JF_T_Q4_1                  ? n / 2 + jf_pad16(n / 32 * 4)
+           : t == JF_T_Q4_K                  ? n / 256 * 144
+           : t == JF_T_Q5_K                  ? n / 256 * 176
+           : t == JF_T_Q6_K                  ? n / 256 * 208 + jf_pad16(n / 256 * 2)
+                                             : 0;
+}
+
+// Values per 16-byte load of a plain type.
+__device__ constexpr int jf_vec(int t) { return t == JF_T_F32 ? 4 : 8; }
 
 // ------------------------------------------------------------------ loads and conversions
 
@@ -81,43 +120,189 @@ __device__ __forceinline__ float jf_half_to_float(fb_u32 bits) {
 
 __device__ __forceinline__ float jf_bf16_to_float(fb_u32 bits) { return __uint_as_float((bits & 0xFFFFu) << 16); }
 
-// One stored weight to f32.
-__device__ __forceinline__ float jf_weight(const wtype *p) {
-#if JF_WTYPE == 0
-    return *p;
-#elif JF_WTYPE == 1
-    return jf_half_to_float(*p);
-#else
-    return jf_bf16_to_float(*p);
-#endif
-}
-
-// The JF_VEC weights of a 16-byte load, to f32.
-__device__ __forceinline__ void jf_unpack(uint4 v, float w[JF_VEC]) {
-#if JF_WTYPE == 0
-    w[0] = __uint_as_float(v.x);
-    w[1] = __uint_as_float(v.y);
-    w[2] = __uint_as_float(v.z);
-    w[3] = __uint_as_float(v.w);
-#else
-    fb_u32 u[4] = {v.x, v.y, v.z, v.w};
+// The jf_vec(T) weights of a 16-byte load of a plain type, to f32.
+template <int T> __device__ __forceinline__ void jf_unpack(uint4 v, float w[jf_vec(T)]) {
+    if constexpr (T == JF_T_F32) {
+        w[0] = __uint_as_float(v.x);
+        w[1] = __uint_as_float(v.y);
+        w[2] = __uint_as_float(v.z);
+        w[3] = __uint_as_float(v.w);
+    } else {
+        fb_u32 u[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-#if JF_WTYPE == 1
-        w[2 * i] = jf_half_to_float(u[i]);
-        w[2 * i + 1] = jf_half_to_float(u[i] >> 16);
-#else
-        w[2 * i] = jf_bf16_to_float(u[i]);
-        w[2 * i + 1] = jf_bf16_to_float(u[i] >> 16);
-#endif
+        for (int i = 0; i < 4; i++) {
+            if constexpr (T == JF_T_F16) {
+                w[2 * i] = jf_half_to_float(u[i]);
+                w[2 * i + 1] = jf_half_to_float(u[i] >> 16);
+            } else {
+                w[2 * i] = jf_bf16_to_float(u[i]);
+                w[2 * i + 1] = jf_bf16_to_float(u[i] >> 16);
+            }
+        }
     }
-#endif
 }
 
-// JF_VEC activations (16-byte aligned: strides are multiples of JF_VEC).
-__device__ __forceinline__ void jf_load_act(const float *p, float a[JF_VEC]) {
+// ------------------------------------------------------------------ block formats
+// A row of a block type is read in steps of 32 values: one Q8_0, Q4_0 or
+// Q4_1 block, an eighth of a Q4_K, Q5_K or Q6_K super-block. A step is one
+// or two 16-byte loads of quants plus the scales they need (jf_qload), and
+// decodes as two runs of 16 consecutive values (jf_qrun gives where each run
+// starts in the row, jf_qdecode its 16 weights), so the activations they
+// meet are read as aligned float4s.
+//
+// Mutations for the tests (tests/test_jit_fused_emulated.c defines one and
+// checks that agreement with cpu_ref fails): JF_MUTATE_SCALE reads each
+// block's scale at a wrong offset (the next entry of the scale plane; Q4_K,
+// Q5_K: dmin's place for d and d's for dmin), JF_MUTATE_NIBBLE swaps low and
+// high nibbles, JF_MUTATE_SUBBLOCK gives each K-quant run its neighbour's
+// sub-block scale.
+
+struct jf_qraw {
+    uint4 q;  // quants: Q8_0's first 16, the others' 16 bytes of nibbles (Q6_K: ql)
+    uint4 a;  // Q8_0: the second 16 quants; K-quants: the 16-byte header (Q6_K: scales[16])
+    uint4 b;  // Q5_K: qh[16]; Q6_K: qh[16]
+    fb_u32 s; // Q8_0, Q4_0, Q6_K: d; Q4_1: d | m << 16
+};
+
+// Byte i (0..15) of a 16-byte load.
+__device__ __forceinline__ fb_u32 jf_byte(uint4 v, int i) {
+    fb_u32 w = i < 4 ? v.x : i < 8 ? v.y : i < 12 ? v.z : v.w;
+    return (w >> (8 * (i & 3))) & 0xFFu;
+}
+
+// Entry blk of a scale plane of `slots` entries (its padding included).
+#ifdef JF_MUTATE_SCALE
+#define JF_SCALE_OF(blk, slots) (((blk) + 1) % (slots))
+#define JF_HEADER(h) make_uint4(((h).x >> 16) | ((h).x << 16), (h).y, (h).z, (h).w)
+#else
+#define JF_SCALE_OF(blk, slots) (blk)
+#define JF_HEADER(h) (h)
+#endif
+#ifdef JF_MUTATE_NIBBLE
+#define JF_NIBBLE_RUN(run) ((run) ^ 1)
+#else
+#define JF_NIBBLE_RUN(run) (run)
+#endif
+#ifdef JF_MUTATE_SUBBLOCK
+#define JF_SUB(x) ((x) ^ 1)
+#else
+#define JF_SUB(x) (x)
+#endif
+
+// Step s of a row of N values of block type T.
+template <int T, int N> __device__ __forceinline__ jf_qraw jf_qload(const fb_u8 *row, int s) {
+    jf_qraw r;
+    r.a = r.b = make_uint4(0u, 0u, 0u, 0u);
+    r.s = 0u;
+    if constexpr (T == JF_T_Q8_0) {
+        r.q = jf_load_weights(row + 32 * s);
+        r.a = jf_load_weights(row + 32 * s + 16);
+        r.s = *(const fb_u16 *)(row + N + 2 * JF_SCALE_OF(s, jf_pad16(N / 32 * 2) / 2));
+    } else if constexpr (T == JF_T_Q4_0) {
+        r.q = jf_load_weights(row + 16 * s);
+        r.s = *(const fb_u16 *)(row + N / 2 + 2 * JF_SCALE_OF(s, jf_pad16(N / 32 * 2) / 2));
+    } else if constexpr (T == JF_T_Q4_1) {
+        r.q = jf_load_weights(row + 16 * s);
+        r.s = *(const fb_u32 *)(row + N / 2 + 4 * JF_SCALE_OF(s, jf_pad16(N / 32 * 4) / 4));
+    } else if constexpr (T == JF_T_Q4_K) {
+        const int blk = s >> 3, k = s & 7;
+        r.a = JF_HEADER(jf_load_weights(row + 144 * blk));
+        r.q = jf_load_weights(row + 144 * blk + 16 + 16 * k);
+    } else if constexpr (T == JF_T_Q5_K) {
+        const int blk = s >> 3, k = s & 7;
+        r.a = JF_HEADER(jf_load_weights(row + 176 * blk));
+        r.b = jf_load_weights(row + 176 * blk + 16 + 16 * (k & 1));
+        r.q = jf_load_weights(row + 176 * blk + 48 + 16 * k);
+    } else { // Q6_K: step k of a block reads ql[64h + 32a + 16b ..], h = k / 4, a = k / 2 % 2, b = k % 2
+        const int blk = s >> 3, k = s & 7, h = k >> 2, a = (k >> 1) & 1, b = k & 1;
+        const fb_u8 *p = row + 208 * blk;
+        r.q = jf_load_weights(p + 64 * h + 32 * a + 16 * b);
+        r.b = jf_load_weights(p + 128 + 32 * h + 16 * b);
+        r.a = jf_load_weights(p + 192);
+        r.s = *(const fb_u16 *)(row + N / 256 * 208 + 2 * JF_SCALE_OF(blk, jf_pad16(N / 256 * 2) / 2));
+    }
+    return r;
+}
+
+// Where run `run` (0, 1) of step s starts in the row.
+template <int T> __device__ __forceinline__ int jf_qrun(int s, int run) {
+    if constexpr (T == JF_T_Q8_0 || T == JF_T_Q4_0 || T == JF_T_Q4_1) {
+        return 32 * s + 16 * run; // Q4: low nibbles are values 0..15, high ones 16..31
+    } else if constexpr (T == JF_T_Q4_K || T == JF_T_Q5_K) {
+        const int k = s & 7; // qs[32c + l]: value 64c + l (low nibble), 64c + 32 + l (high)
+        return 256 * (s >> 3) + 64 * (k >> 1) + 16 * (k & 1) + 32 * run;
+    } else { // Q6_K: value 128h + 32j + l, j = a (low nibbles) or a + 2 (high)
+        const int k = s & 7;
+        return 256 * (s >> 3) + 128 * (k >> 2) + 32 * (((k >> 1) & 1) + 2 * run) + 16 * (k & 1);
+    }
+}
+
+// Q4_K/Q5_K: the 6-bit scale and min of sub-block j from scales[12] (bytes
+// 4..15 of the header): j < 4 in the low 6 bits of bytes j and j + 4; j >= 4
+// from the low and high nibbles of byte j + 4 and the top bits of j - 4, j.
+__device__ __forceinline__ void jf_scale_min_k4(uint4 header, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = (int)(jf_byte(header, 4 + j) & 63u);
+        *m = (int)(jf_byte(header, 8 + j) & 63u);
+    } else {
+        *sc = (int)((jf_byte(header, 8 + j) & 0xFu) | ((jf_byte(header, j) >> 6) << 4));
+        *m = (int)((jf_byte(header, 8 + j) >> 4) | ((jf_byte(header, 4 + j) >> 6) << 4));
+    }
+}
+
+// The 16 weights of run `run` of step s, as core/quant.c decodes them.
+template <int T> __device__ __forceinline__ void jf_qdecode(const jf_qraw &r, int s, int run, float w[16]) {
+    if constexpr (T == JF_T_Q8_0) { // d * q
+        const float d = jf_half_to_float(r.s);
+        const uint4 v = run ? r.a : r.q;
 #pragma unroll
-    for (int i = 0; i < JF_VEC; i += 4) {
+        for (int i = 0; i < 16; i++) w[i] = (float)(signed char)jf_byte(v, i) * d;
+    } else if constexpr (T == JF_T_Q4_0) { // d * (q - 8)
+        const float d = jf_half_to_float(r.s);
+        const int shift = 4 * JF_NIBBLE_RUN(run);
+#pragma unroll
+        for (int i = 0; i < 16; i++) w[i] = (float)((int)((jf_byte(r.q, i) >> shift) & 0xFu) - 8) * d;
+    } else if constexpr (T == JF_T_Q4_1) { // d * q + m (the product is exact: one rounding either way)
+        const float d = jf_half_to_float(r.s), m = jf_half_to_float(r.s >> 16);
+        const int shift = 4 * JF_NIBBLE_RUN(run);
+#pragma unroll
+        for (int i = 0; i < 16; i++) w[i] = fmaf((float)((jf_byte(r.q, i) >> shift) & 0xFu), d, m);
+    } else if constexpr (T == JF_T_Q4_K || T == JF_T_Q5_K) { // (d * sc) * q - dmin * m, per sub-block of 32
+        const int c = (s & 7) >> 1;
+        int sc, mn;
+        jf_scale_min_k4(r.a, 2 * c + JF_SUB(run), &sc, &mn);
+        const float dl = jf_half_to_float(r.a.x) * (float)sc, ml = jf_half_to_float(r.a.x >> 16) * (float)mn;
+        const int shift = 4 * JF_NIBBLE_RUN(run);
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            fb_u32 q = (jf_byte(r.q, i) >> shift) & 0xFu;
+            if constexpr (T == JF_T_Q5_K) q |= ((jf_byte(r.b, i) >> (2 * c + run)) & 1u) << 4;
+            w[i] = fmaf(dl, (float)q, -ml); // dl * q is exact
+        }
+    } else { // Q6_K: (d * scales[v / 16]) * (q - 32), q = 4 low bits | 2 high bits << 4
+        const int k = s & 7, h = k >> 2, a = (k >> 1) & 1, b = k & 1, j = a + 2 * run;
+        const float dl = jf_half_to_float(r.s) * (float)(signed char)jf_byte(r.a, 8 * h + 2 * j + JF_SUB(b));
+        const int shift = 4 * JF_NIBBLE_RUN(run);
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            const int q = (int)(((jf_byte(r.q, i) >> shift) & 0xFu) | (((jf_byte(r.b, i) >> (2 * j)) & 3u) << 4));
+            w[i] = dl * (float)(q - 32);
+        }
+    }
+}
+
+// Value i of a row of N values of type T, for the embedding lookup (plain
+// types), or whole steps of it (block types, see jf_embed).
+template <int T> __device__ __forceinline__ float jf_weight(const fb_u8 *row, int i) {
+    if constexpr (T == JF_T_F32) return ((const float *)row)[i];
+    else if constexpr (T == JF_T_F16) return jf_half_to_float(((const fb_u16 *)row)[i]);
+    else return jf_bf16_to_float(((const fb_u16 *)row)[i]);
+}
+
+// V activations (V a multiple of 4; 16-byte aligned: strides are multiples of 8).
+template <int V> __device__ __forceinline__ void jf_load_act(const float *p, float a[V]) {
+#pragma unroll
+    for (int i = 0; i < V; i += 4) {
         float4 f = *(const float4 *)(p + i);
         a[i] = f.x;
         a[i + 1] = f.y;
@@ -155,78 +340,127 @@ __device__ __forceinline__ void jf_begin() {
 #endif
 }
 
-// jf_begin for a warp about to read rows w[0 .. NR) of LD weights (when valid).
-template <int NR, int LD>
-__device__ __forceinline__ void jf_begin_rows(const wtype *const w[NR], bool valid) {
+// jf_begin for a warp about to read rows w[0 .. NR) of RB bytes each (when valid).
+template <int NR>
+__device__ __forceinline__ void jf_begin_rows(const fb_u8 *const w[NR], int rb, bool valid) {
 #if defined(JF_PDL) && !defined(JF_EMULATE)
     asm volatile("griddepcontrol.launch_dependents;" :::);
     if (valid) {
-        constexpr int NV = LD / JF_VEC, U = 8 / NR;
+        constexpr int U = 8 / NR;
         const int lane = threadIdx.x & 31;
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            int v = u * 32 + lane;
-            if (v < NV)
+            int off = (u * 32 + lane) * 16;
+            if (off < rb)
 #pragma unroll
-                for (int j = 0; j < NR; j++) asm volatile("prefetch.global.L2 [%0];" ::"l"(w[j] + (size_t)v * JF_VEC));
+                for (int j = 0; j < NR; j++) asm volatile("prefetch.global.L2 [%0];" ::"l"(w[j] + off));
         }
     }
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #else
     (void)w;
+    (void)rb;
     (void)valid;
 #endif
 }
 
 // ------------------------------------------------------------------ the matvec core
 
-// One warp: acc[b][j] = sum over c < LD of W_j[c] * x_b[c] (* g[c] when g is
-// given), for NR rows (row pointers w[j]) and the first nb <= NBT positions
-// of x (rows of stride LD). The result is in every lane. Each lane keeps
-// 8 / NR 16-byte weight loads in flight before it computes, so a block of
-// 8 warps has 32 KiB of weights outstanding.
-template <int NR, int NBT, int LD>
-__device__ __forceinline__ void jf_matvec_warp(const wtype *const w[NR], const float *x, const float *g, int nb,
+// One warp: acc[b][j] = sum over c < N of W_j[c] * x_b[c] (* g[c] when g is
+// given), for NR rows of type T (row pointers w[j]) and the first nb <= NBT
+// positions of x (rows of stride XLD). The result is in every lane.
+//   Plain types: each lane keeps 8 / NR 16-byte weight loads in flight
+//   before it computes, so a block of 8 warps has 32 KiB outstanding.
+//   Block types: each lane keeps 4 / NR steps of 32 values in flight (one
+//   or two 16-byte loads of quants and the step's scales each), decodes a
+//   run of 16 weights at a time in registers, and uses it for every position.
+template <int T, int NR, int NBT, int N, int XLD>
+__device__ __forceinline__ void jf_matvec_warp(const fb_u8 *const w[NR], const float *x, const float *g, int nb,
                                                float acc[NBT][NR]) {
     const int lane = threadIdx.x & 31;
-    constexpr int NV = LD / JF_VEC; // 16-byte vectors per row
-    constexpr int U = 8 / NR;       // loads in flight per row and lane
 #pragma unroll
     for (int b = 0; b < NBT; b++)
 #pragma unroll
         for (int j = 0; j < NR; j++) acc[b][j] = 0.0f;
+    if constexpr (jf_is_plain(T)) {
+        constexpr int VEC = jf_vec(T);
+        constexpr int NV = jf_row_bytes(T, N) / 16; // 16-byte vectors per row
+        constexpr int U = 8 / NR;                   // loads in flight per row and lane
 #pragma unroll 1
-    for (int base = 0; base < NV; base += 32 * U) {
-        uint4 raw[U][NR];
+        for (int base = 0; base < NV; base += 32 * U) {
+            uint4 raw[U][NR];
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            int v = base + u * 32 + lane;
-#pragma unroll
-            for (int j = 0; j < NR; j++)
-                raw[u][j] = v < NV ? jf_load_weights(w[j] + (size_t)v * JF_VEC) : make_uint4(0u, 0u, 0u, 0u);
-        }
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            int v = base + u * 32 + lane;
-            if (v >= NV) break;
-            float wf[NR][JF_VEC];
-#pragma unroll
-            for (int j = 0; j < NR; j++) jf_unpack(raw[u][j], wf[j]);
-            float gv[JF_VEC];
-            if (g) jf_load_act(g + (size_t)v * JF_VEC, gv);
-#pragma unroll
-            for (int b = 0; b < NBT; b++) {
-                if (b >= nb) break;
-                float xv[JF_VEC];
-                jf_load_act(x + (size_t)b * LD + (size_t)v * JF_VEC, xv);
-                if (g) {
-#pragma unroll
-                    for (int i = 0; i < JF_VEC; i++) xv[i] *= gv[i];
-                }
+            for (int u = 0; u < U; u++) {
+                int v = base + u * 32 + lane;
 #pragma unroll
                 for (int j = 0; j < NR; j++)
+                    raw[u][j] = v < NV ? jf_load_weights(w[j] + (size_t)v * 16) : make_uint4(0u, 0u, 0u, 0u);
+            }
 #pragma unroll
-                    for (int i = 0; i < JF_VEC; i++) acc[b][j] = fmaf(wf[j][i], xv[i], acc[b][j]);
+            for (int u = 0; u < U; u++) {
+                int v = base + u * 32 + lane;
+                if (v >= NV) break;
+                float wf[NR][VEC];
+#pragma unroll
+                for (int j = 0; j < NR; j++) jf_unpack<T>(raw[u][j], wf[j]);
+                float gv[VEC];
+                if (g) jf_load_act<VEC>(g + (size_t)v * VEC, gv);
+#pragma unroll
+                for (int b = 0; b < NBT; b++) {
+                    if (b >= nb) break;
+                    float xv[VEC];
+                    jf_load_act<VEC>(x + (size_t)b * XLD + (size_t)v * VEC, xv);
+                    if (g) {
+#pragma unroll
+                        for (int i = 0; i < VEC; i++) xv[i] *= gv[i];
+                    }
+#pragma unroll
+                    for (int j = 0; j < NR; j++)
+#pragma unroll
+                        for (int i = 0; i < VEC; i++) acc[b][j] = fmaf(wf[j][i], xv[i], acc[b][j]);
+                }
+            }
+        }
+    } else {
+        constexpr int S = N / 32; // steps of 32 values per row
+        constexpr int U = 4 / NR; // steps in flight per row and lane
+#pragma unroll 1
+        for (int base = 0; base < S; base += 32 * U) {
+            jf_qraw raw[U][NR];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int st = base + u * 32 + lane;
+#pragma unroll
+                for (int j = 0; j < NR; j++)
+                    if (st < S) raw[u][j] = jf_qload<T, N>(w[j], st);
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int st = base + u * 32 + lane;
+                if (st >= S) break;
+#pragma unroll
+                for (int run = 0; run < 2; run++) {
+                    const int off = jf_qrun<T>(st, run);
+                    float wf[NR][16];
+#pragma unroll
+                    for (int j = 0; j < NR; j++) jf_qdecode<T>(raw[u][j], st, run, wf[j]);
+                    float gv[16];
+                    if (g) jf_load_act<16>(g + off, gv);
+#pragma unroll
+                    for (int b = 0; b < NBT; b++) {
+                        if (b >= nb) break;
+                        float xv[16];
+                        jf_load_act<16>(x + (size_t)b * XLD + off, xv);
+                        if (g) {
+#pragma unroll
+                            for (int i = 0; i < 16; i++) xv[i] *= gv[i];
+                        }
+#pragma unroll
+                        for (int j = 0; j < NR; j++)
+#pragma unroll
+                            for (int i = 0; i < 16; i++) acc[b][j] = fmaf(wf[j][i], xv[i], acc[b][j]);
+                    }
+                }
             }
         }
     }
@@ -268,13 +502,33 @@ __device__ __forceinline__ void jf_block_inv_rms(const float *x, int nb, float i
 // step[0] is the position of the first token, step[1 .. nb] the token ids:
 // in device memory, so one captured graph serves every position.
 
-// x[b] = token_embd[step[1 + b]] for b < gridDim.x; also clears the argmax key.
+// out = row (N values of type T), decoded to f32 by the block.
+template <int T, int N> __device__ __forceinline__ void jf_decode_row(const fb_u8 *row, float *out) {
+    if constexpr (jf_is_plain(T)) {
+        for (int i = threadIdx.x; i < N; i += JF_THREADS) out[i] = jf_weight<T>(row, i);
+    } else { // a step of 32 values per thread, decoded as the matvec decodes them
+        for (int st = threadIdx.x; st < N / 32; st += JF_THREADS) {
+            const jf_qraw raw = jf_qload<T, N>(row, st);
+#pragma unroll
+            for (int run = 0; run < 2; run++) {
+                float w[16];
+                jf_qdecode<T>(raw, st, run, w);
+                const int off = jf_qrun<T>(st, run);
+#pragma unroll
+                for (int i = 0; i < 16; i++) out[off + i] = w[i];
+            }
+        }
+    }
+}
+
+// x[b] = token_embd[step[1 + b]] for b < gridDim.x, decoded to f32; also
+// clears the argmax key.
 extern "C" __global__ void __launch_bounds__(JF_THREADS)
-jf_embed(const int *step, const wtype *token_embd, float *x, fb_u64 *argmax_key) {
+jf_embed(const int *step, const fb_u8 *token_embd, float *x, fb_u64 *argmax_key) {
     jf_begin();
     const int b = blockIdx.x;
-    const wtype *row = token_embd + (size_t)step[1 + b] * JF_LD_DIM;
-    for (int i = threadIdx.x; i < JF_DIM; i += JF_THREADS) x[(size_t)b * JF_LD_DIM + i] = jf_weight(row + i);
+    jf_decode_row<JF_T_EMBD, JF_DIM>(token_embd + (size_t)step[1 + b] * jf_row_bytes(JF_T_EMBD, JF_DIM),
+                                     x + (size_t)b * JF_LD_DIM);
     if (b == 0 && threadIdx.x == 0) *argmax_key = 0ull;
 }
 
@@ -284,20 +538,36 @@ jf_embed(const int *step, const wtype *token_embd, float *x, fb_u64 *argmax_key)
 // [W_q; W_k; W_v]; each warp computes one adjacent pair of rows, which is
 // exactly a RoPE pair, and rotates it, then writes q, or k and v into the
 // cache at the token's position.
-template <int NBT>
+// The stacked rows keep each matrix's own type and row stride: W_q's rows,
+// then W_k's from byte JF_Q_DIM * RB_Q, then W_v's.
+template <int NBT, int TQ, int TK, int TV>
 __device__ __forceinline__ void jf_qkv_rope(const int *step, int nb, const float *x, const float *norm,
-                                            const wtype *w_qkv, const float *rope_inv_freq, float *q,
+                                            const fb_u8 *w_qkv, const float *rope_inv_freq, float *q,
                                             float *key_cache, float *value_cache) {
     constexpr int PAIRS = (JF_Q_DIM + 2 * JF_KV_DIM) / 2;
+    constexpr int RB_Q = jf_row_bytes(TQ, JF_DIM), RB_K = jf_row_bytes(TK, JF_DIM), RB_V = jf_row_bytes(TV, JF_DIM);
     const int pair = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
     const int r = 2 * pair;
-    const wtype *rows[2] = {w_qkv + (size_t)r * JF_LD_DIM, w_qkv + (size_t)(r + 1) * JF_LD_DIM};
-    jf_begin_rows<2, JF_LD_DIM>(rows, pair < PAIRS);
+    const fb_u8 *first;
+    int rb;
+    if (r < JF_Q_DIM) first = w_qkv + (size_t)r * RB_Q, rb = RB_Q;
+    else if (r < JF_Q_DIM + JF_KV_DIM) first = w_qkv + (size_t)JF_Q_DIM * RB_Q + (size_t)(r - JF_Q_DIM) * RB_K, rb = RB_K;
+    else
+        first = w_qkv + (size_t)JF_Q_DIM * RB_Q + (size_t)JF_KV_DIM * RB_K + (size_t)(r - JF_Q_DIM - JF_KV_DIM) * RB_V,
+        rb = RB_V;
+    const fb_u8 *rows[2] = {first, first + rb};
+    jf_begin_rows<2>(rows, rb, pair < PAIRS);
     float inv[NBT];
     jf_block_inv_rms<NBT>(x, nb, inv);
     if (pair >= PAIRS) return;
     float acc[NBT][2];
-    jf_matvec_warp<2, NBT, JF_LD_DIM>(rows, x, norm, nb, acc);
+    if constexpr (TQ == TK && TK == TV) {
+        jf_matvec_warp<TQ, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
+    } else { // warp-uniform: a pair never straddles two matrices (their row counts are even)
+        if (r < JF_Q_DIM) jf_matvec_warp<TQ, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
+        else if (r < JF_Q_DIM + JF_KV_DIM) jf_matvec_warp<TK, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
+        else jf_matvec_warp<TV, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
+    }
     if ((threadIdx.x & 31) != 0) return;
     const int pos0 = step[0];
 #pragma unroll
@@ -441,14 +711,15 @@ extern "C" __global__ void __launch_bounds__(64) jf_attention_combine(const floa
 }
 
 // x += W_o . att, one row of W_o per warp.
-template <int NBT>
-__device__ __forceinline__ void jf_out_residual(int nb, const float *att, const wtype *w_o, float *x) {
+template <int NBT, int TO>
+__device__ __forceinline__ void jf_out_residual(int nb, const float *att, const fb_u8 *w_o, float *x) {
+    constexpr int RB = jf_row_bytes(TO, JF_Q_DIM);
     const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
-    const wtype *rows[1] = {w_o + (size_t)r * JF_LD_Q};
-    jf_begin_rows<1, JF_LD_Q>(rows, r < JF_DIM);
+    const fb_u8 *rows[1] = {w_o + (size_t)r * RB};
+    jf_begin_rows<1>(rows, RB, r < JF_DIM);
     if (r >= JF_DIM) return;
     float acc[NBT][1];
-    jf_matvec_warp<1, NBT, JF_LD_Q>(rows, att, (const float *)0, nb, acc);
+    jf_matvec_warp<TO, 1, NBT, JF_Q_DIM, JF_LD_Q>(rows, att, (const float *)0, nb, acc);
     if ((threadIdx.x & 31) != 0) return;
 #pragma unroll
     for (int b = 0; b < NBT; b++)
@@ -458,17 +729,28 @@ __device__ __forceinline__ void jf_out_residual(int nb, const float *att, const 
 // ------------------------------------------------------------------ feed-forward block
 
 // RMSNorm, then row r of W_gate and of W_up together: h = silu(gate) * up.
-template <int NBT>
-__device__ __forceinline__ void jf_gate_up(int nb, const float *x, const float *norm, const wtype *w_gate,
-                                           const wtype *w_up, float *hb) {
+template <int NBT, int TG, int TU>
+__device__ __forceinline__ void jf_gate_up(int nb, const float *x, const float *norm, const fb_u8 *w_gate,
+                                           const fb_u8 *w_up, float *hb) {
+    constexpr int RB_G = jf_row_bytes(TG, JF_DIM), RB_U = jf_row_bytes(TU, JF_DIM);
     const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
-    const wtype *rows[2] = {w_gate + (size_t)r * JF_LD_DIM, w_up + (size_t)r * JF_LD_DIM};
-    jf_begin_rows<2, JF_LD_DIM>(rows, r < JF_N_FF);
+    const fb_u8 *rows[2] = {w_gate + (size_t)r * RB_G, w_up + (size_t)r * RB_U};
+    jf_begin_rows<2>(rows, RB_G > RB_U ? RB_G : RB_U, r < JF_N_FF);
     float inv[NBT];
     jf_block_inv_rms<NBT>(x, nb, inv);
     if (r >= JF_N_FF) return;
     float acc[NBT][2];
-    jf_matvec_warp<2, NBT, JF_LD_DIM>(rows, x, norm, nb, acc);
+    if constexpr (TG == TU) {
+        jf_matvec_warp<TG, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
+    } else {
+        float a1[NBT][1];
+        jf_matvec_warp<TG, 1, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, a1);
+#pragma unroll
+        for (int b = 0; b < NBT; b++) acc[b][0] = a1[b][0];
+        jf_matvec_warp<TU, 1, NBT, JF_DIM, JF_LD_DIM>(rows + 1, x, norm, nb, a1);
+#pragma unroll
+        for (int b = 0; b < NBT; b++) acc[b][1] = a1[b][0];
+    }
     if ((threadIdx.x & 31) != 0) return;
 #pragma unroll
     for (int b = 0; b < NBT; b++) {
@@ -479,14 +761,15 @@ __device__ __forceinline__ void jf_gate_up(int nb, const float *x, const float *
 }
 
 // x += W_down . h, one row of W_down per warp.
-template <int NBT>
-__device__ __forceinline__ void jf_down_residual(int nb, const float *hb, const wtype *w_down, float *x) {
+template <int NBT, int TD>
+__device__ __forceinline__ void jf_down_residual(int nb, const float *hb, const fb_u8 *w_down, float *x) {
+    constexpr int RB = jf_row_bytes(TD, JF_N_FF);
     const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
-    const wtype *rows[1] = {w_down + (size_t)r * JF_LD_FF};
-    jf_begin_rows<1, JF_LD_FF>(rows, r < JF_DIM);
+    const fb_u8 *rows[1] = {w_down + (size_t)r * RB};
+    jf_begin_rows<1>(rows, RB, r < JF_DIM);
     if (r >= JF_DIM) return;
     float acc[NBT][1];
-    jf_matvec_warp<1, NBT, JF_LD_FF>(rows, hb, (const float *)0, nb, acc);
+    jf_matvec_warp<TD, 1, NBT, JF_N_FF, JF_LD_FF>(rows, hb, (const float *)0, nb, acc);
     if ((threadIdx.x & 31) != 0) return;
 #pragma unroll
     for (int b = 0; b < NBT; b++)
@@ -507,31 +790,43 @@ __device__ __forceinline__ fb_u64 jf_argmax_key(float v, int id) {
 // last one into *argmax_key (cleared by jf_embed). A grid-stride loop over
 // the vocabulary, so each block sends one atomic, not one per row.
 template <int NBT>
-__device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *norm, const wtype *w_out,
+__device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *norm, const fb_u8 *w_out,
                                            float *logits, fb_u64 *argmax_key) {
+    constexpr int RB = jf_row_bytes(JF_T_OUT, JF_DIM);
+    // Rows per warp and turn of the loop: a block type's row is 2-4x shorter
+    // than an f16 one, so a warp takes two rows at once to keep as many
+    // bytes in flight (the loop is serial per warp: one row's latency each).
+    constexpr int LNR = jf_is_plain(JF_T_OUT) ? 1 : 2;
     __shared__ fb_u64 s_best[JF_WARPS];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     {
-        const int first = blockIdx.x * JF_WARPS + warp;
-        const wtype *rows[1] = {w_out + (size_t)first * JF_LD_DIM};
-        jf_begin_rows<1, JF_LD_DIM>(rows, first < JF_VOCAB);
+        const int first = (blockIdx.x * JF_WARPS + warp) * LNR;
+        const fb_u8 *rows[1] = {w_out + (size_t)first * RB};
+        jf_begin_rows<1>(rows, RB * LNR, first < JF_VOCAB);
     }
     float inv[NBT];
     jf_block_inv_rms<NBT>(x, nb, inv);
     fb_u64 best = 0ull;
-    for (int r = blockIdx.x * JF_WARPS + warp; r < JF_VOCAB; r += gridDim.x * JF_WARPS) {
-        const wtype *rows[1] = {w_out + (size_t)r * JF_LD_DIM};
-        float acc[NBT][1];
-        jf_matvec_warp<1, NBT, JF_LD_DIM>(rows, x, norm, nb, acc);
+    for (int r0 = (blockIdx.x * JF_WARPS + warp) * LNR; r0 < JF_VOCAB; r0 += gridDim.x * JF_WARPS * LNR) {
+        const fb_u8 *rows[LNR];
+#pragma unroll
+        for (int j = 0; j < LNR; j++) rows[j] = w_out + (size_t)(r0 + j < JF_VOCAB ? r0 + j : r0) * RB; // the tail: row r0 again
+        float acc[NBT][LNR];
+        jf_matvec_warp<JF_T_OUT, LNR, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
         if (lane == 0) {
 #pragma unroll
-            for (int b = 0; b < NBT; b++) {
-                if (b >= nb) break;
-                float v = acc[b][0] * inv[b];
-                logits[(size_t)b * JF_VOCAB + r] = v;
-                if (b == nb - 1) {
-                    fb_u64 key = jf_argmax_key(v, r);
-                    best = key > best ? key : best;
+            for (int j = 0; j < LNR; j++) {
+                const int r = r0 + j;
+                if (r >= JF_VOCAB) break;
+#pragma unroll
+                for (int b = 0; b < NBT; b++) {
+                    if (b >= nb) break;
+                    float v = acc[b][j] * inv[b];
+                    logits[(size_t)b * JF_VOCAB + r] = v;
+                    if (b == nb - 1) {
+                        fb_u64 key = jf_argmax_key(v, r);
+                        best = key > best ? key : best;
+                    }
                 }
             }
         }
@@ -552,30 +847,37 @@ __device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *
 // of the W_o and W_down kernels, whose grids are too small to supply those
 // warps). With it, the loads of an iteration issue together: 8 per lane.
 
-#define JF_ENTRY_POINTS(SUFFIX, NBT)                                                                             \
+#define JF_ENTRY_POINTS(SUFFIX, NBT, TQ, TK, TV, TO, TG, TU, TD)                                           \
     extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                                     \
-    jf_qkv_rope_##SUFFIX(const int *step, int nb, const float *x, const float *norm, const wtype *w_qkv,         \
+    jf_qkv_rope_##SUFFIX(const int *step, int nb, const float *x, const float *norm, const fb_u8 *w_qkv,         \
                          const float *rope_inv_freq, float *q, float *key_cache, float *value_cache) {           \
-        jf_qkv_rope<NBT>(step, nb, x, norm, w_qkv, rope_inv_freq, q, key_cache, value_cache);                    \
+        jf_qkv_rope<NBT, TQ, TK, TV>(step, nb, x, norm, w_qkv, rope_inv_freq, q, key_cache, value_cache);        \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                                     \
-    jf_out_residual_##SUFFIX(int nb, const float *att, const wtype *w_o, float *x) {                             \
-        jf_out_residual<NBT>(nb, att, w_o, x);                                                                   \
+    jf_out_residual_##SUFFIX(int nb, const float *att, const fb_u8 *w_o, float *x) {                             \
+        jf_out_residual<NBT, TO>(nb, att, w_o, x);                                                               \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                                     \
-    jf_gate_up_##SUFFIX(int nb, const float *x, const float *norm, const wtype *w_gate, const wtype *w_up,       \
+    jf_gate_up_##SUFFIX(int nb, const float *x, const float *norm, const fb_u8 *w_gate, const fb_u8 *w_up,       \
                         float *hb) {                                                                             \
-        jf_gate_up<NBT>(nb, x, norm, w_gate, w_up, hb);                                                          \
+        jf_gate_up<NBT, TG, TU>(nb, x, norm, w_gate, w_up, hb);                                                  \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                                     \
-    jf_down_residual_##SUFFIX(int nb, const float *hb, const wtype *w_down, float *x) {                          \
-        jf_down_residual<NBT>(nb, hb, w_down, x);                                                                \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                                     \
-    jf_lm_head_##SUFFIX(int nb, const float *x, const float *norm, const wtype *w_out, float *logits,            \
-                        fb_u64 *argmax_key) {                                                                    \
-        jf_lm_head<NBT>(nb, x, norm, w_out, logits, argmax_key);                                                 \
+    jf_down_residual_##SUFFIX(int nb, const float *hb, const fb_u8 *w_down, float *x) {                          \
+        jf_down_residual<NBT, TD>(nb, hb, w_down, x);                                                            \
     }
 
-JF_ENTRY_POINTS(1, 1)
-JF_ENTRY_POINTS(nb, JF_NB)
+// One kind of layer (the generator writes one line per kind after the
+// template): jf_qkv_rope_1_k0, jf_qkv_rope_nb_k0, ...
+#define JF_LAYER_ENTRY_POINTS(KIND, TQ, TK, TV, TO, TG, TU, TD)                                                  \
+    JF_ENTRY_POINTS(1_##KIND, 1, TQ, TK, TV, TO, TG, TU, TD)                                                     \
+    JF_ENTRY_POINTS(nb_##KIND, JF_NB, TQ, TK, TV, TO, TG, TU, TD)
+
+extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)
+jf_lm_head_1(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits, fb_u64 *argmax_key) {
+    jf_lm_head<1>(nb, x, norm, w_out, logits, argmax_key);
+}
+extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)
+jf_lm_head_nb(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits, fb_u64 *argmax_key) {
+    jf_lm_head<JF_NB>(nb, x, norm, w_out, logits, argmax_key);
+}

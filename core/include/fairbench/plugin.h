@@ -174,7 +174,26 @@ typedef struct fb_layer_view {
 } fb_layer_view;
 
 /* Valid from create() until destroy() returns; the plugin must not write
- * through any pointer in it. Every shape has been validated by the host. */
+ * through any pointer in it. Every shape has been validated by the host.
+ *
+ * The forward pass it describes (docs/forward-pass.md, step by step with the
+ * cpu_ref function of each; g = n_head / n_head_kv), for a token t at
+ * position p (0 after create or reset):
+ *   x = row t of token_embd
+ *   per layer: xb = x / sqrt(mean(x^2) + rms_eps) * attn_norm   (eps inside the root)
+ *     q = attn_q xb, k = attn_k xb, v = attn_v xb                (row r of W gives output r)
+ *     RoPE on each head of q and k: for i < n_rot / 2, theta = p * base^(-2i / n_rot)
+ *       / rope_freqs[i] (1 without rope_freqs); the adjacent pair (a, b) = (2i, 2i+1)
+ *       becomes (a cos theta - b sin theta, a sin theta + b cos theta); dimensions
+ *       n_rot .. head_dim - 1 are not rotated
+ *     query head h reads KV head h / g (not h % n_head_kv); scores q.k / sqrt(head_dim)
+ *       over positions 0..p (causal, itself included), softmax, weighted sum of v
+ *     x += attn_output (heads concatenated in order)
+ *     xb = x / sqrt(mean(x^2) + rms_eps) * ffn_norm
+ *     x += ffn_down (silu(ffn_gate xb) * ffn_up xb),  silu(z) = z / (1 + exp(-z))
+ *   logits = output (x / sqrt(mean(x^2) + rms_eps) * output_norm); output is
+ *   token_embd when tied_output; next token = argmax, the lowest id on ties.
+ * Products accumulate in f32. A prefill of n tokens equals n decodes in order. */
 typedef struct fb_model_view {
     uint32_t struct_size;
     const char *path;          /* the GGUF file */
@@ -300,6 +319,15 @@ typedef struct fb_probe_result {
 
 typedef struct fb_session fb_session; /* the plugin's own, opaque to the host */
 
+/* (ABI 1.1, profiling) One entry of a kernel-name-to-class table (see
+ * fb_plugin.kernel_classes). */
+typedef struct fb_kernel_class {
+    const char *match; /* a substring of kernel or span names, matched case-insensitively */
+    const char *kclass; /* "matvec", "attention", "norm", "rope_kv", "elementwise", "argmax", "copy" or "other" */
+    uint64_t bytes;    /* bytes one launch reads and writes at this session's shapes (mean over
+                        * the launches it matches); 0: unknown */
+} fb_kernel_class;
+
 typedef struct fb_plugin {
     uint32_t abi_major;   /* FB_ABI_MAJOR the plugin was built with */
     uint32_t abi_minor;   /* FB_ABI_MINOR the plugin was built with */
@@ -385,6 +413,34 @@ typedef struct fb_plugin {
      * thread. [main thread] */
     uint32_t (*factory_count)(const fb_host *host);
     const struct fb_plugin *(*factory_get)(const fb_host *host, uint32_t index);
+
+    /* ---- ABI 1.1, profiling (optional, NULL = absent; check with
+     * FB_PLUGIN_HAS(api, profile_spans) before reading) ---- */
+
+    /* (optional) Named spans of a step, for the profiling pass only (never
+     * during timed repetitions). The host calls it on a session between
+     * calls, from the session's thread: with a non-NULL sink to start, NULL
+     * to stop. While started, each prefill()/decode() calls
+     * sink(sink_data, name, layer, begin_ns, end_ns) once per span, from the
+     * thread that made the session call, before that call returns (a plugin
+     * with worker threads times a span on the calling thread around the
+     * parallel work). name: owned by the plugin, valid until it is unloaded
+     * ("attn_q", "rope"; classed by the kernel-name table); layer: the layer
+     * index, -1 outside the layers; times: CLOCK_MONOTONIC nanoseconds. Spans
+     * do not overlap and should cover the step. FB_ERR_UNSUPPORTED when the
+     * session cannot. */
+    fb_status (*profile_spans)(fb_session *s,
+                               void (*sink)(void *sink_data, const char *name, int32_t layer, uint64_t begin_ns,
+                                            uint64_t end_ns),
+                               void *sink_data);
+
+    /* (optional) Refine the host's kernel-name-to-class table for this
+     * session: *table gets *n entries, owned by the session and valid until
+     * destroy(); they are matched before the host's own, first match wins.
+     * An entry may also say how many bytes a launch moves, so the host can
+     * give that kernel's achieved bandwidth. [session's thread, between
+     * calls] */
+    fb_status (*kernel_classes)(fb_session *s, const fb_kernel_class **table, uint32_t *n);
 
     /* ABI 1.2+: new calls are appended here. */
 } fb_plugin;
