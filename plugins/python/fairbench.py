@@ -181,6 +181,33 @@ class Backend:
         return Memory()
 
 
+def cpu_count():
+    """The CPUs this process may run on (its affinity mask): what threads = 0 means."""
+    import os
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cpu_name():
+    """The CPU's model name from /proc/cpuinfo, or "" when unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_device(detail):
+    """A CPU backend's device string: "CPU: <model name>, <detail>" ("CPU, <detail>" when unknown)."""
+    name = cpu_name()
+    return f"CPU: {name}, {detail}" if name else f"CPU, {detail}"
+
+
 def write_logits(out, values):
     """Copy n_vocab float32 logits (anything numpy reads) into the host's buffer."""
     import numpy as np

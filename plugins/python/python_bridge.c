@@ -675,6 +675,11 @@ static fb_status bridge_create(const pyb_backend *b, const fb_host *host, const 
         say(msg, msg_size, "%s: %s", b->name, why);
         return FB_ERR_UNAVAILABLE;
     }
+    if (settings->threads < 0 && (b->table.capabilities & FB_CAP_THREADS)) {
+        say(msg, msg_size, "%s: create: threads = %d (0 means every CPU of the process, N > 0 that many)", b->name,
+            (int)settings->threads);
+        return FB_ERR_INVALID_ARGUMENT;
+    }
     uint32_t max_context = settings->max_context ? settings->max_context : model->n_ctx;
     if (max_context > model->n_ctx) max_context = model->n_ctx;
     fb_session *s = calloc(1, sizeof *s);
@@ -754,6 +759,7 @@ static fb_status bridge_prefill(fb_session *s, const int32_t *tokens, uint32_t n
                                 float *logits, int32_t *next_token) {
     if (!s) return FB_ERR_INVALID_ARGUMENT;
     s->error[0] = 0;
+    flags &= FB_LOGITS_LAST | FB_LOGITS_ALL; /* other bits are reserved: ignored */
     if (!tokens || n_tokens == 0 || !next_token || (flags != FB_LOGITS_NONE && !logits) || flags > FB_LOGITS_ALL) {
         say(s->error, sizeof s->error, "%s: prefill: NULL tokens or next_token, no tokens, or flags %u without logits",
             s->backend->name, flags);

@@ -8,15 +8,13 @@ block of the forward pass.
 DESCRIPTION = "numpy, f32: the readable example of a Python backend (the bridge's test backend)"
 CAPABILITIES = "cpu f32"
 
-import os
-
 import numpy as np
 
 import fairbench as fb
 
 
 def probe():
-    return fb.Probe(True, f"CPU: numpy {np.__version__}")
+    return fb.Probe(True, fb.cpu_device(f"numpy {np.__version__}"))
 
 
 def rmsnorm(x, weight, eps):
@@ -108,6 +106,6 @@ class Backend(fb.Backend):
         return fb.Memory(host_bytes=self.host_bytes)
 
     def effective_settings(self):
-        return fb.Effective("f32", "f32", threads=os.cpu_count() or 1,
-                            device=f"CPU: numpy {np.__version__}",
+        return fb.Effective("f32", "f32", threads=fb.cpu_count(),
+                            device=fb.cpu_device(f"numpy {np.__version__}"),
                             notes="numpy's BLAS chooses its own threads; weights from the host's mapped file")

@@ -24,8 +24,6 @@ DESCRIPTION = "TinyGrad (tinygrad 0.13): LLaMA decode in Tensors, TinyJit when a
 CAPABILITIES = "cpu gpu f32 f16 bf16 jit graphs threads"
 OPTIONS = "device tinyjit"
 
-import os
-
 import numpy as np
 
 import fairbench as fb
@@ -66,8 +64,13 @@ def _has_cuda():
 
 
 def probe():
-    device = _device("auto")
-    return fb.Probe(True, f"{device} (tinygrad {_version()})")
+    return fb.Probe(True, _device_string(_device("auto")))
+
+
+def _device_string(device):
+    if device == "CPU":
+        return fb.cpu_device(f"tinygrad {_version()}")
+    return f"CUDA GPU, tinygrad {_version()}"
 
 
 def rmsnorm(x, weight, eps):
@@ -127,7 +130,7 @@ class Backend(fb.Backend):
         self.settings, self.m = s, model
         # jit_cache = cold: TinyGrad's on-disk cache of compiled kernels is neither read nor written
         CACHELEVEL.value = 0 if s.jit_cache == "cold" else 2
-        self.threads = (s.threads or os.cpu_count() or 1) if self.device == "CPU" else 0
+        self.threads = (s.threads or fb.cpu_count()) if self.device == "CPU" else 0
         if self.device == "CPU":
             CPU_COUNT.value = self.threads   # kernels are split over this many threads
         wdtype = _DTYPES[s.weight_precision]
@@ -198,7 +201,7 @@ class Backend(fb.Backend):
         s = self.settings
         return fb.Effective(
             s.weight_precision, "f32", jit=True, graphs=bool(self.tinyjit and s.allow_graphs), threads=self.threads,
-            kernel_cache_hit=-1, device=f"{self.device} (tinygrad {_version()})",
+            kernel_cache_hit=-1, device=_device_string(self.device),
             notes=("TinyJit on" if self.tinyjit else "TinyJit off (kernels still compiled at run time)") +
                   (", kernel cache off" if s.jit_cache == "cold" else ", kernel cache on") +
                   "; weights from the host's mapped GGUF; f32 activations and KV cache",

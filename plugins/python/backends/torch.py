@@ -26,8 +26,6 @@ DESCRIPTION = "PyTorch: LLaMA decode as an nn.Module (SDPA, static KV cache), to
 CAPABILITIES = "cpu gpu f32 f16 bf16 jit graphs threads"
 OPTIONS = "device"
 
-import os
-
 import numpy as np
 
 import fairbench as fb
@@ -47,7 +45,7 @@ def _device_name(device):
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
         return f"{p.name} (sm_{p.major}{p.minor}), torch {torch.__version__}"
-    return f"CPU, torch {torch.__version__}"
+    return fb.cpu_device(f"torch {torch.__version__}")
 
 
 def probe():
@@ -190,11 +188,13 @@ class Backend(fb.Backend):
         if choice == "cuda" and not _cuda():
             raise fb.Unavailable(f"torch {torch.__version__} sees no CUDA device")
         use_cuda = choice == "cuda" or (choice == "auto" and _cuda())
+        if use_cuda and s.device_index >= torch.cuda.device_count():
+            raise fb.Unavailable(f"torch sees {torch.cuda.device_count()} CUDA devices; there is no device {s.device_index}")
         self.device = torch.device("cuda", s.device_index) if use_cuda else torch.device("cpu")
         self.settings = s
         _f32_accumulation()
         if self.device.type == "cpu":
-            torch.set_num_threads(s.threads or os.cpu_count() or 1)
+            torch.set_num_threads(s.threads or fb.cpu_count())
         torch._dynamo.config.suppress_errors = False  # a compile failure is an error, never eager in disguise
         # jit_cache = cold: inductor neither reads nor writes its on-disk caches
         torch.compiler.config.force_disable_caches = s.jit_cache == "cold"
