@@ -32,7 +32,7 @@ FAIRBENCH  := $(BUILD)/fairbench
 # Zero tests registered is a failure, not a pass.
 CTEST      := ctest --output-on-failure --no-tests=error -j $(JOBS)
 
-.PHONY: bench test setup build model sanitize sanitize-build tsan format-check fuzz fuzz-more clean llamacpp
+.PHONY: bench test setup build model sanitize sanitize-build tsan format-check fuzz fuzz-more clean llamacpp frameworks
 
 PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),fair.ini,cpu.ini)
 
@@ -70,6 +70,10 @@ test: build $(if $(SANITIZE_ON),sanitize-build)
 
 setup:
 	@scripts/setup.sh
+
+# A venv with pinned torch, tinygrad, numpy and gguf for the Python bridge (docs/python-backends.md).
+frameworks:
+	@scripts/setup-frameworks.sh
 
 build: setup llamacpp
 	cmake -S . -B $(BUILD) -DFB_WERROR=$(WERROR) -DFB_REQUIRE_CUDA=$(REQUIRE_CUDA) $(CMAKE_ARGS)

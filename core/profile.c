@@ -374,8 +374,7 @@ static const key_def keys[] = {
      "a comma-separated list of [fairness] keys (weight_precision, accumulate_precision, allow_jit, allow_graphs, "
      "jit_cache, threads), or none"},
     {"cv_warn", IN_RUN, parse_number, RUN(cv_warn), 0, 10, NULL, "a number from 0 to 10 (0.05 means 5%)"},
-    {"why_steps", IN_RUN, parse_int, RUN(why_steps), 0, 4096, NULL,
-     "an integer from 0 to 4096 (0: no profiling pass)"},
+    {"why_steps", IN_RUN, parse_int, RUN(why_steps), 0, 4096, NULL, "an integer from 0 to 4096 (0: no profiling pass)"},
     /* [fairness], and the same keys as overrides in [backend.L] */
     {"weight_precision", IN_FAIRNESS | IN_BACKEND, parse_choice, FAIR(weight_precision), 0, 0, precision_names, NULL},
     {"accumulate_precision", IN_FAIRNESS | IN_BACKEND, parse_choice, FAIR(accumulate_precision), 0, 0, accumulate_names,

@@ -185,7 +185,8 @@ static void print_why(const fb_run_result *r, FILE *out) {
         const fb_entry_result *e = &r->entries[i];
         cJSON *why = e->why_json ? cJSON_Parse(e->why_json) : NULL;
         if (why) why_print_text(out, e->entry->label, why);
-        else if (e->why_status[0]) fprintf(out, "%s: profiling pass %s\n", e->entry->label, e->why_status);
+        else if (e->why_status[0])
+            fprintf(out, "%s: profiling pass %s\n", e->entry->label, e->why_status);
         cJSON_Delete(why);
     }
 }

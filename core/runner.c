@@ -859,13 +859,14 @@ static void why_child_main(void *arg, int cmd_fd, int res_fd) {
         fb_settings settings = settings_for(c, options);
         int steps = c->profile->why_steps, warmup = 4;
         settings.max_context = (uint32_t)(c->n_prompt + (size_t)warmup + (size_t)steps + 2);
-        why_pass_config pc = {backend.api, fb_host_services(), &view.view, &settings, c->prompt, c->n_prompt,
-                              warmup, steps, NULL};
+        why_pass_config pc = {
+            backend.api, fb_host_services(), &view.view, &settings, c->prompt, c->n_prompt, warmup, steps, NULL};
         why = why_profile_pass(&pc, &err);
     }
     char *text = why ? cJSON_PrintUnformatted(why) : NULL;
     if (text) fb_msg_send(res_fd, MSG_WHY, 0, text, strlen(text) + 1);
-    else fb_msg_send(res_fd, MSG_WHY, 1, err.msg, strlen(err.msg) + 1);
+    else
+        fb_msg_send(res_fd, MSG_WHY, 1, err.msg, strlen(err.msg) + 1);
     _exit(0);
 }
 
@@ -887,8 +888,10 @@ static void why_pass(child_ctx *ctx, fb_entry_result *r, double timeout_s) {
         return;
     }
     if (rc == 0) snprintf(r->why_status, sizeof r->why_status, "failed: %.240s", h.bytes ? (char *)payload : "");
-    else if (rc == FB_CHILD_TIMED_OUT) snprintf(r->why_status, sizeof r->why_status, "timed out after %g s", timeout_s);
-    else snprintf(r->why_status, sizeof r->why_status, "failed: the pass's process ended without an answer");
+    else if (rc == FB_CHILD_TIMED_OUT)
+        snprintf(r->why_status, sizeof r->why_status, "timed out after %g s", timeout_s);
+    else
+        snprintf(r->why_status, sizeof r->why_status, "failed: the pass's process ended without an answer");
     free(payload);
 }
 
@@ -1047,8 +1050,10 @@ static int run_job(const fb_profile *p, const fb_run_options *opt, fb_run_result
         fb_entry_result *r = &out->entries[i];
         if (r->state != FB_ENTRY_OK) continue;
         if (out->n_prompt + 4 + (size_t)p->why_steps + 2 > m->hp.n_ctx) {
-            snprintf(r->why_status, sizeof r->why_status, "not run: %zu prompt + 4 warm-up + %d steps pass the "
-                     "context length %u", out->n_prompt, p->why_steps, m->hp.n_ctx);
+            snprintf(r->why_status, sizeof r->why_status,
+                     "not run: %zu prompt + 4 warm-up + %d steps pass the "
+                     "context length %u",
+                     out->n_prompt, p->why_steps, m->hp.n_ctx);
             continue;
         }
         progress(opt, "%s: profiling pass (%d untimed decode steps)", r->entry->label, p->why_steps);

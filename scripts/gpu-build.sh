@@ -34,11 +34,19 @@ cmake --build "$build" -j "$jobs" --target fairbench cpu_ref eager_ops jit_fused
 # llamacpp (when configured): the plugin, compiled against the CPU build's llama.h
 # (scripts/setup-llamacpp.sh), runs llama.cpp's CUDA build on the GPU machine.
 grep -q 'llama.cpp found' "$build/configure.log" && cmake --build "$build" -j "$jobs" --target llamacpp
+# The Python bridge (gpu-check.sh --only python), when python3-dev is here.
+grep -q 'Python bridge plugin is skipped' "$build/configure.log" || cmake --build "$build" -j "$jobs" --target python
 
 rm -rf "$carry"
 mkdir -p "$carry/bin" "$carry/plugins" "$carry/lib"
 cp "$build/fairbench" "$build/test_gpu_backend" "$build/test_eager_ops_kernels" "$build/bench_gpu" "$carry/bin/"
 cp "$build/plugins/cpu_ref.so" "$build/plugins/eager_ops.so" "$build/plugins/jit_fused.so" "$carry/plugins/"
+if [[ -f $build/plugins/python.so ]]; then # with its Python files, and TinyGrad as a wheel (pure Python, 2.5 MB)
+  cp -r "$build/plugins/python.so" "$build/plugins/python" "$carry/plugins/"
+  mkdir -p "$carry/wheels"
+  python3 -m pip download -q --no-deps -d "$carry/wheels" tinygrad==0.13.0 \
+    || echo "gpu-build: could not download the tinygrad wheel; gpu-check --only python will lack tinygrad" >&2
+fi
 strip --strip-unneeded "$carry"/bin/* "$carry"/plugins/*.so 2>/dev/null || true
 
 # Runtime libraries outside glibc, the GCC runtime and CUDA: carried along.

@@ -39,7 +39,15 @@
 #   on the Q4_K_M mix in step 8; conformance at native with step 9.
 #   --only llamacpp runs just those (with steps 2 and 5, not the native one;
 #   about 3 minutes expected, unmeasured).
-# and prints a short table last, with the targets of both backends. Every
+# and prints a short table last, with the targets of both backends.
+#
+#     bash scripts/gpu-check.sh --only python      (a separate run, about 6 minutes)
+# runs instead the Python bridge's frameworks on the GPU: the machine's own
+# Python with its own PyTorch (FAIRBENCH_PYTHON, else python3), TinyGrad from
+# the wheel carried in build-gpu/carry/wheels (installed with --no-index into
+# a venv over the machine's site packages), then profiles/frameworks.ini on
+# the synthetic 1B model at f16 (torch, tinygrad, cpu_ref as reference, and
+# the CUDA backends), and prints the report last. Every
 # output is also written under $OUT (when set): gpu-check.log, summary.txt.
 # Libraries: the CUDA runtime is inside each plugin; cuBLAS and NVRTC are the
 # machine's own libcublas.so.13 and libnvrtc.so.13 (searched below); Debian
@@ -118,6 +126,7 @@ main() {
   if [[ -n $missing ]]; then echo "gpu-check: missing libraries:"; echo "$missing"; else echo "gpu-check: all libraries found"; fi
 
   local bin=$carry/bin
+  if [[ $only == python ]]; then python_frameworks; return; fi
   local backends="eager_ops jit_fused"
   [[ -n $only ]] && backends=$only
   # llamacpp: its plugin and llama.cpp's CUDA libraries (scripts/gpu-build.sh carries both when built)
@@ -270,6 +279,42 @@ main() {
   done
   if grep -qvE ' ok ' "$work/steps.txt"; then note "gpu-check: SOME STEPS DID NOT PASS"; return 1; fi
   note "gpu-check: all steps passed"
+}
+
+# --only python: the Python bridge's frameworks (torch, tinygrad) against
+# cpu_ref and the CUDA backends on the 1B shapes, the report printed last.
+python_frameworks() {
+  local bin=$carry/bin py=${FAIRBENCH_PYTHON:-$(command -v python3)}
+  if [[ ! -f $carry/plugins/python.so ]]; then
+    echo "gpu-check: $carry/plugins/python.so is missing: run scripts/gpu-build.sh with python3-dev installed"
+    return 2
+  fi
+  echo "gpu-check: the machine's Python: $py"
+  "$py" -c 'import sys, torch, numpy; print("Python", sys.version.split()[0], "torch", torch.__version__, "CUDA", torch.version.cuda, "available", torch.cuda.is_available(), "numpy", numpy.__version__)' \
+    || echo "gpu-check: $py has no torch or numpy: the torch column will say so"
+  rm -rf "$work/pyvenv"
+  if "$py" -m venv --system-site-packages "$work/pyvenv" &&
+     "$work/pyvenv/bin/pip" install -q --no-index --no-deps "$carry"/wheels/tinygrad-*.whl; then
+    export FAIRBENCH_PYTHON=$work/pyvenv/bin/python
+  else
+    echo "gpu-check: could not install the carried tinygrad wheel; tinygrad will be unavailable"
+    export FAIRBENCH_PYTHON=$py
+  fi
+  step py_plugins 90 "$bin/fairbench" plugins
+  step synth_1b 60 "$bin/fairbench" synth --preset llama3.2-1b --type F16 --threads 16 -o /tmp/gpu-check-1b.gguf
+  # torch.compile (reduce-overhead) and TinyGrad's kernel compilation happen in
+  # each backend's cold start, inside the run.
+  step frameworks_1b 420 "$bin/fairbench" -c "$root/configs/profiles/frameworks.ini" --model /tmp/gpu-check-1b.gguf \
+    --set run.timeout_s=300 -o "$out/frameworks_1b.txt"
+  rm -f /tmp/gpu-check-1b.gguf
+  echo
+  note "================================ gpu-check --only python"
+  note "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)"
+  note "$(printf '%-22s %-22s %6s  %s' step outcome time checks)"
+  while read -r line; do note "$line"; done <"$work/steps.txt"
+  note "targets: each Python backend's top-1 agreement with cpu_ref at f16 >= 99%; torch on an H200 outside"
+  note "fairbench: eager ~63, CUDA graphs ~320, compile reduce-overhead ~580 tok/s; tinygrad.llm ~34 tok/s"
+  [[ -f $out/frameworks_1b.txt ]] && while IFS= read -r line; do note "$line"; done <"$out/frameworks_1b.txt"
 }
 
 only=""

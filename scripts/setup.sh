@@ -5,7 +5,8 @@ set -euo pipefail
 
 # clang-format-14: scripts/format-check.sh (make format-check).
 packages=(build-essential cmake pkg-config git python3 python3-pip ca-certificates
-          libinih-dev libpcre2-dev libcjson-dev libsqlite3-dev clang-format-14)
+          libinih-dev libpcre2-dev libcjson-dev libsqlite3-dev clang-format-14
+          python3-dev python3-numpy) # the Python bridge's headers; numpy for its test backend
 # Wanted by a test only: headless Chromium renders the HTML report
 # (tests/test_html_browser.sh, skipped where it cannot be installed).
 optional=(chromium)
