@@ -813,6 +813,70 @@ static void table(FILE *out, const run_view *v) {
 // ----------------------------------------------------------------------------
 // The page
 
+/* The profiling pass (docs/why.md), per backend that has one: where a decode
+ * step goes, by class and by kernel or span. Untimed, apart from the charts'
+ * figures; a plain table with bars, not a chart. */
+static void why_section(FILE *out, const run_view *v) {
+    bool any = false;
+    for (int i = 0; i < v->n; i++) any |= obj(v->b[i].j, "why") != NULL || str(v->b[i].j, "why_status") != NULL;
+    if (!any) return;
+    fprintf(out, "<h3>Why: the profiling pass (untimed, after the timed repetitions)</h3>\n");
+    for (int i = 0; i < v->n; i++) {
+        const backend *b = &v->b[i];
+        const cJSON *why = obj(b->j, "why");
+        const char *status = str(b->j, "why_status");
+        const cJSON *gpu = obj(why, "gpu"), *spans = obj(why, "spans");
+        const cJSON *src = cJSON_IsTrue(obj(gpu, "available"))     ? gpu
+                           : cJSON_IsTrue(obj(spans, "available")) ? spans
+                                                                   : NULL;
+        fprintf(out, "<div class=\"why\"><h4>");
+        esc(out, b->label);
+        if (!src) {
+            fprintf(out, "</h4><p>no breakdown: ");
+            esc(out, status ? status : "the pass recorded neither kernels nor spans");
+            fprintf(out, "</p></div>\n");
+            continue;
+        }
+        bool kernels = src == gpu;
+        fprintf(out, " &mdash; %s: step %.4g ms, busy %.1f%%, %.1f %s per token</h4>\n",
+                kernels ? "GPU kernels (CUPTI)" : "named spans (plugin)", num(src, "step_ms"),
+                100 * num(src, "busy_fraction"), num(src, kernels ? "launches_per_token" : "spans_per_token"),
+                kernels ? "launches" : "spans");
+        fprintf(out, "<table><thead><tr><th>class</th><th>ms/step</th><th>share</th><th></th></tr></thead><tbody>\n");
+        double total = 0;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, obj(src, "class_ms")) total += cJSON_IsNumber(c) ? c->valuedouble : 0;
+        cJSON_ArrayForEach(c, obj(src, "class_ms")) {
+            if (!cJSON_IsNumber(c) || c->valuedouble <= 0 || total <= 0) continue;
+            double share = c->valuedouble / total;
+            fprintf(out, "<tr><th>");
+            esc(out, c->string);
+            fprintf(out,
+                    "</th><td>%.4f</td><td>%.1f%%</td><td style=\"text-align:left\"><span class=\"bar\" "
+                    "style=\"width:%.0fpx\" title=\"%.3f ms/step\"></span></td></tr>\n",
+                    c->valuedouble, 100 * share, 200 * share, c->valuedouble);
+        }
+        fprintf(out,
+                "</tbody></table>\n<table><thead><tr><th>%s</th><th>class</th><th>ms/step</th><th>share</th>"
+                "<th>GB/s</th></tr></thead><tbody>\n",
+                kernels ? "kernel" : "span");
+        int shown = 0;
+        cJSON_ArrayForEach(c, obj(src, "top")) {
+            if (shown++ == 8) break;
+            fprintf(out, "<tr><th>");
+            esc(out, str(c, "name") ? str(c, "name") : "?");
+            fprintf(out, "</th><td>");
+            esc(out, str(c, "class") ? str(c, "class") : "");
+            fprintf(out, "</td>");
+            cell_num(out, num(c, "ms_per_step"), 4, 'f', "");
+            cell_num(out, 100 * num(c, "share"), 1, 'f', "%");
+            cell_num(out, num(c, "gb_per_s"), 1, 'f', "");
+            fprintf(out, "</tr>\n");
+        }
+        fprintf(out, "</tbody></table></div>\n");
+    }
+}
+
 static void page_open(FILE *out, const char *title) {
     fprintf(out, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>");
     esc(out, title);
@@ -845,6 +909,8 @@ static void page_open(FILE *out, const char *title) {
             "svg .band { stroke: none; }\n"
             "svg rect:hover, svg circle:hover { opacity: 0.75; }\n"
             ".foot { font-size: 0.85em; color: #555; margin: 2px 0; }\n"
+            ".why { margin: 4px 0 12px; } .why h4 { margin: 6px 0 2px; }\n"
+            "span.bar { display: inline-block; height: 10px; background: #1f77b4; }\n"
             "@media print { body { max-width: none; margin: 0; } figure, table { break-inside: avoid; } }\n"
             "</style>\n</head>\n<body>\n");
 }
@@ -901,7 +967,9 @@ int fb_html_report_write(FILE *out, const cJSON *const *reports, const char *con
             chart_startup(out, &views[i]);
             chart_break_even(out, &views[i]);
             chart_agreement(out, &views[i]);
-            fprintf(out, "</div>\n</section>\n");
+            fprintf(out, "</div>\n");
+            why_section(out, &views[i]);
+            fprintf(out, "</section>\n");
         }
         page_close(out);
     }

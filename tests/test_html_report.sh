@@ -27,6 +27,8 @@ check "report of an untouched run: no difference noted" bash -c "! grep -qE 'dif
 check "--format html writes the same kind of page" grep -q 'data-chart="r0-throughput"' "$tmp/run.html"
 check "the page has the header, verdict and table" bash -c "grep -q '<dt>Model</dt>' '$tmp/report.html' && grep -q 'Fairness verdict: unfair' '$tmp/report.html' && grep -q '<th>Throughput (tok/s)</th>' '$tmp/report.html'"
 check "the verdict's reasons are listed" grep -q '<li>cpu_ref_b overrides threads</li>' "$tmp/report.html"
+check "the profiling pass: a why section per backend, cpu_ref's spans by class" bash -c \
+  "test \$(grep -c 'class=\"why\"' '$tmp/report.html') -eq 2 && grep -q 'named spans (plugin): step' '$tmp/report.html' && grep -q '<th>matvec</th>' '$tmp/report.html'"
 check "hover text carries exact values" grep -qE '<title>cpu_ref_a: [0-9.e+]+ tok/s \(95% CI' "$tmp/report.html"
 
 # A stored summary that disagrees with the samples.
