@@ -33,6 +33,7 @@
 #include "membw.h"
 #include "model.h"
 #include "options.h"
+#include "why/energy.h"
 #include "why/pass.h"
 #include "plugin_host.h"
 #include "quant.h"
@@ -870,23 +871,48 @@ static void why_child_main(void *arg, int cmd_fd, int res_fd) {
     _exit(0);
 }
 
+/* GPU energy, clocks and throttling over the pass's recorded window, sampled
+ * by this (the parent) process with NVML while the child runs; attached to the
+ * "why" object of a GPU backend as "gpu_energy" ("not available" without NVML). */
+static char *with_gpu_energy(char *why_text, why_nvml *nvml, const char *nvml_why_not) {
+    cJSON *why = cJSON_Parse(why_text);
+    if (!why || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(why, "gpu_backend"))) {
+        cJSON_Delete(why);
+        return why_text;
+    }
+    cJSON_AddItemToObject(why, "gpu_energy", why_gpu_energy_json(nvml, nvml_why_not, why));
+    char *text = cJSON_PrintUnformatted(why);
+    cJSON_Delete(why);
+    if (!text) return why_text;
+    free(why_text);
+    return text;
+}
+
 static void why_pass(child_ctx *ctx, fb_entry_result *r, double timeout_s) {
+    char nvml_why_not[256] = "";
+    why_nvml *nvml = why_nvml_open(NULL, 0, nvml_why_not, sizeof nvml_why_not);
     fb_child ch;
     if (fb_child_spawn(&ch, why_child_main, ctx)) {
         snprintf(r->why_status, sizeof r->why_status, "not run: cannot start a child process: %s", strerror(errno));
+        why_nvml_close(nvml);
         return;
     }
+    /* The sampling thread starts after the fork: no thread of ours runs across it. */
+    if (nvml && why_nvml_start(nvml, 20, nvml_why_not, sizeof nvml_why_not)) why_nvml_close(nvml), nvml = NULL;
     fb_msg_header h;
     void *payload = NULL;
     int rc = fb_child_receive(&ch, MSG_WHY, fb_now_s() + timeout_s, &h, &payload);
     fb_child_end end;
     fb_child_bury(&ch, rc != 0, &end);
+    why_nvml_stop(nvml);
     if (rc == 0 && h.status == 0 && h.bytes > 0) {
-        r->why_json = payload;
-        r->why_json[h.bytes - 1] = '\0';
+        ((char *)payload)[h.bytes - 1] = '\0';
+        r->why_json = with_gpu_energy(payload, nvml, nvml_why_not);
         snprintf(r->why_status, sizeof r->why_status, "ok");
+        why_nvml_close(nvml);
         return;
     }
+    why_nvml_close(nvml);
     if (rc == 0) snprintf(r->why_status, sizeof r->why_status, "failed: %.240s", h.bytes ? (char *)payload : "");
     else if (rc == FB_CHILD_TIMED_OUT)
         snprintf(r->why_status, sizeof r->why_status, "timed out after %g s", timeout_s);

@@ -208,35 +208,6 @@ static void child(const profile_options *o, const fb_profile *p, const fb_entry 
     _exit(status);
 }
 
-/* Energy, clocks and throttling over the child's recorded window. */
-static cJSON *gpu_energy(why_nvml *nvml, const char *nvml_why_not, const cJSON *why) {
-    if (!nvml) return why_not_available_json(nvml_why_not);
-    const cJSON *w0 = cJSON_GetObjectItemCaseSensitive(why, "window_begin_ns");
-    const cJSON *w1 = cJSON_GetObjectItemCaseSensitive(why, "window_end_ns");
-    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(why, "steps");
-    size_t n;
-    const why_sample *s = why_nvml_samples(nvml, &n);
-    why_energy e;
-    why_energy_summarize(s, n, (uint64_t)w0->valuedouble, (uint64_t)w1->valuedouble, (uint64_t)steps->valuedouble, &e);
-    if (!e.available) return why_not_available_json(e.why_not);
-    cJSON *o = cJSON_CreateObject();
-    char names[256];
-    why_throttle_names(e.throttle, names, sizeof names);
-    cJSON_AddBoolToObject(o, "available", 1);
-    cJSON_AddStringToObject(o, "method", e.method_counter ? "energy counter" : "power integrated");
-    cJSON_AddNumberToObject(o, "joules", e.joules);
-    cJSON_AddNumberToObject(o, "j_per_token", e.j_per_token);
-    cJSON_AddNumberToObject(o, "avg_power_w", e.avg_power_w);
-    cJSON_AddNumberToObject(o, "peak_power_w", e.peak_power_w);
-    cJSON_AddNumberToObject(o, "sm_mhz", e.avg_sm_mhz);
-    cJSON_AddNumberToObject(o, "mem_mhz", e.avg_mem_mhz);
-    cJSON_AddNumberToObject(o, "max_temp_c", e.max_temp_c);
-    cJSON_AddNumberToObject(o, "samples", (double)e.n_samples);
-    cJSON_AddStringToObject(o, "throttle_reasons", names);
-    cJSON_AddBoolToObject(o, "throttled", (e.throttle & WHY_THROTTLE_SLOWDOWN) != 0);
-    return o;
-}
-
 /* --replay: a trace file through the parser and the analysis, no plugin. */
 static int replay(const profile_options *o) {
     FILE *fp = fopen(o->replay, "r");
@@ -363,7 +334,7 @@ int fb_cmd_profile(int argc, char **argv) {
         cJSON_AddStringToObject(msg, "plugin", e->plugin);
         cJSON *why = cJSON_GetObjectItemCaseSensitive(msg, "why");
         if (why && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(why, "gpu_backend")))
-            cJSON_AddItemToObject(why, "gpu_energy", gpu_energy(nvml, nvml_why_not, why));
+            cJSON_AddItemToObject(why, "gpu_energy", why_gpu_energy_json(nvml, nvml_why_not, why));
         const cJSON *status = cJSON_GetObjectItemCaseSensitive(msg, "status");
         if (!cJSON_IsString(status) || strcmp(status->valuestring, "failed") == 0) rc = EXIT_FAILURES;
         cJSON_AddItemToArray(entries, msg);

@@ -1,6 +1,10 @@
 /* energy.c - NVML sampling, RAPL reading and the energy summary (energy.h). */
 #include "why/energy.h"
 
+#include <cjson/cJSON.h>
+
+#include "why/pass.h" /* why_not_available_json */
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -294,4 +298,33 @@ int why_rapl_read(const char *zone_dir, uint64_t *energy_uj, uint64_t *max_range
 double why_rapl_joules(uint64_t before_uj, uint64_t after_uj, uint64_t max_range_uj) {
     if (after_uj >= before_uj) return (double)(after_uj - before_uj) * 1e-6;
     return max_range_uj > before_uj ? (double)(max_range_uj - before_uj + after_uj) * 1e-6 : -1;
+}
+
+/* Energy, clocks and throttling over the child's recorded window. */
+cJSON *why_gpu_energy_json(why_nvml *nvml, const char *nvml_why_not, const cJSON *why) {
+    if (!nvml) return why_not_available_json(nvml_why_not);
+    const cJSON *w0 = cJSON_GetObjectItemCaseSensitive(why, "window_begin_ns");
+    const cJSON *w1 = cJSON_GetObjectItemCaseSensitive(why, "window_end_ns");
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(why, "steps");
+    size_t n;
+    const why_sample *s = why_nvml_samples(nvml, &n);
+    why_energy e;
+    why_energy_summarize(s, n, (uint64_t)w0->valuedouble, (uint64_t)w1->valuedouble, (uint64_t)steps->valuedouble, &e);
+    if (!e.available) return why_not_available_json(e.why_not);
+    cJSON *o = cJSON_CreateObject();
+    char names[256];
+    why_throttle_names(e.throttle, names, sizeof names);
+    cJSON_AddBoolToObject(o, "available", 1);
+    cJSON_AddStringToObject(o, "method", e.method_counter ? "energy counter" : "power integrated");
+    cJSON_AddNumberToObject(o, "joules", e.joules);
+    cJSON_AddNumberToObject(o, "j_per_token", e.j_per_token);
+    cJSON_AddNumberToObject(o, "avg_power_w", e.avg_power_w);
+    cJSON_AddNumberToObject(o, "peak_power_w", e.peak_power_w);
+    cJSON_AddNumberToObject(o, "sm_mhz", e.avg_sm_mhz);
+    cJSON_AddNumberToObject(o, "mem_mhz", e.avg_mem_mhz);
+    cJSON_AddNumberToObject(o, "max_temp_c", e.max_temp_c);
+    cJSON_AddNumberToObject(o, "samples", (double)e.n_samples);
+    cJSON_AddStringToObject(o, "throttle_reasons", names);
+    cJSON_AddBoolToObject(o, "throttled", (e.throttle & WHY_THROTTLE_SLOWDOWN) != 0);
+    return o;
 }

@@ -89,4 +89,10 @@ double why_rapl_joules(uint64_t before_uj, uint64_t after_uj, uint64_t max_range
 
 uint64_t why_now_ns(void); /* CLOCK_MONOTONIC */
 
+/* GPU energy, clocks and throttling over a "why" object's recorded window
+ * (window_begin_ns .. window_end_ns, steps) from the samples of nvml, as the
+ * JSON "gpu_energy" member; {"available": false, ...} when nvml is NULL. */
+struct cJSON;
+struct cJSON *why_gpu_energy_json(why_nvml *nvml, const char *nvml_why_not, const struct cJSON *why);
+
 #endif
