@@ -43,11 +43,12 @@ CTEST      := ctest --output-on-failure --no-tests=error -j $(JOBS)
 
 PROFILE    ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo yes),fair.ini,cpu.ini)
 
-# Ends by naming the HTML report and the results-database row of the run.
+# The report's table on the terminal, then the same run (from the results
+# database it was recorded in) as an HTML report; ends by naming both.
 bench: build model
-	@$(FAIRBENCH) -c profiles/$(PROFILE) --format html -o $(BUILD)/bench-report.html; rc=$$?; \
-	  show=$$($(FAIRBENCH) history show last); echo "$$show"; \
-	  run=$$(echo "$$show" | sed -n '1s/^run \([0-9]*\):.*/\1/p'); \
+	@$(FAIRBENCH) -c profiles/$(PROFILE); rc=$$?; \
+	  run=$$($(FAIRBENCH) history show last | sed -n '1s/^run \([0-9]*\):.*/\1/p'); \
+	  $(FAIRBENCH) report $${run:-last} -o $(BUILD)/bench-report.html >/dev/null; \
 	  echo "make bench: HTML report: $(BUILD)/bench-report.html"; \
 	  echo "make bench: results database row: run $${run:-?} (fairbench history show $${run:-last})"; exit $$rc
 
