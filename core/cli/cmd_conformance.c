@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "abi_names.h"
+#include "agreement.h"
 #include "backends.h"
 #include "fb_version.h"
 #include "model.h"
@@ -207,134 +208,14 @@ static bool logits_guard_ok(const logits_buf *b, size_t used) {
     return true;
 }
 
-/* The lowest index of the largest value; -1 when a value is NaN. */
-static int argmax_lowest(const float *x, uint32_t n) {
-    uint32_t best = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (isnan(x[i])) return -1;
-        if (x[i] > x[best]) best = i;
-    }
-    return (int)best;
-}
-
 // ----------------------------------------------------------------------------
-// Agreement with the reference: the main job's bars, by precision
+// Agreement with the reference: the main job's bars and maths (agreement.h),
+// against cpu_ref's f32 logits
 
-typedef struct agreement {
-    fb_precision precision;
-    uint32_t n, agree;       /* positions compared; same argmax, or a near tie (below) */
-    uint32_t near_ties;      /* of agree: argmaxes differ where cpu_ref's logits of the two are within tol */
-    double kl_sum, max_abs;  /* max_abs: the largest |logit difference| */
-    double max_ref;          /* the largest |reference logit| seen */
-    int first_disagreement;  /* position, -1 when none */
-    int got, want;           /* the argmaxes there */
-    float ref_got, ref_want; /* cpu_ref's logits of the two */
-} agreement;
+typedef fb_agreement agreement;
 
-static void agreement_init(agreement *a, fb_precision p) {
-    memset(a, 0, sizeof *a);
-    a->precision = p;
-    a->first_disagreement = -1;
-}
-
-/* The main job's bars (top-1 rate, mean KL), and a bound on the largest
- * |logit difference| as a share of the largest |reference logit|: a few
- * positions' KL can stay under its bar while a real defect moves logits far
- * more than rounding does (Llama-3 RoPE factors ignored on an earlier, less
- * sensitive gqa model: 2.3%; cpu_ref against itself at f16: 0.15%, bf16:
- * 1.0%; another f32 summation order: about 1e-6). */
-static void bar_for(fb_precision p, double *min_top1, double *max_kl, double *max_diff_share) {
-    switch (p) {
-    case FB_PRECISION_F32: *min_top1 = 0.99, *max_kl = 1e-4, *max_diff_share = 1e-4; break;
-    case FB_PRECISION_F16: *min_top1 = 0.95, *max_kl = 5e-3, *max_diff_share = 1e-2; break;
-    case FB_PRECISION_BF16: *min_top1 = 0.90, *max_kl = 2e-2, *max_diff_share = 5e-2; break;
-    default: *min_top1 = 0.90, *max_kl = 5e-2, *max_diff_share = 5e-2; break;
-    }
-}
-
-/* A near tie: the weights' rounding at precision p moves logits by about
- * this share of the largest |logit|, so an argmax between two tokens whose
- * reference logits are closer than that can go either way. A check of a
- * few positions cannot use a top-1 rate alone (one such tie among three
- * positions is 67%); the main job, over many positions, uses the rate. */
-static double near_tie_share(fb_precision p) {
-    switch (p) {
-    case FB_PRECISION_F32: return 1e-5;
-    case FB_PRECISION_F16: return 2e-3;
-    default: return 1e-2;
-    }
-}
-
-/* Add one position: the plugin's logits against the reference's (finite). */
-static void agreement_add(agreement *a, const float *got, const float *want, uint32_t n_vocab, int pos) {
-    int ag = argmax_lowest(got, n_vocab), aw = argmax_lowest(want, n_vocab);
-    double max_ref = 0;
-    for (uint32_t v = 0; v < n_vocab; v++) max_ref = fabs((double)want[v]) > max_ref ? fabs((double)want[v]) : max_ref;
-    if (max_ref > a->max_ref) a->max_ref = max_ref;
-    a->n++;
-    if (ag == aw) {
-        a->agree++;
-    } else if ((double)want[aw] - (double)want[ag] <= near_tie_share(a->precision) * max_ref) {
-        a->agree++;
-        a->near_ties++;
-    } else if (a->first_disagreement < 0) {
-        a->first_disagreement = pos, a->got = ag, a->want = aw;
-        a->ref_got = want[ag], a->ref_want = want[aw];
-    }
-    double mg = -INFINITY, mw = -INFINITY;
-    for (uint32_t v = 0; v < n_vocab; v++) {
-        double d = fabs((double)got[v] - (double)want[v]);
-        if (!(d <= a->max_abs)) a->max_abs = isnan(d) ? INFINITY : d;
-        if (got[v] > mg) mg = got[v];
-        if (want[v] > mw) mw = want[v];
-    }
-    /* KL(reference || plugin) of the softmax distributions, in double */
-    double zg = 0, zw = 0;
-    for (uint32_t v = 0; v < n_vocab; v++) zg += exp((double)got[v] - mg), zw += exp((double)want[v] - mw);
-    double lzg = log(zg), lzw = log(zw), kl = 0;
-    for (uint32_t v = 0; v < n_vocab; v++) {
-        double lw = (double)want[v] - mw - lzw, lg = (double)got[v] - mg - lzg;
-        kl += exp(lw) * (lw - lg);
-    }
-    a->kl_sum += isnan(kl) ? INFINITY : kl;
-}
-
-static void agreement_text(const agreement *a, char *buf, size_t size) {
-    char ties[48] = "";
-    if (a->near_ties) snprintf(ties, sizeof ties, " (%u near tie%s)", a->near_ties, a->near_ties > 1 ? "s" : "");
-    snprintf(buf, size, "top-1 %u/%u%s, max |logit diff| %.2g (largest |logit| %.3g), mean KL %.2g", a->agree, a->n,
-             ties, a->max_abs, a->max_ref, a->n ? a->kl_sum / a->n : 0.0);
-}
-
-/* 0 when within the bar for its precision, else -1 with the reason. */
 static int agreement_check(const agreement *a, char *why, size_t size) {
-    double min_top1, max_kl, max_diff_share;
-    bar_for(a->precision, &min_top1, &max_kl, &max_diff_share);
-    double top1 = a->n ? (double)a->agree / a->n : 1.0, kl = a->n ? a->kl_sum / a->n : 0.0;
-    char broken[200];
-    if (top1 < min_top1)
-        snprintf(broken, sizeof broken, "top-1 agreement %.1f%% is below the bar for %s (%.0f%%)", 100 * top1,
-                 fb_precision_name(a->precision), 100 * min_top1);
-    else if (!(kl <= max_kl))
-        snprintf(broken, sizeof broken, "mean KL %.2g is above the bar for %s (%.0e)", kl,
-                 fb_precision_name(a->precision), max_kl);
-    else if (!(a->max_abs <= max_diff_share * a->max_ref))
-        snprintf(broken, sizeof broken,
-                 "the largest |logit diff| %.3g is %.3g%% of the largest |logit| (%.3g); the "
-                 "bar for %s is %g%%",
-                 a->max_abs, 100 * a->max_abs / a->max_ref, a->max_ref, fb_precision_name(a->precision),
-                 100 * max_diff_share);
-    else
-        return 0;
-    char summary[200];
-    agreement_text(a, summary, sizeof summary);
-    int n = snprintf(why, size, "disagrees with cpu_ref: %s (%s)", broken, summary);
-    if (a->first_disagreement >= 0 && n > 0 && (size_t)n < size)
-        snprintf(why + n, size - (size_t)n,
-                 "; first at position %d: argmax %d, cpu_ref's %d (cpu_ref's logits for "
-                 "them: %.4g and %.4g)",
-                 a->first_disagreement, a->got, a->want, a->ref_got, a->ref_want);
-    return -1;
+    return fb_agreement_check(a, "cpu_ref", why, size);
 }
 
 /* One call's output: the logits written where asked and nowhere else, and
@@ -360,10 +241,10 @@ static int check_output(const conf_model *m, const logits_buf *b, uint32_t rows,
                       isnan(row[v]) ? "NaN" : "infinite");
                 return -1;
             }
-        agreement_add(a, row, m->ref + (size_t)(first_pos + (int)i) * V, V, first_pos + (int)i);
+        fb_agreement_add(a, row, m->ref + (size_t)(first_pos + (int)i) * V, V, first_pos + (int)i);
     }
     if (rows > 0) {
-        int own = argmax_lowest(b->data + (size_t)(rows - 1) * V, V);
+        int own = fb_argmax(b->data + (size_t)(rows - 1) * V, V);
         if (own != next) {
             failf(r,
                   "%s returned next token %d, but the argmax of its own logits at position %d is %d (lowest id on "
@@ -579,7 +460,7 @@ static void check_create_destroy(const conf *c, const conf_model *m, check_resul
         mem.struct_size = sizeof mem;
         fb_status st = c->api->memory(s, &mem);
         agreement a;
-        agreement_init(&a, c->precision);
+        fb_agreement_init(&a, c->precision);
         int32_t next;
         int bad = st != FB_OK || prefill_checked(c, s, m, 0, 2, FB_LOGITS_LAST, &b, &a, &next, r);
         c->api->destroy(s);
@@ -684,7 +565,7 @@ static void check_invalid_token(const conf *c, const conf_model *m, check_result
     if (expect_refusal(c, s, st, FB_ERR_INVALID_ARGUMENT, what, r)) goto out;
     // The refused calls left the session at position 0:
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     if (prefill_checked(c, s, m, 0, 4, FB_LOGITS_ALL, &b, &a, NULL, r)) goto out;
     if (agreement_require(&a, "after the refused calls, positions 0..3", r)) goto out;
     pass(r,
@@ -706,7 +587,7 @@ static void check_reset(const conf *c, const conf_model *m, check_result *r) {
     fb_status st = c->api->reset(s);
     REQUIRE(st == FB_OK, "reset on a fresh session returned %s: %s", fb_status_name(st), c->api->last_error(s));
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     int32_t next1, next2, ignored;
     if (prefill_checked(c, s, m, 0, 6, FB_LOGITS_LAST, &first, &a, &next1, r)) goto out;
     for (int pos = 6; pos < 10; pos++)
@@ -752,7 +633,7 @@ static void check_prefill_lengths(const conf *c, const conf_model *m, check_resu
     if (!s) return;
     REQUIRE(logits_alloc(&b, (size_t)m->n_ctx * m->n_vocab) == 0, "out of memory");
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     for (uint32_t len = 1; len <= max_len; len++) {
         fb_status st = c->api->reset(s);
         REQUIRE(st == FB_OK, "reset returned %s", fb_status_name(st));
@@ -769,7 +650,7 @@ static void check_prefill_lengths(const conf *c, const conf_model *m, check_resu
             (int)next, (int)nexts[len]);
     if (agreement_require(&a, "prefill", r)) goto out;
     char summary[200];
-    agreement_text(&a, summary, sizeof summary);
+    fb_agreement_text(&a, summary, sizeof summary);
     pass(r, "lengths 1..%u (last logits) and %u (all logits) agree with cpu_ref: %s", max_len, m->n_ctx, summary);
 out:
     free(b.data);
@@ -784,7 +665,7 @@ static void check_prefill_continues(const conf *c, const conf_model *m, check_re
     if (!s) return;
     REQUIRE(logits_alloc(&b, (size_t)16 * m->n_vocab) == 0, "out of memory");
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     if (prefill_checked(c, s, m, 0, 5, FB_LOGITS_LAST, &b, &a, NULL, r) ||
         prefill_checked(c, s, m, 5, 7, FB_LOGITS_ALL, &b, &a, NULL, r) ||
         decode_checked(c, s, m, 12, true, &b, &a, NULL, r) ||
@@ -794,7 +675,7 @@ static void check_prefill_continues(const conf *c, const conf_model *m, check_re
         goto out;
     if (agreement_require(&a, "prefill in pieces", r)) goto out;
     char summary[200];
-    agreement_text(&a, summary, sizeof summary);
+    fb_agreement_text(&a, summary, sizeof summary);
     pass(r, "prefill of 5, 7, decode, 3, 1, decode in one session: %s", summary);
 out:
     free(b.data);
@@ -813,14 +694,14 @@ static void check_decode(const conf *c, const conf_model *m, check_result *r) {
     }
     REQUIRE(nexts && logits_alloc(&b, m->n_vocab) == 0, "out of memory");
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     if (prefill_checked(c, s, m, 0, 1, FB_LOGITS_LAST, &b, &a, &nexts[0], r)) goto out;
     for (uint32_t pos = 1; pos < m->n_ctx; pos++)
         if (decode_checked(c, s, m, (int)pos, true, &b, &a, &nexts[pos], r)) goto out;
     if (agreement_require(&a, "teacher-forced decode", r)) goto out;
     REQUIRE(c->api->reset(s) == FB_OK, "reset failed");
     agreement ignored;
-    agreement_init(&ignored, c->precision);
+    fb_agreement_init(&ignored, c->precision);
     int32_t next;
     if (prefill_checked(c, s, m, 0, 1, FB_LOGITS_NONE, &b, &ignored, &next, r)) goto out;
     for (uint32_t pos = 1; pos < m->n_ctx; pos++) {
@@ -829,7 +710,7 @@ static void check_decode(const conf *c, const conf_model *m, check_result *r) {
                 (int)next, (int)nexts[pos]);
     }
     char summary[200];
-    agreement_text(&a, summary, sizeof summary);
+    fb_agreement_text(&a, summary, sizeof summary);
     pass(r, "positions 0..%u teacher-forced: %s; the same tokens without logits", m->n_ctx - 1, summary);
 out:
     free(b.data);
@@ -850,7 +731,7 @@ static void check_context_end(const conf *c, const conf_model *m, check_result *
     if (!s) return;
     REQUIRE(logits_alloc(&b, (size_t)4 * m->n_vocab) == 0, "out of memory");
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     int32_t next;
     char what[128];
     if (prefill_checked(c, s, m, 0, C - 2, FB_LOGITS_LAST, &b, &a, NULL, r)) goto out;
@@ -898,7 +779,7 @@ static void check_sessions_independent(const conf *c, const conf_model *m, check
     if (!s2) goto out;
     REQUIRE(logits_alloc(&b, (size_t)8 * m->n_vocab) == 0, "out of memory");
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     if (prefill_checked(c, s1, m, 0, 4, FB_LOGITS_LAST, &b, &a, NULL, r) ||
         prefill_checked(c, s2, m, 0, 8, FB_LOGITS_LAST, &b, &a, NULL, r) ||
         decode_checked(c, s1, m, 4, true, &b, &a, NULL, r) || decode_checked(c, s2, m, 8, true, &b, &a, NULL, r) ||
@@ -952,7 +833,7 @@ static void check_effective_settings(const conf *c, const conf_model *m, check_r
     fb_settings settings = settings_for(c, 0);
     fb_effective_settings e;
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     if (effective_after_decoding(c, m, &settings, &e, &a, r)) return;
     REQUIRE(e.weight_precision == c->precision, "reports weight precision %s (%d); %s was asked and accepted",
             fb_precision_name(e.weight_precision), (int)e.weight_precision, fb_precision_name(c->precision));
@@ -1006,7 +887,7 @@ static void check_options(const conf *c, const conf_model *m, check_result *r) {
     fb_settings settings = settings_for(c, 0);
     fb_effective_settings e;
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     if (effective_after_decoding(c, m, &settings, &e, &a, r)) return;
     REQUIRE(terminated(e.options, sizeof e.options), "options[] is not NUL-terminated");
     pass(r, "an unknown key is refused (\"%s\"); options in effect: '%s'", said, e.options);
@@ -1042,7 +923,7 @@ static void check_no_jit_no_graphs(const conf *c, const conf_model *m, check_res
     }
     fb_effective_settings e;
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     if (effective_after_decoding(c, m, &settings, &e, &a, r)) return;
     REQUIRE(settings.allow_jit || e.jit == 0, "reports jit = %d although allow_jit = 0", (int)e.jit);
     REQUIRE(e.graphs == 0, "reports graphs = %d although allow_graphs = 0", (int)e.graphs);
@@ -1050,7 +931,7 @@ static void check_no_jit_no_graphs(const conf *c, const conf_model *m, check_res
             fb_precision_name(e.weight_precision), fb_precision_name(c->precision));
     if (agreement_require(&a, "decoding with JIT and graphs forbidden", r)) return;
     char summary[200];
-    agreement_text(&a, summary, sizeof summary);
+    fb_agreement_text(&a, summary, sizeof summary);
     pass(r, "%sallow_jit = %d, allow_graphs = 0: reports jit %d, graphs 0; %s", refusal, settings.allow_jit, (int)e.jit,
          summary);
 out:;
@@ -1074,7 +955,7 @@ static void check_memory(const conf *c, const conf_model *m, check_result *r) {
     for (size_t i = sizeof before.mem; i < sizeof before.bytes; i++)
         REQUIRE(before.bytes[i] == 0x5A, "memory() wrote past the %zu bytes of out->struct_size", sizeof before.mem);
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     if (prefill_checked(c, s, m, 0, 8, FB_LOGITS_LAST, &b, &a, NULL, r)) goto out;
     for (int pos = 8; pos < 16; pos++)
         if (decode_checked(c, s, m, pos, false, &b, &a, NULL, r)) goto out;
@@ -1157,7 +1038,7 @@ static void check_conventions(const conf *c, const conf_model *m, check_result *
     if (expect_refusal(c, s, st, FB_ERR_INVALID_ARGUMENT, "decode with next_token = NULL", r)) goto out;
     // Reserved flag bits are ignored: FB_LOGITS_LAST | 0x100 is FB_LOGITS_LAST. The refusals changed nothing.
     agreement a;
-    agreement_init(&a, c->precision);
+    fb_agreement_init(&a, c->precision);
     logits_poison(&b);
     int32_t next = -1;
     st = c->api->prefill(s, m->tokens, 2, FB_LOGITS_LAST | 0x100u, b.data, &next);
@@ -1199,7 +1080,7 @@ static void check_conventions(const conf *c, const conf_model *m, check_result *
         fb_settings all = settings_for(c, 0);
         all.threads = 0;
         fb_effective_settings eff;
-        agreement_init(&a, c->precision);
+        fb_agreement_init(&a, c->precision);
         if (effective_after_decoding(c, m, &all, &eff, &a, r)) goto out;
         int cpus = affinity_cpus();
         REQUIRE(eff.threads == cpus,
