@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "abi_names.h"
+#include "supervisor.h"
 #include "agreement.h"
 #include "backends.h"
 #include "fb_version.h"
@@ -130,12 +131,6 @@ static void failf(check_result *r, const char *fmt, ...) {
             goto out;              \
         }                          \
     } while (0)
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* What *out holds before a create() that must fail: it must become NULL. */
 static char sentinel_byte;
@@ -1152,79 +1147,65 @@ static const check_def SESSION_CHECKS[] = {
 
 /* Fork; in the child load the plugin and run the check; in the parent wait
  * (at most the time-out) and turn what happened into a result. */
+/* The child of one check (the supervisor's child main): load the plugin, run
+ * the check, report it, and exit() so that a sanitizer's leak check runs. */
+typedef struct check_ctx {
+    conf *c;
+    const check_def *def;
+    const char *stdout_path;
+} check_ctx;
+
+static void check_main(void *arg, int cmd_fd, int res_fd) {
+    const check_ctx *x = arg;
+    (void)cmd_fd;
+    int fd = open(x->stdout_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        close(fd);
+    }
+    check_result r;
+    memset(&r, 0, sizeof r);
+    r.available = -1;
+    fb_backend backend;
+    if (fb_backend_load(x->c->plugin_path, x->c->backend_name, &backend, NULL, 0) != 0) {
+        failf(&r, "%s", backend.reason);
+    } else {
+        x->c->api = backend.api;
+        const conf_model *m = x->def->model == MODEL_NONE ? NULL : &x->c->models[x->def->model];
+        x->def->fn(x->c, m, &r);
+        if (!r.verdict) failf(&r, "the check ended without a verdict (a bug in fairbench conformance)");
+    }
+    free(backend.path);
+    int sent = fb_write_all(res_fd, &r, sizeof r);
+    fflush(stdout);
+    exit(sent == 0 ? 0 : 3);
+}
+
 static void run_check(conf *c, const check_def *def, check_result *out) {
     memset(out, 0, sizeof *out);
     out->available = -1;
     char stdout_path[PATH_MAX + 64];
     snprintf(stdout_path, sizeof stdout_path, "%s/stdout.txt", c->tmpdir);
-    int fds[2];
-    if (pipe(fds) != 0) {
-        failf(out, "cannot create a pipe: %s", strerror(errno));
-        return;
-    }
     fflush(stdout);
     fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
+    check_ctx x = {c, def, stdout_path};
+    fb_child ch;
+    if (fb_child_spawn(&ch, check_main, &x)) {
         failf(out, "cannot fork: %s", strerror(errno));
         return;
     }
-    if (pid == 0) { // ---- the child
-        close(fds[0]);
-        int fd = open(stdout_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            close(fd);
-        }
-        check_result r;
-        memset(&r, 0, sizeof r);
-        r.available = -1;
-        fb_backend backend;
-        if (fb_backend_load(c->plugin_path, c->backend_name, &backend, NULL, 0) != 0) {
-            failf(&r, "%s", backend.reason);
-        } else {
-            c->api = backend.api;
-            const conf_model *m = def->model == MODEL_NONE ? NULL : &c->models[def->model];
-            def->fn(c, m, &r);
-            if (!r.verdict) failf(&r, "the check ended without a verdict (a bug in fairbench conformance)");
-        }
-        free(backend.path);
-        ssize_t n = write(fds[1], &r, sizeof r);
-        close(fds[1]);
-        fflush(stdout);
-        exit(n == (ssize_t)sizeof r ? 0 : 3);
-    }
-    // ---- the parent
-    close(fds[1]);
-    int status = 0;
-    bool timed_out = false;
-    double deadline = now_seconds() + c->timeout_s;
-    for (long wait_ns = 1000000;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) break;
-        if (w < 0 && errno != EINTR) {
-            failf(out, "waitpid failed: %s", strerror(errno));
-            close(fds[0]);
-            return;
-        }
-        if (now_seconds() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            timed_out = true;
-            break;
-        }
-        struct timespec ts = {0, wait_ns};
-        nanosleep(&ts, NULL);
-        if (wait_ns < 20000000) wait_ns *= 2;
-    }
-    int flags = fcntl(fds[0], F_GETFL);
-    if (flags >= 0) fcntl(fds[0], F_SETFL, flags | O_NONBLOCK);
+    /* The time-out covers the whole process: the check, then its exit. */
+    double deadline = fb_now_s() + c->timeout_s;
     check_result r;
-    ssize_t got = read(fds[0], &r, sizeof r);
-    close(fds[0]);
-    bool reported = got == (ssize_t)sizeof r;
+    int rc = fb_read_until(ch.res_fd, &r, sizeof r, deadline);
+    bool reported = rc == 0;
+    if (reported) {
+        char eof;
+        rc = fb_read_until(ch.res_fd, &eof, 1, deadline) == FB_CHILD_TIMED_OUT ? FB_CHILD_TIMED_OUT : 0;
+    }
+    bool timed_out = rc == FB_CHILD_TIMED_OUT;
+    fb_child_end end;
+    fb_child_bury(&ch, timed_out, &end);
     if (reported) {
         r.text[sizeof r.text - 1] = '\0';
         r.name[sizeof r.name - 1] = '\0';
@@ -1233,20 +1214,20 @@ static void run_check(conf *c, const check_def *def, check_result *out) {
 
     if (timed_out) {
         failf(out, "no answer within %g s: the check's process was killed (a hang?)", c->timeout_s);
-    } else if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
+    } else if (end.signaled) {
+        int sig = end.sig;
         failf(out, "the check's process was killed by signal %d (%s)%s", sig, strsignal(sig),
               reported ? " after it reported, while exiting" : "");
     } else if (!reported) {
         failf(out,
               "the check's process ended with exit status %d before reporting (the plugin exited, or a "
               "sanitizer caught a crash; see stderr)",
-              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    } else if (WEXITSTATUS(status) != 0) {
+              end.exit_status);
+    } else if (end.exit_status != 0) {
         failf(out,
               "the check reported '%s: %.200s', but its process then ended with exit status %d (a leak or error "
               "report at exit; see stderr)",
-              r.verdict == 'P' ? "pass" : "fail", r.text, WEXITSTATUS(status));
+              r.verdict == 'P' ? "pass" : "fail", r.text, end.exit_status);
     } else {
         *out = r;
     }
