@@ -151,6 +151,17 @@ size_t fb_block_medians(const double *x, size_t n, size_t block, double *out) {
     return n_blocks;
 }
 
+size_t fb_block_means(const double *x, size_t n, size_t block, double *out) {
+    if (block == 0 || n < block) return 0;
+    size_t n_blocks = n / block;
+    for (size_t k = 0; k < n_blocks; k++) {
+        double sum = 0;
+        for (size_t i = 0; i < block; i++) sum += x[k * block + i];
+        out[k] = sum / (double)block;
+    }
+    return n_blocks;
+}
+
 // ----------------------------------------------------------------------------
 // Student's t distribution, through the regularized incomplete beta function
 

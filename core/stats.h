@@ -40,6 +40,9 @@ double fb_mann_whitney_p(const double *a, size_t na, const double *b, size_t nb)
  * memory cannot be had. */
 size_t fb_block_medians(const double *x, size_t n, size_t block, double *out);
 
+/* The means of consecutive blocks of `block` samples, as fb_block_medians. */
+size_t fb_block_means(const double *x, size_t n, size_t block, double *out);
+
 /* Welch's unequal-variance t test of mean(b) - mean(a). */
 typedef struct fb_welch {
     double diff;            /* mean(b) - mean(a) */

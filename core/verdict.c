@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fb_version.h"
@@ -149,7 +150,10 @@ static bool ranked(const fb_entry_result *r) { return r->state == FB_ENTRY_OK &&
 
 void fb_rank_and_warn(const fb_profile *p, fb_run_result *out) {
     /* Advantage: throughput against the slowest ranked backend, with a 95%
-     * bootstrap interval of the ratio of mean latencies. */
+     * bootstrap interval of the ratio of mean latencies over repetitions: the
+     * resampled unit is a repetition's mean step, since consecutive steps of
+     * one repetition are not independent (a busy stretch slows them all). With
+     * equal repetitions the ratio of their means is the ratio of step means. */
     const fb_entry_result *slowest = NULL;
     for (int i = 0; i < out->n_entries; i++)
         if (ranked(&out->entries[i]) && (!slowest || out->entries[i].decode.mean > slowest->decode.mean))
@@ -158,8 +162,14 @@ void fb_rank_and_warn(const fb_profile *p, fb_run_result *out) {
         fb_entry_result *r = &out->entries[i];
         if (!ranked(r)) continue;
         r->advantage = slowest->decode.mean / r->decode.mean;
-        fb_ratio_ci(slowest->latency_ms, slowest->n_latency, r->latency_ms, r->n_latency, p->seed, 1000,
-                    &r->advantage_low, &r->advantage_high);
+        size_t gen = (size_t)p->gen_tokens;
+        double *a = malloc((slowest->n_latency / gen + 1) * sizeof *a),
+               *b = malloc((r->n_latency / gen + 1) * sizeof *b);
+        size_t na = a ? fb_block_means(slowest->latency_ms, slowest->n_latency, gen, a) : 0;
+        size_t nb = b ? fb_block_means(r->latency_ms, r->n_latency, gen, b) : 0;
+        fb_ratio_ci(a, na, b, nb, p->seed, 1000, &r->advantage_low, &r->advantage_high);
+        free(a);
+        free(b);
     }
     /* Warnings: reasons to doubt a figure. */
     for (int i = 0; i < out->n_entries; i++) {

@@ -96,6 +96,13 @@ static void test_block_medians(void) {
     CHECK(n == 3 && out[0] == 3 && out[1] == 20 && out[2] == 7, "block medians of 3: %zu blocks, %g %g %g", n, out[0],
           out[1], out[2]);
     CHECK(fb_block_medians(x, 10, 0, out) == 0 && fb_block_medians(x, 2, 3, out) == 0, "no block: none");
+    double means[4];
+    n = fb_block_means(x, 10, 3, means);
+    double want[3] = {(x[0] + x[1] + x[2]) / 3, (x[3] + x[4] + x[5]) / 3, (x[6] + x[7] + x[8]) / 3};
+    CHECK(n == 3 && means[0] == want[0] && means[1] == want[1] && means[2] == want[2],
+          "block means of 3: %zu blocks, %g %g %g (want %g %g %g)", n, means[0], means[1], means[2], want[0], want[1],
+          want[2]);
+    CHECK(fb_block_means(x, 10, 0, means) == 0 && fb_block_means(x, 2, 3, means) == 0, "no block means: none");
 }
 
 // ----------------------------------------------------------------------------
