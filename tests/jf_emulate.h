@@ -40,6 +40,12 @@ static inline unsigned long long atomicMax(unsigned long long *p, unsigned long 
     if (v > old) *p = v;
     return old;
 }
+static inline unsigned atomicAdd(unsigned *p, unsigned v) {
+    unsigned old = *p;
+    *p = old + v;
+    return old;
+}
+static inline void __threadfence() {} // the fibers share one thread: memory is sequentially consistent
 // IEEE half to float (the PTX cvt.f32.f16 of the GPU path)
 static inline float jf_emu_half_to_float(unsigned short h) {
     unsigned sign = (unsigned)(h >> 15) << 31, exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
@@ -89,9 +95,13 @@ static void jf_emu_job_run(void *p) {
 // After the kernels, the test writes
 //     static const jf_emu_entry jf_emu_table[] = {JF_EMU_ENTRY(jf_embed), ...};
 //     JF_EMU_LAUNCH_DEFINITION
-// which defines the one exported function:
+// which defines the exported functions:
 //     int jf_emu_launch(name, gx, gy, gz, threads, args, error, error_size)
-// (0, or -1 with a sentence: unknown kernel, bad block size, divergence).
+// (0, or -1 with a sentence: unknown kernel, bad block size, divergence,
+// deadlock), which runs the persistent decode step (jf_decode_step) with all
+// its blocks at once and every other kernel's blocks one after another; and
+//     long jf_emu_spins(void)
+// the spin-wait pauses so far: blocks of the persistent step that waited.
 #define JF_EMU_LAUNCH_DEFINITION                                                                            \
     extern "C" int jf_emu_launch(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned threads, \
                                  void **args, char *error, size_t error_size) {                             \
@@ -103,7 +113,10 @@ static void jf_emu_job_run(void *p) {
             return -1;                                                                                      \
         }                                                                                                   \
         jf_emu_job job = {tramp, args};                                                                     \
+        if (strcmp(name, "jf_decode_step") == 0 && gy == 1 && gz == 1)                                      \
+            return emu_run_grid_concurrent(name, gx, threads, jf_emu_job_run, &job, error, error_size);     \
         return emu_run_grid(name, gx, gy, gz, threads, jf_emu_job_run, &job, error, error_size);            \
-    }
+    }                                                                                                       \
+    extern "C" long jf_emu_spins(void) { return emu_spins; }
 
 #endif

@@ -36,6 +36,9 @@
 #define LM_GRID 4    /* the LM head's grid-stride loop runs 32 times over 1001 rows */
 
 typedef int (*emu_launch_fn)(const char *, unsigned, unsigned, unsigned, unsigned, void **, char *, size_t);
+typedef long (*emu_spins_fn)(void);
+
+#define PERSISTENT_GRID 3 /* blocks of the persistent decode step, run at once */
 
 typedef struct Emu {
     emu_launch_fn launch;
@@ -184,7 +187,11 @@ static int host_load(HostModel *h, const jf_config *c, const fb_model_view *mv) 
     b->logits = take(h, B * (size_t)c->vocab * f);
     b->key_cache = take(h, kv * f);
     b->value_cache = take(h, kv * f);
-    return rc || h->n_blocks >= 128 || !b->value_cache ? -1 : 0;
+    b->att_count = take(h, B * (size_t)c->n_kv_heads * sizeof(uint32_t)); /* zero, as the plugin clears them */
+    b->sync = take(h, jf_sync_words(c) * sizeof(uint32_t));
+    b->step_layers = take(h, (size_t)c->n_layers * sizeof(jf_step_layer));
+    if (b->step_layers && !rc) jf_step_layers(c, b, b->step_layers);
+    return rc || h->n_blocks >= 128 || !b->step_layers ? -1 : 0;
 }
 
 /* As jit_fused_prefill: chunks of c->nb; logits of every position (all) or
@@ -233,12 +240,26 @@ typedef struct Env {
 static const char *prec_names[] = {"f32", "f16", "bf16", "native"};
 static const double min_agree[] = {1.0, 0.95, 0.90, 1.0}, max_rel[] = {1e-4, 3e-2, 1e-1, 1e-5};
 
+/* Decode step i (teacher-forced token tokens[i]) on the emulated kernels:
+ * the persistent step (one launch, PERSISTENT_GRID blocks at once) or the
+ * per-op kernels. 0, or -1 with the error in e->error. */
+static int emu_decode(Emu *e, const jf_config *c, HostModel *h, int i, int32_t token, int persistent) {
+    h->b.step[0] = i;
+    h->b.step[1] = token;
+    return persistent ? jf_decode_persistent(c, &h->b, PERSISTENT_GRID, emu_launch, e)
+                      : jf_forward(c, &h->b, LM_GRID, 1, 0, 1, emu_launch, e);
+}
+
 /* The generated kernels for model tm at precision w against cpu_ref's logits:
- * a prefill with every position's logits, teacher-forced decode steps, a
- * last-only prefill. With `mutation` (a JF_MUTATE_* macro): the prefill
- * only, and the check is that agreement FAILS. */
+ * a prefill with every position's logits, teacher-forced decode steps (the
+ * persistent step and the per-op kernels in turn, on one KV cache), a
+ * last-only prefill. splits: JF_SPLITS when not 0 (fewer splits: longer
+ * runs of positions per lane, where the online softmax rescales). With
+ * `mutation` (a JF_MUTATE_* macro): the prefill and persistent decode steps,
+ * and the check is that agreement FAILS (JF_MUTATE_WAIT_MORE: that the
+ * emulation reports the deadlock). */
 static void run_case(const test_model *tm, const char *tag, jf_wtype w, const int32_t *tokens, const Env *env,
-                     const char *mutation) {
+                     const char *mutation, int splits) {
     const fb_precision p = w == JF_F32    ? FB_PRECISION_F32
                            : w == JF_F16  ? FB_PRECISION_F16
                            : w == JF_BF16 ? FB_PRECISION_BF16
@@ -250,8 +271,8 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
     char msg[256];
     CHECK(jf_config_from_view(mv, N_TOKENS + 1, w, &c, msg, sizeof msg) == 0, "config: %s", msg);
     c.pdl = 1; /* the sm_90 source: its launch-dependency instructions are no-ops on the CPU */
-    if (w == JF_F32)
-        printf("  attention splits %d: up to %d positions per split\n", c.splits, (N_TOKENS + c.splits - 1) / c.splits);
+    if (splits) c.splits = splits;
+    if (!mutation) printf("  %s: attention splits at most %d\n", name, c.splits);
     if (w == JF_NATIVE) printf("  %d kind%s of layer\n", c.n_kinds, c.n_kinds > 1 ? "s" : "");
 
     /* cpu_ref's logits at this precision, teacher-forced */
@@ -262,15 +283,17 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
     if (r) env->ref->destroy(r);
 
     void *handle = NULL;
-    char full_tag[64], defines[96] = "";
+    char full_tag[96], defines[96] = "";
     /* one file name per build: C++ statics in inline functions are unique symbols, which make dlclose
      * keep the library, and a second dlopen of the same path would return the first build */
-    snprintf(full_tag, sizeof full_tag, "%s_%s%s%s", tag, name, mutation ? "_" : "", mutation ? mutation : "");
+    snprintf(full_tag, sizeof full_tag, "%s_%s%s%s_s%d", tag, name, mutation ? "_" : "", mutation ? mutation : "",
+             c.splits);
     if (mutation) snprintf(defines, sizeof defines, "#define %s 1\n", mutation);
     emu_launch_fn launch = build_emulator(&c, env->tmp_dir, env->cxx, env->inc, full_tag, defines, &handle);
+    emu_spins_fn spins = handle ? (emu_spins_fn)dlsym(handle, "jf_emu_spins") : NULL;
     HostModel h;
-    if (!launch || host_load(&h, &c, mv) != 0) {
-        if (!launch) CHECK(0, "%s: emulator", full_tag);
+    if (!launch || !spins || host_load(&h, &c, mv) != 0) {
+        if (!launch || !spins) CHECK(0, "%s: emulator", full_tag);
         else
             CHECK(0, "%s: weights laid out", full_tag);
         free(want);
@@ -279,14 +302,25 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
     }
     Emu e = {.launch = launch};
     float *got = malloc((size_t)N_TOKENS * n_vocab * sizeof(float));
-    char label[96];
+    char label[128];
     if (mutation) {
-        /* a prefill with every position's logits must disagree */
+        /* a prefill with every position's logits, then persistent decode steps, must disagree */
         int32_t tok = emu_prefill(&e, &c, &h, 0, tokens, N_PREFILL, 1, got);
-        CHECK(tok >= 0, "%s: prefill: %s", full_tag, e.error);
-        snprintf(label, sizeof label, "%s prefill %d", mutation, N_PREFILL);
-        int ok = tok >= 0 && agreement(label, got, want, N_PREFILL, n_vocab, min_agree[w], max_rel[w], 1);
-        CHECK(tok >= 0 && !ok, "%s: the mutated kernels (%s) must fail the agreement check", tag, mutation);
+        for (int i = N_PREFILL; i < N_TOKENS && tok >= 0; i++) {
+            if (emu_decode(&e, &c, &h, i, tokens[i], 1) != 0) tok = -1;
+            memcpy(got + (size_t)i * n_vocab, h.b.logits, (size_t)n_vocab * sizeof(float));
+        }
+        if (strcmp(mutation, "JF_MUTATE_WAIT_MORE") == 0) {
+            CHECK(tok < 0 && strstr(e.error, "deadlock") != NULL,
+                  "%s: waiting for an item that never comes is reported as a deadlock (%s)", full_tag,
+                  tok < 0 ? e.error : "it ran to the end");
+            printf("  %-34s %s\n", mutation, tok < 0 ? e.error : "no error");
+        } else {
+            CHECK(tok >= 0, "%s: %s", full_tag, e.error);
+            snprintf(label, sizeof label, "%s prefill %d + decode %d", mutation, N_PREFILL, N_TOKENS - N_PREFILL);
+            int ok = tok >= 0 && agreement(label, got, want, N_TOKENS, n_vocab, min_agree[w], max_rel[w], 1);
+            CHECK(tok >= 0 && !ok, "%s: the mutated kernels (%s) must fail the agreement check", tag, mutation);
+        }
         host_free(&h);
         free(got);
         free(want);
@@ -295,15 +329,15 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    /* prefill with every position's logits, then teacher-forced decode */
+    /* prefill with every position's logits, then teacher-forced decode: the
+     * persistent step at even positions, the per-op kernels at odd ones */
     int32_t tok = emu_prefill(&e, &c, &h, 0, tokens, N_PREFILL, 1, got);
     CHECK(tok >= 0, "%s: prefill: %s", full_tag, e.error);
     int bad_argmax = tok != argmax_f(got + (size_t)(N_PREFILL - 1) * n_vocab, (size_t)n_vocab);
+    long spins0 = spins();
     for (int i = N_PREFILL; i < N_TOKENS && tok >= 0; i++) {
-        h.b.step[0] = i;
-        h.b.step[1] = tokens[i];
-        if (jf_forward(&c, &h.b, LM_GRID, 1, 0, 1, emu_launch, &e) != 0) {
-            CHECK(0, "%s: decode at %d: %s", full_tag, i, e.error);
+        if (emu_decode(&e, &c, &h, i, tokens[i], i % 2 == 0) != 0) {
+            CHECK(0, "%s: decode at %d (%s): %s", full_tag, i, i % 2 == 0 ? "persistent" : "kernels", e.error);
             tok = -1;
             break;
         }
@@ -311,13 +345,30 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
         bad_argmax += jf_token_of_key(*h.b.argmax_key) != argmax_f(h.b.logits, (size_t)n_vocab);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("  %s: %d launches emulated in %.1f s\n", name, e.launches,
-           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    printf("  %s: %d launches emulated in %.1f s; the persistent step's blocks paused %ld times for each other\n", name,
+           e.launches, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, spins() - spins0);
     if (tok >= 0) {
         snprintf(label, sizeof label, "%s prefill %d + decode %d vs cpu_ref", name, N_PREFILL, N_TOKENS - N_PREFILL);
         agreement(label, got, want, N_TOKENS, n_vocab, min_agree[w], max_rel[w], 0);
+        /* each decode path on its own positions */
+        for (int persistent = 0; persistent < 2; persistent++) {
+            int n = 0;
+            float *g = malloc((size_t)N_TOKENS * n_vocab * sizeof(float)),
+                  *wv = malloc((size_t)N_TOKENS * n_vocab * sizeof(float));
+            for (int i = N_PREFILL; i < N_TOKENS; i++)
+                if ((i % 2 == 0) == persistent) {
+                    memcpy(g + (size_t)n * n_vocab, got + (size_t)i * n_vocab, (size_t)n_vocab * sizeof(float));
+                    memcpy(wv + (size_t)n * n_vocab, want + (size_t)i * n_vocab, (size_t)n_vocab * sizeof(float));
+                    n++;
+                }
+            snprintf(label, sizeof label, "%s decode, %s", name, persistent ? "persistent step" : "per-op kernels");
+            agreement(label, g, wv, n, n_vocab, min_agree[w], max_rel[w], 0);
+            free(g);
+            free(wv);
+        }
         CHECK(bad_argmax == 0, "%s: the kernels' argmax is the argmax of their logits (%d mismatches)", full_tag,
               bad_argmax);
+        CHECK(spins() > spins0, "%s: the persistent step's blocks waited for each other at least once", full_tag);
         /* a fresh prefill of every token, the last logits only (the KV cache is simply overwritten) */
         float *last = malloc((size_t)n_vocab * sizeof(float));
         int32_t t2 = emu_prefill(&e, &c, &h, 0, tokens, N_TOKENS, 0, last);
@@ -374,9 +425,18 @@ static void plain_models(const Env *env, uint64_t seed) {
         random_tokens(seed + (uint64_t)m, spec.n_vocab, tokens);
 #if defined(__SANITIZE_ADDRESS__)
         /* under ASan (kernels instrumented too), f16 alone: the three take about 8 minutes */
-        run_case(&tm, tag, JF_F16, tokens, env, NULL);
+        run_case(&tm, tag, JF_F16, tokens, env, NULL, 0);
 #else
-        for (int w = JF_F32; w <= JF_BF16; w++) run_case(&tm, tag, (jf_wtype)w, tokens, env, NULL);
+        /* model 0 at f32 with one attention split: 40 positions over lanes that take 4 at a time */
+        for (int w = JF_F32; w <= JF_BF16; w++)
+            run_case(&tm, tag, (jf_wtype)w, tokens, env, NULL, m == 0 && w == JF_F32);
+        /* mutations of the attention and of the persistent step's waits, each of which must be caught */
+        if (m == 0) run_case(&tm, tag, JF_F32, tokens, env, "JF_MUTATE_RESCALE", 1);
+        if (m == 1) {
+            run_case(&tm, tag, JF_F32, tokens, env, "JF_MUTATE_KV_GROUP", 0);
+            run_case(&tm, tag, JF_F32, tokens, env, "JF_MUTATE_NO_WAIT", 0);
+            run_case(&tm, tag, JF_F32, tokens, env, "JF_MUTATE_WAIT_MORE", 0);
+        }
 #endif
         test_model_close(&tm);
     }
@@ -431,15 +491,15 @@ static void native_models(const Env *env, uint64_t seed) {
             continue;
         }
 #endif
-        run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, NULL);
+        run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, NULL, 0);
 #if !defined(__SANITIZE_ADDRESS__)
         /* each mutation of the decode must fail: on a legacy type and on the K-quant mix */
         if (strcmp(models[m].tag, "q4_0") == 0 || strcmp(models[m].tag, "q4_k_m") == 0) {
-            run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_SCALE");
-            run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_NIBBLE");
+            run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_SCALE", 0);
+            run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_NIBBLE", 0);
         }
         if (strcmp(models[m].tag, "q4_k_m") == 0)
-            run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_SUBBLOCK");
+            run_case(&tm, models[m].tag, JF_NATIVE, tokens, env, "JF_MUTATE_SUBBLOCK", 0);
 #endif
         test_model_close(&tm);
     }

@@ -48,7 +48,7 @@ static void test_config(void) {
     char msg[256] = "";
     CHECK(jf_config_from_view(&odd_view, 0, JF_F16, &c, msg, sizeof msg) == 0, "odd shape: %s", msg);
     CHECK(c.q_dim == 90 && c.kv_dim == 18 && c.ld_dim == 96 && c.ld_q == 96 && c.ld_ff == 256 && c.esize == 2 &&
-              c.max_seq == 64 && c.nb == JF_PREFILL_POSITIONS && c.splits == 32,
+              c.max_seq == 64 && c.nb == JF_PREFILL_POSITIONS && c.splits == 64,
           "odd shape at f16: q %d kv %d ld %d/%d/%d splits %d", c.q_dim, c.kv_dim, c.ld_dim, c.ld_q, c.ld_ff, c.splits);
     CHECK(jf_config_from_view(&odd_view, 1000, JF_F32, &c, msg, sizeof msg) == 0 && c.ld_dim == 92 && c.ld_ff == 252 &&
               c.max_seq == 64,
@@ -65,7 +65,7 @@ static void test_config(void) {
     mv.n_rot = 20;
     CHECK(jf_config_from_view(&mv, 0, JF_F16, &c, msg, sizeof msg) != 0 && strstr(msg, "RoPE"),
           "n_rot > head_dim refused");
-    /* llama3.2-1b: 32 heads -> 8 splits, nothing padded at f16 */
+    /* llama3.2-1b: 8 KV heads -> up to 32 splits, nothing padded at f16 */
     mv = (fb_model_view){.struct_size = sizeof mv,
                          .n_embd = 2048,
                          .n_layer = 16,
@@ -79,7 +79,7 @@ static void test_config(void) {
                          .rope_freq_base = 500000.0f,
                          .rms_eps = 1e-5f,
                          .tied_output = 1};
-    CHECK(jf_config_from_view(&mv, 4096, JF_F16, &c, msg, sizeof msg) == 0 && c.splits == 8 && c.ld_dim == 2048 &&
+    CHECK(jf_config_from_view(&mv, 4096, JF_F16, &c, msg, sizeof msg) == 0 && c.splits == 32 && c.ld_dim == 2048 &&
               c.ld_ff == 8192 && c.max_seq == 4096 && c.tied,
           "llama3.2-1b shapes");
     jf_plan plan;
@@ -206,7 +206,8 @@ static void test_source(void) {
               strstr(src, "#define JF_N_KV_HEADS 1\n") && strstr(src, "#define JF_HEAD_DIM 18\n") &&
               strstr(src, "#define JF_N_FF 250\n") && strstr(src, "#define JF_VOCAB 1001\n") &&
               strstr(src, "#define JF_LD_DIM 96\n") && strstr(src, "#define JF_LD_FF 256\n") &&
-              strstr(src, "#define JF_WTYPE 2 ") && strstr(src, "#define JF_SPLITS 32\n"),
+              strstr(src, "#define JF_WTYPE 2 ") && strstr(src, "#define JF_SPLITS 64\n") &&
+              strstr(src, "#define JF_N_LAYERS 2\n") && strstr(src, "case 0: jf_layer_op_of<JF_T_BF16"),
           "the shapes and precision are baked in");
     /* eps as its exact bits: 1e-6f is 0x358637bd */
     CHECK(strstr(src, "#define JF_RMS_EPS __int_as_float(0x358637bd)") != NULL, "rms eps carried bit-exactly");

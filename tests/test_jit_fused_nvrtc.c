@@ -88,7 +88,7 @@ static void compile_and_check(jf_config *c, const char *what) {
         }
         printf("  %-7s sm_%d%d: %zu-byte cubin in %.0f ms, spills %ld, at most %d registers\n", what, archs[a][0],
                archs[a][1], img.size, img.compile_ms, spill, max_regs);
-        /* registers of each decode-step kernel (the _1 ones) */
+        /* registers of each decode kernel (the _1 ones, attention) and of the persistent step */
         char line[512];
         int len = 0;
         for (const char *q = img.log; q && (q = strstr(q, "entry function '")) != NULL;) {
@@ -97,7 +97,9 @@ static void compile_and_check(jf_config *c, const char *what) {
             const char *used = end ? strstr(end, "Used ") : NULL;
             if (!end || !used) break;
             int n = (int)(end - q);
-            if ((n > 2 && memcmp(end - 2, "_1", 2) == 0) || (n > 5 && memcmp(end - 5, "_1_k", 4) == 0))
+            if ((n > 2 && memcmp(end - 2, "_1", 2) == 0) || (n > 5 && memcmp(end - 5, "_1_k", 4) == 0) ||
+                (n == 14 && memcmp(q, "jf_decode_step", 14) == 0) ||
+                (n == 18 && memcmp(q, "jf_attention_split", 18) == 0))
                 len += snprintf(line + len, sizeof line - (size_t)len, " %.*s %d", n - 3, q + 3, atoi(used + 5));
             if (len >= (int)sizeof line) break;
         }

@@ -157,11 +157,12 @@ int jf_config_from_view(const fb_model_view *mv, uint32_t max_context, jf_wtype 
     c->ld_q = jf_padded(c->q_dim, c->esize);
     c->ld_ff = jf_padded(c->n_ff, c->esize);
     c->nb = JF_PREFILL_POSITIONS;
-    // About 256 attention blocks per query: enough to fill a large GPU when
-    // the heads alone would not, few enough that the combine stays cheap.
-    c->splits = 256 / c->n_heads;
+    // Up to about 256 attention items (KV head, split) per query on a long
+    // context: enough to fill a large GPU, few enough that the merge stays
+    // cheap. Short contexts use fewer splits (jf_att_chunk in the kernels).
+    c->splits = 256 / c->n_kv_heads;
     if (c->splits < 1) c->splits = 1;
-    if (c->splits > 32) c->splits = 32;
+    if (c->splits > 64) c->splits = 64;
     // The types: one per matrix at native, the profile's everywhere else.
     if (w == JF_NATIVE &&
         (!mv->layers || !mv->token_embd || (!c->tied && !mv->output) || check_native(mv, msg, msg_size) != 0)) {
@@ -213,7 +214,10 @@ void jf_plan_compute(const jf_config *c, jf_plan *plan) {
     plan->kv_cache = 2 * (uint64_t)c->n_layers * (uint64_t)c->max_seq * kv * f;
     plan->activations = B * (ld + q + ldq + ldf + vocab) * f // x q att hb logits
                         + B * (uint64_t)c->n_heads * (uint64_t)c->splits * (uint64_t)(c->head_dim + 2) * f // partials
-                        + (B + 1) * sizeof(int32_t) + sizeof(uint64_t); // step, argmax key
+                        + (B + 1) * sizeof(int32_t) + sizeof(uint64_t)   // step, argmax key
+                        + B * (uint64_t)c->n_kv_heads * sizeof(uint32_t) // attention arrivals
+                        + (uint64_t)jf_sync_words(c) * sizeof(uint32_t)  // the persistent step's counters
+                        + (uint64_t)c->n_layers * sizeof(jf_step_layer); // and its table of layers
     plan->total = plan->weights + plan->kv_cache + plan->activations;
 }
 
@@ -360,9 +364,10 @@ int jf_layout_rows(const fb_host *host, uint32_t src_type, const void *src, int6
 // Source generation
 
 const char *const jf_kernel_names[JF_K_COUNT] = {
-    "jf_embed",      "jf_attention",        "jf_attention_combine", "jf_qkv_rope_1",  "jf_out_residual_1",
-    "jf_gate_up_1",  "jf_down_residual_1",  "jf_lm_head_1",         "jf_qkv_rope_nb", "jf_out_residual_nb",
-    "jf_gate_up_nb", "jf_down_residual_nb", "jf_lm_head_nb",
+    "jf_embed",           "jf_attention_split", "jf_qkv_rope_1",       "jf_out_residual_1",
+    "jf_gate_up_1",       "jf_down_residual_1", "jf_lm_head_1",        "jf_qkv_rope_nb",
+    "jf_out_residual_nb", "jf_gate_up_nb",      "jf_down_residual_nb", "jf_lm_head_nb",
+    "jf_decode_step",
 };
 
 int jf_kernel_per_layer(jf_kernel_id k) {
@@ -407,18 +412,19 @@ char *jf_generate_source(const jf_config *c) {
                      "#define JF_Q_DIM %d\n#define JF_KV_DIM %d\n"
                      "#define JF_LD_DIM %d\n#define JF_LD_Q %d\n#define JF_LD_FF %d\n"
                      "#define JF_WTYPE %d // %s\n#define JF_T_EMBD %s\n#define JF_T_OUT %s\n"
-                     "#define JF_NB %d\n#define JF_SPLITS %d\n"
+                     "#define JF_NB %d\n#define JF_SPLITS %d\n#define JF_N_LAYERS %d\n"
                      "#define JF_RMS_EPS __int_as_float(0x%08x) // %.9g\n"
                      "#define JF_ATT_SCALE __int_as_float(0x%08x) // 1/sqrt(%d) = %.9g\n"
                      "%s"
                      "#line 1 \"jit_fused_kernels.cuh\"\n",
                      c->dim, c->n_heads, c->n_kv_heads, c->head_dim, c->n_ff, c->vocab, c->n_rot, c->q_dim, c->kv_dim,
                      c->ld_dim, c->ld_q, c->ld_ff, (int)c->wtype, wnames[c->wtype], type_macro(c->embd_type),
-                     type_macro(c->out_type), c->nb, c->splits, float_bits(c->rms_eps), (double)c->rms_eps,
+                     type_macro(c->out_type), c->nb, c->splits, c->n_layers, float_bits(c->rms_eps), (double)c->rms_eps,
                      float_bits(att_scale), c->head_dim, (double)att_scale, c->pdl ? "#define JF_PDL 1\n" : "");
     if (n < 0 || (size_t)n >= sizeof head) return NULL;
-    // The layers' entry points, one set per kind, after the template.
-    char tail[JF_MAX_KINDS * 256 + 64];
+    // The layers' entry points, one set per kind, after the template; then
+    // the persistent step's dispatch of a layer op on the layer's kind.
+    char tail[JF_MAX_KINDS * 512 + 512];
     size_t t = (size_t)snprintf(tail, sizeof tail, "\n#line 1 \"jit_fused (the layers' kinds)\"\n");
     for (int k = 0; k < c->n_kinds && k < JF_MAX_KINDS; k++) {
         const jf_layer_types *lt = &c->kinds[k];
@@ -428,6 +434,19 @@ char *jf_generate_source(const jf_config *c) {
                               type_macro(lt->gate), type_macro(lt->up), type_macro(lt->down), c->kind_layers[k]);
         if (t >= sizeof tail) return NULL;
     }
+    t += (size_t)snprintf(tail + t, sizeof tail - t,
+                          "__device__ void jf_layer_op(int kind, int op, int item, const jf_step_params &p, int l, "
+                          "float inv, bool prefetch) {\n    switch (kind) {\n");
+    for (int k = 0; k < c->n_kinds && k < JF_MAX_KINDS && t < sizeof tail; k++) {
+        const jf_layer_types *lt = &c->kinds[k];
+        t += (size_t)snprintf(tail + t, sizeof tail - t,
+                              "    case %d: jf_layer_op_of<%s, %s, %s, %s, %s, %s, %s>(op, item, p, l, inv, prefetch); "
+                              "return;\n",
+                              k, type_macro(lt->q), type_macro(lt->k), type_macro(lt->v), type_macro(lt->o),
+                              type_macro(lt->gate), type_macro(lt->up), type_macro(lt->down));
+    }
+    if (t < sizeof tail) t += (size_t)snprintf(tail + t, sizeof tail - t, "    }\n}\n");
+    if (t >= sizeof tail) return NULL;
     size_t tlen = strlen(jf_kernel_template);
     char *src = malloc((size_t)n + tlen + t + 1);
     if (!src) return NULL;
@@ -468,13 +487,11 @@ int jf_forward(const jf_config *c, const jf_buffers *b, int lm_grid, int nb, int
         if ((rc = launch(ctx, one ? JF_K_QKV_ROPE_1 : JF_K_QKV_ROPE_NB, lw->kind,
                          blocks_of((c->q_dim + 2 * c->kv_dim) / 2), 1, 1, T, qkv)))
             return rc;
-        // attention: (head, split, position) blocks, then (head, position)
-        void *att[] = {(void *)&b->step, (void *)&b->q, &kc, &vc, (void *)&b->part};
-        if ((rc = launch(ctx, JF_K_ATTENTION, 0, (unsigned)c->n_heads, (unsigned)c->splits, (unsigned)nb,
-                         JF_ATT_THREADS, att)))
+        // attention: (KV head, split, position) blocks; the last split of each merges
+        void *att[] = {(void *)&b->step, (void *)&b->q,        &kc, &vc, (void *)&b->part,
+                       (void *)&b->att,  (void *)&b->att_count};
+        if ((rc = launch(ctx, JF_K_ATTENTION, 0, (unsigned)c->n_kv_heads, (unsigned)c->splits, (unsigned)nb, T, att)))
             return rc;
-        void *comb[] = {(void *)&b->part, (void *)&b->att};
-        if ((rc = launch(ctx, JF_K_ATTENTION_COMBINE, 0, (unsigned)c->n_heads, (unsigned)nb, 1, 64, comb))) return rc;
         // x += W_o . att; one warp per row
         void *out[] = {&nb, (void *)&b->att, (void *)&lw->w_o, (void *)&b->x};
         if ((rc = launch(ctx, one ? JF_K_OUT_RESIDUAL_1 : JF_K_OUT_RESIDUAL_NB, lw->kind, blocks_of(c->dim), 1, 1, T,
@@ -500,6 +517,46 @@ int jf_forward(const jf_config *c, const jf_buffers *b, int lm_grid, int nb, int
             return rc;
     }
     return 0;
+}
+
+// ----------------------------------------------------------------------------
+// The persistent decode step
+
+size_t jf_sync_words(const jf_config *c) { return 2 + 2 + 5 * (size_t)c->n_layers; } // JF_SYNC_WORDS
+
+void jf_step_layers(const jf_config *c, const jf_buffers *b, jf_step_layer *out) {
+    for (int l = 0; l < c->n_layers; l++) {
+        const jf_layer_buffers *lw = &b->layers[l];
+        out[l] = (jf_step_layer){lw->attn_norm, lw->w_qkv, lw->w_o,    lw->ffn_norm,
+                                 lw->w_gate,    lw->w_up,  lw->w_down, (int64_t)lw->kind};
+    }
+}
+
+jf_step_params jf_step_params_of(const jf_config *c, const jf_buffers *b) {
+    return (jf_step_params){.step = b->step,
+                            .token_embd = b->token_embd,
+                            .layers = b->step_layers,
+                            .output_norm = b->output_norm,
+                            .output = b->output,
+                            .rope_inv_freq = b->rope_inv_freq,
+                            .x = b->x,
+                            .q = b->q,
+                            .part = b->part,
+                            .att = b->att,
+                            .hb = b->hb,
+                            .logits = b->logits,
+                            .key_cache = b->key_cache,
+                            .value_cache = b->value_cache,
+                            .argmax_key = b->argmax_key,
+                            .sync = b->sync,
+                            .att_count = b->att_count,
+                            .max_seq = c->max_seq};
+}
+
+int jf_decode_persistent(const jf_config *c, const jf_buffers *b, unsigned grid, jf_launch_fn launch, void *ctx) {
+    jf_step_params p = jf_step_params_of(c, b);
+    void *args[] = {&p};
+    return launch(ctx, JF_K_DECODE_STEP, 0, grid ? grid : 1, 1, 1, JF_WARPS * 32, args);
 }
 
 int32_t jf_token_of_key(uint64_t key) { return (int32_t)(0xFFFFFFFFu - (uint32_t)(key & 0xFFFFFFFFu)); }

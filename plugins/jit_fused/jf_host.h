@@ -58,8 +58,7 @@ typedef struct jf_layer_types {
 #define JF_MAX_KINDS 8
 
 #define JF_PREFILL_POSITIONS 8 /* positions per prefill pass (JF_NB) */
-#define JF_WARPS 8             /* warps per block of the matvec kernels */
-#define JF_ATT_THREADS 128     /* threads per block of jf_attention */
+#define JF_WARPS 8             /* warps per block of every kernel */
 
 typedef struct jf_config {
     int dim, n_layers, n_heads, n_kv_heads, head_dim, q_dim, kv_dim, n_ff, vocab, n_rot;
@@ -75,7 +74,7 @@ typedef struct jf_config {
     jf_layer_types kinds[JF_MAX_KINDS];
     int kind_layers[JF_MAX_KINDS]; /* layers of each kind */
     int nb;                        /* JF_PREFILL_POSITIONS */
-    int splits;                    /* sequence splits of decode attention */
+    int splits;                    /* most sequence splits of decode attention (JF_SPLITS; see jf_attention) */
     int pdl;                       /* programmatic dependent launch (sm_90+): 0 from jf_config_from_view; the plugin
                                       sets it once it knows the device (JF_PDL in the kernels) */
 } jf_config;
@@ -141,7 +140,6 @@ char *jf_generate_source(const jf_config *c);
 typedef enum jf_kernel_id {
     JF_K_EMBED,
     JF_K_ATTENTION,
-    JF_K_ATTENTION_COMBINE,
     JF_K_QKV_ROPE_1,
     JF_K_OUT_RESIDUAL_1,
     JF_K_GATE_UP_1,
@@ -152,6 +150,7 @@ typedef enum jf_kernel_id {
     JF_K_GATE_UP_NB,
     JF_K_DOWN_RESIDUAL_NB,
     JF_K_LM_HEAD_NB,
+    JF_K_DECODE_STEP, /* the persistent decode step (jf_decode_step) */
     JF_K_COUNT
 } jf_kernel_id;
 extern const char *const jf_kernel_names[JF_K_COUNT];
@@ -189,6 +188,9 @@ typedef struct jf_buffers {
     float *x;                 /* (nb, ld_dim) residual stream */
     float *q;                 /* (nb, q_dim) */
     float *part;              /* (nb, n_heads, splits, head_dim + 2) attention partials */
+    uint32_t *att_count;      /* (nb, n_kv_heads) arrivals of attention splits; zero between kernels */
+    uint32_t *sync;           /* (jf_sync_words) the persistent step's counters; zero between steps */
+    void *step_layers;        /* (n_layers) jf_step_layer: the layers' pointers where the step kernel reads them */
     float *att;               /* (nb, ld_q) attention output */
     float *hb;                /* (nb, ld_ff) silu(gate) * up */
     float *logits;            /* (nb, vocab) */
@@ -210,6 +212,44 @@ typedef int (*jf_launch_fn)(void *ctx, jf_kernel_id k, int kind, unsigned gx, un
  * Returns 0, or the first launch's non-zero result. */
 int jf_forward(const jf_config *c, const jf_buffers *b, int lm_grid, int nb, int logits_first, int with_lm_head,
                jf_launch_fn launch, void *ctx);
+
+/* The persistent decode step (jf_decode_step in the kernels) reads its
+ * buffers from these, passed by value; every field is 8 bytes, so the C
+ * and C++ layouts agree (the emulated test would fail otherwise). */
+typedef struct jf_step_layer {
+    const float *attn_norm;
+    const void *w_qkv, *w_o;
+    const float *ffn_norm;
+    const void *w_gate, *w_up, *w_down;
+    int64_t kind;
+} jf_step_layer;
+
+typedef struct jf_step_params {
+    const int32_t *step;
+    const void *token_embd;
+    const jf_step_layer *layers; /* b->step_layers */
+    const float *output_norm;
+    const void *output;
+    const float *rope_inv_freq;
+    float *x, *q, *part, *att, *hb, *logits, *key_cache, *value_cache;
+    uint64_t *argmax_key;
+    uint32_t *sync, *att_count;
+    int64_t max_seq;
+} jf_step_params;
+
+/* The layers' pointers of b in the step kernel's form (n_layers entries). */
+void jf_step_layers(const jf_config *c, const jf_buffers *b, jf_step_layer *out);
+
+/* The step kernel's arguments for b (b->step_layers must hold jf_step_layers). */
+jf_step_params jf_step_params_of(const jf_config *c, const jf_buffers *b);
+
+/* Counters of the persistent step (JF_SYNC_WORDS in the kernels). */
+size_t jf_sync_words(const jf_config *c);
+
+/* One decode step (the position and token in b->step) as one launch of the
+ * persistent kernel on `grid` blocks (any number: at least one; as many as
+ * the device holds at once for speed). Returns 0 or the launch's result. */
+int jf_decode_persistent(const jf_config *c, const jf_buffers *b, unsigned grid, jf_launch_fn launch, void *ctx);
 
 /* The token id in an argmax key (jf_argmax_key in the kernels). */
 int32_t jf_token_of_key(uint64_t key);

@@ -47,6 +47,43 @@
 #define LOAD_THREADS 8                   /* host threads converting weights at load */
 
 // ----------------------------------------------------------------------------
+// Per-backend options (ABI 1.1): [backend.LABEL] decode = persistent | kernels
+
+#define KNOWN_OPTIONS "decode (persistent or kernels)"
+
+/* Apply key = value to *persistent; 0, or -1 with a sentence and a status. */
+static int apply_option(bool *persistent, const char *key, const char *value, fb_status *status, char *message,
+                        size_t message_size) {
+    if (strcmp(key, "decode") == 0) {
+        if (strcmp(value, "persistent") == 0 || strcmp(value, "kernels") == 0) {
+            *persistent = strcmp(value, "persistent") == 0;
+            return 0;
+        }
+        *status = FB_ERR_INVALID_ARGUMENT;
+        snprintf(message, message_size,
+                 "decode = '%.40s' is not 'persistent' (one kernel runs the whole step) or 'kernels' (one kernel per "
+                 "fused op, about 5 per layer)",
+                 value);
+        return -1;
+    }
+    *status = FB_ERR_INVALID_ARGUMENT;
+    snprintf(message, message_size, "unknown option '%.60s' (known: %s)", key, KNOWN_OPTIONS);
+    return -1;
+}
+
+static fb_status jit_fused_check_option(const fb_host *host, const char *key, const char *value, char *message,
+                                        size_t message_size) {
+    (void)host;
+    bool scratch = true;
+    fb_status st = FB_OK;
+    char sentence[256];
+    if (message && message_size) message[0] = '\0';
+    if (apply_option(&scratch, key, value, &st, sentence, sizeof sentence) == 0) return FB_OK;
+    if (message && message_size) snprintf(message, message_size, "%s", sentence);
+    return st;
+}
+
+// ----------------------------------------------------------------------------
 // Driver API entry points (resolved through the runtime; no libcuda link)
 
 typedef CUresult (*pfn_ModuleLoadData)(CUmodule *, const void *);
@@ -82,6 +119,8 @@ struct fb_session {
     CUmodule module;
     CUfunction fn[JF_K_COUNT][JF_MAX_KINDS]; // [k][kind]; the global kernels at kind 0
     int lm_grid;                             // blocks of the LM-head kernels (a grid-stride loop)
+    bool persistent;                         // decode = persistent: one jf_decode_step per step
+    int step_grid;                           // its blocks: as many as the GPU holds at once
     int pos;                                 // next position to fill
     // device memory: our own accounting, and cudaMemGetInfo's view
     fbc_memory mem; // device memory: our allocations and cudaMemGetInfo's view
@@ -339,6 +378,23 @@ static fb_status alloc_state(fb_session *s) {
     DEV_ALLOC(s, r->logits, B * (size_t)c->vocab * f, "logits");
     DEV_ALLOC(s, r->key_cache, kv * f, "the key cache");
     DEV_ALLOC(s, r->value_cache, kv * f, "the value cache");
+    // counters the kernels leave at zero after each use: zero to begin with
+    DEV_ALLOC(s, r->att_count, B * (size_t)c->n_kv_heads * sizeof(uint32_t), "attention counters");
+    DEV_ALLOC(s, r->sync, jf_sync_words(c) * sizeof(uint32_t), "the decode step's counters");
+    CUDA_CHECK(s, cudaMemsetAsync(r->att_count, 0, B * (size_t)c->n_kv_heads * sizeof(uint32_t), s->stream));
+    CUDA_CHECK(s, cudaMemsetAsync(r->sync, 0, jf_sync_words(c) * sizeof(uint32_t), s->stream));
+    // the layers' pointers, where the persistent step reads them
+    jf_step_layer *table = malloc((size_t)c->n_layers * sizeof *table);
+    if (!table) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
+    jf_step_layers(c, r, table);
+    fb_status st = dev_alloc(s, &r->step_layers, (size_t)c->n_layers * sizeof *table, "the table of layers");
+    if (st == FB_OK) {
+        cudaError_t err =
+            cudaMemcpy(r->step_layers, table, (size_t)c->n_layers * sizeof *table, cudaMemcpyHostToDevice);
+        if (err != cudaSuccess) st = cuda_fail(s, err, "uploading the table of layers", __FILE__, __LINE__);
+    }
+    free(table);
+    TRY(st);
     // The row padding of x, att and hb meets the weights' zero padding: it must be 0, not NaN.
     CUDA_CHECK(s, cudaMemsetAsync(r->x, 0, B * (size_t)c->ld_dim * f, s->stream));
     CUDA_CHECK(s, cudaMemsetAsync(r->att, 0, B * (size_t)c->ld_q * f, s->stream));
@@ -413,6 +469,12 @@ static fb_status build_kernels(fb_session *s, const fb_settings *settings) {
     if (per_sm < 1) per_sm = 1;
     int rows_grid = (s->c.vocab + JF_WARPS - 1) / JF_WARPS;
     s->lm_grid = per_sm * s->sm_count < rows_grid ? per_sm * s->sm_count : rows_grid;
+    // The persistent step: every block resident at once (more would only wait for a free SM).
+    per_sm = 0;
+    CU_CHECK(s, s->drv.occupancy(&per_sm, s->fn[JF_K_DECODE_STEP][0], JF_WARPS * 32, 0));
+    if (per_sm < 1)
+        return fail(s, FB_ERR_INTERNAL, "jit_fused: the decode step kernel cannot run a single block on this GPU");
+    s->step_grid = per_sm * s->sm_count;
     if (s->cache_hit)
         snprintf(s->jit_note, sizeof s->jit_note, "kernels %s for %s_%d%d from the cache (%.12s..., loaded in %.0f ms)",
                  is_ptx ? "PTX" : "cubin", is_ptx ? "compute" : "sm", s->cc_major, s->cc_minor, key, s->module_ms);
@@ -435,7 +497,9 @@ static int launch_kernel(void *ctx, jf_kernel_id k, int kind, unsigned gx, unsig
     CUfunction fn = s_fn_of(ctx, k, kind);
     fb_session *s = ctx;
     CUresult res;
-    if (s->c.pdl) { // programmatic stream serialisation: see jf_begin in plugins/jit_fused/jit_fused_kernels.cuh
+    if (s->c.pdl &&
+        k != JF_K_DECODE_STEP) { // the persistent step has no kernel before it to overlap // programmatic stream
+                                 // serialisation: see jf_begin in plugins/jit_fused/jit_fused_kernels.cuh
         CUlaunchAttribute attr;
         memset(&attr, 0, sizeof attr);
         attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
@@ -603,6 +667,14 @@ static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, 
         st = fail(s, FB_ERR_UNSUPPORTED,
                   "jit_fused generates and compiles its kernels at load, and the profile forbids "
                   "run-time compilation (allow_jit = false)");
+    s->persistent = true;
+    uint32_t n_options =
+        settings->struct_size >= offsetof(fb_settings, options) + sizeof settings->options ? settings->n_options : 0;
+    for (uint32_t i = 0; i < n_options && st == FB_OK; i++) {
+        char why[256];
+        if (apply_option(&s->persistent, settings->options[i].key, settings->options[i].value, &st, why, sizeof why))
+            fail(s, st, "jit_fused: %s", why);
+    }
     if (st == FB_OK) {
         s->precision = settings->weight_precision;
         s->allow_graphs = settings->allow_graphs != 0;
@@ -634,12 +706,15 @@ static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, 
     fbc_memory_sample(&s->mem);
     char weights[96];
     describe_weights(s, mv, weights, sizeof weights);
-    snprintf(s->notes, sizeof s->notes, "weights %.60s, f32 accumulation, f32 activations and KV cache; %s; %.80s",
-             weights,
-             s->allow_graphs ? s->c.pdl ? "one CUDA graph per step, dependent launch" : "one CUDA graph per step"
-             : s->c.pdl      ? "plain launches, dependent launch"
-                             : "plain launches",
-             s->jit_note);
+    char how[96];
+    if (s->persistent)
+        snprintf(how, sizeof how, "decode: one persistent kernel per step (%d blocks)%s", s->step_grid,
+                 s->allow_graphs ? " in a CUDA graph" : "");
+    else
+        snprintf(how, sizeof how, "decode: %d kernels per step%s%s", 2 + 5 * s->c.n_layers,
+                 s->allow_graphs ? " in a CUDA graph" : "", s->c.pdl ? ", dependent launch" : "");
+    snprintf(s->notes, sizeof s->notes, "weights %.50s, f32 accumulation, f32 activations and KV cache; %.70s; %.60s",
+             weights, how, s->jit_note);
     s->error[0] = '\0';
     *out = s;
     return FB_OK;
@@ -700,11 +775,18 @@ static fb_status jit_fused_prefill(fb_session *s, const int32_t *tokens, uint32_
     return FB_OK;
 }
 
-/* One decode step's work on the stream: input copy, kernels, argmax copy. */
+/* One decode step's work on the stream: input copy, the persistent step
+ * (or the per-op kernels), argmax copy. */
 static fb_status enqueue_decode(fb_session *s) {
     jf_buffers *r = &s->b;
     CUDA_CHECK(s, cudaMemcpyAsync(r->step, s->h_step, 2 * sizeof(int32_t), cudaMemcpyHostToDevice, s->stream));
-    TRY(forward(s, 1, 0, true));
+    if (s->persistent) {
+        if (jf_decode_persistent(&s->c, &s->b, (unsigned)s->step_grid, launch_kernel, s) != 0)
+            return s->error[0] ? FB_ERR_INTERNAL
+                               : fail(s, FB_ERR_INTERNAL, "jit_fused: the decode step did not launch");
+    } else {
+        TRY(forward(s, 1, 0, true));
+    }
     CUDA_CHECK(s, cudaMemcpyAsync(s->h_key, r->argmax_key, sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream));
     return FB_OK;
 }
@@ -783,6 +865,8 @@ static fb_status jit_fused_effective_settings(fb_session *s, fb_effective_settin
     out->kernel_cache_hit = s->cache_hit;
     snprintf(out->device, sizeof out->device, "%s", s->device_name);
     fbc_format_notes(out->notes, sizeof out->notes, s->notes, s->graphs_failed ? 0 : s->graph_nodes);
+    if (out->struct_size >= offsetof(fb_effective_settings, options) + sizeof out->options)
+        snprintf(out->options, sizeof out->options, "decode=%s", s->persistent ? "persistent" : "kernels");
     return FB_OK;
 }
 
@@ -837,6 +921,7 @@ static const fb_plugin jit_fused_plugin = {
     .last_error = jit_fused_last_error,
     .destroy = jit_fused_destroy,
     .copy_bandwidth = jit_fused_copy_bandwidth,
+    .check_option = jit_fused_check_option,
 };
 
 FB_PLUGIN_EXPORT const fb_plugin *fb_plugin_entry(void) { return &jit_fused_plugin; }

@@ -301,11 +301,36 @@ template <int T> __device__ __forceinline__ float jf_weight(const fb_u8 *row, in
         return jf_bf16_to_float(((const fb_u16 *)row)[i]);
 }
 
+// Activations (x, q, the KV cache, attention partials, h): read from L2,
+// never from L1. In the persistent decode step other blocks, on other SMs,
+// wrote them moments ago, and an SM's L1 is not coherent with their writes;
+// ld.global.cg skips it. (Writes go through to L2 anyway.) Weights, which
+// never change, take the non-coherent path of jf_load_weights.
+__device__ __forceinline__ float jf_ld(const float *p) {
+#ifdef JF_EMULATE
+    return *p;
+#else
+    float v;
+    asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
+    return v;
+#endif
+}
+
+__device__ __forceinline__ float4 jf_ld4(const float *p) {
+#ifdef JF_EMULATE
+    return *(const float4 *)p;
+#else
+    float4 v;
+    asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+    return v;
+#endif
+}
+
 // V activations (V a multiple of 4; 16-byte aligned: strides are multiples of 8).
 template <int V> __device__ __forceinline__ void jf_load_act(const float *p, float a[V]) {
 #pragma unroll
     for (int i = 0; i < V; i += 4) {
-        float4 f = *(const float4 *)(p + i);
+        float4 f = jf_ld4(p + i);
         a[i] = f.x;
         a[i + 1] = f.y;
         a[i + 2] = f.z;
@@ -325,15 +350,60 @@ __device__ __forceinline__ float jf_warp_max(float v) {
     return v;
 }
 
+// ------------------------------------------------------------------ waiting and prefetching
+
+// Shared memory: one copy per block. (The CPU emulation runs the blocks of
+// the persistent step at once and gives each its own copy; see
+// tests/cuda_emulate.h.)
+#ifdef JF_EMULATE
+#define JF_SHARED(T, name, dims) EMU_SHARED(T, name, dims)
+#else
+#define JF_SHARED(T, name, dims) __shared__ T name dims
+#endif
+
+// Bring the 128-byte lines of [p, p + bytes) into L2, spread over the warp's
+// lanes. Fire and forget: nothing waits for them.
+__device__ __forceinline__ void jf_prefetch_l2(const void *p, int bytes) {
+#ifdef JF_EMULATE
+    (void)p;
+    (void)bytes;
+#else
+    for (int off = (threadIdx.x & 31) * 128; off < bytes; off += 32 * 128)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"((const fb_u8 *)p + off));
+#endif
+}
+
+// A counter another block raises (see jf_decode_step), read with acquire
+// semantics: what that block wrote before raising it is visible after.
+__device__ __forceinline__ fb_u32 jf_load_acquire(const fb_u32 *p) {
+#ifdef JF_EMULATE
+    return *(volatile const fb_u32 *)p;
+#else
+    fb_u32 v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+#endif
+}
+
+// A spin-wait's pause. On the CPU emulation it lets the other blocks run.
+__device__ __forceinline__ void jf_spin_pause() {
+#ifdef JF_EMULATE
+    emu_spin();
+#else
+    __nanosleep(32);
+#endif
+}
+
 // ------------------------------------------------------------------ programmatic dependent launch
 // With JF_PDL (sm_90+, launched with programmatic stream serialisation), a
-// kernel lets the next one launch as soon as all its blocks are running, and
-// the next one's blocks, placed as these retire, first pull their warp's
-// first weights into L2 (weights never depend on the previous kernel), then
-// wait until the previous kernel has finished and its writes are visible.
-// Every kernel calls jf_begin before it reads or writes any activation.
-// That hides most of the launch gap and the tail of each of the ~100
-// kernels of a step. Without JF_PDL (sm_80, or FAIRBENCH_JIT_PDL=0): nothing.
+// kernel of the per-op decode (decode = kernels) lets the next one launch as
+// soon as all its blocks are running, and the next one's blocks, placed as
+// these retire, first pull their warp's weights into L2 (weights never
+// depend on the previous kernel), then wait until the previous kernel has
+// finished and its writes are visible. Every kernel calls jf_begin before it
+// reads or writes any activation. Without JF_PDL (sm_80, or
+// FAIRBENCH_JIT_PDL=0): nothing. The persistent step has no kernel
+// boundaries to hide, and does without.
 
 __device__ __forceinline__ void jf_begin() {
 #if defined(JF_PDL) && !defined(JF_EMULATE)
@@ -342,21 +412,13 @@ __device__ __forceinline__ void jf_begin() {
 #endif
 }
 
-// jf_begin for a warp about to read rows w[0 .. NR) of RB bytes each (when valid).
+// jf_begin for a warp about to read rows w[0 .. NR) of rb bytes each (when valid).
 template <int NR> __device__ __forceinline__ void jf_begin_rows(const fb_u8 *const w[NR], int rb, bool valid) {
 #if defined(JF_PDL) && !defined(JF_EMULATE)
     asm volatile("griddepcontrol.launch_dependents;" :::);
-    if (valid) {
-        constexpr int U = 8 / NR;
-        const int lane = threadIdx.x & 31;
+    if (valid)
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            int off = (u * 32 + lane) * 16;
-            if (off < rb)
-#pragma unroll
-                for (int j = 0; j < NR; j++) asm volatile("prefetch.global.L2 [%0];" ::"l"(w[j] + off));
-        }
-    }
+        for (int j = 0; j < NR; j++) jf_prefetch_l2(w[j], rb);
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #else
     (void)w;
@@ -474,14 +536,14 @@ __device__ __forceinline__ void jf_matvec_warp(const fb_u8 *const w[NR], const f
 // The whole block: inv[b] = 1 / sqrt(mean(x_b^2) + eps) for the first nb
 // positions of x (rows of stride JF_LD_DIM), as cpu_ref's rmsnorm computes it.
 template <int NBT> __device__ __forceinline__ void jf_block_inv_rms(const float *x, int nb, float inv[NBT]) {
-    __shared__ float partial[NBT][JF_WARPS];
+    JF_SHARED(float, partial, [NBT][JF_WARPS]);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
     for (int b = 0; b < NBT; b++) {
         if (b >= nb) break;
         float ss = 0.0f;
         for (int i = threadIdx.x; i < JF_DIM; i += JF_THREADS) {
-            float v = x[(size_t)b * JF_LD_DIM + i];
+            float v = jf_ld(x + (size_t)b * JF_LD_DIM + i);
             ss = fmaf(v, v, ss);
         }
         ss = jf_warp_sum(ss);
@@ -496,9 +558,17 @@ template <int NBT> __device__ __forceinline__ void jf_block_inv_rms(const float 
             for (int k = 0; k < JF_WARPS; k++) ss += partial[b][k];
         inv[b] = 1.0f / sqrtf(ss / (float)JF_DIM + JF_RMS_EPS);
     }
+    __syncthreads(); // partial is free again
 }
 
-// ------------------------------------------------------------------ step inputs
+// ------------------------------------------------------------------ the work items
+// Every fused op is a set of work items, each the work of one block of
+// JF_WARPS warps (one or two weight rows per warp, or one attention split).
+// The per-op kernels (decode = kernels, and prefill) run item blockIdx.x;
+// the persistent decode step (jf_decode_step, below) runs every item of a
+// step in dependency order. For each op: jf_<op>_rows gives the weight rows
+// a warp of an item reads (to prefetch them), jf_<op> does the item.
+//
 // step[0] is the position of the first token, step[1 .. nb] the token ids:
 // in device memory, so one captured graph serves every position.
 
@@ -521,12 +591,10 @@ template <int T, int N> __device__ __forceinline__ void jf_decode_row(const fb_u
     }
 }
 
-// x[b] = token_embd[step[1 + b]] for b < gridDim.x, decoded to f32; also
+// Item b: x[b] = token_embd[step[1 + b]], decoded to f32; item 0 also
 // clears the argmax key.
-extern "C" __global__ void __launch_bounds__(JF_THREADS)
-    jf_embed(const int *step, const fb_u8 *token_embd, float *x, fb_u64 *argmax_key) {
-    jf_begin();
-    const int b = blockIdx.x;
+__device__ __forceinline__ void jf_embed_item(int b, const int *step, const fb_u8 *token_embd, float *x,
+                                              fb_u64 *argmax_key) {
     jf_decode_row<JF_T_EMBD, JF_DIM>(token_embd + (size_t)step[1 + b] * jf_row_bytes(JF_T_EMBD, JF_DIM),
                                      x + (size_t)b * JF_LD_DIM);
     if (b == 0 && threadIdx.x == 0) *argmax_key = 0ull;
@@ -534,33 +602,41 @@ extern "C" __global__ void __launch_bounds__(JF_THREADS)
 
 // ------------------------------------------------------------------ attention block
 
-// RMSNorm, then Q, K and V in one matvec over the concatenated rows
-// [W_q; W_k; W_v]; each warp computes one adjacent pair of rows, which is
-// exactly a RoPE pair, and rotates it, then writes q, or k and v into the
-// cache at the token's position.
-// The stacked rows keep each matrix's own type and row stride: W_q's rows,
-// then W_k's from byte JF_Q_DIM * RB_Q, then W_v's.
-template <int NBT, int TQ, int TK, int TV>
-__device__ __forceinline__ void jf_qkv_rope(const int *step, int nb, const float *x, const float *norm,
-                                            const fb_u8 *w_qkv, const float *rope_inv_freq, float *q, float *key_cache,
-                                            float *value_cache) {
-    constexpr int PAIRS = (JF_Q_DIM + 2 * JF_KV_DIM) / 2;
+#define JF_QKV_PAIRS ((JF_Q_DIM + 2 * JF_KV_DIM) / 2)
+#define JF_QKV_ITEMS ((JF_QKV_PAIRS + JF_WARPS - 1) / JF_WARPS)
+
+// The first of the two rows (a RoPE pair) of warp `warp` of item `item` in
+// the stacked [W_q; W_k; W_v], which keep each matrix's own type and row
+// stride: W_q's rows, then W_k's from byte JF_Q_DIM * RB_Q, then W_v's.
+// Sets *rb to the rows' stride; false past the last pair.
+template <int TQ, int TK, int TV>
+__device__ __forceinline__ bool jf_qkv_rows(int item, int warp, const fb_u8 *w_qkv, const fb_u8 *rows[2], int *rb) {
     constexpr int RB_Q = jf_row_bytes(TQ, JF_DIM), RB_K = jf_row_bytes(TK, JF_DIM), RB_V = jf_row_bytes(TV, JF_DIM);
-    const int pair = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
-    const int r = 2 * pair;
+    const int pair = item * JF_WARPS + warp, r = 2 * pair;
     const fb_u8 *first;
-    int rb;
-    if (r < JF_Q_DIM) first = w_qkv + (size_t)r * RB_Q, rb = RB_Q;
+    if (r < JF_Q_DIM) first = w_qkv + (size_t)r * RB_Q, *rb = RB_Q;
     else if (r < JF_Q_DIM + JF_KV_DIM)
-        first = w_qkv + (size_t)JF_Q_DIM * RB_Q + (size_t)(r - JF_Q_DIM) * RB_K, rb = RB_K;
+        first = w_qkv + (size_t)JF_Q_DIM * RB_Q + (size_t)(r - JF_Q_DIM) * RB_K, *rb = RB_K;
     else
         first = w_qkv + (size_t)JF_Q_DIM * RB_Q + (size_t)JF_KV_DIM * RB_K + (size_t)(r - JF_Q_DIM - JF_KV_DIM) * RB_V,
-        rb = RB_V;
-    const fb_u8 *rows[2] = {first, first + rb};
-    jf_begin_rows<2>(rows, rb, pair < PAIRS);
-    float inv[NBT];
-    jf_block_inv_rms<NBT>(x, nb, inv);
-    if (pair >= PAIRS) return;
+        *rb = RB_V;
+    rows[0] = first;
+    rows[1] = first + *rb;
+    return pair < JF_QKV_PAIRS;
+}
+
+// RMSNorm (inv: jf_block_inv_rms of x), then Q, K and V in one matvec over
+// the stacked rows; each warp computes one adjacent pair of rows, which is
+// exactly a RoPE pair, and rotates it, then writes q, or k and v into the
+// cache at the token's position.
+template <int NBT, int TQ, int TK, int TV>
+__device__ __forceinline__ void jf_qkv_rope(int item, const int *step, int nb, const float *x, const float *norm,
+                                            const fb_u8 *w_qkv, const float *rope_inv_freq, const float inv[NBT],
+                                            float *q, float *key_cache, float *value_cache) {
+    const fb_u8 *rows[2];
+    int rb;
+    if (!jf_qkv_rows<TQ, TK, TV>(item, threadIdx.x >> 5, w_qkv, rows, &rb)) return;
+    const int r = 2 * (item * JF_WARPS + (threadIdx.x >> 5));
     float acc[NBT][2];
     if constexpr (TQ == TK && TK == TV) {
         jf_matvec_warp<TQ, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
@@ -601,147 +677,236 @@ __device__ __forceinline__ void jf_qkv_rope(const int *step, int nb, const float
     }
 }
 
-#define JF_ATT_WARPS 4
-#define JF_HEAD_PER_LANE ((JF_HEAD_DIM + 31) / 32)
-#define JF_PART (JF_HEAD_DIM + 2) // a split's partial result: max, sum, then head_dim outputs
+// Decode attention, split over the sequence (flash-decoding). An item is a
+// (KV head g, split s) pair for query b: it covers positions [s * chunk,
+// min((s + 1) * chunk, n)) of the n = pos + 1 the query sees, for every
+// query head of g's group at once, so each K and V row is read once per
+// group, not once per head. Lanes work on several positions at a time:
+// JF_ATT_L lanes share a position (each holds JF_ATT_DPL of its head_dim
+// values, a stride of JF_ATT_L apart, so a group's loads are contiguous),
+// JF_ATT_PPW positions per warp, JF_ATT_STEP per block; each lane group runs
+// an online softmax over its positions, then the groups and warps merge.
+// The split's (max, sum, unnormalised output) per head go to part; the last
+// split of (b, g) to finish (an arrival counter per (b, g), left at zero
+// again) merges them into att. The chunk grows with n so that about
+// JF_SPLITS splits share a long sequence, and is at least JF_ATT_STEP, so a
+// short one takes one split: the work of a step grows with the context, the
+// number of items only as far as it helps.
+#define JF_HPG (JF_N_HEADS / JF_N_KV_HEADS) // query heads per KV head
+// Heads per pass over a split: at most 8 (registers), and few enough that
+// the warps' partial outputs fit 32 KiB of shared memory.
+#define JF_ATT_HPC_MAX (1024 / JF_HEAD_DIM < 1 ? 1 : 1024 / JF_HEAD_DIM < 8 ? 1024 / JF_HEAD_DIM : 8)
+#define JF_ATT_HPC (JF_HPG < JF_ATT_HPC_MAX ? JF_HPG : JF_ATT_HPC_MAX)
+#define JF_ATT_L_MIN ((JF_HEAD_DIM + 3) / 4)
+#define JF_ATT_L             \
+    (JF_ATT_L_MIN > 16  ? 32 \
+     : JF_ATT_L_MIN > 8 ? 16 \
+     : JF_ATT_L_MIN > 4 ? 8  \
+     : JF_ATT_L_MIN > 2 ? 4  \
+     : JF_ATT_L_MIN > 1 ? 2  \
+                        : 1)
+#define JF_ATT_DPL ((JF_HEAD_DIM + JF_ATT_L - 1) / JF_ATT_L) // head_dim values per lane
+#define JF_ATT_PPW (32 / JF_ATT_L)                           // positions per warp at a time
+#define JF_ATT_STEP (JF_WARPS * JF_ATT_PPW)                  // positions per block at a time
+#define JF_PART (JF_HEAD_DIM + 2) // a split's partial result of a head: max, sum, then head_dim outputs
 
-// Decode attention split over the sequence: block (head h, split s, query b)
-// covers positions [s * chunk, min((s + 1) * chunk, n)) of the n = pos + 1
-// the query sees, chunk = ceil(n / JF_SPLITS). Each warp runs an online
-// softmax over every fourth position; the block merges its warps and writes
-// (max, sum, unnormalised output) to part.
-extern "C" __global__ void __launch_bounds__(JF_ATT_WARPS * 32)
-    jf_attention(const int *step, const float *q, const float *key_cache, const float *value_cache, float *part) {
-    jf_begin();
-    const int h = blockIdx.x, split = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int n = step[0] + b + 1;
-    const int chunk = (n + JF_SPLITS - 1) / JF_SPLITS;
+#ifdef JF_MUTATE_KV_GROUP // tests: query heads read another group's K and V
+#define JF_KV_OF(g) (((g) + 1) % JF_N_KV_HEADS)
+#else
+#define JF_KV_OF(g) (g)
+#endif
+
+// Positions per split, and splits in use, for a query that sees n positions.
+__device__ __forceinline__ int jf_att_chunk(int n) {
+    const int c = (n + JF_SPLITS - 1) / JF_SPLITS;
+    return c > JF_ATT_STEP ? c : JF_ATT_STEP;
+}
+__device__ __forceinline__ int jf_att_active(int n) { return (n + jf_att_chunk(n) - 1) / jf_att_chunk(n); }
+
+// Pull split s of (query b, KV head g) of the K and V caches into L2.
+__device__ __forceinline__ void jf_attention_prefetch(int g, int split, int b, const int *step, const float *key_cache,
+                                                      const float *value_cache) {
+    const int n = step[0] + b + 1, chunk = jf_att_chunk(n);
     const int t_begin = split * chunk, t_end = min(n, t_begin + chunk);
-    const int kv_off = (h / (JF_N_HEADS / JF_N_KV_HEADS)) * JF_HEAD_DIM;
-
-    float qr[JF_HEAD_PER_LANE], o[JF_HEAD_PER_LANE];
-#pragma unroll
-    for (int k = 0; k < JF_HEAD_PER_LANE; k++) {
-        int d = lane + 32 * k;
-        qr[k] = d < JF_HEAD_DIM ? q[(size_t)b * JF_Q_DIM + (size_t)h * JF_HEAD_DIM + d] : 0.0f;
-        o[k] = 0.0f;
-    }
-    float m = JF_NEG_INF, l = 0.0f;
-    for (int t = t_begin + warp; t < t_end; t += JF_ATT_WARPS) {
-        const float *kr = key_cache + (size_t)t * JF_KV_DIM + kv_off;
-        const float *vr = value_cache + (size_t)t * JF_KV_DIM + kv_off;
-        float dot = 0.0f;
-#pragma unroll
-        for (int k = 0; k < JF_HEAD_PER_LANE; k++) {
-            int d = lane + 32 * k;
-            if (d < JF_HEAD_DIM) dot = fmaf(qr[k], kr[d], dot);
-        }
-        const float score = jf_warp_sum(dot) * JF_ATT_SCALE;
-        const float m_new = fmaxf(m, score);
-        const float correction = expf(m - m_new); // 0 on the first position (m = -inf)
-        const float p = expf(score - m_new);
-        l = l * correction + p;
-#pragma unroll
-        for (int k = 0; k < JF_HEAD_PER_LANE; k++) {
-            int d = lane + 32 * k;
-            o[k] = o[k] * correction + (d < JF_HEAD_DIM ? p * vr[d] : 0.0f);
-        }
-        m = m_new;
-    }
-
-    // merge the warps
-    __shared__ float s_m[JF_ATT_WARPS], s_l[JF_ATT_WARPS], s_o[JF_ATT_WARPS][JF_HEAD_DIM];
-    if (lane == 0) {
-        s_m[warp] = m;
-        s_l[warp] = l;
-    }
-#pragma unroll
-    for (int k = 0; k < JF_HEAD_PER_LANE; k++) {
-        int d = lane + 32 * k;
-        if (d < JF_HEAD_DIM) s_o[warp][d] = o[k];
-    }
-    __syncthreads();
-    float mx = JF_NEG_INF;
-#pragma unroll
-    for (int w = 0; w < JF_ATT_WARPS; w++) mx = fmaxf(mx, s_m[w]);
-    float *out = part + (((size_t)b * JF_N_HEADS + h) * JF_SPLITS + split) * JF_PART;
-    if (mx == JF_NEG_INF) { // an empty split (short sequences)
-        if (threadIdx.x == 0) {
-            out[0] = JF_NEG_INF;
-            out[1] = 0.0f;
-        }
-        return;
-    }
-    float scale[JF_ATT_WARPS], sum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < JF_ATT_WARPS; w++) {
-        scale[w] = s_m[w] == JF_NEG_INF ? 0.0f : expf(s_m[w] - mx);
-        sum += s_l[w] * scale[w];
-    }
-    if (threadIdx.x == 0) {
-        out[0] = mx;
-        out[1] = sum;
-    }
-    for (int d = threadIdx.x; d < JF_HEAD_DIM; d += JF_ATT_WARPS * 32) {
-        float acc = 0.0f;
-#pragma unroll
-        for (int w = 0; w < JF_ATT_WARPS; w++) acc += s_o[w][d] * scale[w];
-        out[2 + d] = acc;
+    for (int t = t_begin + (threadIdx.x >> 5); t < t_end; t += JF_WARPS) {
+        jf_prefetch_l2(key_cache + (size_t)t * JF_KV_DIM + (size_t)JF_KV_OF(g) * JF_HEAD_DIM, JF_HEAD_DIM * 4);
+        jf_prefetch_l2(value_cache + (size_t)t * JF_KV_DIM + (size_t)JF_KV_OF(g) * JF_HEAD_DIM, JF_HEAD_DIM * 4);
     }
 }
 
-// Block (head h, query b): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M).
-extern "C" __global__ void __launch_bounds__(64) jf_attention_combine(const float *part, float *att) {
-    jf_begin();
-    const int h = blockIdx.x, b = blockIdx.y;
-    const float *p = part + ((size_t)b * JF_N_HEADS + h) * JF_SPLITS * JF_PART;
-    float mx = JF_NEG_INF;
-    for (int s = 0; s < JF_SPLITS; s++) mx = fmaxf(mx, p[(size_t)s * JF_PART]);
-    float sum = 0.0f;
-    for (int s = 0; s < JF_SPLITS; s++) {
-        float m = p[(size_t)s * JF_PART];
-        if (m != JF_NEG_INF) sum += p[(size_t)s * JF_PART + 1] * expf(m - mx);
+// Merge (m2, l2, o2) into (m, l, o): two online-softmax states.
+__device__ __forceinline__ void jf_softmax_merge(float &m, float &l, float o[JF_ATT_DPL], float m2, float l2,
+                                                 const float o2[JF_ATT_DPL]) {
+    const float mx = fmaxf(m, m2);
+    const float a = m == JF_NEG_INF ? 0.0f : expf(m - mx), c = m2 == JF_NEG_INF ? 0.0f : expf(m2 - mx);
+    l = l * a + l2 * c;
+#pragma unroll
+    for (int k = 0; k < JF_ATT_DPL; k++) o[k] = o[k] * a + o2[k] * c;
+    m = mx;
+}
+
+__device__ __forceinline__ void jf_attention(int g, int split, int b, const int *step, const float *q,
+                                             const float *key_cache, const float *value_cache, float *part, float *att,
+                                             fb_u32 *att_count) {
+    const int n = step[0] + b + 1, chunk = jf_att_chunk(n), active = (n + chunk - 1) / chunk;
+    if (split >= active) return; // the whole block: this split is empty
+    const int t_begin = split * chunk, t_end = min(n, t_begin + chunk);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane / JF_ATT_L, sub = lane % JF_ATT_L;
+    const size_t kv_off = (size_t)JF_KV_OF(g) * JF_HEAD_DIM;
+    JF_SHARED(float, s_m, [JF_WARPS][JF_ATT_HPC]);
+    JF_SHARED(float, s_l, [JF_WARPS][JF_ATT_HPC]);
+    JF_SHARED(float, s_o, [JF_WARPS][JF_ATT_HPC][JF_HEAD_DIM]);
+    for (int hp = 0; hp < JF_HPG; hp += JF_ATT_HPC) { // passes over the group's heads
+        float qr[JF_ATT_HPC][JF_ATT_DPL], o[JF_ATT_HPC][JF_ATT_DPL], m[JF_ATT_HPC], l[JF_ATT_HPC];
+#pragma unroll
+        for (int i = 0; i < JF_ATT_HPC; i++) {
+            const int h = g * JF_HPG + hp + i;
+            m[i] = JF_NEG_INF;
+            l[i] = 0.0f;
+#pragma unroll
+            for (int k = 0; k < JF_ATT_DPL; k++) {
+                const int d = sub + JF_ATT_L * k;
+                qr[i][k] = hp + i < JF_HPG && d < JF_HEAD_DIM
+                               ? jf_ld(q + (size_t)b * JF_Q_DIM + (size_t)h * JF_HEAD_DIM + d)
+                               : 0.0f;
+                o[i][k] = 0.0f;
+            }
+        }
+        // warp-uniform loop (the shuffles need every lane); t: this lane group's position
+        for (int base = t_begin; base < t_end; base += JF_ATT_STEP) {
+            const int t = base + warp * JF_ATT_PPW + grp;
+            const bool valid = t < t_end;
+            const float *kr = key_cache + (size_t)(valid ? t : t_begin) * JF_KV_DIM + kv_off;
+            const float *vr = value_cache + (size_t)(valid ? t : t_begin) * JF_KV_DIM + kv_off;
+            float kv[JF_ATT_DPL], vv[JF_ATT_DPL];
+#pragma unroll
+            for (int k = 0; k < JF_ATT_DPL; k++) {
+                const int d = sub + JF_ATT_L * k;
+                kv[k] = d < JF_HEAD_DIM ? jf_ld(kr + d) : 0.0f;
+                vv[k] = d < JF_HEAD_DIM ? jf_ld(vr + d) : 0.0f;
+            }
+#pragma unroll
+            for (int i = 0; i < JF_ATT_HPC; i++) {
+                float dot = 0.0f;
+#pragma unroll
+                for (int k = 0; k < JF_ATT_DPL; k++) dot = fmaf(qr[i][k], kv[k], dot);
+#pragma unroll
+                for (int off = JF_ATT_L / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+                if (valid) {
+                    const float score = dot * JF_ATT_SCALE;
+                    const float m_new = fmaxf(m[i], score);
+#ifdef JF_MUTATE_RESCALE // tests: forget to rescale what was summed under a smaller max
+                    const float correction = 1.0f;
+#else
+                    const float correction = expf(m[i] - m_new); // 0 on the first position (m = -inf)
+#endif
+                    const float p = expf(score - m_new);
+                    l[i] = l[i] * correction + p;
+#pragma unroll
+                    for (int k = 0; k < JF_ATT_DPL; k++) o[i][k] = o[i][k] * correction + p * vv[k];
+                    m[i] = m_new;
+                }
+            }
+        }
+        // merge the lane groups of the warp, then the warps through shared memory
+#pragma unroll
+        for (int off = JF_ATT_L; off < 32; off <<= 1)
+#pragma unroll
+            for (int i = 0; i < JF_ATT_HPC; i++) {
+                float o2[JF_ATT_DPL];
+#pragma unroll
+                for (int k = 0; k < JF_ATT_DPL; k++) o2[k] = __shfl_xor_sync(0xffffffffu, o[i][k], off);
+                const float m2 = __shfl_xor_sync(0xffffffffu, m[i], off), l2 = __shfl_xor_sync(0xffffffffu, l[i], off);
+                jf_softmax_merge(m[i], l[i], o[i], m2, l2, o2);
+            }
+        if (grp == 0)
+#pragma unroll
+            for (int i = 0; i < JF_ATT_HPC; i++) {
+                if (sub == 0) {
+                    s_m[warp][i] = m[i];
+                    s_l[warp][i] = l[i];
+                }
+#pragma unroll
+                for (int k = 0; k < JF_ATT_DPL; k++) {
+                    const int d = sub + JF_ATT_L * k;
+                    if (d < JF_HEAD_DIM) s_o[warp][i][d] = o[i][k];
+                }
+            }
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < JF_ATT_HPC * JF_HEAD_DIM; idx += JF_THREADS) {
+            const int i = idx / JF_HEAD_DIM, d = idx % JF_HEAD_DIM, h = g * JF_HPG + hp + i;
+            if (hp + i >= JF_HPG) continue;
+            float mx = JF_NEG_INF;
+#pragma unroll
+            for (int w = 0; w < JF_WARPS; w++) mx = fmaxf(mx, s_m[w][i]);
+            float sum = 0.0f, acc = 0.0f; // the split has positions, so mx is finite
+#pragma unroll
+            for (int w = 0; w < JF_WARPS; w++) {
+                const float scale = s_m[w][i] == JF_NEG_INF ? 0.0f : expf(s_m[w][i] - mx);
+                sum += s_l[w][i] * scale;
+                acc += s_o[w][i][d] * scale;
+            }
+            float *out = part + (((size_t)b * JF_N_HEADS + h) * JF_SPLITS + split) * JF_PART;
+            if (d == 0) {
+                out[0] = mx;
+                out[1] = sum;
+            }
+            out[2 + d] = acc;
+        }
+        __syncthreads(); // s_* are free for the next pass
     }
-    for (int d = threadIdx.x; d < JF_HEAD_DIM; d += blockDim.x) {
-        float acc = 0.0f;
-        for (int s = 0; s < JF_SPLITS; s++) {
-            float m = p[(size_t)s * JF_PART];
-            if (m != JF_NEG_INF) acc += p[(size_t)s * JF_PART + 2 + d] * expf(m - mx);
+    // The last split of (b, g) to arrive merges: out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M).
+    JF_SHARED(int, s_last, [1]);
+    if (threadIdx.x == 0) {
+        __threadfence(); // this block's partials, before its arrival
+        s_last[0] = atomicAdd(&att_count[b * JF_N_KV_HEADS + g], 1u) == (fb_u32)active - 1;
+    }
+    __syncthreads();
+    if (!s_last[0]) return;
+    __threadfence(); // every other split's partials, after its arrival
+    for (int idx = threadIdx.x; idx < JF_HPG * JF_HEAD_DIM; idx += JF_THREADS) {
+        const int h = g * JF_HPG + idx / JF_HEAD_DIM, d = idx % JF_HEAD_DIM;
+        const float *p = part + ((size_t)b * JF_N_HEADS + h) * JF_SPLITS * JF_PART;
+        float mx = JF_NEG_INF;
+        for (int s = 0; s < active; s++) mx = fmaxf(mx, jf_ld(p + (size_t)s * JF_PART));
+        float sum = 0.0f, acc = 0.0f;
+        for (int s = 0; s < active; s++) {
+            const float e = expf(jf_ld(p + (size_t)s * JF_PART) - mx);
+            sum += jf_ld(p + (size_t)s * JF_PART + 1) * e;
+            acc += jf_ld(p + (size_t)s * JF_PART + 2 + d) * e;
         }
         att[(size_t)b * JF_LD_Q + (size_t)h * JF_HEAD_DIM + d] = acc / sum;
     }
+    if (threadIdx.x == 0) att_count[b * JF_N_KV_HEADS + g] = 0u; // for the next layer's attention
 }
+
+#define JF_ROW_ITEMS(rows) (((rows) + JF_WARPS - 1) / JF_WARPS)
 
 // x += W_o . att, one row of W_o per warp.
 template <int NBT, int TO>
-__device__ __forceinline__ void jf_out_residual(int nb, const float *att, const fb_u8 *w_o, float *x) {
+__device__ __forceinline__ void jf_out_residual(int item, int nb, const float *att, const fb_u8 *w_o, float *x) {
     constexpr int RB = jf_row_bytes(TO, JF_Q_DIM);
-    const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
-    const fb_u8 *rows[1] = {w_o + (size_t)r * RB};
-    jf_begin_rows<1>(rows, RB, r < JF_DIM);
+    const int r = item * JF_WARPS + (threadIdx.x >> 5);
     if (r >= JF_DIM) return;
+    const fb_u8 *rows[1] = {w_o + (size_t)r * RB};
     float acc[NBT][1];
     jf_matvec_warp<TO, 1, NBT, JF_Q_DIM, JF_LD_Q>(rows, att, (const float *)0, nb, acc);
     if ((threadIdx.x & 31) != 0) return;
 #pragma unroll
     for (int b = 0; b < NBT; b++)
-        if (b < nb) x[(size_t)b * JF_LD_DIM + r] += acc[b][0];
+        if (b < nb) x[(size_t)b * JF_LD_DIM + r] = jf_ld(x + (size_t)b * JF_LD_DIM + r) + acc[b][0];
 }
 
 // ------------------------------------------------------------------ feed-forward block
 
-// RMSNorm, then row r of W_gate and of W_up together: h = silu(gate) * up.
+// RMSNorm (inv), then row r of W_gate and of W_up together: h = silu(gate) * up.
 template <int NBT, int TG, int TU>
-__device__ __forceinline__ void jf_gate_up(int nb, const float *x, const float *norm, const fb_u8 *w_gate,
-                                           const fb_u8 *w_up, float *hb) {
+__device__ __forceinline__ void jf_gate_up(int item, int nb, const float *x, const float *norm, const fb_u8 *w_gate,
+                                           const fb_u8 *w_up, const float inv[NBT], float *hb) {
     constexpr int RB_G = jf_row_bytes(TG, JF_DIM), RB_U = jf_row_bytes(TU, JF_DIM);
-    const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
-    const fb_u8 *rows[2] = {w_gate + (size_t)r * RB_G, w_up + (size_t)r * RB_U};
-    jf_begin_rows<2>(rows, RB_G > RB_U ? RB_G : RB_U, r < JF_N_FF);
-    float inv[NBT];
-    jf_block_inv_rms<NBT>(x, nb, inv);
+    const int r = item * JF_WARPS + (threadIdx.x >> 5);
     if (r >= JF_N_FF) return;
+    const fb_u8 *rows[2] = {w_gate + (size_t)r * RB_G, w_up + (size_t)r * RB_U};
     float acc[NBT][2];
     if constexpr (TG == TU) {
         jf_matvec_warp<TG, 2, NBT, JF_DIM, JF_LD_DIM>(rows, x, norm, nb, acc);
@@ -765,18 +930,17 @@ __device__ __forceinline__ void jf_gate_up(int nb, const float *x, const float *
 
 // x += W_down . h, one row of W_down per warp.
 template <int NBT, int TD>
-__device__ __forceinline__ void jf_down_residual(int nb, const float *hb, const fb_u8 *w_down, float *x) {
+__device__ __forceinline__ void jf_down_residual(int item, int nb, const float *hb, const fb_u8 *w_down, float *x) {
     constexpr int RB = jf_row_bytes(TD, JF_N_FF);
-    const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);
-    const fb_u8 *rows[1] = {w_down + (size_t)r * RB};
-    jf_begin_rows<1>(rows, RB, r < JF_DIM);
+    const int r = item * JF_WARPS + (threadIdx.x >> 5);
     if (r >= JF_DIM) return;
+    const fb_u8 *rows[1] = {w_down + (size_t)r * RB};
     float acc[NBT][1];
     jf_matvec_warp<TD, 1, NBT, JF_N_FF, JF_LD_FF>(rows, hb, (const float *)0, nb, acc);
     if ((threadIdx.x & 31) != 0) return;
 #pragma unroll
     for (int b = 0; b < NBT; b++)
-        if (b < nb) x[(size_t)b * JF_LD_DIM + r] += acc[b][0];
+        if (b < nb) x[(size_t)b * JF_LD_DIM + r] = jf_ld(x + (size_t)b * JF_LD_DIM + r) + acc[b][0];
 }
 
 // ------------------------------------------------------------------ the classifier
@@ -789,28 +953,28 @@ __device__ __forceinline__ fb_u64 jf_argmax_key(float v, int id) {
     return ((fb_u64)ordered << 32) | (fb_u64)(0xFFFFFFFFu - (fb_u32)id);
 }
 
-// Final RMSNorm folded in; logits of the nb positions of x; the argmax of the
-// last one into *argmax_key (cleared by jf_embed). A grid-stride loop over
-// the vocabulary, so each block sends one atomic, not one per row.
+// Rows per warp and turn of the LM head: a block type's row is 2-4x shorter
+// than an f16 one, so a warp takes two rows at once to keep as many bytes in
+// flight (each turn is serial per warp: one row's latency each).
+#define JF_LM_NR (jf_is_plain(JF_T_OUT) ? 1 : 2)
+#define JF_LM_TURNS 2 // turns per warp and item
+#define JF_LM_ROWS (JF_WARPS * JF_LM_NR * JF_LM_TURNS)
+#define JF_LM_ITEMS ((JF_VOCAB + JF_LM_ROWS - 1) / JF_LM_ROWS)
+
+// Final RMSNorm (inv) folded in; the logits of rows [item * JF_LM_ROWS, ..)
+// for the nb positions of x; returns, in thread 0, the item's largest
+// argmax key of the last position (the others return 0).
 template <int NBT>
-__device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits,
-                                           fb_u64 *argmax_key) {
-    constexpr int RB = jf_row_bytes(JF_T_OUT, JF_DIM);
-    // Rows per warp and turn of the loop: a block type's row is 2-4x shorter
-    // than an f16 one, so a warp takes two rows at once to keep as many
-    // bytes in flight (the loop is serial per warp: one row's latency each).
-    constexpr int LNR = jf_is_plain(JF_T_OUT) ? 1 : 2;
-    __shared__ fb_u64 s_best[JF_WARPS];
+__device__ __forceinline__ fb_u64 jf_lm_head(int item, int nb, const float *x, const float *norm, const fb_u8 *w_out,
+                                             const float inv[NBT], float *logits) {
+    constexpr int RB = jf_row_bytes(JF_T_OUT, JF_DIM), LNR = JF_LM_NR;
+    JF_SHARED(fb_u64, s_best, [JF_WARPS]);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    {
-        const int first = (blockIdx.x * JF_WARPS + warp) * LNR;
-        const fb_u8 *rows[1] = {w_out + (size_t)first * RB};
-        jf_begin_rows<1>(rows, RB * LNR, first < JF_VOCAB);
-    }
-    float inv[NBT];
-    jf_block_inv_rms<NBT>(x, nb, inv);
     fb_u64 best = 0ull;
-    for (int r0 = (blockIdx.x * JF_WARPS + warp) * LNR; r0 < JF_VOCAB; r0 += gridDim.x * JF_WARPS * LNR) {
+#pragma unroll 1
+    for (int turn = 0; turn < JF_LM_TURNS; turn++) {
+        const int r0 = item * JF_LM_ROWS + (turn * JF_WARPS + warp) * LNR;
+        if (r0 >= JF_VOCAB) break;
         const fb_u8 *rows[LNR];
 #pragma unroll
         for (int j = 0; j < LNR; j++)
@@ -837,14 +1001,22 @@ __device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *
     }
     if (lane == 0) s_best[warp] = best;
     __syncthreads();
-    if (threadIdx.x == 0) {
+    if (threadIdx.x == 0)
         for (int w = 1; w < JF_WARPS; w++) best = s_best[w] > best ? s_best[w] : best; // best is warp 0's
-        atomicMax(argmax_key, best);
-    }
+    __syncthreads();                                                                   // s_best is free again
+    return threadIdx.x == 0 ? best : 0ull;
 }
 
-// ------------------------------------------------------------------ entry points
-// _1: one position (decode); _nb: up to JF_NB positions (prefill).
+// Pull the LM head rows of an item into L2.
+__device__ __forceinline__ void jf_lm_head_prefetch(int item, const fb_u8 *w_out) {
+    constexpr int RB = jf_row_bytes(JF_T_OUT, JF_DIM);
+    const int first = item * JF_LM_ROWS + (threadIdx.x >> 5) * (JF_LM_ROWS / JF_WARPS);
+    const int last = min(first + JF_LM_ROWS / JF_WARPS, JF_VOCAB);
+    if (first < last) jf_prefetch_l2(w_out + (size_t)first * RB, (last - first) * RB);
+}
+
+// ------------------------------------------------------------------ per-op entry points
+// _1: one position (decode = kernels); _nb: up to JF_NB positions (prefill).
 // __launch_bounds__(..., 1): without the minimum of one block per SM, ptxas
 // aims at more resident warps and sinks each weight load down to its first
 // use, leaving one or two 16-byte loads per lane in flight (seen in the SASS
@@ -855,20 +1027,82 @@ __device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *
     extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                              \
         jf_qkv_rope_##SUFFIX(const int *step, int nb, const float *x, const float *norm, const fb_u8 *w_qkv, \
                              const float *rope_inv_freq, float *q, float *key_cache, float *value_cache) {   \
-        jf_qkv_rope<NBT, TQ, TK, TV>(step, nb, x, norm, w_qkv, rope_inv_freq, q, key_cache, value_cache);    \
+        const fb_u8 *rows[2];                                                                                \
+        int rb;                                                                                              \
+        bool valid = jf_qkv_rows<TQ, TK, TV>(blockIdx.x, threadIdx.x >> 5, w_qkv, rows, &rb);                \
+        jf_begin_rows<2>(rows, rb, valid);                                                                   \
+        float inv[NBT];                                                                                      \
+        jf_block_inv_rms<NBT>(x, nb, inv);                                                                   \
+        jf_qkv_rope<NBT, TQ, TK, TV>(blockIdx.x, step, nb, x, norm, w_qkv, rope_inv_freq, inv, q, key_cache, \
+                                     value_cache);                                                           \
     }                                                                                                        \
     extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                              \
         jf_out_residual_##SUFFIX(int nb, const float *att, const fb_u8 *w_o, float *x) {                     \
-        jf_out_residual<NBT, TO>(nb, att, w_o, x);                                                           \
+        const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);                                            \
+        const fb_u8 *rows[1] = {w_o + (size_t)r * jf_row_bytes(TO, JF_Q_DIM)};                               \
+        jf_begin_rows<1>(rows, jf_row_bytes(TO, JF_Q_DIM), r < JF_DIM);                                      \
+        jf_out_residual<NBT, TO>(blockIdx.x, nb, att, w_o, x);                                               \
     }                                                                                                        \
     extern "C" __global__ void __launch_bounds__(JF_THREADS, 1) jf_gate_up_##SUFFIX(                         \
         int nb, const float *x, const float *norm, const fb_u8 *w_gate, const fb_u8 *w_up, float *hb) {      \
-        jf_gate_up<NBT, TG, TU>(nb, x, norm, w_gate, w_up, hb);                                              \
+        const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);                                            \
+        const fb_u8 *rows[2] = {w_gate + (size_t)r * jf_row_bytes(TG, JF_DIM),                               \
+                                w_up + (size_t)r * jf_row_bytes(TU, JF_DIM)};                                \
+        jf_begin_rows<2>(rows, jf_row_bytes(TG, JF_DIM), r < JF_N_FF);                                       \
+        float inv[NBT];                                                                                      \
+        jf_block_inv_rms<NBT>(x, nb, inv);                                                                   \
+        jf_gate_up<NBT, TG, TU>(blockIdx.x, nb, x, norm, w_gate, w_up, inv, hb);                             \
     }                                                                                                        \
     extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)                                              \
         jf_down_residual_##SUFFIX(int nb, const float *hb, const fb_u8 *w_down, float *x) {                  \
-        jf_down_residual<NBT, TD>(nb, hb, w_down, x);                                                        \
+        const int r = blockIdx.x * JF_WARPS + (threadIdx.x >> 5);                                            \
+        const fb_u8 *rows[1] = {w_down + (size_t)r * jf_row_bytes(TD, JF_N_FF)};                             \
+        jf_begin_rows<1>(rows, jf_row_bytes(TD, JF_N_FF), r < JF_DIM);                                       \
+        jf_down_residual<NBT, TD>(blockIdx.x, nb, hb, w_down, x);                                            \
     }
+
+// x[b] = token_embd[step[1 + b]] for b < gridDim.x; clears the argmax key.
+extern "C" __global__ void __launch_bounds__(JF_THREADS)
+    jf_embed(const int *step, const fb_u8 *token_embd, float *x, fb_u64 *argmax_key) {
+    jf_begin();
+    jf_embed_item(blockIdx.x, step, token_embd, x, argmax_key);
+}
+
+// Blocks (KV head, split, query): see jf_attention.
+extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)
+    jf_attention_split(const int *step, const float *q, const float *key_cache, const float *value_cache, float *part,
+                       float *att, fb_u32 *att_count) {
+    jf_begin();
+    jf_attention(blockIdx.x, blockIdx.y, blockIdx.z, step, q, key_cache, value_cache, part, att, att_count);
+}
+
+// The LM head over the items blockIdx.x, + gridDim.x, ...; one atomic per block.
+template <int NBT>
+__device__ __forceinline__ void jf_lm_head_kernel(int nb, const float *x, const float *norm, const fb_u8 *w_out,
+                                                  float *logits, fb_u64 *argmax_key) {
+    {
+        const int first = blockIdx.x * JF_LM_ROWS + (threadIdx.x >> 5) * (JF_LM_ROWS / JF_WARPS);
+        const fb_u8 *rows[1] = {w_out + (size_t)(first < JF_VOCAB ? first : 0) * jf_row_bytes(JF_T_OUT, JF_DIM)};
+        jf_begin_rows<1>(rows, jf_row_bytes(JF_T_OUT, JF_DIM) * (JF_LM_ROWS / JF_WARPS), first < JF_VOCAB);
+    }
+    float inv[NBT];
+    jf_block_inv_rms<NBT>(x, nb, inv);
+    fb_u64 best = 0ull;
+    for (int item = blockIdx.x; item < JF_LM_ITEMS; item += gridDim.x) {
+        fb_u64 b = jf_lm_head<NBT>(item, nb, x, norm, w_out, inv, logits);
+        best = b > best ? b : best;
+    }
+    if (threadIdx.x == 0) atomicMax(argmax_key, best);
+}
+
+extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)
+    jf_lm_head_1(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits, fb_u64 *argmax_key) {
+    jf_lm_head_kernel<1>(nb, x, norm, w_out, logits, argmax_key);
+}
+extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)
+    jf_lm_head_nb(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits, fb_u64 *argmax_key) {
+    jf_lm_head_kernel<JF_NB>(nb, x, norm, w_out, logits, argmax_key);
+}
 
 // One kind of layer (the generator writes one line per kind after the
 // template): jf_qkv_rope_1_k0, jf_qkv_rope_nb_k0, ...
@@ -876,11 +1110,241 @@ __device__ __forceinline__ void jf_lm_head(int nb, const float *x, const float *
     JF_ENTRY_POINTS(1_##KIND, 1, TQ, TK, TV, TO, TG, TU, TD)    \
     JF_ENTRY_POINTS(nb_##KIND, JF_NB, TQ, TK, TV, TO, TG, TU, TD)
 
-extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)
-    jf_lm_head_1(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits, fb_u64 *argmax_key) {
-    jf_lm_head<1>(nb, x, norm, w_out, logits, argmax_key);
+// ------------------------------------------------------------------ the persistent decode step
+// decode = persistent (the default): one kernel runs a whole decode step.
+// Its blocks, as many as the GPU holds at once, take the step's work items
+// by ticket from a counter (an atomicAdd), in the order of the step: the
+// embedding, then per layer the items of Q/K/V + RoPE, attention, W_o,
+// gate/up, W_down, then the LM head. Before an item, a block waits until
+// every item of the previous op is done (a counter per op, raised after
+// each item and read with acquire semantics); ops chain, so that implies
+// every earlier one. There are no kernel boundaries left, so no launch gaps
+// or tails between the ~100 ops of a step, and while a block waits it
+// already holds its next item, whose weights (which never depend on the
+// activations) it has asked L2 for: the weight stream does not stop at an
+// op boundary.
+// No deadlock, however many blocks are resident: tickets go out in order,
+// only running blocks hold them, and an item waits only for items with
+// smaller tickets. The last block out sets the counters back to zero for
+// the next step. The CPU emulation runs a few blocks at once (their waits
+// yield to each other) and checks the result against cpu_ref.
+
+// What the step reads and writes: jf_step_params in jf_host.h, field for
+// field (every field 8 bytes, so C and C++ lay it out alike).
+struct jf_step_layer {
+    const float *attn_norm;
+    const fb_u8 *w_qkv, *w_o;
+    const float *ffn_norm;
+    const fb_u8 *w_gate, *w_up, *w_down;
+    long long kind;
+};
+struct jf_step_params {
+    const int *step;
+    const fb_u8 *token_embd;
+    const jf_step_layer *layers;
+    const float *output_norm;
+    const fb_u8 *output;
+    const float *rope_inv_freq;
+    float *x, *q, *part, *att, *hb, *logits, *key_cache, *value_cache;
+    fb_u64 *argmax_key;
+    fb_u32 *sync;      // JF_SYNC_WORDS counters, zero between steps
+    fb_u32 *att_count; // (JF_N_KV_HEADS) arrival counters of attention splits, zero between layers
+    long long max_seq; // positions per layer of the KV cache
+};
+
+// The layer ops, in step order.
+enum { JF_OP_QKV, JF_OP_ATT, JF_OP_OUT, JF_OP_GATE_UP, JF_OP_DOWN, JF_OPS };
+// sync: [0] the next ticket, [1] blocks that have finished, [2 + s] items done of stage s
+// (0: the embedding, 1 + JF_OPS * layer + op, then the LM head).
+#define JF_SYNC_TICKET 0
+#define JF_SYNC_EXIT 1
+#define JF_SYNC_DONE 2
+#define JF_STAGES (2 + JF_OPS * JF_N_LAYERS)
+#define JF_SYNC_WORDS (JF_SYNC_DONE + JF_STAGES)
+
+__device__ __forceinline__ int jf_op_items(int op, int att_items) {
+    return op == JF_OP_QKV       ? JF_QKV_ITEMS
+           : op == JF_OP_ATT     ? att_items
+           : op == JF_OP_GATE_UP ? JF_ROW_ITEMS(JF_N_FF)
+                                 : JF_ROW_ITEMS(JF_DIM);
 }
-extern "C" __global__ void __launch_bounds__(JF_THREADS, 1)
-    jf_lm_head_nb(int nb, const float *x, const float *norm, const fb_u8 *w_out, float *logits, fb_u64 *argmax_key) {
-    jf_lm_head<JF_NB>(nb, x, norm, w_out, logits, argmax_key);
+
+__device__ __forceinline__ int jf_layer_items(int att_items) {
+    return JF_QKV_ITEMS + att_items + JF_ROW_ITEMS(JF_DIM) + JF_ROW_ITEMS(JF_N_FF) + JF_ROW_ITEMS(JF_DIM);
+}
+
+// Ticket t of a step: its stage, layer, op (-1 the embedding, JF_OPS the LM head) and item.
+struct jf_work {
+    int stage, layer, op, item;
+};
+__device__ __forceinline__ jf_work jf_work_of(int t, int att_items) {
+    jf_work w;
+    if (t == 0) {
+        w.stage = 0, w.layer = 0, w.op = -1, w.item = 0;
+        return w;
+    }
+    const int per_layer = jf_layer_items(att_items);
+    t -= 1;
+    if (t >= JF_N_LAYERS * per_layer) {
+        w.stage = JF_STAGES - 1, w.layer = JF_N_LAYERS, w.op = JF_OPS, w.item = t - JF_N_LAYERS * per_layer;
+        return w;
+    }
+    w.layer = t / per_layer;
+    t -= w.layer * per_layer;
+    w.op = 0;
+    while (t >= jf_op_items(w.op, att_items)) t -= jf_op_items(w.op++, att_items);
+    w.item = t;
+    w.stage = 1 + JF_OPS * w.layer + w.op;
+    return w;
+}
+
+// Items of stage s.
+__device__ __forceinline__ int jf_stage_items(int s, int att_items) {
+    return s == 0 ? 1 : s == JF_STAGES - 1 ? JF_LM_ITEMS : jf_op_items((s - 1) % JF_OPS, att_items);
+}
+
+// Item `item` of layer op `op` (not attention) of layer l, whose matrices
+// have the types of a kind; or, with prefetch, only pull its weight rows
+// into L2. inv: the layer's RMSNorm factor (ops that need one).
+template <int TQ, int TK, int TV, int TO, int TG, int TU, int TD>
+__device__ __forceinline__ void jf_layer_op_of(int op, int item, const jf_step_params &p, int l, float inv,
+                                               bool prefetch) {
+    const jf_step_layer &L = p.layers[l];
+    const float inv1[1] = {inv};
+    const int warp = threadIdx.x >> 5;
+    float *kc = p.key_cache + (size_t)l * (size_t)p.max_seq * JF_KV_DIM;
+    float *vc = p.value_cache + (size_t)l * (size_t)p.max_seq * JF_KV_DIM;
+    if (op == JF_OP_QKV) {
+        const fb_u8 *rows[2];
+        int rb;
+        if (prefetch) {
+            if (jf_qkv_rows<TQ, TK, TV>(item, warp, L.w_qkv, rows, &rb)) jf_prefetch_l2(rows[0], 2 * rb);
+        } else
+            jf_qkv_rope<1, TQ, TK, TV>(item, p.step, 1, p.x, L.attn_norm, L.w_qkv, p.rope_inv_freq, inv1, p.q, kc, vc);
+    } else if (op == JF_OP_OUT) {
+        constexpr int RB = jf_row_bytes(TO, JF_Q_DIM);
+        const int r = item * JF_WARPS + warp;
+        if (prefetch) {
+            if (r < JF_DIM) jf_prefetch_l2(L.w_o + (size_t)r * RB, RB);
+        } else
+            jf_out_residual<1, TO>(item, 1, p.att, L.w_o, p.x);
+    } else if (op == JF_OP_GATE_UP) {
+        constexpr int RB_G = jf_row_bytes(TG, JF_DIM), RB_U = jf_row_bytes(TU, JF_DIM);
+        const int r = item * JF_WARPS + warp;
+        if (prefetch) {
+            if (r < JF_N_FF) {
+                jf_prefetch_l2(L.w_gate + (size_t)r * RB_G, RB_G);
+                jf_prefetch_l2(L.w_up + (size_t)r * RB_U, RB_U);
+            }
+        } else
+            jf_gate_up<1, TG, TU>(item, 1, p.x, L.ffn_norm, L.w_gate, L.w_up, inv1, p.hb);
+    } else if (op == JF_OP_DOWN) {
+        constexpr int RB = jf_row_bytes(TD, JF_N_FF);
+        const int r = item * JF_WARPS + warp;
+        if (prefetch) {
+            if (r < JF_DIM) jf_prefetch_l2(L.w_down + (size_t)r * RB, RB);
+        } else
+            jf_down_residual<1, TD>(item, 1, p.hb, L.w_down, p.x);
+    }
+}
+
+// The dispatch of a layer op on the layer's kind: generated after the
+// template, one case per kind (jf_generate_source).
+__device__ void jf_layer_op(int kind, int op, int item, const jf_step_params &p, int l, float inv, bool prefetch);
+
+// Pull the weights (or the K/V rows) of work w into L2.
+__device__ __forceinline__ void jf_prefetch_work(const jf_step_params &p, jf_work w) {
+    if (w.op == JF_OPS) jf_lm_head_prefetch(w.item, p.output);
+    else if (w.op == JF_OP_ATT) {
+        const int g = w.item % JF_N_KV_HEADS, split = w.item / JF_N_KV_HEADS;
+        jf_attention_prefetch(g, split, 0, p.step, p.key_cache + (size_t)w.layer * (size_t)p.max_seq * JF_KV_DIM,
+                              p.value_cache + (size_t)w.layer * (size_t)p.max_seq * JF_KV_DIM);
+    } else if (w.op >= 0)
+        jf_layer_op((int)p.layers[w.layer].kind, w.op, w.item, p, w.layer, 0.0f, true);
+}
+
+// Mutations for the tests: JF_MUTATE_NO_WAIT starts items before the op
+// they read from is done (wrong results); JF_MUTATE_WAIT_MORE waits for one
+// item more than the op has (a deadlock, which the emulation reports).
+#ifdef JF_MUTATE_WAIT_MORE
+#define JF_WAIT_EXTRA 1u
+#else
+#define JF_WAIT_EXTRA 0u
+#endif
+
+extern "C" __global__ void __launch_bounds__(JF_THREADS, 1) jf_decode_step(jf_step_params p) {
+    JF_SHARED(int, s_ticket, [1]);    // the ticket thread 0 claimed for after the next one
+    JF_SHARED(int, s_first, [2]);     // the first two tickets
+    JF_SHARED(float, s_inv, [1]);     // the RMSNorm factor of stage s_inv_stage
+    JF_SHARED(int, s_inv_stage, [1]); // -1: none yet
+    JF_SHARED(int, s_seen_done, [1]); // the last stage seen complete (thread 0)
+    fb_u32 *sync = p.sync;
+    const int att_items = JF_N_KV_HEADS * jf_att_active(p.step[0] + 1);
+    const int total = 1 + JF_N_LAYERS * jf_layer_items(att_items) + JF_LM_ITEMS;
+    if (threadIdx.x == 0) {
+        s_first[0] = (int)atomicAdd(&sync[JF_SYNC_TICKET], 1u);
+        s_first[1] = (int)atomicAdd(&sync[JF_SYNC_TICKET], 1u);
+        s_inv_stage[0] = -1;
+        s_seen_done[0] = -1;
+    }
+    __syncthreads();
+    int t = s_first[0], t_next = s_first[1];
+    if (t < total) jf_prefetch_work(p, jf_work_of(t, att_items));
+    while (t < total) {
+        fb_u32 claimed = 0; // the ticket after t_next, used only at the end of this turn
+        if (threadIdx.x == 0) claimed = atomicAdd(&sync[JF_SYNC_TICKET], 1u);
+        if (t_next < total) jf_prefetch_work(p, jf_work_of(t_next, att_items));
+        const jf_work w = jf_work_of(t, att_items);
+        if (w.stage > 0) { // wait until the previous stage is complete
+            if (threadIdx.x == 0 && s_seen_done[0] < w.stage - 1) {
+                const fb_u32 need = (fb_u32)jf_stage_items(w.stage - 1, att_items) + JF_WAIT_EXTRA;
+#ifndef JF_MUTATE_NO_WAIT
+                while (jf_load_acquire(&sync[JF_SYNC_DONE + w.stage - 1]) < need) jf_spin_pause();
+#endif
+                s_seen_done[0] = w.stage - 1;
+            }
+            __syncthreads();
+        }
+        if (w.op == -1) jf_embed_item(0, p.step, p.token_embd, p.x, p.argmax_key);
+        else if (w.op == JF_OP_ATT)
+            jf_attention(w.item % JF_N_KV_HEADS, w.item / JF_N_KV_HEADS, 0, p.step, p.q,
+                         p.key_cache + (size_t)w.layer * (size_t)p.max_seq * JF_KV_DIM,
+                         p.value_cache + (size_t)w.layer * (size_t)p.max_seq * JF_KV_DIM, p.part, p.att, p.att_count);
+        else {
+            // RMSNorm factor, once per stage and block: x does not change while a stage that reads it runs
+            const bool normed = w.op == JF_OP_QKV || w.op == JF_OP_GATE_UP || w.op == JF_OPS;
+            if (normed && s_inv_stage[0] != w.stage) {
+                float inv[1];
+                jf_block_inv_rms<1>(p.x, 1, inv);
+                if (threadIdx.x == 0) {
+                    s_inv[0] = inv[0];
+                    s_inv_stage[0] = w.stage;
+                }
+                __syncthreads();
+            }
+            const float inv = normed ? s_inv[0] : 0.0f;
+            if (w.op == JF_OPS) {
+                const float inv1[1] = {inv};
+                const fb_u64 best = jf_lm_head<1>(w.item, 1, p.x, p.output_norm, p.output, inv1, p.logits);
+                if (threadIdx.x == 0) atomicMax(p.argmax_key, best);
+            } else
+                jf_layer_op((int)p.layers[w.layer].kind, w.op, w.item, p, w.layer, inv, false);
+        }
+        __syncthreads(); // the item's writes are all made
+        if (threadIdx.x == 0) {
+            __threadfence(); // ... and visible before the count says so
+            atomicAdd(&sync[JF_SYNC_DONE + w.stage], 1u);
+            s_ticket[0] = (int)claimed;
+        }
+        __syncthreads();
+        t = t_next;
+        t_next = s_ticket[0];
+    }
+    if (threadIdx.x == 0) { // the last block out resets the counters for the next step
+        __threadfence();
+        if (atomicAdd(&sync[JF_SYNC_EXIT], 1u) == gridDim.x - 1) {
+            for (int i = 0; i < JF_SYNC_WORDS; i++) sync[i] = 0u;
+            __threadfence();
+        }
+    }
 }
