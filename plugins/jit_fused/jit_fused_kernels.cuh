@@ -1273,7 +1273,7 @@ __device__ __forceinline__ void jf_prefetch_work(const jf_step_params &p, jf_wor
 #endif
 
 extern "C" __global__ void __launch_bounds__(JF_THREADS, 1) jf_decode_step(jf_step_params p) {
-    JF_SHARED(int, s_ticket, [1]);    // the ticket thread 0 claimed for after the next one
+    JF_SHARED(int, s_ticket, [2]);    // the ticket thread 0 claimed for after the next one, by turn
     JF_SHARED(int, s_first, [2]);     // the first two tickets
     JF_SHARED(float, s_inv, [1]);     // the RMSNorm factor of stage s_inv_stage
     JF_SHARED(int, s_inv_stage, [1]); // -1: none yet
@@ -1288,22 +1288,24 @@ extern "C" __global__ void __launch_bounds__(JF_THREADS, 1) jf_decode_step(jf_st
         s_seen_done[0] = -1;
     }
     __syncthreads();
-    int t = s_first[0], t_next = s_first[1];
+    int t = s_first[0], t_next = s_first[1], parity = 0;
     if (t < total) jf_prefetch_work(p, jf_work_of(t, att_items));
     while (t < total) {
         fb_u32 claimed = 0; // the ticket after t_next, used only at the end of this turn
         if (threadIdx.x == 0) claimed = atomicAdd(&sync[JF_SYNC_TICKET], 1u);
         if (t_next < total) jf_prefetch_work(p, jf_work_of(t_next, att_items));
         const jf_work w = jf_work_of(t, att_items);
-        if (w.stage > 0) { // wait until the previous stage is complete
-            if (threadIdx.x == 0 && s_seen_done[0] < w.stage - 1) {
+        // Wait until the previous stage is complete, unless this block has seen it so
+        // (block-uniform: s_seen_done changes only between barriers).
+        if (w.stage > 0 && s_seen_done[0] < w.stage - 1) {
+            if (threadIdx.x == 0) {
                 const fb_u32 need = (fb_u32)jf_stage_items(w.stage - 1, att_items) + JF_WAIT_EXTRA;
 #ifndef JF_MUTATE_NO_WAIT
                 while (jf_load_acquire(&sync[JF_SYNC_DONE + w.stage - 1]) < need) jf_spin_pause();
 #endif
-                s_seen_done[0] = w.stage - 1;
             }
             __syncthreads();
+            if (threadIdx.x == 0) s_seen_done[0] = w.stage - 1; // after the barrier: every thread has tested it
         }
         if (w.op == -1) jf_embed_item(0, p.step, p.token_embd, p.x, p.argmax_key);
         else if (w.op == JF_OP_ATT)
@@ -1330,15 +1332,15 @@ extern "C" __global__ void __launch_bounds__(JF_THREADS, 1) jf_decode_step(jf_st
             } else
                 jf_layer_op((int)p.layers[w.layer].kind, w.op, w.item, p, w.layer, inv, false);
         }
-        __syncthreads(); // the item's writes are all made
-        if (threadIdx.x == 0) {
-            __threadfence(); // ... and visible before the count says so
+        if (threadIdx.x == 0) s_ticket[parity] = (int)claimed;
+        __syncthreads();        // the item's writes are all made, and the ticket after next published
+        if (threadIdx.x == 0) { // while the other warps go on to the next item
+            __threadfence();    // the item's writes visible before the count says so
             atomicAdd(&sync[JF_SYNC_DONE + w.stage], 1u);
-            s_ticket[0] = (int)claimed;
         }
-        __syncthreads();
         t = t_next;
-        t_next = s_ticket[0];
+        t_next = s_ticket[parity]; // thread 0 writes this slot again only after the next barrier
+        parity ^= 1;
     }
     if (threadIdx.x == 0) { // the last block out resets the counters for the next step
         __threadfence();
