@@ -191,6 +191,7 @@ find_lib() {
 
 main() {
   : >"$work/steps.txt"
+  rm -f "$work"/*.out # a step that does not run this time must not be summarised from an earlier run
   echo "gpu-check: $(date -u +%FT%TZ), commit $(cat "$carry/COMMIT" 2>/dev/null || echo '?'), $(uname -srm)"
   if [[ ! -x $carry/bin/fairbench || ! -f $carry/plugins/eager_ops.so || ! -f $carry/plugins/jit_fused.so ]]; then
     echo "gpu-check: $carry is missing: run scripts/gpu-build.sh here first and carry build-gpu/carry"
@@ -422,6 +423,8 @@ wall_check() {
   # a fresh process on a file just read (page cache) with the kernel cache the bench filled: load, cold start
   local fresh=(--precision f16 --graphs 1 --jit-cache warm --tokens 16 --warmup 4 --prompt 16 --prefill-reps 1)
   echo "gpu-check --only wall: budget ${wall_budget}s (no step starts after ${deadline}s)"
+  # nothing of an earlier run (of any mode) may stand in for a step of this one
+  rm -f "$work"/card.txt "$work"/size_*.txt "$d1" "$d8" /tmp/gpu-check-1b-*.gguf
   nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 >"$work/card.txt"
   # PyTorch: the machine's own Python (FAIRBENCH_PYTHON, else python3) through the Python bridge
   local py=${FAIRBENCH_PYTHON:-$(command -v python3)} torch_ok=0
