@@ -81,10 +81,10 @@
 #   the machine's own: torch.compile mode reduce-overhead, i.e. CUDA graphs,
 #   f16, the same file, prompts and harness; its prefill is its decode step
 #   token by token, and its cold start includes the compile); torch_8b 300,
-#   only when 200 s of the budget are left. The limits add up to about 25
-#   minutes: the budget (480 s by default), not their sum, bounds the run,
-#   each limit is cut to what is left of it, and the steps come in order of
-#   importance. It prints every measured row (tok/s and % of copy bandwidth
+#   only when 200 s of the budget are left. The limits add up to about 31
+#   minutes (29 without llama.cpp): the budget (480 s by default), not their
+#   sum, bounds the run, each limit is cut to what is left of it, and the
+#   steps come in order of importance (what the table needs first). It prints every measured row (tok/s and % of copy bandwidth
 #   at prompts 16 and 2048, prefill tok/s and time to first token, load,
 #   cold start), then LAST a table with one row per figure of issue 17:
 #   measured value, target, PASS / FAIL, or ? where it was not measured (a
