@@ -14,7 +14,7 @@
 #                           CPU (tests/cuda_emulate.h), the GEMMs as loops: no device
 #   eager_ops_emulated.so   the whole plugin on that emulation, for test_gpu_backend
 #                           --emulated (agreement with cpu_ref, graphs, contract): no device
-#   bench_gpu               decode speed of any backend through the ABI (not a test)
+#   bench_gpu               decode and prefill speed of any backend through the ABI (not a test)
 
 enable_language(CUDA)
 find_package(CUDAToolkit REQUIRED)
@@ -162,6 +162,7 @@ set_tests_properties(eager_ops_plugins PROPERTIES TIMEOUT 60)
 
 # ---------------------------------------------------------------- benchmark (not a test)
 #   bench_gpu MODEL.gguf [--backend A,B] [--precision f16,f32] [--graphs 0,1] [--jit-cache cold,warm] [--tokens N]
+#             [--prompt 16,2048] [--prefill-reps N]: a row per prompt length, one session per configuration
 add_executable(bench_gpu ${CMAKE_SOURCE_DIR}/bench/bench_gpu.c)
 target_link_libraries(bench_gpu PRIVATE fbcore)
 add_dependencies(bench_gpu eager_ops cpu_ref)

@@ -4,12 +4,16 @@
 #
 #   scripts/gpu-build.sh            -> build-gpu/carry (ignored by git, about 3 MB; with
 #                                      llamacpp, plus its xz'd CUDA libraries)
+#   GPU_BUILD_JOBS=1 scripts/gpu-build.sh   the same on one core (default: all of them)
 #
 # Builds a Release tree in build-gpu/ with only what the check needs
 # (fairbench, cpu_ref, eager_ops, jit_fused, their tests and bench_gpu),
 # then copies into build-gpu/carry:
 #   bin/      fairbench test_gpu_backend test_eager_ops_kernels bench_gpu
-#   plugins/  cpu_ref.so eager_ops.so jit_fused.so
+#   plugins/  cpu_ref.so eager_ops.so jit_fused.so; python.so and its Python files
+#             when python3-dev is here (gpu-check --only python, and the
+#             PyTorch rows of --only wall: without it they are left out);
+#             llamacpp.so when configured (below)
 #   lib/      the Debian runtime libraries those link that a GPU machine may
 #             lack (libpcre2-8, and any other non-glibc, non-CUDA library
 #             ldd shows), so the GPU machine needs none of our -dev packages.
@@ -22,7 +26,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 build=$root/build-gpu
 carry=$build/carry
-jobs=$(nproc 2>/dev/null || echo 2)
+jobs=${GPU_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 mkdir -p "$build"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFB_WERROR=OFF >"$build/configure.log" 2>&1 \
@@ -34,8 +38,12 @@ cmake --build "$build" -j "$jobs" --target fairbench cpu_ref eager_ops jit_fused
 # llamacpp (when configured): the plugin, compiled against the CPU build's llama.h
 # (scripts/setup-llamacpp.sh), runs llama.cpp's CUDA build on the GPU machine.
 grep -q 'llama.cpp found' "$build/configure.log" && cmake --build "$build" -j "$jobs" --target llamacpp
-# The Python bridge (gpu-check.sh --only python), when python3-dev is here.
-grep -q 'Python bridge plugin is skipped' "$build/configure.log" || cmake --build "$build" -j "$jobs" --target python
+# The Python bridge (gpu-check.sh --only python, and --only wall's PyTorch rows), when python3-dev is here.
+if grep -q 'Python bridge plugin is skipped' "$build/configure.log"; then
+  echo "gpu-build: no python.so (python3-dev is missing): gpu-check --only python cannot run, --only wall will have no PyTorch rows" >&2
+else
+  cmake --build "$build" -j "$jobs" --target python
+fi
 
 rm -rf "$carry"
 mkdir -p "$carry/bin" "$carry/plugins" "$carry/lib"
