@@ -8,7 +8,11 @@
  *   bench_gpu MODEL.gguf [--backend eager_ops,jit_fused] [--precision f16,f32]
  *             [--graphs 0,1] [--jit-cache cold,warm] [--tokens 128]
  *             [--prompt 16[,2048...]] [--warmup 8] [--prefill-reps 3]
- *             [--cache-dir DIR]
+ *             [--cache-dir DIR] [--option BACKEND:KEY=VALUE ...]
+ *
+ * --option passes a per-backend option (ABI 1.1, vetted by the backend's
+ * check_option) to every session of that backend: jit_fused:decode=kernels
+ * measures its per-op decode beside the persistent step.
  *
  * Per configuration, one session (its KV cache sized for the longest
  * prompt): load (create: convert and upload), then for each prompt length P,
@@ -84,11 +88,12 @@ static int in_list(const char *list, const char *name) {
 static int usage(void) {
     fprintf(stderr, "usage: bench_gpu MODEL.gguf [--backend NAME,...] [--precision f16,f32,...] [--graphs 0,1]\n"
                     "                 [--jit-cache cold,warm] [--tokens N] [--prompt N[,N...]] [--warmup N]\n"
-                    "                 [--prefill-reps N] [--cache-dir DIR]\n");
+                    "                 [--prefill-reps N] [--cache-dir DIR] [--option BACKEND:KEY=VALUE ...]\n");
     return 2;
 }
 
 #define MAX_PROMPTS 8
+#define MAX_OPTIONS 8
 
 typedef struct Run {
     const int32_t *prompt; /* max_prompt token ids; a row of P tokens uses the first P */
@@ -96,6 +101,8 @@ typedef struct Run {
     int n_warmup, n_tokens, prefill_reps;
     double *lat;       /* n_tokens decode latencies, s */
     double *prefill_s; /* prefill_reps prefill times, s */
+    int n_options;     /* --option: for the backend named in option_backend[i] */
+    char option_backend[MAX_OPTIONS][64], option_key[MAX_OPTIONS][64], option_value[MAX_OPTIONS][128];
 } Run;
 
 /* One prompt length's figures, printed once the session's copy bandwidth is known. */
@@ -123,6 +130,11 @@ static int bench_one(const fb_plugin *api, const fb_model *m, const fb_model_vie
                             .jit_cache = cache == 0 ? FB_JIT_CACHE_COLD : FB_JIT_CACHE_WARM,
                             .max_context = (uint32_t)(run->max_prompt + 1 + run->n_warmup + n_tokens + 1),
                             .cache_dir = cache_dir};
+    fb_option options[MAX_OPTIONS];
+    for (int i = 0; i < run->n_options; i++)
+        if (strcmp(run->option_backend[i], api->name) == 0)
+            options[settings.n_options++] = (fb_option){run->option_key[i], run->option_value[i]};
+    settings.options = options;
     char cache_col[12];
     if (cache < 0) snprintf(cache_col, sizeof cache_col, "-");
     else
@@ -230,7 +242,8 @@ static int parse_prompts(const char *list, Run *run) {
 int main(int argc, char **argv) {
     const char *path = NULL, *backend_list = "eager_ops", *precision_list = "f16,f32", *graph_list = "0,1";
     const char *cache_list = "warm", *cache_dir = NULL, *prompt_list = "16";
-    int n_tokens = 128, n_warmup = 8, prefill_reps = 3;
+    int n_tokens = 128, n_warmup = 8, prefill_reps = 3, n_options = 0;
+    char options[MAX_OPTIONS][3][128]; /* backend, key, value */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) backend_list = argv[++i];
         else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc)
@@ -249,12 +262,27 @@ int main(int argc, char **argv) {
             n_warmup = atoi(argv[++i]);
         else if (strcmp(argv[i], "--prefill-reps") == 0 && i + 1 < argc)
             prefill_reps = atoi(argv[++i]);
-        else if (argv[i][0] == '-')
+        else if (strcmp(argv[i], "--option") == 0 && i + 1 < argc) {
+            const char *o = argv[++i], *colon = strchr(o, ':'), *eq = colon ? strchr(colon, '=') : NULL;
+            if (!colon || !eq || colon == o || eq == colon + 1 || n_options == MAX_OPTIONS) {
+                fprintf(stderr, "bench_gpu: --option takes BACKEND:KEY=VALUE (at most %d), not '%s'\n", MAX_OPTIONS, o);
+                return 2;
+            }
+            snprintf(options[n_options][0], sizeof options[n_options][0], "%.*s", (int)(colon - o), o);
+            snprintf(options[n_options][1], sizeof options[n_options][1], "%.*s", (int)(eq - colon - 1), colon + 1);
+            snprintf(options[n_options][2], sizeof options[n_options][2], "%s", eq + 1);
+            n_options++;
+        } else if (argv[i][0] == '-')
             return usage();
         else
             path = argv[i];
     }
-    Run run = {.n_warmup = n_warmup, .n_tokens = n_tokens, .prefill_reps = prefill_reps};
+    Run run = {.n_warmup = n_warmup, .n_tokens = n_tokens, .prefill_reps = prefill_reps, .n_options = n_options};
+    for (int i = 0; i < n_options; i++) {
+        snprintf(run.option_backend[i], sizeof run.option_backend[i], "%.63s", options[i][0]);
+        snprintf(run.option_key[i], sizeof run.option_key[i], "%.63s", options[i][1]);
+        snprintf(run.option_value[i], sizeof run.option_value[i], "%.127s", options[i][2]);
+    }
     if (!path || n_tokens < 1 || n_warmup < 0 || prefill_reps < 1 || prefill_reps > 100) return usage();
     if (parse_prompts(prompt_list, &run) != 0) {
         fprintf(stderr, "bench_gpu: --prompt takes 1 to %d positive token counts separated by commas, not '%s'\n",
@@ -294,6 +322,20 @@ int main(int argc, char **argv) {
         printf("backend  %s %s: %s%s\n", be->api->name, be->api->version,
                probe.available ? "" : "unavailable: ", probe.available ? probe.device : probe.reason);
         available += probe.available != 0;
+        for (int i = 0; i < run.n_options; i++) { /* each option vetted by its backend, before anything runs */
+            if (strcmp(run.option_backend[i], be->api->name) != 0) continue;
+            char why[256] = "";
+            fb_status vetted =
+                be->api->struct_size >= offsetof(fb_plugin, check_option) + sizeof(void *) && be->api->check_option
+                    ? be->api->check_option(fb_host_services(), run.option_key[i], run.option_value[i], why, sizeof why)
+                    : FB_ERR_INVALID_ARGUMENT;
+            if (vetted != FB_OK) {
+                fprintf(stderr, "bench_gpu: --option %s:%s=%s: %s\n", run.option_backend[i], run.option_key[i],
+                        run.option_value[i], why[0] ? why : "the backend takes no options");
+                return 2;
+            }
+            printf("option   %s: %s = %s\n", be->api->name, run.option_key[i], run.option_value[i]);
+        }
     }
     if (!available) {
         /* nothing can be measured here (no GPU, say): a skip, as the GPU tests do */

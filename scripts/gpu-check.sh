@@ -68,7 +68,9 @@
 #   plugins 30; synth_1b 60 (llama3.2-1b F16); agree_1b_jit_fused 90 and
 #   agree_1b_eager_ops 90 (test_gpu_backend --model, f16, 32 positions);
 #   bench_1b 120 (bench_gpu, eager_ops and jit_fused, f16, graphs on, warm
-#   cache asked, prompts 16 and 2048); fresh_1b_jit_fused 30 and
+#   cache asked, prompts 16 and 2048); bench_1b_kernels 60 (jit_fused
+#   with decode = kernels, its per-op graph, beside the persistent step
+#   measured in bench_1b); fresh_1b_jit_fused 30 and
 #   fresh_1b_eager_ops 30 (each a fresh process on the file just read, so in
 #   the page cache, the kernel cache warm from bench_1b: load and cold start);
 #   llamacpp_1b 60 (when carried: the same bench for llama.cpp, the prefill
@@ -81,8 +83,8 @@
 #   the machine's own: torch.compile mode reduce-overhead, i.e. CUDA graphs,
 #   f16, the same file, prompts and harness; its prefill is its decode step
 #   token by token, and its cold start includes the compile); torch_8b 300,
-#   only when 200 s of the budget are left. The limits add up to about 31
-#   minutes (29 without llama.cpp): the budget (480 s by default), not their
+#   only when 200 s of the budget are left. The limits add up to about 32
+#   minutes (30 without llama.cpp): the budget (480 s by default), not their
 #   sum, bounds the run, each limit is cut to what is left of it, and the
 #   steps come in order of importance (what the table needs first). It prints every measured row (tok/s and % of copy bandwidth
 #   at prompts 16 and 2048, prefill tok/s and time to first token, load,
@@ -452,6 +454,9 @@ wall_check() {
     done
     cat "$d1" >/dev/null
     step bench_1b 120 "$bin/bench_gpu" "$d1" --backend eager_ops,jit_fused --precision f16 "${bench[@]}"
+    # jit_fused's per-op decode (a kernel per fused op, ~5 per layer, in a graph) beside its persistent step
+    step bench_1b_kernels 60 "$bin/bench_gpu" "$d1" --backend jit_fused --precision f16 "${bench[@]}" \
+      --option jit_fused:decode=kernels
     for b in jit_fused eager_ops; do
       cat "$d1" >/dev/null # in the page cache: the load measures conversion and upload, not the disk
       step "fresh_1b_$b" 30 "$bin/bench_gpu" "$d1" --backend "$b" "${fresh[@]}"
@@ -569,11 +574,12 @@ wall_report() {
     printf '%-12s %-9s %-6s %-6s %-7s %6s %9s %6s %10s %9s %7s %9s %s\n' model backend prec graphs cache prompt \
       tok/s %copy warm_pf/s ttft_ms load_s cold_ms "load GB/s"
     local s label
-    for s in bench_1b llamacpp_1b torch_1b fresh_1b_jit_fused fresh_1b_eager_ops bench_8b llamacpp_8b torch_8b \
+    for s in bench_1b bench_1b_kernels llamacpp_1b torch_1b fresh_1b_jit_fused fresh_1b_eager_ops bench_8b llamacpp_8b torch_8b \
              fresh_8b_jit_fused fresh_8b_eager_ops bench_1b_native_Q8_0 bench_1b_native_Q4_K_M; do
       case $s in
         *native_Q8_0) label=1B-Q8_0 ;;
         *native_Q4_K_M) label=1B-Q4_K_M ;;
+        *_kernels) label=1B-kernels ;;
         fresh_1b*) label=1B-fresh ;;
         fresh_8b*) label=8B-fresh ;;
         *_1b) label=1B ;;
