@@ -52,5 +52,22 @@ if command -v ldd >/dev/null; then
   grep -q 'libcuda\.so' <<<"$deps" && bad "records libcuda.so: would not load without a driver" \
     || ok "no libcuda.so recorded: loads without a driver"
 fi
+# jit_fused's per-backend option is vetted before anything runs, GPU or not:
+# a bad value is file:line and the plugin's sentence, exit 2.
+if [[ $name == jit_fused ]]; then
+  tmp=$(mktemp -d)
+  "$fairbench" synth --preset tiny -o "$tmp/tiny.gguf" >/dev/null 2>&1
+  printf '[run]\nmodel = %s\nbackends = cpu_ref, jit_fused\n[backend.jit_fused]\ndecode = fast\n' "$tmp/tiny.gguf" >"$tmp/bad.ini"
+  msg=$("$fairbench" -c "$tmp/bad.ini" --plugin-dir "$(dirname "$so")" 2>&1)
+  rc=$?
+  (( rc == 2 )) && grep -q "bad.ini:5: \[backend.jit_fused\] decode = fast: .*'persistent'.*'kernels'" <<<"$msg" \
+    && ok "decode = fast refused before the run: ${msg##*: }" || bad "decode = fast: exit $rc: $msg"
+  sed -i 's/decode = fast/decode = kernels/' "$tmp/bad.ini"
+  msg=$("$fairbench" -c "$tmp/bad.ini" --plugin-dir "$(dirname "$so")" 2>&1)
+  rc=$?
+  (( rc != 2 )) && ! grep -q "bad.ini:5" <<<"$msg" && grep -q "^Backend .*jit_fused" <<<"$msg" \
+    && ok "decode = kernels accepted: the run goes on (exit $rc)" || bad "decode = kernels: exit $rc: $msg"
+  rm -rf "$tmp"
+fi
 echo "$pass passed, $fail failed"
 (( fail == 0 ))
