@@ -1303,6 +1303,7 @@ extern "C" __global__ void __launch_bounds__(JF_THREADS, 1) jf_decode_step(jf_st
 #ifndef JF_MUTATE_NO_WAIT
                 while (jf_load_acquire(&sync[JF_SYNC_DONE + w.stage - 1]) < need) jf_spin_pause();
 #endif
+                __threadfence(); // as cooperative groups' grid sync: the other blocks' writes, before the barrier
             }
             __syncthreads();
             if (threadIdx.x == 0) s_seen_done[0] = w.stage - 1; // after the barrier: every thread has tested it
