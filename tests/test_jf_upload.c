@@ -65,6 +65,7 @@ typedef struct FakeDevice {
     long fail_copy_at, fail_wait_at; /* 1-based call number; 0: never */
     /* what happened */
     long copies, waits, drains, staging_live;
+    size_t staging_bytes;
     int violations; /* a staging buffer changed under its copy, a copy outside the arena, staging freed under a copy */
     char first_violation[200];
 } FakeDevice;
@@ -73,11 +74,17 @@ static void violation(FakeDevice *d, const char *what) {
     if (d->violations++ == 0) snprintf(d->first_violation, sizeof d->first_violation, "%s", what);
 }
 
+enum { GUARD_BYTES = 1 << 16 };
+
 static void *fake_staging_alloc(void *ctx, size_t bytes, int *pinned) {
     FakeDevice *d = ctx;
     if (d->refuse_staging) return NULL;
-    uint8_t *block = malloc(bytes);
-    if (block) memset(block, 0xAB, bytes); /* stale bytes, as a reused buffer has */
+    uint8_t *block = malloc(bytes + GUARD_BYTES);
+    if (block) {
+        memset(block, 0xAB, bytes); /* stale bytes, as a reused buffer has */
+        memset(block + bytes, 0xCD, GUARD_BYTES);
+    }
+    d->staging_bytes = bytes;
     *pinned = !d->refuse_pinned;
     d->staging_live += block != NULL;
     return block;
@@ -87,6 +94,11 @@ static void fake_staging_free(void *ctx, void *block, int pinned) {
     FakeDevice *d = ctx;
     (void)pinned;
     if (d->n_pending) violation(d, "staging freed while copies from it were pending");
+    for (size_t i = 0; i < GUARD_BYTES; i++)
+        if (((uint8_t *)block)[d->staging_bytes + i] != 0xCD) {
+            violation(d, "a worker wrote past the staging block");
+            break;
+        }
     d->staging_live--;
     free(block);
 }
@@ -498,24 +510,35 @@ static void test_errors(void) {
     free(items);
 }
 
-/* The arena's layout of a synthetic model, and its upload from the mapped file. */
-static void test_model_layout(const char *tmp_dir) {
+/* The arena's layout of a synthetic model, and its upload from the mapped
+ * file: a Q4_K_M mix of 3 layers (two kinds at native), and an odd shape
+ * whose W_q takes no whole number of 256-byte blocks. */
+static void test_model_layout(const char *tmp_dir, int odd) {
     fb_synth_spec spec;
     fb_synth_preset("tiny", &spec);
     spec.n_embd = 256, spec.n_head = 4, spec.n_head_kv = 2, spec.n_ff = 512, spec.n_layer = 3, spec.n_vocab = 301;
     spec.tied_output = false, spec.mix = FB_SYNTH_MIX_Q4_K_M;
+    if (odd) {
+        spec.n_embd = 90, spec.n_head = 5, spec.n_head_kv = 1, spec.n_ff = 250, spec.n_vocab = 1001;
+        spec.mix = FB_SYNTH_MIX_NONE, spec.type = GGUF_TYPE_F16;
+    }
     char path[512];
-    snprintf(path, sizeof path, "%s/jf_upload_q4_k_m.gguf", tmp_dir);
+    snprintf(path, sizeof path, "%s/jf_upload_%s.gguf", tmp_dir, odd ? "odd" : "q4_k_m");
     fb_error err;
     CHECK(fb_synth_write(&spec, path, NULL, &err) == 0, "synth: %s", err.msg);
     test_model tm;
     if (test_model_open(path, &tm) != 0) return;
     const fb_model_view *mv = &tm.view.view;
     float rope_values[32];
-    jf_rope_inv_freq(rope_values, 64, 10000.0f, NULL);
-    const fb_tensor_view rope = {
-        .name = "rope", .type = JF_T_F32, .n_dims = 1, .ne = {32, 1, 1, 1}, .data = rope_values, .n_bytes = 128};
-    for (int w = JF_F32; w <= JF_NATIVE; w++) {
+    int n_rot = (int)mv->n_rot;
+    jf_rope_inv_freq(rope_values, n_rot, 10000.0f, NULL);
+    const fb_tensor_view rope = {.name = "rope",
+                                 .type = JF_T_F32,
+                                 .n_dims = 1,
+                                 .ne = {n_rot / 2, 1, 1, 1},
+                                 .data = rope_values,
+                                 .n_bytes = (uint64_t)(n_rot / 2) * 4};
+    for (int w = JF_F32; w <= (odd ? JF_BF16 : JF_NATIVE); w++) {
         jf_config c;
         char msg[512];
         CHECK(jf_config_from_view(mv, 0, (jf_wtype)w, &c, msg, sizeof msg) == 0, "config: %s", msg);
@@ -535,8 +558,9 @@ static void test_model_layout(const char *tmp_dir) {
         }
         CHECK(n == 2 + 9 * (size_t)c.n_layers + 2 && ordered && aligned && packed && arena_bytes >= plan.weights &&
                   arena_bytes < plan.weights + n * JF_ARENA_ALIGN,
-              "wtype %d: %zu items, ordered %d, aligned %d, Q/K/V packed %d, arena %" PRIu64 " for a plan of %" PRIu64,
-              w, n, ordered, aligned, packed, arena_bytes, plan.weights);
+              "%s, wtype %d: %zu items, ordered %d, aligned %d, Q/K/V packed %d, arena %" PRIu64
+              " for a plan of %" PRIu64,
+              odd ? "odd" : "Q4_K_M", w, n, ordered, aligned, packed, arena_bytes, plan.weights);
         jf_buffers b = {0};
         jf_layer_buffers layers[3] = {0};
         b.layers = layers;
@@ -595,7 +619,8 @@ int main(int argc, char **argv) {
     test_bytes();
     test_every_pattern();
     test_errors();
-    test_model_layout(tmp_dir);
+    test_model_layout(tmp_dir, 0);
+    test_model_layout(tmp_dir, 1);
     for (int i = 0; i < N_TENSORS; i++) free(tensors[i].data);
     return check_summary();
 }
