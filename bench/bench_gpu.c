@@ -16,7 +16,9 @@
  * fb_model_decode_bytes, plus the f32 KV cache at the median position),
  * achieved GB/s and its share of the backend's own device-to-device copy
  * bandwidth (copy_bandwidth, called once per session), and the device
- * memory peak. "graphs" shows asked/used: used is what the backend's
+ * memory peak, and last (column 15) load_GB/s: the model file's bytes over
+ * load_s, the rate at which create() turned the file into a ready backend
+ * (from the page cache when the file has been read before). "graphs" shows asked/used: used is what the backend's
  * effective settings report; "cache" is the JIT cache asked for and
  * whether the kernels came from it (cold/0: compiled; warm/1: a hit), "-"
  * for a backend without JIT. Runs of one backend follow each other, so a
@@ -137,9 +139,10 @@ static int bench_one(const fb_plugin *api, const fb_model *m, const fb_model_vie
     if (copy_bw > 0) snprintf(pct, sizeof pct, "%.0f%%", 100.0 * gbs * 1e9 / copy_bw);
     else
         snprintf(pct, sizeof pct, "-");
-    printf("%-9s %-6s %-6s %-7s %7.2f %9.1f %11.1f %9.3f %9.3f %8.1f %12" PRIu64 " %8.1f %7s %9.0f\n", api->name,
+    printf("%-9s %-6s %-6s %-7s %7.2f %9.1f %11.1f %9.3f %9.3f %8.1f %12" PRIu64 " %8.1f %7s %9.0f %10.2f\n", api->name,
            precisions[k].name, graphs_col, cache_col, load, cold * 1e3, run->n_prompt / prefill, median * 1e3,
-           p90 * 1e3, 1.0 / median, bytes, gbs, pct, mem.device_peak_bytes / 1048576.0);
+           p90 * 1e3, 1.0 / median, bytes, gbs, pct, mem.device_peak_bytes / 1048576.0,
+           (double)gguf_file_size(m->file) / load / 1e9);
     if (copy_bw > 0) printf("#   copy bandwidth %.0f GB/s (read + write); notes: %s\n", copy_bw / 1e9, eff.notes);
     fflush(stdout);
     return 0;
@@ -204,8 +207,9 @@ int main(int argc, char **argv) {
                probe.available ? "" : "unavailable: ", probe.available ? probe.device : probe.reason);
         available += probe.available != 0;
     }
-    printf("\n%-9s %-6s %-6s %-7s %7s %9s %11s %9s %9s %8s %12s %8s %7s %9s\n", "backend", "prec", "graphs", "cache",
-           "load_s", "cold_ms", "prefill/s", "ms/tok", "p90_ms", "tok/s", "bytes/step", "GB/s", "%copy", "peak_MiB");
+    printf("\n%-9s %-6s %-6s %-7s %7s %9s %11s %9s %9s %8s %12s %8s %7s %9s %10s\n", "backend", "prec", "graphs",
+           "cache", "load_s", "cold_ms", "prefill/s", "ms/tok", "p90_ms", "tok/s", "bytes/step", "GB/s", "%copy",
+           "peak_MiB", "load_GB/s");
     int32_t *prompt = malloc((size_t)n_prompt * sizeof *prompt);
     for (int i = 0; i < n_prompt; i++) prompt[i] = (int32_t)((i * 7919 + 13) % (int)m->hp.n_vocab);
     Run run = {.prompt = prompt,
