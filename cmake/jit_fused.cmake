@@ -10,6 +10,7 @@
 #   jf_template.c (generated)  plugins/jit_fused/jit_fused_kernels.cuh as a C string, embedded in the plugin
 #   test_jit_fused_host        shapes, memory plan, conversion, source, cache: no device
 #   test_jf_upload             the loading pipeline with host memory as the device: no device
+#   bench_jf_load              (a benchmark) the loading pipeline's GB/s on the host
 #   test_jit_fused_nvrtc       the generated kernels of a preset's shapes compiled by
 #                              NVRTC for sm_80 and sm_90 at f32, f16, bf16: no device
 #   test_jit_fused_emulated    the generated kernels run on the CPU against cpu_ref: no device
@@ -138,3 +139,9 @@ set_tests_properties(jit_fused_plugins PROPERTIES TIMEOUT 60)
 if(TARGET bench_gpu)
   add_dependencies(bench_gpu jit_fused)
 endif()
+# Benchmark, not a test: bench_jf_load MODEL.gguf [--precision f16] [--threads N]
+# times the loading pipeline on the host (memcpy as the copy), single-threaded
+# and the loader before it against the pipeline, in GB/s of file bytes.
+add_executable(bench_jf_load ${CMAKE_SOURCE_DIR}/bench/bench_jf_load.c)
+target_include_directories(bench_jf_load PRIVATE ${CMAKE_SOURCE_DIR}/core)
+target_link_libraries(bench_jf_load PRIVATE jit_fused_host fbcore)
