@@ -18,6 +18,19 @@
  * product accumulated in f32; norms, activations and the KV cache f32, as
  * cpu_ref's.
  *
+ * Loading (jf_upload.h): every weight in one device allocation, the arena
+ * (one cudaMalloc, zeroed, each weight 256-byte aligned, W_q, W_k, W_v
+ * stacked). A pool of worker threads, one per CPU the process may use,
+ * converts chunks of rows (up to 4 MiB of device rows of one tensor) from
+ * the mapped file into a ring of page-locked staging buffers, each worker
+ * first asking the kernel to map its chunk's pages (MADV_POPULATE_READ);
+ * same-type F32/F16/BF16 rows are copied, others go through jf_layout_rows.
+ * This thread enqueues each finished buffer's cudaMemcpyAsync and an event
+ * on the stream as soon as it is ready, and hands a buffer out again once
+ * its event has completed, so conversion and copies overlap. Pageable
+ * buffers when page-locked memory is refused (a warning; the notes say so).
+ * Progress through host->progress, cancellation between chunks.
+ *
  * The driver API (module loading, launches) is reached through the CUDA
  * runtime's cudaGetDriverEntryPointByVersion, so the plugin links no
  * libcuda and loads on a machine without a driver (probe then says why).
