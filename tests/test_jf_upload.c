@@ -105,6 +105,7 @@ static void fake_staging_free(void *ctx, void *block, int pinned) {
 
 /* Run the pending copies [0, n) in order, as the stream would. */
 static void run_pending(FakeDevice *d, size_t n) {
+    if (n == 0) return;
     for (size_t i = 0; i < n; i++) {
         Pending *p = &d->pending[i];
         if (memcmp(p->src, p->snapshot, p->bytes) != 0) violation(d, "a staging buffer changed before its copy ran");
