@@ -119,16 +119,25 @@ void jf_upload_bind(const jf_upload_item *items, size_t n_items, void *arena, in
 
 static int is_copy_type(uint32_t t) { return t == JF_T_F32 || t == JF_T_F16 || t == JF_T_BF16; }
 
-/* Does a row of n values of type t (F32, F16, BF16) hold a NaN? (branch-free: vectorised) */
+/* Does a row of n values of type t (F32, F16, BF16) hold a NaN? NaN means
+ * all exponent bits set and a mantissa: |x| above infinity's bits. Branch-
+ * free, in blocks of a fixed 64 values, which gcc vectorises at -O2 (a loop
+ * of unknown length it leaves scalar there: 3x slower for the whole load). */
+#define NAN_BLOCK 64
 static bool row_has_nan(uint32_t t, const void *row, int64_t n) {
     unsigned any = 0;
+    int64_t i = 0;
     if (t == JF_T_F32) {
         const uint32_t *v = row;
-        for (int64_t i = 0; i < n; i++) any |= (v[i] & 0x7FFFFFFFu) > 0x7F800000u;
+        for (; i + NAN_BLOCK <= n; i += NAN_BLOCK)
+            for (int k = 0; k < NAN_BLOCK; k++) any |= (v[i + k] & 0x7FFFFFFFu) > 0x7F800000u;
+        for (; i < n; i++) any |= (v[i] & 0x7FFFFFFFu) > 0x7F800000u;
     } else {
         const uint16_t *v = row;
         const uint16_t inf = t == JF_T_F16 ? 0x7C00u : 0x7F80u;
-        for (int64_t i = 0; i < n; i++) any |= (uint16_t)(v[i] & 0x7FFFu) > inf;
+        for (; i + NAN_BLOCK <= n; i += NAN_BLOCK)
+            for (int k = 0; k < NAN_BLOCK; k++) any |= (uint16_t)(v[i + k] & 0x7FFFu) > inf;
+        for (; i < n; i++) any |= (uint16_t)(v[i] & 0x7FFFu) > inf;
     }
     return any != 0;
 }
