@@ -5,7 +5,7 @@
  * way gave the same bytes) and asserts nothing.
  *
  *   bench_jf_load MODEL.gguf [--precision f16|f32|bf16|native] [--threads N]
- *                 [--slot-kib N] [--repeat N]
+ *                 [--slot-kib N] [--repeat N] [--way K]
  *
  * Each way runs `repeat` times (default 3); each run maps the file afresh
  * (fb_model_open), so its pages are faulted in again as in a new process,
@@ -22,6 +22,9 @@
  *   pipeline                 jf_upload_run, 1 worker and N workers, and at N
  *                            without the madvise, and without the copying
  *                            of same-type rows (to see what each gives)
+ *
+ * --way K runs only the K-th of those (from 0); "bytes" then compares its
+ * runs with each other only.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -156,13 +159,13 @@ static int plan_open(const char *path, jf_wtype w, fb_model **m, fb_model_view_o
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_jf_load MODEL.gguf [--precision f16|f32|bf16|native] [--threads N] [--slot-kib N] "
-                    "[--repeat N]\n");
+                    "[--repeat N] [--way K]\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     const char *path = NULL, *precision = "f16";
-    int threads = jf_upload_cpus(), repeat = 3;
+    int threads = jf_upload_cpus(), repeat = 3, only = -1;
     size_t slot_bytes = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc) precision = argv[++i];
@@ -172,6 +175,8 @@ int main(int argc, char **argv) {
             slot_bytes = (size_t)atol(argv[++i]) << 10;
         else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
             repeat = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--way") == 0 && i + 1 < argc)
+            only = atoi(argv[++i]);
         else if (argv[i][0] == '-')
             return usage();
         else
@@ -220,6 +225,7 @@ int main(int argc, char **argv) {
     int failures = 0;
     double *secs = malloc((size_t)repeat * sizeof *secs);
     for (size_t k = 0; k < sizeof ways / sizeof ways[0]; k++) {
+        if (only >= 0 && (size_t)only != k) continue;
         int same = 1;
         for (int r = 0; r < repeat; r++) {
             if (plan_open(path, (jf_wtype)w, &m, &view, &plan) != 0) return 1; // mapped afresh
@@ -244,7 +250,7 @@ int main(int argc, char **argv) {
                 printf("%-42s failed: %s\n", ways[k].name, msg[0] ? msg : "conversion failed");
                 failures++;
             }
-            if (k == 0 && r == 0) memcpy(first, arena, plan.arena_bytes);
+            if (r == 0 && (k == 0 || (size_t)only == k)) memcpy(first, arena, plan.arena_bytes);
             else
                 same &= memcmp(first, arena, plan.arena_bytes) == 0;
             uint64_t file_bytes = plan.file_bytes;
