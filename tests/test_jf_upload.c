@@ -315,7 +315,7 @@ static void first_difference(const uint8_t *got, const uint8_t *want, const jf_u
 // ----------------------------------------------------------------------------
 // The checks
 
-enum { N_TENSORS = 13 };
+enum { N_TENSORS = 14 };
 
 static TestTensor tensors[N_TENSORS];
 
@@ -334,6 +334,7 @@ static void make_tensors(void) {
     make_tensor(&tensors[k++], "q6_k re-laid", GGUF_TYPE_Q6_K, JF_T_Q6_K, 41, 512);
     make_tensor(&tensors[k++], "q4_k as stored", GGUF_TYPE_Q4_K, JF_T_Q4_K, 57, 256);
     make_tensor(&tensors[k++], "f32 vector", GGUF_TYPE_F32, JF_T_F32, 1, 90);
+    make_tensor(&tensors[k++], "f32 copied, wide", GGUF_TYPE_F32, JF_T_F32, 45, 200);
 }
 
 /* Run the pipeline over items into a fresh fake device. */
