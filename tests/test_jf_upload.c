@@ -18,8 +18,19 @@
  *     before the staging is freed, nothing is left allocated;
  *   - page-locked memory refused: pageable staging, same bytes;
  *   - progress: non-decreasing, ending at 1.
- * Each check has a mutation of jf_upload.c that makes it fail (see the
- * commit that added this file). A hang fails by SIGALRM.
+ * A hang fails by SIGALRM. Mutations of jf_upload.c each check catches
+ * (made, seen failing, reverted):
+ *   slot handed out again without waiting for its copy  violations (buffer changed under its copy), 0 waits
+ *   chunk's destination one row off                     bytes differ
+ *   a chunk one row longer than its slot                 bytes, violations (copy outside the arena, guard)
+ *   copied rows without the NaN fallback                 bytes differ (f16 signalling NaN, every-pattern row)
+ *   copied rows' padding not zeroed                      bytes differ (stale 0xAB)
+ *   no drain after an error                              staging freed under pending copies, 0 drains
+ *   cancellation not checked                             status OK instead of FB_ERR_CANCELLED
+ *   a failed conversion ignored                          status OK instead of FB_ERR_UNSUPPORTED
+ *   a failing copy ignored                               status OK, copies after the failing one
+ *   a failing wait ignored                               status OK instead of FB_ERR_INTERNAL
+ *   W_k not right after W_q (Q, K, V unpacked)          layout checks on the odd shape
  *
  *   test_jf_upload TMP_DIR [SEED]
  */
@@ -450,6 +461,7 @@ static void test_errors(void) {
         fake_init(&e, arena_bytes);
         e.fail_copy_at = 9;
         jf_upload_device ops = fake_ops(&e);
+        msg[0] = '\0';
         st = jf_upload_run(&test_host, items, N_TENSORS, &o, &ops, &stats, msg, sizeof msg);
         check_error("a failing copy", st, FB_ERR_INTERNAL, msg, "copy 9 failed", &e);
         CHECK(e.copies == 9, "no copy after the failing one: %ld", e.copies);
@@ -460,6 +472,7 @@ static void test_errors(void) {
         fake_init(&e, arena_bytes);
         e.fail_wait_at = 3;
         ops = fake_ops(&e);
+        msg[0] = '\0';
         st = jf_upload_run(&test_host, items, N_TENSORS, &o, &ops, &stats, msg, sizeof msg);
         check_error("a failing wait", st, FB_ERR_INTERNAL, msg, "wait 3 failed", &e);
         fake_free(&e);
@@ -469,6 +482,7 @@ static void test_errors(void) {
         atomic_store(&cancel_after, 20);
         fake_init(&e, arena_bytes);
         ops = fake_ops(&e);
+        msg[0] = '\0';
         st = jf_upload_run(&test_host, items, N_TENSORS, &o, &ops, &stats, msg, sizeof msg);
         check_error("cancellation", st, FB_ERR_CANCELLED, msg, "cancelled while loading", &e);
         CHECK(stats.chunks > 0 && atomic_load(&cancel_checks) == 20, "cancelled after %" PRIu64 " copies, %ld checks",
@@ -480,6 +494,7 @@ static void test_errors(void) {
         fake_init(&e, arena_bytes);
         e.refuse_staging = 1;
         ops = fake_ops(&e);
+        msg[0] = '\0';
         st = jf_upload_run(&test_host, items, N_TENSORS, &o, &ops, &stats, msg, sizeof msg);
         CHECK(st == FB_ERR_OUT_OF_MEMORY && strstr(msg, "upload buffers") && e.copies == 0,
               "no staging memory: status %d: %s", (int)st, msg);
@@ -492,6 +507,7 @@ static void test_errors(void) {
         test_host_reset();
         fake_init(&e, arena_bytes);
         ops = fake_ops(&e);
+        msg[0] = '\0';
         st = jf_upload_run(&test_host, bad, 2, &o, &ops, &stats, msg, sizeof msg);
         CHECK(st == FB_ERR_UNSUPPORTED && strstr(msg, "q8_0 re-laid") && e.copies == 0 && e.staging_live == 0,
               "an undecodable tensor refused up front: status %d: %s", (int)st, msg);
@@ -503,6 +519,7 @@ static void test_errors(void) {
         fake_init(&e, arena_bytes);
         e.refuse_pinned = 1;
         ops = fake_ops(&e);
+        msg[0] = '\0';
         st = jf_upload_run(&test_host, items, N_TENSORS, &o, &ops, &stats, msg, sizeof msg);
         CHECK(st == FB_OK && stats.pinned == 0 && memcmp(e.arena, ref, arena_bytes) == 0 && e.violations == 0,
               "pageable staging: status %d, pinned %d: %s", (int)st, stats.pinned, msg);
