@@ -289,7 +289,12 @@ static fb_status upload_weights(fb_session *s, const fb_model_view *mv, const fb
                                 .copy = cuda_copy,
                                 .wait = cuda_wait,
                                 .drain = cuda_drain};
-        st = jf_upload_run(s->host, items, n_items, NULL, &dev, &stats, msg, sizeof msg);
+        // To measure what they give: FAIRBENCH_JIT_LOAD_THREADS=N workers (default: every CPU this
+        // process may use), FAIRBENCH_JIT_PREFAULT=0 (no madvise of the file's pages).
+        const char *threads = getenv("FAIRBENCH_JIT_LOAD_THREADS"), *prefault = getenv("FAIRBENCH_JIT_PREFAULT");
+        jf_upload_options options = {.threads = threads ? atoi(threads) : 0,
+                                     .no_prefault = prefault && strcmp(prefault, "0") == 0};
+        st = jf_upload_run(s->host, items, n_items, &options, &dev, &stats, msg, sizeof msg);
         if (st != FB_OK) fail(s, st, "%s", msg);
     }
     for (int k = 0; k < JF_UPLOAD_MAX_SLOTS; k++)
