@@ -39,8 +39,11 @@
  * the backend's effective settings report; "cache" is the JIT cache asked
  * for and whether the kernels came from it (cold/0: compiled; warm/1: a
  * hit), "-" for a backend without JIT. Runs of one backend follow each
- * other, so a warm run finds what the cold run before it stored. Scripts
- * read the columns by their header names. */
+ * other, so a warm run finds what the cold run before it stored. Last,
+ * "load_GB/s" (first row of a session, as load_s): the model file's bytes
+ * over load_s, the rate at which create() turned the file into a ready
+ * backend (from the page cache when the file has been read before).
+ * Scripts read the columns by their header names. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -206,16 +209,18 @@ static int bench_one(const fb_plugin *api, const fb_model *m, const fb_model_vie
     for (int j = 0; j < n_rows; j++) {
         const Row *row = &rows[j];
         double gbs = (double)row->bytes / row->median_s / 1e9;
-        char load_col[16] = "-", cold_col[16] = "-", pct[16] = "-";
+        char load_col[16] = "-", cold_col[16] = "-", pct[16] = "-", load_gbs[16] = "-";
         if (j == 0) {
             snprintf(load_col, sizeof load_col, "%.2f", load);
             snprintf(cold_col, sizeof cold_col, "%.1f", cold * 1e3);
+            snprintf(load_gbs, sizeof load_gbs, "%.2f", (double)gguf_file_size(m->file) / load / 1e9);
         }
         if (copy_bw > 0) snprintf(pct, sizeof pct, "%.0f%%", 100.0 * gbs * 1e9 / copy_bw);
-        printf("%-9s %-6s %-6s %-7s %6d %7s %9s %11.1f %11.1f %9.2f %9.3f %9.3f %8.1f %12" PRIu64 " %8.1f %7s %9.0f\n",
+        printf("%-9s %-6s %-6s %-7s %6d %7s %9s %11.1f %11.1f %9.2f %9.3f %9.3f %8.1f %12" PRIu64 " %8.1f %7s %9.0f %10s\n",
                api->name, precisions[k].name, graphs_col, cache_col, row->prompt, load_col, cold_col,
                row->prompt / row->first_prefill_s, row->prompt / row->warm_prefill_s, row->warm_prefill_s * 1e3,
-               row->median_s * 1e3, row->p90_s * 1e3, 1.0 / row->median_s, row->bytes, gbs, pct, row->peak_mib);
+               row->median_s * 1e3, row->p90_s * 1e3, 1.0 / row->median_s, row->bytes, gbs, pct, row->peak_mib,
+               load_gbs);
     }
     if (copy_bw > 0) printf("#   copy bandwidth %.0f GB/s (read + write); notes: %s\n", copy_bw / 1e9, eff.notes);
     else
@@ -346,9 +351,9 @@ int main(int argc, char **argv) {
         fb_model_close(m);
         return failures ? 1 : 77; /* a backend name that no plugin provides is an error, not a skip */
     }
-    printf("\n%-9s %-6s %-6s %-7s %6s %7s %9s %11s %11s %9s %9s %9s %8s %12s %8s %7s %9s\n", "backend", "prec",
+    printf("\n%-9s %-6s %-6s %-7s %6s %7s %9s %11s %11s %9s %9s %9s %8s %12s %8s %7s %9s %10s\n", "backend", "prec",
            "graphs", "cache", "prompt", "load_s", "cold_ms", "prefill/s", "warm_pf/s", "ttft_ms", "ms/tok", "p90_ms",
-           "tok/s", "bytes/step", "GB/s", "%copy", "peak_MiB");
+           "tok/s", "bytes/step", "GB/s", "%copy", "peak_MiB", "load_GB/s");
     int32_t *prompt = malloc((size_t)run.max_prompt * sizeof *prompt);
     for (int i = 0; i < run.max_prompt; i++) prompt[i] = (int32_t)((i * 7919 + 13) % (int)m->hp.n_vocab);
     run.prompt = prompt;

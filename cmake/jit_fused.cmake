@@ -9,6 +9,8 @@
 #   jit_fused.so               the plugin, in the build tree's plugin folder
 #   jf_template.c (generated)  plugins/jit_fused/jit_fused_kernels.cuh as a C string, embedded in the plugin
 #   test_jit_fused_host        shapes, memory plan, conversion, source, cache: no device
+#   test_jf_upload             the loading pipeline with host memory as the device: no device
+#   bench_jf_load              (a benchmark) the loading pipeline's GB/s on the host
 #   test_jit_fused_nvrtc       the generated kernels of a preset's shapes compiled by
 #                              NVRTC for sm_80 and sm_90 at f32, f16, bf16: no device
 #   test_jit_fused_emulated    the generated kernels run on the CPU against cpu_ref: no device
@@ -31,6 +33,7 @@ add_custom_command(
 # dependencies): the plugin still links nothing of the core.
 add_library(jit_fused_host STATIC
   ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jf_host.c
+  ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jf_upload.c
   ${CMAKE_SOURCE_DIR}/core/sha256.c
   ${_jf_template_c})
 target_include_directories(jit_fused_host
@@ -72,6 +75,14 @@ target_include_directories(test_jit_fused_host PRIVATE ${CMAKE_SOURCE_DIR}/core)
 target_link_libraries(test_jit_fused_host PRIVATE jit_fused_host fbcore)
 add_test(NAME jit_fused_host COMMAND test_jit_fused_host ${CMAKE_BINARY_DIR}/tests/tmp)
 set_tests_properties(jit_fused_host PROPERTIES TIMEOUT 300)
+
+# The loading pipeline (jf_upload.c) with host memory as the device: bytes
+# against jf_layout_rows, the arena's layout, every error path.
+add_executable(test_jf_upload ${CMAKE_SOURCE_DIR}/tests/test_jf_upload.c)
+target_include_directories(test_jf_upload PRIVATE ${CMAKE_SOURCE_DIR}/core)
+target_link_libraries(test_jf_upload PRIVATE jit_fused_host fbcore)
+add_test(NAME jf_upload COMMAND test_jf_upload ${CMAKE_BINARY_DIR}/tests/tmp)
+set_tests_properties(jf_upload PROPERTIES TIMEOUT 300)
 
 # One test per model shape, so ctest spreads the compilations over the cores.
 add_executable(test_jit_fused_nvrtc ${CMAKE_SOURCE_DIR}/tests/test_jit_fused_nvrtc.c)
@@ -128,3 +139,9 @@ set_tests_properties(jit_fused_plugins PROPERTIES TIMEOUT 60)
 if(TARGET bench_gpu)
   add_dependencies(bench_gpu jit_fused)
 endif()
+# Benchmark, not a test: bench_jf_load MODEL.gguf [--precision f16] [--threads N]
+# times the loading pipeline on the host (memcpy as the copy), single-threaded
+# and the loader before it against the pipeline, in GB/s of file bytes.
+add_executable(bench_jf_load ${CMAKE_SOURCE_DIR}/bench/bench_jf_load.c)
+target_include_directories(bench_jf_load PRIVATE ${CMAKE_SOURCE_DIR}/core)
+target_link_libraries(bench_jf_load PRIVATE jit_fused_host fbcore)

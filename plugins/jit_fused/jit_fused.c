@@ -18,6 +18,19 @@
  * product accumulated in f32; norms, activations and the KV cache f32, as
  * cpu_ref's.
  *
+ * Loading (jf_upload.h): every weight in one device allocation, the arena
+ * (one cudaMalloc, zeroed, each weight 256-byte aligned, W_q, W_k, W_v
+ * stacked). A pool of worker threads, one per CPU the process may use,
+ * converts chunks of rows (up to 4 MiB of device rows of one tensor) from
+ * the mapped file into a ring of page-locked staging buffers, each worker
+ * first asking the kernel to map its chunk's pages (MADV_POPULATE_READ);
+ * same-type F32/F16/BF16 rows are copied, others go through jf_layout_rows.
+ * This thread enqueues each finished buffer's cudaMemcpyAsync and an event
+ * on the stream as soon as it is ready, and hands a buffer out again once
+ * its event has completed, so conversion and copies overlap. Pageable
+ * buffers when page-locked memory is refused (a warning; the notes say so).
+ * Progress through host->progress, cancellation between chunks.
+ *
  * The driver API (module loading, launches) is reached through the CUDA
  * runtime's cudaGetDriverEntryPointByVersion, so the plugin links no
  * libcuda and loads on a machine without a driver (probe then says why).
@@ -25,6 +38,7 @@
  * Errors: every CUDA, driver and NVRTC call is checked; a failure becomes a
  * status and a sentence naming the call, file:line and CUDA's own words.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -41,10 +55,9 @@
 #include "fairbench/plugin.h"
 #include "fb_cuda_common.h"
 #include "jf_host.h"
+#include "jf_upload.h"
 
 #define JIT_FUSED_VERSION "1.0.0"
-#define STAGING_BYTES ((size_t)64 << 20) /* each of the two pinned upload buffers */
-#define LOAD_THREADS 8                   /* host threads converting weights at load */
 
 // ----------------------------------------------------------------------------
 // Per-backend options (ABI 1.1): [backend.LABEL] decode = persistent | kernels
@@ -135,6 +148,7 @@ struct fb_session {
     uint64_t graph_replays;
     size_t graph_nodes; // nodes of the captured decode graph (0: none)
     char notes[256];
+    char load_note[64]; // "" or what the weights' upload could not have (page-locked staging)
     char error[512];
 };
 
@@ -224,141 +238,146 @@ static fb_status dev_alloc(fb_session *s, void **out, size_t bytes, const char *
     } while (0)
 
 // ----------------------------------------------------------------------------
-// Loading: weights converted on the host (threaded) into padded rows of the
-// storage type, through two page-locked buffers so that converting one chunk
-// overlaps uploading the previous one
+// Loading: every weight in one device allocation (the arena), filled by
+// jf_upload's pipeline (jf_upload.h): worker threads convert chunks of rows
+// from the mapped file into a ring of page-locked buffers while this thread
+// enqueues each finished buffer's copy on the stream; an event per buffer
+// says when its copy has read it and it may be refilled. Below: the CUDA
+// side of that pipeline (jf_upload_device), then load_weights.
 
-typedef struct Uploader {
-    void *buf[2];
-    cudaEvent_t done[2];
-    bool pinned, used[2];
-    int next;
-    int threads;
-} Uploader;
+typedef struct CudaUpload {
+    fb_session *s;
+    uint8_t *arena;
+    cudaEvent_t copied[JF_UPLOAD_MAX_SLOTS]; // per staging buffer, created at its first copy
+} CudaUpload;
 
-/* Rows [0, t->ne[1]) of tensor t into dst starting at byte `offset`, as
- * rows of device type dev_type (jf_row_bytes apart; see jf_layout_rows). */
-static fb_status upload_rows(fb_session *s, Uploader *u, const fb_tensor_view *t, void *dst, size_t offset,
-                             uint32_t dev_type) {
-    const fb_host *host = s->host;
-    int64_t rows = t->ne[1], cols = t->ne[0];
-    size_t dst_row = (size_t)jf_row_bytes(dev_type, cols);
-    size_t src_row = (size_t)host->row_bytes(t->type, cols);
-    if (src_row == 0 || dst_row == 0)
-        return fail(s, FB_ERR_UNSUPPORTED, "jit_fused: tensor '%s' is %s, which cannot be decoded", t->name,
-                    host->type_name(t->type));
-    int64_t chunk = (int64_t)(STAGING_BYTES / dst_row);
-    if (chunk < 1) chunk = 1;
-    for (int64_t r = 0; r < rows; r += chunk) {
-        int64_t n = rows - r < chunk ? rows - r : chunk;
-        int k = u->next;
-        u->next ^= 1;
-        if (u->used[k]) CUDA_CHECK(s, cudaEventSynchronize(u->done[k])); // its previous upload has finished
-        int rc = jf_layout_rows(host, t->type, (const uint8_t *)t->data + (size_t)r * src_row, n, cols, u->buf[k],
-                                dev_type, u->threads);
-        if (rc != 0)
-            return rc == -2 ? fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory converting '%s'", t->name)
-                            : fail(s, FB_ERR_UNSUPPORTED, "jit_fused: cannot decode tensor '%s' of type %s", t->name,
-                                   host->type_name(t->type));
-        CUDA_CHECK(s, cudaMemcpyAsync((uint8_t *)dst + offset + (size_t)r * dst_row, u->buf[k], (size_t)n * dst_row,
-                                      cudaMemcpyHostToDevice, s->stream));
-        CUDA_CHECK(s, cudaEventRecord(u->done[k], s->stream));
-        u->used[k] = true;
-        if (host->is_cancelled(host))
-            return fail(s, FB_ERR_CANCELLED, "jit_fused: cancelled while loading '%s'", t->name);
-    }
-    return FB_OK;
+static void *cuda_staging_alloc(void *ctx, size_t bytes, int *pinned) {
+    (void)ctx;
+    void *block = NULL;
+    *pinned = cudaMallocHost(&block, bytes) == cudaSuccess;
+    if (*pinned) return block;
+    cudaGetLastError(); // pageable staging works too: each copy then holds this thread while it reads
+    return malloc(bytes);
 }
 
-/* Bytes of matrix t on the device. */
-static size_t matrix_bytes(const fb_session *s, const fb_tensor_view *t) {
-    return (size_t)t->ne[1] * (size_t)jf_row_bytes(jf_device_type(&s->c, t->type), t->ne[0]);
-}
-
-static fb_status upload_matrix(fb_session *s, Uploader *u, const fb_tensor_view *t, void **out) {
-    DEV_ALLOC(s, *out, matrix_bytes(s, t), t->name);
-    return upload_rows(s, u, t, *out, 0, jf_device_type(&s->c, t->type));
-}
-
-static fb_status upload_vector(fb_session *s, Uploader *u, const fb_tensor_view *t, float **out) {
-    DEV_ALLOC(s, *out, (size_t)s->c.ld_dim * sizeof(float), t->name);
-    return upload_rows(s, u, t, *out, 0, JF_T_F32);
-}
-
-static fb_status load_weights_with(fb_session *s, const fb_model_view *mv, Uploader *u) {
-    const jf_config *c = &s->c;
-    jf_buffers *w = &s->b;
-    TRY(upload_matrix(s, u, mv->token_embd, &w->token_embd));
-    for (int l = 0; l < c->n_layers; l++) {
-        const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
-        jf_layer_buffers *lw = &w->layers[l];
-        lw->kind = jf_layer_kind(c, mv, l);
-        if (lw->kind < 0) return fail(s, FB_ERR_INTERNAL, "jit_fused: layer %d has types of no kernel set", l);
-        TRY(upload_vector(s, u, &L->attn_norm, &lw->attn_norm));
-        // W_q, W_k, W_v stacked, each at its own type's row stride (jf_qkv_rope in the kernels)
-        size_t q_bytes = matrix_bytes(s, &L->attn_q), k_bytes = matrix_bytes(s, &L->attn_k);
-        DEV_ALLOC(s, lw->w_qkv, q_bytes + k_bytes + matrix_bytes(s, &L->attn_v), "the stacked Q, K, V weights");
-        TRY(upload_rows(s, u, &L->attn_q, lw->w_qkv, 0, jf_device_type(c, L->attn_q.type)));
-        TRY(upload_rows(s, u, &L->attn_k, lw->w_qkv, q_bytes, jf_device_type(c, L->attn_k.type)));
-        TRY(upload_rows(s, u, &L->attn_v, lw->w_qkv, q_bytes + k_bytes, jf_device_type(c, L->attn_v.type)));
-        TRY(upload_matrix(s, u, &L->attn_output, &lw->w_o));
-        TRY(upload_vector(s, u, &L->ffn_norm, &lw->ffn_norm));
-        TRY(upload_matrix(s, u, &L->ffn_gate, &lw->w_gate));
-        TRY(upload_matrix(s, u, &L->ffn_up, &lw->w_up));
-        TRY(upload_matrix(s, u, &L->ffn_down, &lw->w_down));
-        s->host->progress(s->host, "jit_fused: converting and uploading weights", (double)(l + 1) / c->n_layers);
-    }
-    TRY(upload_vector(s, u, mv->output_norm, &w->output_norm));
-    if (mv->tied_output) w->output = w->token_embd;
+static void cuda_staging_free(void *ctx, void *block, int pinned) {
+    (void)ctx;
+    if (pinned) cudaFreeHost(block);
     else
-        TRY(upload_matrix(s, u, mv->output, &w->output));
-    // RoPE frequencies: theta_i = pos * base^(-2i / n_rot) / factor_i
-    float *inv = malloc((size_t)(c->n_rot / 2) * sizeof(float));
-    if (!inv) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
-    jf_rope_inv_freq(inv, c->n_rot, mv->rope_freq_base, mv->rope_freqs ? (const float *)mv->rope_freqs->data : NULL);
-    fb_status st = dev_alloc(s, (void **)&w->rope_inv_freq, (size_t)(c->n_rot / 2) * sizeof(float), "rope frequencies");
-    if (st == FB_OK) {
-        cudaError_t err = cudaMemcpyAsync(w->rope_inv_freq, inv, (size_t)(c->n_rot / 2) * sizeof(float),
-                                          cudaMemcpyHostToDevice, s->stream);
-        if (err == cudaSuccess) err = cudaStreamSynchronize(s->stream); // inv is pageable and freed next
-        if (err != cudaSuccess) st = cuda_fail(s, err, "uploading the RoPE frequencies", __FILE__, __LINE__);
+        free(block);
+}
+
+static int cuda_upload_failed(cudaError_t err, const char *call, int line, char *msg, size_t msg_size) {
+    fbc_cuda_fail(msg, msg_size, "jit_fused", err, call, __FILE__, line);
+    return -1;
+}
+
+static int cuda_copy(void *ctx, int slot, uint64_t dst_offset, const void *src, size_t bytes, char *msg,
+                     size_t msg_size) {
+    CudaUpload *u = ctx;
+    cudaError_t err;
+    if (!u->copied[slot] && (err = cudaEventCreateWithFlags(&u->copied[slot], cudaEventDisableTiming)) != cudaSuccess) {
+        u->copied[slot] = NULL;
+        return cuda_upload_failed(err, "cudaEventCreateWithFlags (an upload buffer's event)", __LINE__, msg, msg_size);
     }
-    free(inv);
+    err = cudaMemcpyAsync(u->arena + dst_offset, src, bytes, cudaMemcpyHostToDevice, u->s->stream);
+    if (err != cudaSuccess)
+        return cuda_upload_failed(err, "cudaMemcpyAsync (weights to the device)", __LINE__, msg, msg_size);
+    err = cudaEventRecord(u->copied[slot], u->s->stream);
+    return err == cudaSuccess
+               ? 0
+               : cuda_upload_failed(err, "cudaEventRecord (an upload buffer's event)", __LINE__, msg, msg_size);
+}
+
+static int cuda_wait(void *ctx, int slot, char *msg, size_t msg_size) {
+    CudaUpload *u = ctx;
+    cudaError_t err = cudaEventSynchronize(u->copied[slot]);
+    return err == cudaSuccess
+               ? 0
+               : cuda_upload_failed(err, "cudaEventSynchronize (an upload buffer's copy)", __LINE__, msg, msg_size);
+}
+
+static int cuda_drain(void *ctx, char *msg, size_t msg_size) {
+    CudaUpload *u = ctx;
+    cudaError_t err = cudaStreamSynchronize(u->s->stream);
+    return err == cudaSuccess
+               ? 0
+               : cuda_upload_failed(err, "cudaStreamSynchronize (end of the weights' upload)", __LINE__, msg, msg_size);
+}
+
+/* The arena through the pipeline; the RoPE frequencies, computed here, with them. */
+static fb_status upload_weights(fb_session *s, const fb_model_view *mv, const fb_tensor_view *rope) {
+    jf_upload_item *items = NULL;
+    size_t n_items = 0;
+    uint64_t arena_bytes = 0;
+    char msg[600];
+    int rc = jf_upload_items(&s->c, mv, rope, &items, &n_items, &arena_bytes, msg, sizeof msg);
+    if (rc != 0) return fail(s, rc == -2 ? FB_ERR_OUT_OF_MEMORY : FB_ERR_UNSUPPORTED, "%s", msg);
+    CudaUpload u = {.s = s};
+    fb_status st = dev_alloc(s, (void **)&u.arena, arena_bytes, "the weights");
+    if (st == FB_OK) { // row padding, alignment gaps and the norms' tails read as zero
+        cudaError_t err = cudaMemsetAsync(u.arena, 0, arena_bytes, s->stream);
+        if (err != cudaSuccess) st = cuda_fail(s, err, "cudaMemsetAsync (the weights)", __FILE__, __LINE__);
+    }
+    jf_upload_stats stats = {0};
+    if (st == FB_OK) {
+        jf_upload_bind(items, n_items, u.arena, s->c.tied, &s->b);
+        jf_upload_device dev = {.ctx = &u,
+                                .staging_alloc = cuda_staging_alloc,
+                                .staging_free = cuda_staging_free,
+                                .copy = cuda_copy,
+                                .wait = cuda_wait,
+                                .drain = cuda_drain};
+        // To measure what they give: FAIRBENCH_JIT_LOAD_THREADS=N workers (default: every CPU this
+        // process may use), FAIRBENCH_JIT_PREFAULT=0 (no madvise of the file's pages).
+        const char *threads = getenv("FAIRBENCH_JIT_LOAD_THREADS"), *prefault = getenv("FAIRBENCH_JIT_PREFAULT");
+        jf_upload_options options = {.threads = threads ? atoi(threads) : 0,
+                                     .no_prefault = prefault && strcmp(prefault, "0") == 0};
+        st = jf_upload_run(s->host, items, n_items, &options, &dev, &stats, msg, sizeof msg);
+        if (st != FB_OK) fail(s, st, "%s", msg);
+    }
+    for (int k = 0; k < JF_UPLOAD_MAX_SLOTS; k++)
+        if (u.copied[k]) cudaEventDestroy(u.copied[k]);
+    free(items);
+    if (st == FB_OK && !stats.pinned) {
+        snprintf(s->load_note, sizeof s->load_note, "; weights staged in pageable memory");
+        s->host->log(s->host, FB_LOG_WARN,
+                     "jit_fused: page-locked memory refused for the upload buffers: weights staged in pageable "
+                     "memory, so each copy holds the loading thread");
+    }
+    if (st == FB_OK) {
+        snprintf(msg, sizeof msg,
+                 "jit_fused: %.1f MB of the file into %.1f MB of device rows: %d threads, %d %s buffers of %zu MiB, "
+                 "%" PRIu64 " copies",
+                 stats.file_bytes / 1e6, stats.device_bytes / 1e6, stats.threads, stats.slots,
+                 stats.pinned ? "page-locked" : "pageable", stats.slot_bytes >> 20, stats.chunks);
+        s->host->log(s->host, FB_LOG_DEBUG, msg);
+    }
     return st;
 }
 
 static fb_status load_weights(fb_session *s, const fb_model_view *mv) {
-    Uploader u = {0};
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    u.threads = cpus < 1 ? 1 : cpus > LOAD_THREADS ? LOAD_THREADS : (int)cpus;
-    s->b.layers = calloc((size_t)s->c.n_layers, sizeof *s->b.layers);
+    const jf_config *c = &s->c;
+    s->b.layers = calloc((size_t)c->n_layers, sizeof *s->b.layers);
     if (!s->b.layers) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
-    s->host_bytes += (uint64_t)s->c.n_layers * sizeof *s->b.layers;
-    u.pinned = true;
-    for (int k = 0; k < 2; k++)
-        if (cudaMallocHost(&u.buf[k], STAGING_BYTES) != cudaSuccess) u.pinned = false;
-    if (!u.pinned) { // pageable staging works too, without the overlap
-        cudaGetLastError();
-        for (int k = 0; k < 2; k++) {
-            if (u.buf[k]) cudaFreeHost(u.buf[k]);
-            u.buf[k] = malloc(STAGING_BYTES);
-        }
+    s->host_bytes += (uint64_t)c->n_layers * sizeof *s->b.layers;
+    for (int l = 0; l < c->n_layers; l++) {
+        s->b.layers[l].kind = jf_layer_kind(c, mv, l);
+        if (s->b.layers[l].kind < 0)
+            return fail(s, FB_ERR_INTERNAL, "jit_fused: layer %d has types of no kernel set", l);
     }
-    fb_status st = FB_OK;
-    if (!u.buf[0] || !u.buf[1])
-        st = fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory for the upload buffers");
-    for (int k = 0; k < 2 && st == FB_OK; k++) {
-        cudaError_t err = cudaEventCreateWithFlags(&u.done[k], cudaEventDisableTiming);
-        if (err != cudaSuccess) st = cuda_fail(s, err, "cudaEventCreateWithFlags", __FILE__, __LINE__);
-    }
-    if (st == FB_OK) st = load_weights_with(s, mv, &u);
-    cudaStreamSynchronize(s->stream); // the buffers are freed below: every upload from them must be done
-    for (int k = 0; k < 2; k++) {
-        if (u.done[k]) cudaEventDestroy(u.done[k]);
-        if (u.pinned) cudaFreeHost(u.buf[k]);
-        else
-            free(u.buf[k]);
-    }
+    // RoPE frequencies: theta_i = pos * base^(-2i / n_rot) / factor_i
+    float *inv = malloc((size_t)(c->n_rot / 2) * sizeof(float));
+    if (!inv) return fail(s, FB_ERR_OUT_OF_MEMORY, "jit_fused: out of host memory");
+    jf_rope_inv_freq(inv, c->n_rot, mv->rope_freq_base, mv->rope_freqs ? (const float *)mv->rope_freqs->data : NULL);
+    const fb_tensor_view rope = {.name = "the RoPE frequencies",
+                                 .type = JF_T_F32,
+                                 .n_dims = 1,
+                                 .ne = {c->n_rot / 2, 1, 1, 1},
+                                 .data = inv,
+                                 .n_bytes = (uint64_t)(c->n_rot / 2) * sizeof(float)};
+    fb_status st = upload_weights(s, mv, &rope); // every copy has finished when it returns: inv may go
+    free(inv);
     return st;
 }
 
@@ -715,6 +734,8 @@ static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, 
                  s->allow_graphs ? " in a CUDA graph" : "", s->c.pdl ? ", dependent launch" : "");
     snprintf(s->notes, sizeof s->notes, "weights %.50s, f32 accumulation, f32 activations and KV cache; %.70s; %.60s",
              weights, how, s->jit_note);
+    size_t notes_len = strlen(s->notes);
+    snprintf(s->notes + notes_len, sizeof s->notes - notes_len, "%s", s->load_note);
     s->error[0] = '\0';
     *out = s;
     return FB_OK;
