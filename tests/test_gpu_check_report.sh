@@ -22,7 +22,7 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 
-header='backend   prec   graphs cache   prompt  load_s   cold_ms   prefill/s   warm_pf/s   ttft_ms    ms/tok    p90_ms    tok/s   bytes/step     GB/s   %copy  peak_MiB'
+header='backend   prec   graphs cache   prompt  load_s   cold_ms   prefill/s   warm_pf/s   ttft_ms    ms/tok    p90_ms    tok/s   bytes/step     GB/s   %copy  peak_MiB  load_GB/s'
 
 if [[ -n $bench_gpu && -n $fairbench ]]; then
   "$fairbench" synth --preset tiny --type F16 -o "$tmp/tiny.gguf" >/dev/null 2>&1
@@ -45,16 +45,16 @@ done
 cat >"$a/bench_1b.out" <<F
 model    /tmp/gpu-check-1b.gguf (INVENTED FIXTURE)
 $header
-eager_ops f16    1/1    -           16    1.00     100.0      1000.0      2000.0      8.00     1.000     1.100   1000.0   2500000000   2500.0     70%      3000
-eager_ops f16    1/1    -         2048       -         -     30000.0     30000.0     68.27     1.111     1.200    900.0   2600000000   2340.0     65%      3100
+eager_ops f16    1/1    -           16    1.00     100.0      1000.0      2000.0      8.00     1.000     1.100   1000.0   2500000000   2500.0     70%      3000          -
+eager_ops f16    1/1    -         2048       -         -     30000.0     30000.0     68.27     1.111     1.200    900.0   2600000000   2340.0     65%      3100          -
 #   copy bandwidth 4000 GB/s (read + write); notes: INVENTED
-jit_fused f16    1/1    warm/0      16    1.00     200.0      1000.0      2000.0      8.00     0.667     0.700   1500.0   2500000000   3520.0     88%      3000
-jit_fused f16    1/1    warm/0    2048       -         -     50000.0     50000.0     40.96     0.833     0.900   1200.0   2600000000   3120.0     78%      3100
+jit_fused f16    1/1    warm/0      16    1.00     200.0      1000.0      2000.0      8.00     0.667     0.700   1500.0   2500000000   3520.0     88%      3000          -
+jit_fused f16    1/1    warm/0    2048       -         -     50000.0     50000.0     40.96     0.833     0.900   1200.0   2600000000   3120.0     78%      3100          -
 #   copy bandwidth 4000 GB/s (read + write); notes: INVENTED
 F
-# 8B: a column appended at the end (load_GB/s, as another change adds) and a failed row
+# 8B: load_GB/s filled in (1B's rows leave it out) and a failed row
 cat >"$a/bench_8b.out" <<F
-$header  load_GB/s
+$header
 eager_ops f16    1/1    -           16    4.00     100.0      1000.0      9000.0      1.78     5.000     5.100    200.0  16060000000   3212.0     80%     17000      4.0
 eager_ops f16    1/1    -         2048 failed: INVENTED out of memory
 #   copy bandwidth 4000 GB/s (read + write); notes: INVENTED
@@ -64,20 +64,21 @@ jit_fused f16    1/1    warm/0    2048       -         -     12000.0     12000.0
 F
 cat >"$a/fresh_1b_jit_fused.out" <<F
 $header
-jit_fused f16    1/1    warm/1      16    0.40      30.0      1000.0      2000.0      8.00     0.667     0.700   1500.0   2500000000   3520.0     88%      3000
+jit_fused f16    1/1    warm/1      16    0.40      30.0      1000.0      2000.0      8.00     0.667     0.700   1500.0   2500000000   3520.0     88%      3000       6.18
 F
+# an older bench_gpu without load_GB/s: the table divides the file's bytes by load_s
 cat >"$a/fresh_1b_eager_ops.out" <<F
-$header
+${header%  load_GB/s}
 eager_ops f16    1/1    -           16    1.00      80.0      1000.0      2000.0      8.00     1.000     1.100   1000.0   2500000000   2500.0     70%      3000
 F
 cat >"$a/fresh_8b_jit_fused.out" <<F
-$header  load_GB/s
+$header
 jit_fused f16    1/1    warm/0      16    2.00      30.0      1000.0     12000.0      1.33     4.400     4.500    227.3  16060000000   3650.0     91%     17000      8.0
 F
 cat >"$a/torch_1b.out" <<F
 $header
-torch     f16    1/1    warm/-1     16   10.00   60000.0        10.0       600.0     26.67     1.667     1.700    600.0   2500000000   1500.0       -      4000
-torch     f16    1/1    warm/-1   2048       -         -       600.0       600.0   3413.33     1.754     1.800    570.0   2600000000   1482.0       -      4100
+torch     f16    1/1    warm/-1     16   10.00   60000.0        10.0       600.0     26.67     1.667     1.700    600.0   2500000000   1500.0       -      4000          -
+torch     f16    1/1    warm/-1   2048       -         -       600.0       600.0   3413.33     1.754     1.800    570.0   2600000000   1482.0       -      4100          -
 #   notes: INVENTED
 F
 echo "  llama3.2-1b f16 graphs on                     top-1 32/32 (100.0%), logits relative error 0.000412" >"$a/agree_1b_jit_fused.out"
@@ -137,7 +138,7 @@ echo "NVIDIA H100 80GB HBM3" >"$b/card.txt"
 printf '%-24s %-22s %5ss/%-4s %s\n' synth_1b "TIMED OUT after 60s" 60 60 "" bench_1b "NOT RUN (no time left)" 0 120 "" >"$b/steps.txt"
 cat >"$b/bench_1b.out" <<F
 $header
-jit_fused f16    1/1    warm/0    2048       -         -     50000.0     50000.0     40.96     0.833     0.900   1200.0   2600000000   3120.0     78%      3100
+jit_fused f16    1/1    warm/0    2048       -         -     50000.0     50000.0     40.96     0.833     0.900   1200.0   2600000000   3120.0     78%      3100          -
 F
 OUT=$tmp/out-b bash "$repo/scripts/gpu-check.sh" --only wall --report-from "$b" >"$tmp/b.txt" 2>&1
 rc=$?
