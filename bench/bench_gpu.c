@@ -216,7 +216,8 @@ static int bench_one(const fb_plugin *api, const fb_model *m, const fb_model_vie
             snprintf(load_gbs, sizeof load_gbs, "%.2f", (double)gguf_file_size(m->file) / load / 1e9);
         }
         if (copy_bw > 0) snprintf(pct, sizeof pct, "%.0f%%", 100.0 * gbs * 1e9 / copy_bw);
-        printf("%-9s %-6s %-6s %-7s %6d %7s %9s %11.1f %11.1f %9.2f %9.3f %9.3f %8.1f %12" PRIu64 " %8.1f %7s %9.0f %10s\n",
+        printf("%-9s %-6s %-6s %-7s %6d %7s %9s %11.1f %11.1f %9.2f %9.3f %9.3f %8.1f %12" PRIu64
+               " %8.1f %7s %9.0f %10s\n",
                api->name, precisions[k].name, graphs_col, cache_col, row->prompt, load_col, cold_col,
                row->prompt / row->first_prefill_s, row->prompt / row->warm_prefill_s, row->warm_prefill_s * 1e3,
                row->median_s * 1e3, row->p90_s * 1e3, 1.0 / row->median_s, row->bytes, gbs, pct, row->peak_mib,

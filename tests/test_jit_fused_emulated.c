@@ -6,9 +6,11 @@
  * For two synthetic models, at f32, f16 and bf16: one of odd shape (width
  * 90, 5 heads / 1 KV head of 18, ff 250, vocab 1001, 2 layers, Llama-3
  * RoPE, untied, F16: nothing a multiple of the 16-byte vectors, so every
- * padding path runs) and one with many small heads (width 128, 32 heads / 8
- * KV heads of 4, ff 256, vocab 512, Q8_0, tied: 8 attention splits, so each
- * warp's online softmax runs over several positions):
+ * padding path runs; at f32 with one attention split, so a lane's online
+ * softmax runs over two positions and rescales) and one with many small
+ * heads (width 128, 32 heads / 2 KV heads of 4, ff 256, vocab 512, Q8_0,
+ * tied: 16 query heads per KV head, attention in two passes of 8, two KV
+ * groups):
  * the kernel source the plugin would hand NVRTC is built instead by the host
  * C++ compiler CXX with tests/jf_emulate.h (every block as fibers, warp
  * shuffles and barriers emulated), the weights are converted by the plugin's
@@ -410,7 +412,7 @@ static void plain_models(const Env *env, uint64_t seed) {
             spec.n_embd = 90, spec.n_head = 5, spec.n_head_kv = 1, spec.n_ff = 250, spec.n_vocab = 1001;
             spec.tied_output = false, spec.llama3_rope = true, spec.type = GGUF_TYPE_F16;
         } else {
-            spec.n_embd = 128, spec.n_head = 32, spec.n_head_kv = 8, spec.n_ff = 256, spec.n_vocab = 512;
+            spec.n_embd = 128, spec.n_head = 32, spec.n_head_kv = 2, spec.n_ff = 256, spec.n_vocab = 512;
             spec.tied_output = true, spec.llama3_rope = false, spec.type = GGUF_TYPE_Q8_0;
         }
         spec.n_layer = 2, spec.n_ctx = 64, spec.seed = seed + (uint64_t)m;
