@@ -150,6 +150,7 @@ struct fb_session {
     char notes[256];
     char load_note[64]; // "" or what the weights' upload could not have (page-locked staging)
     char error[512];
+    fb_kernel_class classes[8]; // kernel_classes: the profiling pass's table
 };
 
 static fb_status fail(fb_session *s, fb_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -903,6 +904,39 @@ static fb_status jit_fused_copy_bandwidth(fb_session *s, double *bytes_per_secon
     return err == cudaSuccess ? FB_OK : cuda_fail(s, err, step, __FILE__, __LINE__);
 }
 
+/* ABI 1.1 profiling: the decode kernels' classes, with the weight bytes a
+ * launch reads (the layers' mean: a native mix's layers differ), so the
+ * profiling pass can give each its bandwidth. The persistent step reads
+ * every weight once; its KV-cache reads, which grow with the position, are
+ * left out (at 2048 positions of the 1B shapes, 5% of its bytes). */
+static fb_status jit_fused_kernel_classes(fb_session *s, const fb_kernel_class **table, uint32_t *n) {
+    const jf_config *c = &s->c;
+    uint64_t qkv = 0, wo = 0, gate_up = 0, down = 0, layers = 0; // over the layers, by kind
+    for (int k = 0; k < c->n_kinds; k++) {
+        const jf_layer_types *t = &c->kinds[k];
+        const uint64_t nl = (uint64_t)c->kind_layers[k];
+        qkv += nl * ((uint64_t)c->q_dim * (uint64_t)jf_row_bytes(t->q, c->dim) +
+                     (uint64_t)c->kv_dim * (uint64_t)(jf_row_bytes(t->k, c->dim) + jf_row_bytes(t->v, c->dim)));
+        wo += nl * (uint64_t)c->dim * (uint64_t)jf_row_bytes(t->o, c->q_dim);
+        gate_up += nl * (uint64_t)c->n_ff * (uint64_t)(jf_row_bytes(t->gate, c->dim) + jf_row_bytes(t->up, c->dim));
+        down += nl * (uint64_t)c->dim * (uint64_t)jf_row_bytes(t->down, c->n_ff);
+        layers += nl;
+    }
+    if (!layers) layers = 1;
+    const uint64_t head = (uint64_t)c->vocab * (uint64_t)jf_row_bytes(c->out_type, c->dim);
+    s->classes[0] = (fb_kernel_class){"jf_decode_step", "matvec", qkv + wo + gate_up + down + head};
+    s->classes[1] = (fb_kernel_class){"jf_qkv_rope_1", "matvec", qkv / layers};
+    s->classes[2] = (fb_kernel_class){"jf_out_residual_1", "matvec", wo / layers};
+    s->classes[3] = (fb_kernel_class){"jf_gate_up_1", "matvec", gate_up / layers};
+    s->classes[4] = (fb_kernel_class){"jf_down_residual_1", "matvec", down / layers};
+    s->classes[5] = (fb_kernel_class){"jf_lm_head_1", "matvec", head};
+    s->classes[6] = (fb_kernel_class){"jf_attention_split", "attention", 0};
+    s->classes[7] = (fb_kernel_class){"jf_embed", "copy", 0};
+    *table = s->classes;
+    *n = 8;
+    return FB_OK;
+}
+
 static void jit_fused_destroy(fb_session *s) {
     if (!s) return;
     if (s->stream) {
@@ -943,6 +977,7 @@ static const fb_plugin jit_fused_plugin = {
     .destroy = jit_fused_destroy,
     .copy_bandwidth = jit_fused_copy_bandwidth,
     .check_option = jit_fused_check_option,
+    .kernel_classes = jit_fused_kernel_classes,
 };
 
 FB_PLUGIN_EXPORT const fb_plugin *fb_plugin_entry(void) { return &jit_fused_plugin; }
