@@ -449,6 +449,132 @@ static void test_attention(void) {
     CU(cudaFree(d_out));
 }
 
+/* cpu_ref's attention_worker: row b of q (batch, n_heads * hd), at position
+ * pos0 + b, against the caches (at least pos0 + batch positions of kv_dim):
+ * scores, scaled, softmax, weighted sum of the values. */
+static void attention_reference(float *out, const float *q, const float *kc, const float *vc, int batch, int pos0,
+                                int n_heads, int n_kv, int hd) {
+    const int kv_mul = n_heads / n_kv, kv_dim = n_kv * hd, q_dim = n_heads * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *att = malloc((size_t)(pos0 + batch) * sizeof *att);
+    for (int b = 0; b < batch; b++)
+        for (int h = 0; h < n_heads; h++) {
+            const int pos = pos0 + b, g = h / kv_mul;
+            const float *qh = q + (size_t)b * q_dim + (size_t)h * hd;
+            for (int t = 0; t <= pos; t++) {
+                const float *k = kc + (size_t)t * kv_dim + (size_t)g * hd;
+                float score = 0.0f;
+                for (int i = 0; i < hd; i++) score += qh[i] * k[i];
+                att[t] = score * scale;
+            }
+            softmax(att, pos + 1);
+            float *o = out + (size_t)b * q_dim + (size_t)h * hd;
+            memset(o, 0, (size_t)hd * sizeof *o);
+            for (int t = 0; t <= pos; t++) {
+                const float *v = vc + (size_t)t * kv_dim + (size_t)g * hd;
+                for (int i = 0; i < hd; i++) o[i] += att[t] * v[i];
+            }
+        }
+    free(att);
+}
+
+/* Caches of max_seq positions: random keys and values where the kernel may
+ * read them (positions < filled), NaN after, so that a read past the
+ * query's last position poisons the output instead of passing unseen. */
+static void random_caches(float **kc, float **vc, int max_seq, int filled, int kv_dim) {
+    size_t n = (size_t)max_seq * kv_dim, valid = (size_t)filled * kv_dim;
+    *kc = random_host(n, 1.5f);
+    *vc = random_host(n, 1.0f);
+    for (size_t i = valid; i < n; i++) (*kc)[i] = (*vc)[i] = NAN;
+}
+
+/* Every query row of a chunk in one launch (prefill), against cpu_ref's
+ * attention: odd batch sizes, chunks starting at position 0 and later (a
+ * second prefill chunk), more positions than one KV tile, more rows than one
+ * query tile, GQA groups of 1, 3, 4 and 40 heads (one more than a block
+ * holds), head_dim 16, 64, 80 and 128 (both kernel variants). */
+static void test_attention_prefill(void) {
+    static const struct {
+        int n_heads, n_kv, hd, batch, pos0;
+    } cases[] = {{8, 2, 64, 37, 0}, {4, 4, 16, 5, 70}, {6, 2, 80, 19, 13},   {32, 8, 64, 70, 100}, {40, 1, 128, 3, 50},
+                 {2, 1, 128, 1, 0}, {8, 2, 64, 64, 1}, {12, 4, 128, 33, 17}, {4, 2, 16, 300, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const int n_heads = cases[k].n_heads, n_kv = cases[k].n_kv, hd = cases[k].hd;
+        const int batch = cases[k].batch, pos0 = cases[k].pos0;
+        const int kv_dim = n_kv * hd, q_dim = n_heads * hd, max_seq = pos0 + batch + 7;
+        float *kc, *vc, *q = random_host((size_t)batch * q_dim, 2.0f);
+        random_caches(&kc, &vc, max_seq, pos0 + batch, kv_dim);
+        float *want = malloc((size_t)batch * q_dim * sizeof *want);
+        attention_reference(want, q, kc, vc, batch, pos0, n_heads, n_kv, hd);
+        float *d_kc = to_device(kc, (size_t)max_seq * kv_dim * 4), *d_vc = to_device(vc, (size_t)max_seq * kv_dim * 4);
+        float *d_q = to_device(q, (size_t)batch * q_dim * 4), *d_out;
+        CU(cudaMalloc((void **)&d_out, (size_t)batch * q_dim * 4));
+        int32_t *d_pos = device_int(pos0);
+        CU(eo_attention_prefill_forward(d_out, d_q, d_kc, d_vc, batch, n_heads, n_kv, hd, d_pos, stream));
+        float *got = from_device(d_out, (size_t)batch * q_dim);
+        char what[96];
+        snprintf(what, sizeof what, "attention prefill (%d rows at %d, %d/%d heads x %d)", batch, pos0, n_heads, n_kv,
+                 hd);
+        check_close(what, got, want, (size_t)batch * q_dim, 2e-6, 1e-5);
+        free(kc), free(vc), free(q), free(want), free(got);
+        CU(cudaFree(d_kc));
+        CU(cudaFree(d_vc));
+        CU(cudaFree(d_q));
+        CU(cudaFree(d_out));
+        CU(cudaFree(d_pos));
+    }
+}
+
+/* One query row split over the sequence (decode), against cpu_ref's
+ * attention: position 0 (one split holds everything, the rest are empty),
+ * more splits than positions, a split longer than a tile of 128, odd split
+ * counts, GQA groups of 1, 3, 4 and 10 (two blocks per group), head_dim 16,
+ * 64, 80 and 128; and twice on one set of buffers at two positions, as a
+ * replayed CUDA graph runs it. */
+static void test_attention_decode(void) {
+    static const struct {
+        int n_heads, n_kv, hd, pos, n_splits;
+    } cases[] = {{8, 2, 64, 0, 32},  {8, 2, 64, 300, 32}, {8, 2, 64, 300, 1}, {32, 8, 64, 2047, 32}, {6, 2, 80, 130, 7},
+                 {20, 2, 16, 77, 5}, {4, 4, 128, 500, 3}, {8, 2, 64, 5, 32},  {16, 2, 128, 1000, 4}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const int n_heads = cases[k].n_heads, n_kv = cases[k].n_kv, hd = cases[k].hd;
+        const int pos = cases[k].pos, n_splits = cases[k].n_splits;
+        const int kv_dim = n_kv * hd, q_dim = n_heads * hd, max_seq = pos + 9;
+        float *kc, *vc, *q = random_host((size_t)q_dim, 2.0f);
+        random_caches(&kc, &vc, max_seq, pos + 1, kv_dim);
+        float *want = malloc((size_t)q_dim * sizeof *want);
+        /* the query row alone, at position pos: the reference's row 0 at pos0 = pos */
+        attention_reference(want, q, kc, vc, 1, pos, n_heads, n_kv, hd);
+        float *d_kc = to_device(kc, (size_t)max_seq * kv_dim * 4), *d_vc = to_device(vc, (size_t)max_seq * kv_dim * 4);
+        float *d_q = to_device(q, (size_t)q_dim * 4), *d_out, *d_part;
+        CU(cudaMalloc((void **)&d_out, (size_t)q_dim * 4));
+        CU(cudaMalloc((void **)&d_part, eo_attention_decode_partials(n_heads, hd, n_splits) * 4));
+        int32_t *d_pos = device_int(pos);
+        CU(eo_attention_decode_forward(d_out, d_part, d_q, d_kc, d_vc, n_heads, n_kv, hd, n_splits, d_pos, stream));
+        float *got = from_device(d_out, (size_t)q_dim);
+        char what[96];
+        snprintf(what, sizeof what, "attention decode (pos %d, %d splits, %d/%d heads x %d)", pos, n_splits, n_heads,
+                 n_kv, hd);
+        check_close(what, got, want, (size_t)q_dim, 2e-6, 1e-5);
+        free(got);
+        /* the same launch at an earlier position read from the same device int */
+        const int earlier = pos / 3;
+        CU(cudaMemcpy(d_pos, &earlier, sizeof earlier, cudaMemcpyHostToDevice));
+        attention_reference(want, q, kc, vc, 1, earlier, n_heads, n_kv, hd);
+        CU(eo_attention_decode_forward(d_out, d_part, d_q, d_kc, d_vc, n_heads, n_kv, hd, n_splits, d_pos, stream));
+        got = from_device(d_out, (size_t)q_dim);
+        snprintf(what, sizeof what, "  same buffers, position from the device: %d", earlier);
+        check_close(what, got, want, (size_t)q_dim, 2e-6, 1e-5);
+        free(kc), free(vc), free(q), free(want), free(got);
+        CU(cudaFree(d_kc));
+        CU(cudaFree(d_vc));
+        CU(cudaFree(d_q));
+        CU(cudaFree(d_out));
+        CU(cudaFree(d_part));
+        CU(cudaFree(d_pos));
+    }
+}
+
 int main(int argc, char **argv) {
     rng = argc > 1 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
     int count = 0;
@@ -475,6 +601,8 @@ int main(int argc, char **argv) {
     test_argmax();
     test_matmul();
     test_attention();
+    test_attention_prefill();
+    test_attention_decode();
     cublasDestroy(handle);
     cudaStreamDestroy(stream);
     return check_summary();

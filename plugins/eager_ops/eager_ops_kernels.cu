@@ -31,6 +31,13 @@
 #define EO_LAUNCH(kernel, blocks, threads, stream, ...) kernel<<<blocks, threads, 0, stream>>>(__VA_ARGS__)
 #endif
 
+/* #pragma unroll, which the host compiler of the emulation does not know. */
+#ifdef EO_EMULATE
+#define EO_UNROLL
+#else
+#define EO_UNROLL _Pragma("unroll")
+#endif
+
 static const int kBlock = 256;
 
 static unsigned elementwise_blocks(size_t n) {
@@ -234,6 +241,310 @@ extern "C" cudaError_t eo_softmax_forward(float *att, int n_rows, int row_stride
                                           int pos_offset, float scale, cudaStream_t stream) {
     if (n_rows <= 0 || n_cols <= 0) return cudaSuccess;
     EO_LAUNCH(softmax_kernel, n_rows, kBlock, stream, att, row_stride, n_cols, pos, pos_offset, scale);
+    return cudaGetLastError();
+}
+
+// ----------------------------------------------------------------------------
+// attention, prefill: every query row of the chunk in one launch
+// (flash-attention style; cpu_ref's attention_worker is the twin)
+//
+// Shapes: q and out (batch, n_heads * head_dim), one layer's key_cache and
+// value_cache (max_seq, kv_dim); row b is at position *pos + b.
+// A block owns kAttnQueries query vectors: rows_per_block consecutive rows
+// times heads_per_block query heads, all of one KV head g (its whole GQA
+// group, or a slice of it when the group has more than kAttnQueries heads).
+// Four adjacent lanes serve one query vector. The block walks positions
+// 0 .. (its last row's position) in tiles of KV_TILE:
+//   load:    the tile's keys and values of head g into shared memory, once
+//            for all the block's queries
+//   scores:  each lane scores a quarter of the tile: q . k_t * scale, and
+//            -inf past the query's own position (the causal mask)
+//   softmax: online: the query's running maximum m and sum l take in the
+//            tile's, and what was accumulated so far is rescaled by
+//            exp(m_old - m_new)
+//   values:  each lane adds p_t * v_t to its quarter of the output dimensions
+// and at the end divides by l. Row tiles are issued latest first: the latest
+// rows have the most positions to attend to. f32 throughout.
+
+static const int kAttnThreads = 128;
+static const int kAttnQueries = 32;                        // query vectors per block
+static const int kAttnLanes = kAttnThreads / kAttnQueries; // threads per query vector (4)
+
+template <int HD_MAX>
+__global__ void __launch_bounds__(kAttnThreads)
+    attention_prefill_kernel(float *out, const float *q, const float *key_cache, const float *value_cache, int batch,
+                             int n_heads, int n_kv_heads, int head_dim, const int32_t *pos, float scale,
+                             int heads_per_block, int head_chunks, int rows_per_block) {
+    const int KV_TILE = HD_MAX <= 64 ? 32 : 16;        // positions per tile: the shared arrays stay under 48 KiB
+    const int kScores = KV_TILE / kAttnLanes;          // scores per lane per tile
+    __shared__ float q_tile[kAttnQueries][HD_MAX + 1]; // + 1: consecutive rows start in different banks
+    __shared__ float k_tile[KV_TILE][HD_MAX + 1];
+    __shared__ float v_tile[KV_TILE][HD_MAX];
+    __shared__ float p_tile[kAttnQueries][KV_TILE + 1];
+
+    const int kv_mul = n_heads / n_kv_heads, kv_dim = n_kv_heads * head_dim, q_dim = n_heads * head_dim;
+    // this block: a tile of rows (latest first), KV head g, a chunk of g's query heads
+    const int n_row_tiles = (batch + rows_per_block - 1) / rows_per_block, per_row_tile = n_kv_heads * head_chunks;
+    const int row_tile = n_row_tiles - 1 - (int)blockIdx.x / per_row_tile;
+    const int g = (int)blockIdx.x % per_row_tile / head_chunks, chunk = (int)blockIdx.x % head_chunks;
+    const int b0 = row_tile * rows_per_block, pos0 = *pos;
+    const int b_end = b0 + rows_per_block < batch ? b0 + rows_per_block : batch;
+    const int kv_end = pos0 + b_end; // the block's rows attend to positions 0 .. kv_end - 1
+    // this thread: lane `lane` of query vector `query` = (row b, head h)
+    const int query = (int)threadIdx.x / kAttnLanes, lane = (int)threadIdx.x % kAttnLanes;
+    const int r = query / heads_per_block, j = chunk * heads_per_block + query % heads_per_block;
+    const int b = b0 + r, h = g * kv_mul + j;
+    const bool active = r < rows_per_block && b < batch && j < kv_mul;
+    const int q_pos = active ? pos0 + b : pos0; // an idle query still sees position 0: its maximum stays finite
+
+    // load: the block's queries (zeros for idle ones)
+    for (int i = threadIdx.x; i < kAttnQueries * head_dim; i += kAttnThreads) {
+        int qq = i / head_dim, d = i % head_dim;
+        int rr = qq / heads_per_block, jj = chunk * heads_per_block + qq % heads_per_block, bb = b0 + rr;
+        bool on = rr < rows_per_block && bb < batch && jj < kv_mul;
+        q_tile[qq][d] = on ? q[(size_t)bb * q_dim + (size_t)(g * kv_mul + jj) * head_dim + d] : 0.0f;
+    }
+
+    const float *k_head = key_cache + (size_t)g * head_dim, *v_head = value_cache + (size_t)g * head_dim;
+    float m = -INFINITY, l = 0.0f, acc[HD_MAX / kAttnLanes];
+    EO_UNROLL
+    for (int k = 0; k < HD_MAX / kAttnLanes; k++) acc[k] = 0.0f;
+    for (int t0 = 0; t0 < kv_end; t0 += KV_TILE) {
+        __syncthreads(); // the queries are loaded; the previous tile is no longer read
+        // load: keys and values of positions t0 .. t0 + KV_TILE - 1 (zeros from kv_end on)
+        for (int i = threadIdx.x; i < KV_TILE * head_dim; i += kAttnThreads) {
+            int tt = i / head_dim, d = i % head_dim, t = t0 + tt;
+            k_tile[tt][d] = t < kv_end ? k_head[(size_t)t * kv_dim + d] : 0.0f;
+            v_tile[tt][d] = t < kv_end ? v_head[(size_t)t * kv_dim + d] : 0.0f;
+        }
+        __syncthreads();
+        // scores against this lane's positions t0 + lane + 4k; -inf past the query's own
+        float s[kScores];
+        EO_UNROLL
+        for (int k = 0; k < kScores; k++) s[k] = 0.0f;
+        for (int d = 0; d < head_dim; d++) {
+            float qd = q_tile[query][d];
+            EO_UNROLL
+            for (int k = 0; k < kScores; k++) s[k] += qd * k_tile[lane + k * kAttnLanes][d];
+        }
+        float tile_max = -INFINITY;
+        EO_UNROLL
+        for (int k = 0; k < kScores; k++) {
+            s[k] = t0 + lane + k * kAttnLanes <= q_pos ? s[k] * scale : -INFINITY;
+            tile_max = fmaxf(tile_max, s[k]);
+        }
+        // softmax, online: the query's four lanes agree on the maximum, then on the tile's sum
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+        const float m_new = fmaxf(m, tile_max); // finite: the first tile holds position 0
+        const float rescale = expf(m - m_new);  // 0 at the first tile
+        float sum = 0.0f;
+        EO_UNROLL
+        for (int k = 0; k < kScores; k++) {
+            float p = expf(s[k] - m_new); // 0 where masked
+            p_tile[query][lane + k * kAttnLanes] = p;
+            sum += p;
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        l = l * rescale + sum;
+        m = m_new;
+        __syncthreads(); // every lane's probabilities are in p_tile
+                         // values: this lane's output dimensions lane + 4k
+        EO_UNROLL
+        for (int k = 0; k < HD_MAX / kAttnLanes; k++) {
+            int d = lane + k * kAttnLanes;
+            if (d < head_dim) {
+                float a = acc[k] * rescale;
+                for (int tt = 0; tt < KV_TILE; tt++) a += p_tile[query][tt] * v_tile[tt][d];
+                acc[k] = a;
+            }
+        }
+    }
+    if (active) {
+        float *o = out + (size_t)b * q_dim + (size_t)h * head_dim;
+        EO_UNROLL
+        for (int k = 0; k < HD_MAX / kAttnLanes; k++)
+            if (lane + k * kAttnLanes < head_dim) o[lane + k * kAttnLanes] = acc[k] / l;
+    }
+}
+
+static bool attention_shape_ok(int n_heads, int n_kv_heads, int head_dim) {
+    return n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0 && head_dim > 0 &&
+           head_dim <= EO_ATTENTION_MAX_HEAD_DIM;
+}
+
+extern "C" cudaError_t eo_attention_prefill_forward(float *out, const float *q, const float *key_cache,
+                                                    const float *value_cache, int batch, int n_heads, int n_kv_heads,
+                                                    int head_dim, const int32_t *pos, cudaStream_t stream) {
+    if (batch <= 0) return cudaSuccess;
+    if (!attention_shape_ok(n_heads, n_kv_heads, head_dim)) return cudaErrorInvalidValue;
+    int kv_mul = n_heads / n_kv_heads;
+    int heads_per_block = kv_mul < kAttnQueries ? kv_mul : kAttnQueries;
+    int head_chunks = (kv_mul + heads_per_block - 1) / heads_per_block;
+    int rows_per_block = kAttnQueries / heads_per_block;
+    unsigned blocks = (unsigned)((batch + rows_per_block - 1) / rows_per_block * n_kv_heads * head_chunks);
+    float scale = 1.0f / sqrtf((float)head_dim); // as cpu_ref
+    if (head_dim <= 64)
+        EO_LAUNCH(attention_prefill_kernel<64>, blocks, kAttnThreads, stream, out, q, key_cache, value_cache, batch,
+                  n_heads, n_kv_heads, head_dim, pos, scale, heads_per_block, head_chunks, rows_per_block);
+    else
+        EO_LAUNCH(attention_prefill_kernel<128>, blocks, kAttnThreads, stream, out, q, key_cache, value_cache, batch,
+                  n_heads, n_kv_heads, head_dim, pos, scale, heads_per_block, head_chunks, rows_per_block);
+    return cudaGetLastError();
+}
+
+// ----------------------------------------------------------------------------
+// attention, decode: one query row, split over the sequence (flash-decoding)
+//
+// Shapes: q and out (n_heads * head_dim), one layer's caches (max_seq,
+// kv_dim), partials (n_heads, n_splits, head_dim + 2).
+// attention_decode_kernel: block (g, chunk, split) takes the positions
+// [split * len, (split + 1) * len) of 0 .. *pos, len = ceil((*pos + 1) /
+// n_splits), and up to kDecodeHeads query heads of KV head g (its whole
+// group when it has at most kDecodeHeads). It walks its positions in tiles
+// of kAttnThreads:
+//   scores:  thread i scores position t0 + i against every head of the block
+//            (lanes parallel over positions; each key row read once)
+//   softmax: online, one warp per head: the running maximum and sum take in
+//            the tile's, and each thread's accumulators are rescaled
+//   values:  thread (phase, d) adds p_t * v_t[d] for every head, over the
+//            tile's positions t0 + phase + k * n_phases (each value read once)
+// then, per head, writes its unnormalised output, maximum and sum to
+// partials (an empty split: 0, -inf, 0).
+// attention_decode_combine_kernel: one block per query head weights each
+// split by exp(m_split - m), m the largest, and divides by the total sum.
+
+static const int kDecodeHeads = 8; // query heads per decode block (LLaMA groups have 4 to 8)
+
+__global__ void __launch_bounds__(kAttnThreads)
+    attention_decode_kernel(float *partials, const float *q, const float *key_cache, const float *value_cache,
+                            int n_heads, int n_kv_heads, int head_dim, int n_splits, int head_chunks,
+                            const int32_t *pos, float scale) {
+    __shared__ float q_s[kDecodeHeads][EO_ATTENTION_MAX_HEAD_DIM];
+    __shared__ float p_s[kDecodeHeads][kAttnThreads]; // scores, then probabilities; at the end the phases' sums
+    __shared__ float m_s[kDecodeHeads], l_s[kDecodeHeads], rescale_s[kDecodeHeads];
+
+    const int kv_mul = n_heads / n_kv_heads, kv_dim = n_kv_heads * head_dim;
+    const int split = (int)blockIdx.x % n_splits, chunk = (int)blockIdx.x / n_splits % head_chunks;
+    const int g = (int)blockIdx.x / n_splits / head_chunks;
+    const int j0 = chunk * kDecodeHeads; // the block's first head within the group
+    const int n_h = kv_mul - j0 < kDecodeHeads ? kv_mul - j0 : kDecodeHeads;
+    const int h0 = g * kv_mul + j0;
+    const int n_pos = *pos + 1, len = (n_pos + n_splits - 1) / n_splits;
+    const int t_begin = split * len < n_pos ? split * len : n_pos;
+    const int t_end = t_begin + len < n_pos ? t_begin + len : n_pos;
+
+    for (int i = threadIdx.x; i < n_h * head_dim; i += kAttnThreads)
+        q_s[i / head_dim][i % head_dim] = q[(size_t)h0 * head_dim + i];
+    if ((int)threadIdx.x < kDecodeHeads) m_s[threadIdx.x] = -INFINITY, l_s[threadIdx.x] = 0.0f;
+    // for the values: this thread's output dimension d and phase
+    const int n_phases = kAttnThreads / head_dim; // >= 1: head_dim <= 128
+    const int phase = (int)threadIdx.x / head_dim, d = (int)threadIdx.x % head_dim;
+    const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32;
+    const float *k_head = key_cache + (size_t)g * head_dim, *v_head = value_cache + (size_t)g * head_dim;
+    float acc[kDecodeHeads];
+    EO_UNROLL
+    for (int jj = 0; jj < kDecodeHeads; jj++) acc[jj] = 0.0f;
+
+    for (int t0 = t_begin; t0 < t_end; t0 += kAttnThreads) {
+        __syncthreads(); // q_s and m_s set; the previous tile's probabilities consumed
+        // scores: this thread's position against every head of the block
+        const int t = t0 + (int)threadIdx.x;
+        float s[kDecodeHeads];
+        EO_UNROLL
+        for (int jj = 0; jj < kDecodeHeads; jj++) s[jj] = 0.0f;
+        if (t < t_end) {
+            const float *k = k_head + (size_t)t * kv_dim;
+            for (int i = 0; i < head_dim; i++) {
+                float ki = k[i];
+                EO_UNROLL
+                for (int jj = 0; jj < kDecodeHeads; jj++)
+                    if (jj < n_h) s[jj] += q_s[jj][i] * ki;
+            }
+        }
+        EO_UNROLL
+        for (int jj = 0; jj < kDecodeHeads; jj++)
+            if (jj < n_h) p_s[jj][threadIdx.x] = t < t_end ? s[jj] * scale : -INFINITY;
+        __syncthreads();
+        // softmax, online: warp w updates heads w, w + 4, ...
+        for (int jj = warp; jj < n_h; jj += kAttnThreads / 32) {
+            float tile_max = -INFINITY;
+            for (int i = lane; i < kAttnThreads; i += 32) tile_max = fmaxf(tile_max, p_s[jj][i]);
+            tile_max = warp_max(tile_max);
+            const float m_new = fmaxf(m_s[jj], tile_max); // finite: position t0 is in the tile
+            float sum = 0.0f;
+            for (int i = lane; i < kAttnThreads; i += 32) {
+                float p = expf(p_s[jj][i] - m_new); // 0 past t_end
+                p_s[jj][i] = p;
+                sum += p;
+            }
+            sum = warp_sum(sum); // every lane has read m_s[jj] before lane 0 writes it below
+            if (lane == 0) {
+                rescale_s[jj] = expf(m_s[jj] - m_new); // 0 at the first tile
+                l_s[jj] = l_s[jj] * rescale_s[jj] + sum;
+                m_s[jj] = m_new;
+            }
+        }
+        __syncthreads();
+        // values: out_j[d] += p_j(t) v_t[d], this phase's positions of the tile
+        if (phase < n_phases) {
+            const int n_t = t_end - t0 < kAttnThreads ? t_end - t0 : kAttnThreads;
+            EO_UNROLL
+            for (int jj = 0; jj < kDecodeHeads; jj++)
+                if (jj < n_h) acc[jj] *= rescale_s[jj];
+            for (int u = phase; u < n_t; u += n_phases) {
+                float v = v_head[(size_t)(t0 + u) * kv_dim + d];
+                EO_UNROLL
+                for (int jj = 0; jj < kDecodeHeads; jj++)
+                    if (jj < n_h) acc[jj] += p_s[jj][u] * v;
+            }
+        }
+    }
+    // the phases' sums, through p_s, then this split's partials
+    __syncthreads();
+    if (phase < n_phases) {
+        EO_UNROLL
+        for (int jj = 0; jj < kDecodeHeads; jj++)
+            if (jj < n_h) p_s[jj][threadIdx.x] = acc[jj];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < n_h * head_dim; i += kAttnThreads) {
+        int jj = i / head_dim, dd = i % head_dim;
+        float o = 0.0f;
+        for (int ph = 0; ph < n_phases; ph++) o += p_s[jj][ph * head_dim + dd];
+        float *part = partials + ((size_t)(h0 + jj) * n_splits + split) * (head_dim + 2);
+        part[dd] = o;
+        if (dd == 0) part[head_dim] = m_s[jj], part[head_dim + 1] = l_s[jj];
+    }
+}
+
+__global__ void attention_decode_combine_kernel(float *out, const float *partials, int head_dim, int n_splits) {
+    const int h = blockIdx.x, stride = head_dim + 2;
+    const float *part = partials + (size_t)h * n_splits * stride;
+    float m = -INFINITY, l = 0.0f;
+    for (int sp = 0; sp < n_splits; sp++) m = fmaxf(m, part[sp * stride + head_dim]); // finite: split 0 holds t = 0
+    for (int sp = 0; sp < n_splits; sp++)
+        l += part[sp * stride + head_dim + 1] * expf(part[sp * stride + head_dim] - m);
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float o = 0.0f;
+        for (int sp = 0; sp < n_splits; sp++) o += part[sp * stride + d] * expf(part[sp * stride + head_dim] - m);
+        out[(size_t)h * head_dim + d] = o / l;
+    }
+}
+
+extern "C" cudaError_t eo_attention_decode_forward(float *out, float *partials, const float *q, const float *key_cache,
+                                                   const float *value_cache, int n_heads, int n_kv_heads, int head_dim,
+                                                   int n_splits, const int32_t *pos, cudaStream_t stream) {
+    if (!attention_shape_ok(n_heads, n_kv_heads, head_dim) || n_splits < 1) return cudaErrorInvalidValue;
+    int kv_mul = n_heads / n_kv_heads, head_chunks = (kv_mul + kDecodeHeads - 1) / kDecodeHeads;
+    unsigned blocks = (unsigned)(n_kv_heads * head_chunks * n_splits);
+    float scale = 1.0f / sqrtf((float)head_dim); // as cpu_ref
+    EO_LAUNCH(attention_decode_kernel, blocks, kAttnThreads, stream, partials, q, key_cache, value_cache, n_heads,
+              n_kv_heads, head_dim, n_splits, head_chunks, pos, scale);
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+    EO_LAUNCH(attention_decode_combine_kernel, n_heads, kAttnThreads, stream, out, partials, head_dim, n_splits);
     return cudaGetLastError();
 }
 

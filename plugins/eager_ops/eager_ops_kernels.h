@@ -110,6 +110,46 @@ cublasStatus_t eo_attention_values_forward(cublasHandle_t handle, float *out, co
                                            const float *value_cache, int n_pos, int n_heads, int n_kv_heads,
                                            int head_dim, int max_seq);
 
+/* The attention kernels handle heads of at most this many dimensions
+ * (LLaMA-family models have 64 or 128); eo_config_from_view refuses more. */
+#define EO_ATTENTION_MAX_HEAD_DIM 128
+
+/* attention, prefill: causal grouped-query attention of `batch` query rows
+ * in one launch, the CUDA twin of cpu_ref's attention_worker. Row b of q
+ * (batch, n_heads * head_dim), at position *pos + b, attends to positions
+ * 0..*pos + b of one layer's key_cache and value_cache (max_seq, kv_dim),
+ * which already hold the chunk's own keys and values (kv append first):
+ *   out_h(b) = sum over t <= *pos + b of softmax_t(q_h(b) . k_t / sqrt(head_dim)) v_t
+ * with k and v of KV head h / (n_heads / n_kv_heads). out (batch, q_dim)
+ * f32. Flash-attention style: a block takes a tile of query rows times the
+ * query heads of one KV head, streams that head's keys and values through
+ * shared memory a tile at a time (each read once per query tile, whatever the
+ * group size) and keeps an online softmax, so no score matrix is stored.
+ * f32 arithmetic throughout. head_dim <= EO_ATTENTION_MAX_HEAD_DIM. */
+cudaError_t eo_attention_prefill_forward(float *out, const float *q, const float *key_cache, const float *value_cache,
+                                         int batch, int n_heads, int n_kv_heads, int head_dim, const int32_t *pos,
+                                         cudaStream_t stream);
+
+/* attention, decode: the same for one query row at position *pos, split
+ * over the sequence (flash-decoding), so that a long context still fills
+ * the GPU: positions 0..*pos are cut into n_splits contiguous ranges, and a
+ * block per (KV head, split) scores them against every query head of the
+ * group (lanes parallel over positions; keys and values read once), keeping
+ * an online softmax; its unnormalised output, running maximum and sum go to
+ * `partials`, and a second kernel combines the splits of each head into out
+ * (n_heads * head_dim) f32. The grid does not depend on *pos, so the two
+ * launches can be captured once and replayed at every position.
+ * partials holds eo_attention_decode_partials(...) floats. */
+cudaError_t eo_attention_decode_forward(float *out, float *partials, const float *q, const float *key_cache,
+                                        const float *value_cache, int n_heads, int n_kv_heads, int head_dim,
+                                        int n_splits, const int32_t *pos, cudaStream_t stream);
+
+/* Floats of eo_attention_decode_forward's partials: per query head and split,
+ * head_dim output values, the maximum and the sum. */
+static inline size_t eo_attention_decode_partials(int n_heads, int head_dim, int n_splits) {
+    return (size_t)n_heads * (size_t)n_splits * ((size_t)head_dim + 2);
+}
+
 #ifdef __cplusplus
 }
 #endif
