@@ -7,8 +7,8 @@
  * exits 77 (skipped) without one, saying why. test_eager_ops_kernels_emulated
  * (EO_EMULATE) links tests/eager_ops_emulated.cc instead, which runs the same
  * kernels' blocks on the CPU, so they are checked here and in CI. There the
- * GEMMs are the emulation's loops, not cuBLAS: the matmul and attention
- * checks then test the layouts eager_ops hands cuBLAS, not cuBLAS.
+ * GEMMs are the emulation's loops, not cuBLAS: the matmul check then tests
+ * the layouts eager_ops hands cuBLAS, not cuBLAS.
  *
  *   test_eager_ops_kernels [SEED] */
 #include <inttypes.h>
@@ -238,36 +238,6 @@ static void test_kv_append(void) {
     CU(cudaFree(d_pos));
 }
 
-static void test_softmax(void) {
-    static const struct {
-        int n_cols, pos, offset;
-    } cases[] = {{260, 100, 2}, {260, 500, 0}, {1, 0, 0}, {4096, 4000, 5}};
-    const int rows = 8, stride = 4200;
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        int n_cols = cases[k].n_cols, len = cases[k].pos + cases[k].offset + 1;
-        if (len > n_cols) len = n_cols;
-        float scale = 0.125f;
-        float *x = random_host((size_t)rows * stride, 20.0f), *want = malloc((size_t)rows * stride * sizeof *want);
-        memcpy(want, x, (size_t)rows * stride * sizeof *want);
-        for (int r = 0; r < rows; r++) {
-            float *w = want + (size_t)r * stride;
-            for (int t = 0; t < len; t++) w[t] *= scale; // cpu_ref scales the scores before its softmax
-            softmax(w, len);
-            for (int t = len; t < n_cols; t++) w[t] = 0; // the mask; past n_cols untouched
-        }
-        float *d_x = to_device(x, (size_t)rows * stride * 4);
-        int32_t *d_pos = device_int(cases[k].pos);
-        CU(eo_softmax_forward(d_x, rows, stride, n_cols, d_pos, cases[k].offset, scale, stream));
-        float *got = from_device(d_x, (size_t)rows * stride);
-        char what[64];
-        snprintf(what, sizeof what, "softmax (%d rows, %d of %d columns)", rows, len, n_cols);
-        check_close(what, got, want, (size_t)rows * stride, 1e-7, 1e-5);
-        free(x), free(want), free(got);
-        CU(cudaFree(d_x));
-        CU(cudaFree(d_pos));
-    }
-}
-
 static void test_elementwise(void) {
     const size_t n = 100003;
     float *a = random_host(n, 8.0f), *b = random_host(n, 8.0f), *want = malloc(n * sizeof *want);
@@ -385,68 +355,6 @@ static void test_matmul(void) {
         CU(cudaFree(d_y));
         CU(cudaFree(d_xh));
     }
-}
-
-/* Scores, softmax and values for one query row over the cache, exactly and
- * over a longer (masked) span as the graph path runs it. */
-static void test_attention(void) {
-    const int n_heads = 8, n_kv = 2, hd = 64, max_seq = 300, kv_dim = n_kv * hd, q_dim = n_heads * hd;
-    const int kv_mul = n_heads / n_kv;
-    float *kc = random_host((size_t)max_seq * kv_dim, 1), *vc = random_host((size_t)max_seq * kv_dim, 1);
-    float *q = random_host((size_t)q_dim, 1);
-    float *d_kc = to_device(kc, (size_t)max_seq * kv_dim * 4), *d_vc = to_device(vc, (size_t)max_seq * kv_dim * 4);
-    float *d_q = to_device(q, (size_t)q_dim * 4), *d_att, *d_out;
-    CU(cudaMalloc((void **)&d_att, (size_t)n_heads * max_seq * 4));
-    CU(cudaMalloc((void **)&d_out, (size_t)q_dim * 4));
-    CU(cudaMemset(d_att, 0, (size_t)n_heads * max_seq * 4));
-    static const struct { int pos, span; } cases[] = {{0, 1}, {122, 123}, {122, 256}, {299, 300}};
-    float scale = 1.0f / sqrtf((float)hd);
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        int pos = cases[k].pos, span = cases[k].span, len = pos + 1;
-        // CPU: cpu_ref's attention_worker for one position
-        float *want_scores = calloc((size_t)n_heads * max_seq, sizeof(float));
-        float *want_out = calloc((size_t)q_dim, sizeof(float));
-        float *att = malloc((size_t)max_seq * sizeof *att);
-        for (int h = 0; h < n_heads; h++) {
-            const float *qh = q + h * hd;
-            int g = h / kv_mul;
-            for (int t = 0; t < len; t++) {
-                float score = 0.0f;
-                for (int i = 0; i < hd; i++) score += qh[i] * kc[(size_t)t * kv_dim + g * hd + i];
-                want_scores[h * max_seq + t] = score;
-                att[t] = score * scale;
-            }
-            softmax(att, len);
-            for (int t = 0; t < len; t++)
-                for (int i = 0; i < hd; i++) want_out[h * hd + i] += att[t] * vc[(size_t)t * kv_dim + g * hd + i];
-        }
-        int32_t *d_pos = device_int(pos);
-        CB(eo_attention_scores_forward(handle, d_att, d_q, d_kc, span, n_heads, n_kv, hd, max_seq));
-        float *got_scores = from_device(d_att, (size_t)n_heads * max_seq);
-        float *got_sub = malloc((size_t)n_heads * len * sizeof(float)),
-              *want_sub = malloc((size_t)n_heads * len * sizeof(float));
-        for (int h = 0; h < n_heads; h++)
-            for (int t = 0; t < len; t++) {
-                got_sub[h * len + t] = got_scores[h * max_seq + t];
-                want_sub[h * len + t] = want_scores[h * max_seq + t];
-            }
-        char what[80];
-        snprintf(what, sizeof what, "attention scores (pos %d, GEMM over %d)", pos, span);
-        check_close(what, got_sub, want_sub, (size_t)n_heads * len, 2e-5, 1e-5);
-        CU(eo_softmax_forward(d_att, n_heads, max_seq, span, d_pos, 0, scale, stream));
-        CB(eo_attention_values_forward(handle, d_out, d_att, d_vc, span, n_heads, n_kv, hd, max_seq));
-        float *got_out = from_device(d_out, (size_t)q_dim);
-        snprintf(what, sizeof what, "attention output (pos %d, GEMM over %d)", pos, span);
-        check_close(what, got_out, want_out, (size_t)q_dim, 1e-5, 1e-4);
-        free(want_scores), free(want_out), free(att), free(got_scores), free(got_sub), free(want_sub), free(got_out);
-        CU(cudaFree(d_pos));
-    }
-    free(kc), free(vc), free(q);
-    CU(cudaFree(d_kc));
-    CU(cudaFree(d_vc));
-    CU(cudaFree(d_q));
-    CU(cudaFree(d_att));
-    CU(cudaFree(d_out));
 }
 
 /* cpu_ref's attention_worker: row b of q (batch, n_heads * hd), at position
@@ -596,11 +504,9 @@ int main(int argc, char **argv) {
     test_rmsnorm();
     test_rope();
     test_kv_append();
-    test_softmax();
     test_elementwise();
     test_argmax();
     test_matmul();
-    test_attention();
     test_attention_prefill();
     test_attention_decode();
     cublasDestroy(handle);

@@ -9,8 +9,12 @@
  * GEMM's type, as an eager framework's f16 op yields an f16 tensor: there
  * is no conversion op between them (the residual stream, the arithmetic of
  * every op and the KV cache stay f32, as in cpu_ref).
- * No kernel here is clever; where one needs a reduction it is one block per
- * row with a warp-shuffle tree.
+ * Where a kernel needs a reduction it is one block per row with a
+ * warp-shuffle tree. The two attention kernels are the exception to "plain":
+ * as PyTorch's scaled_dot_product_attention does, they tile (flash
+ * attention for prefill, split over the sequence for decode) so that
+ * attention is one or two launches per layer and reads each key and value
+ * once per tile of queries; their comments give the tiling.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -209,38 +213,6 @@ extern "C" cudaError_t eo_kv_append_forward(float *key_cache, float *value_cache
     if (n == 0) return cudaSuccess;
     EO_LAUNCH(kv_append_kernel, elementwise_blocks(n), kBlock, stream, key_cache, value_cache, k, v, batch, kv_dim,
               pos);
-    return cudaGetLastError();
-}
-
-// ----------------------------------------------------------------------------
-// softmax with the causal mask: one block per row
-
-__global__ void softmax_kernel(float *att, int row_stride, int n_cols, const int32_t *pos, int pos_offset,
-                               float scale) {
-    float *x = att + (size_t)blockIdx.x * row_stride;
-    int len = *pos + pos_offset + 1;
-    if (len > n_cols) len = n_cols;
-    float max = -INFINITY;
-    for (int t = threadIdx.x; t < len; t += blockDim.x) {
-        float v = x[t] * scale;
-        x[t] = v;
-        max = fmaxf(max, v);
-    }
-    max = block_max(max);
-    float sum = 0.0f;
-    for (int t = threadIdx.x; t < len; t += blockDim.x) {
-        float e = expf(x[t] - max);
-        x[t] = e;
-        sum += e;
-    }
-    sum = block_sum(sum);
-    for (int t = threadIdx.x; t < n_cols; t += blockDim.x) x[t] = t < len ? x[t] / sum : 0.0f;
-}
-
-extern "C" cudaError_t eo_softmax_forward(float *att, int n_rows, int row_stride, int n_cols, const int32_t *pos,
-                                          int pos_offset, float scale, cudaStream_t stream) {
-    if (n_rows <= 0 || n_cols <= 0) return cudaSuccess;
-    EO_LAUNCH(softmax_kernel, n_rows, kBlock, stream, att, row_stride, n_cols, pos, pos_offset, scale);
     return cudaGetLastError();
 }
 
@@ -647,7 +619,7 @@ extern "C" cudaError_t eo_argmax_forward(int32_t *out, const float *x, int n, cu
 }
 
 // ----------------------------------------------------------------------------
-// matmul and attention: cuBLAS, f32 accumulation
+// matmul: cuBLAS, f32 accumulation
 
 static cudaDataType_t cuda_type(eo_dtype type) {
     return type == EO_F16 ? CUDA_R_16F : type == EO_BF16 ? CUDA_R_16BF : CUDA_R_32F;
@@ -660,34 +632,4 @@ extern "C" cublasStatus_t eo_matmul_forward(cublasHandle_t handle, float *y, con
     // column-major: C (n_out x batch) = A^T (n_out x n_in) B (n_in x batch), A = W as n_in x n_out
     return cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n_out, batch, n_in, &one, w, t, n_in, x, t, n_in, &zero, y,
                         CUDA_R_32F, n_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-}
-
-extern "C" cublasStatus_t eo_attention_scores_forward(cublasHandle_t handle, float *att, const float *q,
-                                                      const float *key_cache, int n_pos, int n_heads, int n_kv_heads,
-                                                      int head_dim, int max_seq) {
-    const float one = 1.0f, zero = 0.0f;
-    int kv_mul = n_heads / n_kv_heads, kv_dim = n_kv_heads * head_dim;
-    // per KV head g: C_g (n_pos x kv_mul, ld max_seq) = A_g^T B_g, with
-    //   A_g = K_g: head_dim x n_pos at key_cache + g*head_dim, lda kv_dim  (used transposed)
-    //   B_g = Q_g: head_dim x kv_mul at q + g*kv_mul*head_dim, ldb head_dim
-    //   C_g at att + g*kv_mul*max_seq: column j is head g*kv_mul + j's row of att
-    return cublasGemmStridedBatchedEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n_pos, kv_mul, head_dim, &one, key_cache,
-                                      CUDA_R_32F, kv_dim, (long long)head_dim, q, CUDA_R_32F, head_dim,
-                                      (long long)kv_mul * head_dim, &zero, att, CUDA_R_32F, max_seq,
-                                      (long long)kv_mul * max_seq, n_kv_heads, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-}
-
-extern "C" cublasStatus_t eo_attention_values_forward(cublasHandle_t handle, float *out, const float *att,
-                                                      const float *value_cache, int n_pos, int n_heads, int n_kv_heads,
-                                                      int head_dim, int max_seq) {
-    const float one = 1.0f, zero = 0.0f;
-    int kv_mul = n_heads / n_kv_heads, kv_dim = n_kv_heads * head_dim;
-    // per KV head g: C_g (head_dim x kv_mul, ld head_dim) = A_g B_g, with
-    //   A_g = V_g: head_dim x n_pos at value_cache + g*head_dim, lda kv_dim
-    //   B_g = P_g: n_pos x kv_mul at att + g*kv_mul*max_seq, ldb max_seq
-    //   C_g at out + g*kv_mul*head_dim: column j is head g*kv_mul + j's output
-    return cublasGemmStridedBatchedEx(
-        handle, CUBLAS_OP_N, CUBLAS_OP_N, head_dim, kv_mul, n_pos, &one, value_cache, CUDA_R_32F, kv_dim,
-        (long long)head_dim, att, CUDA_R_32F, max_seq, (long long)kv_mul * max_seq, &zero, out, CUDA_R_32F, head_dim,
-        (long long)kv_mul * head_dim, n_kv_heads, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }

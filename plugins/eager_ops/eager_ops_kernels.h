@@ -12,8 +12,8 @@
  * Layouts (row-major, like cpu_ref):
  *   activations     (batch, n) f32, rows of n contiguous values
  *   weight matrix   (n_out rows, n_in cols), dtype `type`: GGUF order, ne[0] = n_in contiguous
- *   KV cache        (max_seq, kv_dim) f32 per layer; position t's key at key_cache + t * kv_dim
- *   attention       att (n_heads, max_seq) f32: head h's scores at att + h * max_seq
+ *   KV cache        (max_seq, kv_dim) f32 per layer; position t's key at key_cache + t * kv_dim,
+ *                   KV head g's part at + g * head_dim
  *
  * Plain C declarations (C and CUDA both include this file). */
 #ifndef FB_EAGER_OPS_KERNELS_H
@@ -60,13 +60,6 @@ cudaError_t eo_rope_forward(float *q, float *k, int batch, int n_heads, int n_kv
 cudaError_t eo_kv_append_forward(float *key_cache, float *value_cache, const float *k, const float *v, int batch,
                                  int kv_dim, const int32_t *pos, cudaStream_t stream);
 
-/* softmax: for each of n_rows rows of att (stride row_stride): the first
- * len = *pos + pos_offset + 1 values (at most n_cols) become
- * softmax(scale * x); the values from len to n_cols become 0 (the causal
- * mask, so a GEMM over n_cols positions adds nothing past the query's own). */
-cudaError_t eo_softmax_forward(float *att, int n_rows, int row_stride, int n_cols, const int32_t *pos, int pos_offset,
-                               float scale, cudaStream_t stream);
-
 /* silu: out = x / (1 + exp(-x)), n values. out may be x. */
 cudaError_t eo_silu_forward(float *out, const float *x, size_t n, cudaStream_t stream);
 
@@ -92,23 +85,6 @@ cudaError_t eo_convert_forward(void *out, eo_dtype type, const float *x, size_t 
  * y the n_out x batch matrix C (ldc = n_out). */
 cublasStatus_t eo_matmul_forward(cublasHandle_t handle, float *y, const void *x, const void *w, eo_dtype type,
                                  int batch, int n_in, int n_out);
-
-/* Attention scores for one query row, as one strided-batched GEMM with a
- * batch per KV head g: the kv_mul = n_heads / n_kv_heads query heads of the
- * group are the columns of Q_g (head_dim x kv_mul, contiguous in q), the
- * keys of positions 0..n_pos-1 the columns of K_g (head_dim x n_pos, ld
- * kv_dim, in the layer's key cache):
- *   att[h * max_seq + t] = q_h . k_t  for t < n_pos      (S_g = K_g^T Q_g)
- * (scaling and the mask are the softmax's). */
-cublasStatus_t eo_attention_scores_forward(cublasHandle_t handle, float *att, const float *q, const float *key_cache,
-                                           int n_pos, int n_heads, int n_kv_heads, int head_dim, int max_seq);
-
-/* Attention output for one query row, batched per KV head as above:
- *   out_h = sum over t < n_pos of att[h * max_seq + t] * v_t   (O_g = V_g P_g)
- * out (n_heads * head_dim) f32. */
-cublasStatus_t eo_attention_values_forward(cublasHandle_t handle, float *out, const float *att,
-                                           const float *value_cache, int n_pos, int n_heads, int n_kv_heads,
-                                           int head_dim, int max_seq);
 
 /* The attention kernels handle heads of at most this many dimensions
  * (LLaMA-family models have 64 or 128); eo_config_from_view refuses more. */
