@@ -399,13 +399,15 @@ static void random_caches(float **kc, float **vc, int max_seq, int filled, int k
 /* Every query row of a chunk in one launch (prefill), against cpu_ref's
  * attention: odd batch sizes, chunks starting at position 0 and later (a
  * second prefill chunk), more positions than one KV tile, more rows than one
- * query tile, GQA groups of 1, 3, 4 and 40 heads (one more than a block
- * holds), head_dim 16, 64, 80 and 128 (both kernel variants). */
+ * query tile, GQA groups of 1, 2, 3, 4 and 40 heads (more than a block
+ * holds), head_dim 16, 64, 80 and 128 (both kernel variants) and 12 and 18
+ * (not a whole number of float4s: the tiles' zero padding). */
 static void test_attention_prefill(void) {
     static const struct {
         int n_heads, n_kv, hd, batch, pos0;
-    } cases[] = {{8, 2, 64, 37, 0}, {4, 4, 16, 5, 70}, {6, 2, 80, 19, 13},   {32, 8, 64, 70, 100}, {40, 1, 128, 3, 50},
-                 {2, 1, 128, 1, 0}, {8, 2, 64, 64, 1}, {12, 4, 128, 33, 17}, {4, 2, 16, 300, 0}};
+    } cases[] = {{8, 2, 64, 37, 0},   {4, 4, 16, 5, 70}, {6, 2, 80, 19, 13}, {32, 8, 64, 70, 100},
+                 {40, 1, 128, 3, 50}, {2, 1, 128, 1, 0}, {8, 2, 64, 64, 1},  {12, 4, 128, 33, 17},
+                 {4, 2, 16, 300, 0},  {6, 3, 18, 11, 5}, {6, 2, 12, 40, 0}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const int n_heads = cases[k].n_heads, n_kv = cases[k].n_kv, hd = cases[k].hd;
         const int batch = cases[k].batch, pos0 = cases[k].pos0;
@@ -436,14 +438,14 @@ static void test_attention_prefill(void) {
 /* One query row split over the sequence (decode), against cpu_ref's
  * attention: position 0 (one split holds everything, the rest are empty),
  * more splits than positions, a split longer than a tile of 128, odd split
- * counts, GQA groups of 1, 3, 4 and 10 (two blocks per group), head_dim 16,
- * 64, 80 and 128; and twice on one set of buffers at two positions, as a
+ * counts, GQA groups of 1, 2, 3, 4 and 10 (two blocks per group), head_dim
+ * 16, 18, 64, 80 and 128; and twice on one set of buffers at two positions, as a
  * replayed CUDA graph runs it. */
 static void test_attention_decode(void) {
     static const struct {
         int n_heads, n_kv, hd, pos, n_splits;
     } cases[] = {{8, 2, 64, 0, 32},  {8, 2, 64, 300, 32}, {8, 2, 64, 300, 1}, {32, 8, 64, 2047, 32}, {6, 2, 80, 130, 7},
-                 {20, 2, 16, 77, 5}, {4, 4, 128, 500, 3}, {8, 2, 64, 5, 32},  {16, 2, 128, 1000, 4}};
+                 {20, 2, 16, 77, 5}, {4, 4, 128, 500, 3}, {8, 2, 64, 5, 32},  {16, 2, 128, 1000, 4}, {6, 3, 18, 50, 4}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const int n_heads = cases[k].n_heads, n_kv = cases[k].n_kv, hd = cases[k].hd;
         const int pos = cases[k].pos, n_splits = cases[k].n_splits;

@@ -235,6 +235,7 @@ extern "C" cudaError_t eo_kv_append_forward(float *key_cache, float *value_cache
 //            tile's, and what was accumulated so far is rescaled by
 //            exp(m_old - m_new)
 //   values:  each lane adds p_t * v_t to its quarter of the output dimensions
+//            (every fourth group of four)
 // and at the end divides by l. Row tiles are issued latest first: the latest
 // rows have the most positions to attend to. f32 throughout.
 
@@ -247,14 +248,19 @@ __global__ void __launch_bounds__(kAttnThreads)
     attention_prefill_kernel(float *out, const float *q, const float *key_cache, const float *value_cache, int batch,
                              int n_heads, int n_kv_heads, int head_dim, const int32_t *pos, float scale,
                              int heads_per_block, int head_chunks, int rows_per_block) {
-    const int KV_TILE = HD_MAX <= 64 ? 32 : 16;        // positions per tile: the shared arrays stay under 48 KiB
-    const int kScores = KV_TILE / kAttnLanes;          // scores per lane per tile
-    __shared__ float q_tile[kAttnQueries][HD_MAX + 1]; // + 1: consecutive rows start in different banks
-    __shared__ float k_tile[KV_TILE][HD_MAX + 1];
-    __shared__ float v_tile[KV_TILE][HD_MAX];
+    const int KV_TILE = HD_MAX <= 64 ? 32 : 16; // positions per tile: the shared arrays stay under 48 KiB
+    const int kScores = KV_TILE / kAttnLanes;   // scores per lane per tile
+    const int kChunks = HD_MAX / 16;            // float4 chunks of output dimensions per lane
+    // Rows of head_dim padded with zeros to whole float4s, read 16 bytes at a
+    // time; q and k rows 4 floats longer, so that the rows that lanes read
+    // together start in different banks.
+    __shared__ __align__(16) float q_tile[kAttnQueries][HD_MAX + 4];
+    __shared__ __align__(16) float k_tile[KV_TILE][HD_MAX + 4];
+    __shared__ __align__(16) float v_tile[KV_TILE][HD_MAX];
     __shared__ float p_tile[kAttnQueries][KV_TILE + 1];
 
     const int kv_mul = n_heads / n_kv_heads, kv_dim = n_kv_heads * head_dim, q_dim = n_heads * head_dim;
+    const int hd4 = (head_dim + 3) / 4, hd_pad = 4 * hd4;
     // this block: a tile of rows (latest first), KV head g, a chunk of g's query heads
     const int n_row_tiles = (batch + rows_per_block - 1) / rows_per_block, per_row_tile = n_kv_heads * head_chunks;
     const int row_tile = n_row_tiles - 1 - (int)blockIdx.x / per_row_tile;
@@ -269,35 +275,42 @@ __global__ void __launch_bounds__(kAttnThreads)
     const bool active = r < rows_per_block && b < batch && j < kv_mul;
     const int q_pos = active ? pos0 + b : pos0; // an idle query still sees position 0: its maximum stays finite
 
-    // load: the block's queries (zeros for idle ones)
-    for (int i = threadIdx.x; i < kAttnQueries * head_dim; i += kAttnThreads) {
-        int qq = i / head_dim, d = i % head_dim;
+    // load: the block's queries (zeros for idle ones and past head_dim)
+    for (int i = threadIdx.x; i < kAttnQueries * hd_pad; i += kAttnThreads) {
+        int qq = i / hd_pad, d = i % hd_pad;
         int rr = qq / heads_per_block, jj = chunk * heads_per_block + qq % heads_per_block, bb = b0 + rr;
-        bool on = rr < rows_per_block && bb < batch && jj < kv_mul;
+        bool on = rr < rows_per_block && bb < batch && jj < kv_mul && d < head_dim;
         q_tile[qq][d] = on ? q[(size_t)bb * q_dim + (size_t)(g * kv_mul + jj) * head_dim + d] : 0.0f;
     }
 
     const float *k_head = key_cache + (size_t)g * head_dim, *v_head = value_cache + (size_t)g * head_dim;
-    float m = -INFINITY, l = 0.0f, acc[HD_MAX / kAttnLanes];
+    float m = -INFINITY, l = 0.0f, acc[4 * kChunks]; // acc[4 * cc + e]: dimension 4 * (lane + 4 * cc) + e
     EO_UNROLL
-    for (int k = 0; k < HD_MAX / kAttnLanes; k++) acc[k] = 0.0f;
+    for (int k = 0; k < 4 * kChunks; k++) acc[k] = 0.0f;
     for (int t0 = 0; t0 < kv_end; t0 += KV_TILE) {
         __syncthreads(); // the queries are loaded; the previous tile is no longer read
         // load: keys and values of positions t0 .. t0 + KV_TILE - 1 (zeros from kv_end on)
-        for (int i = threadIdx.x; i < KV_TILE * head_dim; i += kAttnThreads) {
-            int tt = i / head_dim, d = i % head_dim, t = t0 + tt;
-            k_tile[tt][d] = t < kv_end ? k_head[(size_t)t * kv_dim + d] : 0.0f;
-            v_tile[tt][d] = t < kv_end ? v_head[(size_t)t * kv_dim + d] : 0.0f;
+        for (int i = threadIdx.x; i < KV_TILE * hd_pad; i += kAttnThreads) {
+            int tt = i / hd_pad, d = i % hd_pad, t = t0 + tt;
+            bool in = t < kv_end && d < head_dim;
+            k_tile[tt][d] = in ? k_head[(size_t)t * kv_dim + d] : 0.0f;
+            v_tile[tt][d] = in ? v_head[(size_t)t * kv_dim + d] : 0.0f;
         }
         __syncthreads();
         // scores against this lane's positions t0 + lane + 4k; -inf past the query's own
         float s[kScores];
         EO_UNROLL
         for (int k = 0; k < kScores; k++) s[k] = 0.0f;
-        for (int d = 0; d < head_dim; d++) {
-            float qd = q_tile[query][d];
+        for (int c = 0; c < hd4; c++) {
+            const float4 qc = *(const float4 *)&q_tile[query][4 * c];
             EO_UNROLL
-            for (int k = 0; k < kScores; k++) s[k] += qd * k_tile[lane + k * kAttnLanes][d];
+            for (int k = 0; k < kScores; k++) {
+                const float4 kc = *(const float4 *)&k_tile[lane + k * kAttnLanes][4 * c];
+                s[k] += qc.x * kc.x; // in order of d, as cpu_ref sums
+                s[k] += qc.y * kc.y;
+                s[k] += qc.z * kc.z;
+                s[k] += qc.w * kc.w;
+            }
         }
         float tile_max = -INFINITY;
         EO_UNROLL
@@ -322,22 +335,30 @@ __global__ void __launch_bounds__(kAttnThreads)
         l = l * rescale + sum;
         m = m_new;
         __syncthreads(); // every lane's probabilities are in p_tile
-                         // values: this lane's output dimensions lane + 4k
+
+        // values: this lane's float4 chunks lane + 4cc of the output (each probability read once)
         EO_UNROLL
-        for (int k = 0; k < HD_MAX / kAttnLanes; k++) {
-            int d = lane + k * kAttnLanes;
-            if (d < head_dim) {
-                float a = acc[k] * rescale;
-                for (int tt = 0; tt < KV_TILE; tt++) a += p_tile[query][tt] * v_tile[tt][d];
-                acc[k] = a;
-            }
+        for (int k = 0; k < 4 * kChunks; k++) acc[k] *= rescale;
+        for (int tt = 0; tt < KV_TILE; tt++) {
+            const float p = p_tile[query][tt];
+            EO_UNROLL
+            for (int cc = 0; cc < kChunks; cc++)
+                if (lane + 4 * cc < hd4) {
+                    const float4 vc = *(const float4 *)&v_tile[tt][4 * (lane + 4 * cc)];
+                    acc[4 * cc + 0] += p * vc.x;
+                    acc[4 * cc + 1] += p * vc.y;
+                    acc[4 * cc + 2] += p * vc.z;
+                    acc[4 * cc + 3] += p * vc.w;
+                }
         }
     }
     if (active) {
         float *o = out + (size_t)b * q_dim + (size_t)h * head_dim;
         EO_UNROLL
-        for (int k = 0; k < HD_MAX / kAttnLanes; k++)
-            if (lane + k * kAttnLanes < head_dim) o[lane + k * kAttnLanes] = acc[k] / l;
+        for (int k = 0; k < 4 * kChunks; k++) {
+            int d = 4 * (lane + 4 * (k / 4)) + k % 4;
+            if (d < head_dim) o[d] = acc[k] / l;
+        }
     }
 }
 
