@@ -400,7 +400,7 @@ static void random_caches(float **kc, float **vc, int max_seq, int filled, int k
  * attention: odd batch sizes, chunks starting at position 0 and later (a
  * second prefill chunk), more positions than one KV tile, more rows than one
  * query tile, GQA groups of 1, 2, 3, 4 and 40 heads (more than a block
- * holds), head_dim 16, 64, 80 and 128 (both kernel variants) and 12 and 18
+ * holds), head_dim 12, 16, 64, 80 and 128 (both kernel variants) and 18
  * (not a whole number of float4s: the tiles' zero padding). */
 static void test_attention_prefill(void) {
     static const struct {
