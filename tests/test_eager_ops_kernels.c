@@ -485,6 +485,30 @@ static void test_attention_decode(void) {
     }
 }
 
+/* Shapes the attention kernels do not handle are refused before any launch:
+ * a head wider than their shared tiles, query heads that are not whole
+ * groups, no splits. */
+static void test_attention_refusals(void) {
+    float *d_buf;
+    int32_t *d_pos = device_int(0);
+    const int hd = EO_ATTENTION_MAX_HEAD_DIM + 1;
+    CU(cudaMalloc((void **)&d_buf, (size_t)4 * 3 * hd * 4));
+    CHECK(eo_attention_prefill_forward(d_buf, d_buf, d_buf, d_buf, 1, 2, 1, hd, d_pos, stream) == cudaErrorInvalidValue,
+          "prefill attention refuses head_dim %d", hd);
+    CHECK(eo_attention_decode_forward(d_buf, d_buf, d_buf, d_buf, d_buf, 2, 1, hd, 1, d_pos, stream) ==
+              cudaErrorInvalidValue,
+          "decode attention refuses head_dim %d", hd);
+    CHECK(eo_attention_prefill_forward(d_buf, d_buf, d_buf, d_buf, 1, 3, 2, 16, d_pos, stream) == cudaErrorInvalidValue,
+          "prefill attention refuses 3 query heads on 2 KV heads");
+    CHECK(eo_attention_decode_forward(d_buf, d_buf, d_buf, d_buf, d_buf, 2, 1, 16, 0, d_pos, stream) ==
+              cudaErrorInvalidValue,
+          "decode attention refuses 0 splits");
+    CU(cudaStreamSynchronize(stream)); // nothing was launched: no error left behind
+    printf("  attention: head_dim %d, partial groups and 0 splits refused\n", hd);
+    CU(cudaFree(d_buf));
+    CU(cudaFree(d_pos));
+}
+
 int main(int argc, char **argv) {
     rng = argc > 1 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
     int count = 0;
@@ -511,6 +535,7 @@ int main(int argc, char **argv) {
     test_matmul();
     test_attention_prefill();
     test_attention_decode();
+    test_attention_refusals();
     cublasDestroy(handle);
     cudaStreamDestroy(stream);
     return check_summary();
