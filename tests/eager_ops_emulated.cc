@@ -12,12 +12,13 @@
 // EO_LAUNCH runs the kernel's blocks as fibers (tests/cuda_emulate.h). The
 // runtime calls below answer from host memory, synchronously: device memory
 // is malloc'ed, a stream runs each call at once, stream capture records the
-// launches and GEMMs and a graph launch replays them in order. The two cuBLAS
-// GEMM calls eager_ops makes are plain loops with f32 accumulation over
-// f32, f16 or bf16 inputs (the cuBLAS half of eager_ops_kernels.cu is then compiled
-// in, calling them), so the plugin's GEMM layouts are checked against the
-// interface's documented meaning, not against cuBLAS itself: that, and all
-// speed, needs a GPU (scripts/gpu-check.sh).
+// launches and GEMMs and a graph launch replays them in order. The cuBLAS
+// GEMM eager_ops calls (cublasGemmEx; attention is its own kernels) is a
+// plain loop with f32 accumulation over f32, f16 or bf16 inputs (the cuBLAS
+// half of eager_ops_kernels.cu is then compiled in, calling it), so the
+// plugin's GEMM layouts are checked against the interface's documented
+// meaning, not against cuBLAS itself: that, and all speed, needs a GPU
+// (scripts/gpu-check.sh).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
@@ -276,7 +277,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
     return cudaSuccess;
 }
 
-// ------------------------------------------------------------------ cuBLAS: the two GEMMs eager_ops calls
+// ------------------------------------------------------------------ cuBLAS: the GEMM eager_ops calls
 
 cublasStatus_t cublasCreate_v2(cublasHandle_t *handle) {
     *handle = new cublasContext{NULL};
@@ -360,23 +361,5 @@ extern "C" cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t 
     if (!emu_gemm_supported(ta, tb, at, bt, ct, compute)) return CUBLAS_STATUS_NOT_SUPPORTED;
     float al = *(const float *)alpha, be = *(const float *)beta; // host pointer mode: read at the call
     emu_enqueue([=]() { emu_gemm(ta, tb, m, n, k, al, A, at, lda, B, bt, ldb, be, (float *)C, ldc); });
-    return CUBLAS_STATUS_SUCCESS;
-}
-
-extern "C" cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb,
-                                                     int m, int n, int k, const void *alpha, const void *A,
-                                                     cudaDataType at, int lda, long long stride_a, const void *B,
-                                                     cudaDataType bt, int ldb, long long stride_b, const void *beta,
-                                                     void *C, cudaDataType ct, int ldc, long long stride_c, int batches,
-                                                     cublasComputeType_t compute, cublasGemmAlgo_t algo) {
-    (void)handle, (void)algo;
-    if (!emu_gemm_supported(ta, tb, at, bt, ct, compute)) return CUBLAS_STATUS_NOT_SUPPORTED;
-    float al = *(const float *)alpha, be = *(const float *)beta;
-    size_t ea = at == CUDA_R_32F ? 4 : 2, eb = bt == CUDA_R_32F ? 4 : 2;
-    emu_enqueue([=]() {
-        for (int g = 0; g < batches; g++)
-            emu_gemm(ta, tb, m, n, k, al, (const char *)A + g * stride_a * (long long)ea, at, lda,
-                     (const char *)B + g * stride_b * (long long)eb, bt, ldb, be, (float *)C + g * stride_c, ldc);
-    });
     return CUBLAS_STATUS_SUCCESS;
 }

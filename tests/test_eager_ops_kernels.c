@@ -7,8 +7,8 @@
  * exits 77 (skipped) without one, saying why. test_eager_ops_kernels_emulated
  * (EO_EMULATE) links tests/eager_ops_emulated.cc instead, which runs the same
  * kernels' blocks on the CPU, so they are checked here and in CI. There the
- * GEMMs are the emulation's loops, not cuBLAS: the matmul and attention
- * checks then test the layouts eager_ops hands cuBLAS, not cuBLAS.
+ * GEMMs are the emulation's loops, not cuBLAS: the matmul check then tests
+ * the layouts eager_ops hands cuBLAS, not cuBLAS.
  *
  *   test_eager_ops_kernels [SEED] */
 #include <inttypes.h>
@@ -238,36 +238,6 @@ static void test_kv_append(void) {
     CU(cudaFree(d_pos));
 }
 
-static void test_softmax(void) {
-    static const struct {
-        int n_cols, pos, offset;
-    } cases[] = {{260, 100, 2}, {260, 500, 0}, {1, 0, 0}, {4096, 4000, 5}};
-    const int rows = 8, stride = 4200;
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        int n_cols = cases[k].n_cols, len = cases[k].pos + cases[k].offset + 1;
-        if (len > n_cols) len = n_cols;
-        float scale = 0.125f;
-        float *x = random_host((size_t)rows * stride, 20.0f), *want = malloc((size_t)rows * stride * sizeof *want);
-        memcpy(want, x, (size_t)rows * stride * sizeof *want);
-        for (int r = 0; r < rows; r++) {
-            float *w = want + (size_t)r * stride;
-            for (int t = 0; t < len; t++) w[t] *= scale; // cpu_ref scales the scores before its softmax
-            softmax(w, len);
-            for (int t = len; t < n_cols; t++) w[t] = 0; // the mask; past n_cols untouched
-        }
-        float *d_x = to_device(x, (size_t)rows * stride * 4);
-        int32_t *d_pos = device_int(cases[k].pos);
-        CU(eo_softmax_forward(d_x, rows, stride, n_cols, d_pos, cases[k].offset, scale, stream));
-        float *got = from_device(d_x, (size_t)rows * stride);
-        char what[64];
-        snprintf(what, sizeof what, "softmax (%d rows, %d of %d columns)", rows, len, n_cols);
-        check_close(what, got, want, (size_t)rows * stride, 1e-7, 1e-5);
-        free(x), free(want), free(got);
-        CU(cudaFree(d_x));
-        CU(cudaFree(d_pos));
-    }
-}
-
 static void test_elementwise(void) {
     const size_t n = 100003;
     float *a = random_host(n, 8.0f), *b = random_host(n, 8.0f), *want = malloc(n * sizeof *want);
@@ -387,66 +357,156 @@ static void test_matmul(void) {
     }
 }
 
-/* Scores, softmax and values for one query row over the cache, exactly and
- * over a longer (masked) span as the graph path runs it. */
-static void test_attention(void) {
-    const int n_heads = 8, n_kv = 2, hd = 64, max_seq = 300, kv_dim = n_kv * hd, q_dim = n_heads * hd;
-    const int kv_mul = n_heads / n_kv;
-    float *kc = random_host((size_t)max_seq * kv_dim, 1), *vc = random_host((size_t)max_seq * kv_dim, 1);
-    float *q = random_host((size_t)q_dim, 1);
-    float *d_kc = to_device(kc, (size_t)max_seq * kv_dim * 4), *d_vc = to_device(vc, (size_t)max_seq * kv_dim * 4);
-    float *d_q = to_device(q, (size_t)q_dim * 4), *d_att, *d_out;
-    CU(cudaMalloc((void **)&d_att, (size_t)n_heads * max_seq * 4));
-    CU(cudaMalloc((void **)&d_out, (size_t)q_dim * 4));
-    CU(cudaMemset(d_att, 0, (size_t)n_heads * max_seq * 4));
-    static const struct { int pos, span; } cases[] = {{0, 1}, {122, 123}, {122, 256}, {299, 300}};
-    float scale = 1.0f / sqrtf((float)hd);
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        int pos = cases[k].pos, span = cases[k].span, len = pos + 1;
-        // CPU: cpu_ref's attention_worker for one position
-        float *want_scores = calloc((size_t)n_heads * max_seq, sizeof(float));
-        float *want_out = calloc((size_t)q_dim, sizeof(float));
-        float *att = malloc((size_t)max_seq * sizeof *att);
+/* cpu_ref's attention_worker: row b of q (batch, n_heads * hd), at position
+ * pos0 + b, against the caches (at least pos0 + batch positions of kv_dim):
+ * scores, scaled, softmax, weighted sum of the values. */
+static void attention_reference(float *out, const float *q, const float *kc, const float *vc, int batch, int pos0,
+                                int n_heads, int n_kv, int hd) {
+    const int kv_mul = n_heads / n_kv, kv_dim = n_kv * hd, q_dim = n_heads * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *att = malloc((size_t)(pos0 + batch) * sizeof *att);
+    for (int b = 0; b < batch; b++)
         for (int h = 0; h < n_heads; h++) {
-            const float *qh = q + h * hd;
-            int g = h / kv_mul;
-            for (int t = 0; t < len; t++) {
+            const int pos = pos0 + b, g = h / kv_mul;
+            const float *qh = q + (size_t)b * q_dim + (size_t)h * hd;
+            for (int t = 0; t <= pos; t++) {
+                const float *k = kc + (size_t)t * kv_dim + (size_t)g * hd;
                 float score = 0.0f;
-                for (int i = 0; i < hd; i++) score += qh[i] * kc[(size_t)t * kv_dim + g * hd + i];
-                want_scores[h * max_seq + t] = score;
+                for (int i = 0; i < hd; i++) score += qh[i] * k[i];
                 att[t] = score * scale;
             }
-            softmax(att, len);
-            for (int t = 0; t < len; t++)
-                for (int i = 0; i < hd; i++) want_out[h * hd + i] += att[t] * vc[(size_t)t * kv_dim + g * hd + i];
-        }
-        int32_t *d_pos = device_int(pos);
-        CB(eo_attention_scores_forward(handle, d_att, d_q, d_kc, span, n_heads, n_kv, hd, max_seq));
-        float *got_scores = from_device(d_att, (size_t)n_heads * max_seq);
-        float *got_sub = malloc((size_t)n_heads * len * sizeof(float)),
-              *want_sub = malloc((size_t)n_heads * len * sizeof(float));
-        for (int h = 0; h < n_heads; h++)
-            for (int t = 0; t < len; t++) {
-                got_sub[h * len + t] = got_scores[h * max_seq + t];
-                want_sub[h * len + t] = want_scores[h * max_seq + t];
+            softmax(att, pos + 1);
+            float *o = out + (size_t)b * q_dim + (size_t)h * hd;
+            memset(o, 0, (size_t)hd * sizeof *o);
+            for (int t = 0; t <= pos; t++) {
+                const float *v = vc + (size_t)t * kv_dim + (size_t)g * hd;
+                for (int i = 0; i < hd; i++) o[i] += att[t] * v[i];
             }
-        char what[80];
-        snprintf(what, sizeof what, "attention scores (pos %d, GEMM over %d)", pos, span);
-        check_close(what, got_sub, want_sub, (size_t)n_heads * len, 2e-5, 1e-5);
-        CU(eo_softmax_forward(d_att, n_heads, max_seq, span, d_pos, 0, scale, stream));
-        CB(eo_attention_values_forward(handle, d_out, d_att, d_vc, span, n_heads, n_kv, hd, max_seq));
-        float *got_out = from_device(d_out, (size_t)q_dim);
-        snprintf(what, sizeof what, "attention output (pos %d, GEMM over %d)", pos, span);
-        check_close(what, got_out, want_out, (size_t)q_dim, 1e-5, 1e-4);
-        free(want_scores), free(want_out), free(att), free(got_scores), free(got_sub), free(want_sub), free(got_out);
+        }
+    free(att);
+}
+
+/* Caches of max_seq positions: random keys and values where the kernel may
+ * read them (positions < filled), NaN after, so that a read past the
+ * query's last position poisons the output instead of passing unseen. */
+static void random_caches(float **kc, float **vc, int max_seq, int filled, int kv_dim) {
+    size_t n = (size_t)max_seq * kv_dim, valid = (size_t)filled * kv_dim;
+    *kc = random_host(n, 1.5f);
+    *vc = random_host(n, 1.0f);
+    for (size_t i = valid; i < n; i++) (*kc)[i] = (*vc)[i] = NAN;
+}
+
+/* Every query row of a chunk in one launch (prefill), against cpu_ref's
+ * attention: odd batch sizes, chunks starting at position 0 and later (a
+ * second prefill chunk), more positions than one KV tile, more rows than one
+ * query tile, GQA groups of 1, 2, 3, 4 and 40 heads (more than a block
+ * holds), head_dim 12, 16, 64, 80 and 128 (both kernel variants) and 18
+ * (not a whole number of float4s: the tiles' zero padding). */
+static void test_attention_prefill(void) {
+    static const struct {
+        int n_heads, n_kv, hd, batch, pos0;
+    } cases[] = {{8, 2, 64, 37, 0},   {4, 4, 16, 5, 70}, {6, 2, 80, 19, 13}, {32, 8, 64, 70, 100},
+                 {40, 1, 128, 3, 50}, {2, 1, 128, 1, 0}, {8, 2, 64, 64, 1},  {12, 4, 128, 33, 17},
+                 {4, 2, 16, 300, 0},  {6, 3, 18, 11, 5}, {6, 2, 12, 40, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const int n_heads = cases[k].n_heads, n_kv = cases[k].n_kv, hd = cases[k].hd;
+        const int batch = cases[k].batch, pos0 = cases[k].pos0;
+        const int kv_dim = n_kv * hd, q_dim = n_heads * hd, max_seq = pos0 + batch + 7;
+        float *kc, *vc, *q = random_host((size_t)batch * q_dim, 2.0f);
+        random_caches(&kc, &vc, max_seq, pos0 + batch, kv_dim);
+        float *want = malloc((size_t)batch * q_dim * sizeof *want);
+        attention_reference(want, q, kc, vc, batch, pos0, n_heads, n_kv, hd);
+        float *d_kc = to_device(kc, (size_t)max_seq * kv_dim * 4), *d_vc = to_device(vc, (size_t)max_seq * kv_dim * 4);
+        float *d_q = to_device(q, (size_t)batch * q_dim * 4), *d_out;
+        CU(cudaMalloc((void **)&d_out, (size_t)batch * q_dim * 4));
+        int32_t *d_pos = device_int(pos0);
+        CU(eo_attention_prefill_forward(d_out, d_q, d_kc, d_vc, batch, n_heads, n_kv, hd, d_pos, stream));
+        float *got = from_device(d_out, (size_t)batch * q_dim);
+        char what[96];
+        snprintf(what, sizeof what, "attention prefill (%d rows at %d, %d/%d heads x %d)", batch, pos0, n_heads, n_kv,
+                 hd);
+        check_close(what, got, want, (size_t)batch * q_dim, 2e-6, 1e-5);
+        free(kc), free(vc), free(q), free(want), free(got);
+        CU(cudaFree(d_kc));
+        CU(cudaFree(d_vc));
+        CU(cudaFree(d_q));
+        CU(cudaFree(d_out));
         CU(cudaFree(d_pos));
     }
-    free(kc), free(vc), free(q);
-    CU(cudaFree(d_kc));
-    CU(cudaFree(d_vc));
-    CU(cudaFree(d_q));
-    CU(cudaFree(d_att));
-    CU(cudaFree(d_out));
+}
+
+/* One query row split over the sequence (decode), against cpu_ref's
+ * attention: position 0 (one split holds everything, the rest are empty),
+ * more splits than positions, a split longer than a tile of 128, odd split
+ * counts, GQA groups of 1, 2, 3, 4 and 10 (two blocks per group), head_dim
+ * 16, 18, 64, 80 and 128; and twice on one set of buffers at two positions, as a
+ * replayed CUDA graph runs it. */
+static void test_attention_decode(void) {
+    static const struct {
+        int n_heads, n_kv, hd, pos, n_splits;
+    } cases[] = {{8, 2, 64, 0, 32},  {8, 2, 64, 300, 32}, {8, 2, 64, 300, 1}, {32, 8, 64, 2047, 32}, {6, 2, 80, 130, 7},
+                 {20, 2, 16, 77, 5}, {4, 4, 128, 500, 3}, {8, 2, 64, 5, 32},  {16, 2, 128, 1000, 4}, {6, 3, 18, 50, 4}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const int n_heads = cases[k].n_heads, n_kv = cases[k].n_kv, hd = cases[k].hd;
+        const int pos = cases[k].pos, n_splits = cases[k].n_splits;
+        const int kv_dim = n_kv * hd, q_dim = n_heads * hd, max_seq = pos + 9;
+        float *kc, *vc, *q = random_host((size_t)q_dim, 2.0f);
+        random_caches(&kc, &vc, max_seq, pos + 1, kv_dim);
+        float *want = malloc((size_t)q_dim * sizeof *want);
+        /* the query row alone, at position pos: the reference's row 0 at pos0 = pos */
+        attention_reference(want, q, kc, vc, 1, pos, n_heads, n_kv, hd);
+        float *d_kc = to_device(kc, (size_t)max_seq * kv_dim * 4), *d_vc = to_device(vc, (size_t)max_seq * kv_dim * 4);
+        float *d_q = to_device(q, (size_t)q_dim * 4), *d_out, *d_part;
+        CU(cudaMalloc((void **)&d_out, (size_t)q_dim * 4));
+        CU(cudaMalloc((void **)&d_part, eo_attention_decode_partials(n_heads, hd, n_splits) * 4));
+        int32_t *d_pos = device_int(pos);
+        CU(eo_attention_decode_forward(d_out, d_part, d_q, d_kc, d_vc, n_heads, n_kv, hd, n_splits, d_pos, stream));
+        float *got = from_device(d_out, (size_t)q_dim);
+        char what[96];
+        snprintf(what, sizeof what, "attention decode (pos %d, %d splits, %d/%d heads x %d)", pos, n_splits, n_heads,
+                 n_kv, hd);
+        check_close(what, got, want, (size_t)q_dim, 2e-6, 1e-5);
+        free(got);
+        /* the same launch at an earlier position read from the same device int */
+        const int earlier = pos / 3;
+        CU(cudaMemcpy(d_pos, &earlier, sizeof earlier, cudaMemcpyHostToDevice));
+        attention_reference(want, q, kc, vc, 1, earlier, n_heads, n_kv, hd);
+        CU(eo_attention_decode_forward(d_out, d_part, d_q, d_kc, d_vc, n_heads, n_kv, hd, n_splits, d_pos, stream));
+        got = from_device(d_out, (size_t)q_dim);
+        snprintf(what, sizeof what, "  same buffers, position from the device: %d", earlier);
+        check_close(what, got, want, (size_t)q_dim, 2e-6, 1e-5);
+        free(kc), free(vc), free(q), free(want), free(got);
+        CU(cudaFree(d_kc));
+        CU(cudaFree(d_vc));
+        CU(cudaFree(d_q));
+        CU(cudaFree(d_out));
+        CU(cudaFree(d_part));
+        CU(cudaFree(d_pos));
+    }
+}
+
+/* Shapes the attention kernels do not handle are refused before any launch:
+ * a head wider than their shared tiles, query heads that are not whole
+ * groups, no splits. */
+static void test_attention_refusals(void) {
+    float *d_buf;
+    int32_t *d_pos = device_int(0);
+    const int hd = EO_ATTENTION_MAX_HEAD_DIM + 1;
+    CU(cudaMalloc((void **)&d_buf, (size_t)4 * 3 * hd * 4));
+    CHECK(eo_attention_prefill_forward(d_buf, d_buf, d_buf, d_buf, 1, 2, 1, hd, d_pos, stream) == cudaErrorInvalidValue,
+          "prefill attention refuses head_dim %d", hd);
+    CHECK(eo_attention_decode_forward(d_buf, d_buf, d_buf, d_buf, d_buf, 2, 1, hd, 1, d_pos, stream) ==
+              cudaErrorInvalidValue,
+          "decode attention refuses head_dim %d", hd);
+    CHECK(eo_attention_prefill_forward(d_buf, d_buf, d_buf, d_buf, 1, 3, 2, 16, d_pos, stream) == cudaErrorInvalidValue,
+          "prefill attention refuses 3 query heads on 2 KV heads");
+    CHECK(eo_attention_decode_forward(d_buf, d_buf, d_buf, d_buf, d_buf, 2, 1, 16, 0, d_pos, stream) ==
+              cudaErrorInvalidValue,
+          "decode attention refuses 0 splits");
+    CU(cudaStreamSynchronize(stream)); // nothing was launched: no error left behind
+    printf("  attention: head_dim %d, partial groups and 0 splits refused\n", hd);
+    CU(cudaFree(d_buf));
+    CU(cudaFree(d_pos));
 }
 
 int main(int argc, char **argv) {
@@ -470,11 +530,12 @@ int main(int argc, char **argv) {
     test_rmsnorm();
     test_rope();
     test_kv_append();
-    test_softmax();
     test_elementwise();
     test_argmax();
     test_matmul();
-    test_attention();
+    test_attention_prefill();
+    test_attention_decode();
+    test_attention_refusals();
     cublasDestroy(handle);
     cudaStreamDestroy(stream);
     return check_summary();

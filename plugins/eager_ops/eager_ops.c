@@ -13,15 +13,27 @@
  * reductions disallowed, so f32 really is f32). Norms, activations and the
  * KV cache are f32, as cpu_ref's.
  *
+ * Prefill runs the prompt in chunks of up to MAX_BATCH (512) positions, one
+ * forward pass each, as an eager framework runs a batch: every projection
+ * is one cuBLAS GEMM over the whole chunk, and attention is one launch per
+ * layer for all the chunk's rows (eo_attention_prefill_forward: causal,
+ * GQA-aware, flash-attention style: tiles of query rows per block, an online
+ * softmax over tiles of keys and values held in shared memory, f32, like
+ * PyTorch's scaled_dot_product_attention). Only the rows whose logits are
+ * asked for reach the classifier, EO_LOGITS_ROWS at a time.
+ *
+ * Decode attention (one row) is split over the sequence (flash-decoding,
+ * eo_attention_decode_forward): a block per (KV head, split) scores its
+ * share of the positions against all the group's query heads, so each key
+ * and value is read once, and a second kernel combines the splits. Its grid
+ * (EO_DECODE_SPLITS splits) does not depend on the position, so a longer
+ * context adds only the cache it reads and scores: no launch, no padding.
+ *
  * CUDA graphs (the analogue of a framework's "reduce-overhead" mode): when
- * the profile allows them, decode() captures the ops of one step once and
- * replays the graph at every position. Kernels read the token and the
- * position from device memory, so one graph serves every position; the
- * attention GEMMs, whose size a graph freezes, run over a bucket of 256
- * positions with the softmax masking positions past the query's (up to 255
- * positions of extra attention work per step, a few microseconds). One graph
- * is captured per bucket the decode reaches, right after that bucket's first
- * step ran plainly (which warms kernels and cuBLAS); prefill always launches.
+ * the profile allows them, decode() captures the ops of one step once,
+ * right after the session's first step ran plainly (which warms kernels and
+ * cuBLAS), and replays that graph at every position: kernels read the token
+ * and the position from device memory. Prefill always launches.
  *
  * Errors: every CUDA and cuBLAS call is checked; a failure becomes a status
  * and a sentence naming the call, file:line and CUDA's own error string.
@@ -43,8 +55,12 @@
 #include "fb_cuda_common.h"
 
 #define EAGER_OPS_VERSION "1.0.0"
-#define MAX_BATCH 64     /* prefill chunk: positions per forward pass */
-#define GRAPH_BUCKET 256 /* attention positions per captured decode graph */
+/* prefill chunk: positions per forward pass (tests/CMakeLists.txt builds the
+ * emulated plugin once more with a small one, so that prefills run in chunks) */
+#ifndef EO_MAX_BATCH
+#define EO_MAX_BATCH 512
+#endif
+#define MAX_BATCH EO_MAX_BATCH
 #define STAGING_BYTES ((size_t)64 << 20)
 
 // ----------------------------------------------------------------------------
@@ -72,24 +88,24 @@ typedef struct TransformerWeights {
 // Activations (device), allocated once for up to max_batch positions
 
 typedef struct RunState {
-    int32_t *step;       // (1 + max_batch): [0] position of row 0, then the token ids
-    int32_t *pos;        // = step
-    int32_t *tokens;     // = step + 1
-    int32_t *next_token; // (1) argmax of the last row's logits
-    float *x;            // (batch, dim) residual stream
-    float *xb;           // (batch, dim) normed input of a block (f32 only; else in xh)
-    float *q;            // (batch, q_dim)
-    float *k, *v;        // (batch, kv_dim)
-    float *att_out;      // (batch, q_dim)
-    float *xb2;          // (batch, dim) block output before the residual add
-    float *hb, *hb2;     // (batch, hidden_dim) gate, up
-    float *logits;       // (batch, vocab_size)
-    float *att;          // (n_heads, max_seq) attention scores of one query row
-    void *xh;            // (batch, widest) GEMM input in wtype (16-bit precisions only):
-                         // normed input, attention output or SwiGLU product
-    float *key_cache;    // (layer, max_seq, kv_dim)
-    float *value_cache;  // (layer, max_seq, kv_dim)
-    int32_t *pinned;     // host, page-locked: (2 + max_batch) staging for step and next token
+    int32_t *step;        // (1 + max_batch): [0] position of row 0, then the token ids
+    int32_t *pos;         // = step
+    int32_t *tokens;      // = step + 1
+    int32_t *next_token;  // (1) argmax of the last row's logits
+    float *x;             // (batch, dim) residual stream
+    float *xb;            // (batch, dim) normed input of a block (f32 only; else in xh)
+    float *q;             // (batch, q_dim)
+    float *k, *v;         // (batch, kv_dim)
+    float *att_out;       // (batch, q_dim)
+    float *xb2;           // (batch, dim) block output before the residual add
+    float *hb, *hb2;      // (batch, hidden_dim) gate, up
+    float *logits;        // (logits_rows, vocab_size): the classifier runs over the rows in slices
+    float *attn_partials; // (n_heads, EO_DECODE_SPLITS, head_dim + 2) decode attention per split
+    void *xh;             // (batch, widest) GEMM input in wtype (16-bit precisions only):
+                          // normed input, attention output or SwiGLU product
+    float *key_cache;     // (layer, max_seq, kv_dim)
+    float *value_cache;   // (layer, max_seq, kv_dim)
+    int32_t *pinned;      // host, page-locked: (2 + max_batch) staging for step and next token
 } RunState;
 
 // ----------------------------------------------------------------------------
@@ -113,9 +129,8 @@ struct fb_session {
     uint64_t host_bytes;
     // CUDA graphs
     bool allow_graphs;
-    bool graphs_failed;      // capture failed once: plain launches from then on
-    cudaGraphExec_t *graphs; // one per bucket of GRAPH_BUCKET positions, captured on first use
-    int n_graphs;
+    bool graphs_failed;    // capture failed once: plain launches from then on
+    cudaGraphExec_t graph; // one decode step, captured after the first and replayed at every position
     uint64_t graph_replays;
     size_t graph_nodes; // nodes of the last captured decode graph (0: none captured)
     char notes[256];
@@ -305,17 +320,17 @@ static fb_status alloc_state(fb_session *s) {
     DEV_ALLOC(s, r->v, B * p->kv_dim * f, "activations");
     DEV_ALLOC(s, r->hb, B * p->hidden_dim * f, "activations");
     DEV_ALLOC(s, r->hb2, B * p->hidden_dim * f, "activations");
-    DEV_ALLOC(s, r->logits, B * p->vocab_size * f, "logits");
-    DEV_ALLOC(s, r->att, (size_t)p->n_heads * p->max_seq * f, "attention scores");
+    DEV_ALLOC(s, r->logits, (size_t)eo_logits_rows(p) * p->vocab_size * f, "logits");
+    DEV_ALLOC(s, r->attn_partials, eo_attention_decode_partials(p->n_heads, p->head_dim, EO_DECODE_SPLITS) * f,
+              "decode attention partials");
     if (s->wtype != EO_F32) DEV_ALLOC(s, r->xh, B * p->widest * eo_dtype_size(s->wtype), "GEMM inputs");
     DEV_ALLOC(s, r->key_cache, kv * f, "the key cache");
     DEV_ALLOC(s, r->value_cache, kv * f, "the value cache");
-    // Zeroed once: a decode graph's GEMMs read the whole bucket, and masked
-    // positions must hold finite values (0 * NaN would be NaN).
+    // Zeroed once, so that no uninitialised memory is ever in the cache (the
+    // attention kernels read no position past the query's own).
     // (On our stream: a non-blocking stream does not wait for the legacy one.)
     CUDA_CHECK(s, cudaMemsetAsync(r->key_cache, 0, kv * f, s->stream));
     CUDA_CHECK(s, cudaMemsetAsync(r->value_cache, 0, kv * f, s->stream));
-    CUDA_CHECK(s, cudaMemsetAsync(r->att, 0, (size_t)p->n_heads * p->max_seq * f, s->stream));
     CUDA_CHECK(s, cudaMallocHost((void **)&r->pinned, (B + 2) * sizeof(int32_t)));
     s->host_bytes += (B + 2) * sizeof(int32_t);
     return FB_OK;
@@ -348,33 +363,37 @@ static fb_status matmul(fb_session *s, float *y, const void *x, const void *w, i
     return FB_OK;
 }
 
-/* Grouped-query attention of query row b (position pos0 + b) of layer l
- * over n_pos cache positions (n_pos > the query's position only in a graph,
- * where the softmax masks the rest). */
-static fb_status attention(fb_session *s, int l, int b, int n_pos) {
+/* Causal grouped-query attention of the step's rows (position *state.pos + b)
+ * over layer l's cache, which already holds their keys and values: one
+ * flash-attention launch for every row of a prefill chunk; for one row (a
+ * decode step), the split-over-the-sequence kernel and its combine, whose
+ * grid does not depend on the position, so one captured graph serves every
+ * position. */
+static fb_status attention(fb_session *s, int l, int batch) {
     const eo_config *p = &s->config;
     RunState *r = &s->state;
     size_t layer = (size_t)l * p->max_seq * p->kv_dim;
-    float scale = 1.0f / sqrtf((float)p->head_dim);
-    // scores: att[h][t] = q_h . k_t (one GEMM, a batch per KV head)
-    CUBLAS_CHECK(s, eo_attention_scores_forward(s->cublas, r->att, r->q + (size_t)b * p->q_dim, r->key_cache + layer,
-                                                n_pos, p->n_heads, p->n_kv_heads, p->head_dim, p->max_seq));
-    // softmax over positions 0..pos0+b, scaled by 1/sqrt(head_dim); zeros past it
-    CUDA_CHECK(s, eo_softmax_forward(r->att, p->n_heads, p->max_seq, n_pos, r->pos, b, scale, s->stream));
-    // weighted sum of the values
-    CUBLAS_CHECK(s, eo_attention_values_forward(s->cublas, r->att_out + (size_t)b * p->q_dim, r->att,
-                                                r->value_cache + layer, n_pos, p->n_heads, p->n_kv_heads, p->head_dim,
-                                                p->max_seq));
+    if (batch == 1)
+        CUDA_CHECK(s, eo_attention_decode_forward(r->att_out, r->attn_partials, r->q, r->key_cache + layer,
+                                                  r->value_cache + layer, p->n_heads, p->n_kv_heads, p->head_dim,
+                                                  EO_DECODE_SPLITS, r->pos, s->stream));
+    else
+        CUDA_CHECK(s, eo_attention_prefill_forward(r->att_out, r->q, r->key_cache + layer, r->value_cache + layer,
+                                                   batch, p->n_heads, p->n_kv_heads, p->head_dim, r->pos, s->stream));
     return FB_OK;
 }
 
 // ----------------------------------------------------------------------------
-// forward: `batch` tokens (already in state.tokens, position pos0 in
-// state.pos) -> logits of the last position (or of all, logits_all) and the
-// argmax of the last in state.next_token. attention_span > 0 fixes the
-// attention GEMMs' length (graph capture); 0 uses each query's exact length.
+// forward: `batch` tokens (already in state.tokens, the position of the
+// first in state.pos) -> the argmax of the last position's logits in
+// state.next_token, and logits: of the last position (logits_all false) or
+// of every position (true), computed in slices of logits_rows rows; each
+// slice is copied to logits_out (host; NULL: not copied), so state.logits
+// holds the last slice afterwards (row 0 of it, when logits_all is false).
+// Nothing here reads the position on the host, so a decode step can be
+// captured as a graph.
 
-static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, int attention_span) {
+static fb_status forward(fb_session *s, int batch, bool logits_all, float *logits_out) {
     const eo_config *p = &s->config;
     const TransformerWeights *w = &s->weights;
     RunState *r = &s->state;
@@ -403,8 +422,8 @@ static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, in
         CUDA_CHECK(s, eo_kv_append_forward(r->key_cache + layer, r->value_cache + layer, r->k, r->v, batch, p->kv_dim,
                                            r->pos, st));
 
-        // multi-head attention over the cache, one query row at a time
-        for (int b = 0; b < batch; b++) TRY(attention(s, l, b, attention_span > 0 ? attention_span : pos0 + b + 1));
+        // multi-head attention over the cache, every row in one launch
+        TRY(attention(s, l, batch));
 
         // output projection, then the residual connection back into x
         TRY(convert_to_gemm_input(s, r->att_out, (size_t)batch * p->q_dim, &in));
@@ -427,25 +446,38 @@ static fb_status forward(fb_session *s, int pos0, int batch, bool logits_all, in
         CUDA_CHECK(s, eo_add_forward(r->x, r->x, r->xb2, (size_t)batch * dim, st));
     }
 
-    // final rmsnorm and the classifier, for the positions asked for; argmax of the last
+    // final rmsnorm and the classifier, for the positions asked for, a slice
+    // of logits_rows at a time (each copied out before the next); argmax of the last
     int first = logits_all ? 0 : batch - 1, n_out = batch - first;
     in = gemm_input_buffer(s, r->xb);
     CUDA_CHECK(
         s, eo_rmsnorm_forward(in, s->wtype, r->x + (size_t)first * dim, w->output_norm, n_out, dim, p->rms_eps, st));
-    TRY(matmul(s, r->logits, in, w->output, n_out, dim, p->vocab_size));
-    CUDA_CHECK(s, eo_argmax_forward(r->next_token, r->logits + (size_t)(n_out - 1) * p->vocab_size, p->vocab_size, st));
+    size_t in_row = (size_t)dim * eo_dtype_size(s->wtype), vocab_row = (size_t)p->vocab_size * sizeof(float);
+    int rows = eo_logits_rows(p), n_last = 0;
+    for (int done = 0; done < n_out; done += n_last) {
+        n_last = n_out - done < rows ? n_out - done : rows;
+        TRY(matmul(s, r->logits, (const uint8_t *)in + (size_t)done * in_row, w->output, n_last, dim, p->vocab_size));
+        if (logits_out)
+            CUDA_CHECK(s, cudaMemcpyAsync(logits_out + (size_t)done * p->vocab_size, r->logits,
+                                          (size_t)n_last * vocab_row, cudaMemcpyDeviceToHost, st));
+    }
+    CUDA_CHECK(s,
+               eo_argmax_forward(r->next_token, r->logits + (size_t)(n_last - 1) * p->vocab_size, p->vocab_size, st));
     return FB_OK;
 }
 
 // ----------------------------------------------------------------------------
-// CUDA graphs: one decode step captured per bucket of attention positions
+// CUDA graphs: one decode step, captured once, replayed at every position
 
-/* Capture forward(batch 1) with the attention GEMMs over `span` positions. */
-static fb_status capture_decode_graph(fb_session *s, int span, cudaGraphExec_t *exec) {
+/* Capture forward(batch 1). Every kernel reads the token and the position
+ * from device memory, and the attention's grid is fixed (EO_DECODE_SPLITS
+ * splits of whatever length the position gives), so the graph is the same
+ * at every position. */
+static fb_status capture_decode_graph(fb_session *s, cudaGraphExec_t *exec) {
     cudaGraph_t graph = NULL;
     *exec = NULL;
     CUDA_CHECK(s, cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal));
-    fb_status st = forward(s, 0, 1, false, span); // pos0 is unused when span > 0
+    fb_status st = forward(s, 1, false, NULL);
     cudaError_t end = cudaStreamEndCapture(s->stream, &graph);
     if (st != FB_OK) {
         if (graph) cudaGraphDestroy(graph);
@@ -465,24 +497,19 @@ static fb_status capture_decode_graph(fb_session *s, int span, cudaGraphExec_t *
     return FB_OK;
 }
 
-/* Run one decode step (inputs already uploaded) through the graph for this
- * position's bucket. The first step of a bucket is launched plainly, which
- * also warms every kernel and cuBLAS's choice of algorithm, and the graph is
- * captured after it (capture records, it does not run): later steps replay
- * it. When capture fails, plain launches from then on, and the effective
- * settings say so. */
+/* Run one decode step (inputs already uploaded) through the graph. The
+ * session's first decode step is launched plainly, which also warms every
+ * kernel and cuBLAS's choice of algorithm, and the graph is captured after
+ * it (capture records, it does not run): later steps replay it. When capture
+ * fails, plain launches from then on, and the effective settings say so. */
 static fb_status decode_with_graph(fb_session *s) {
-    const eo_config *p = &s->config;
-    int bucket = s->pos / GRAPH_BUCKET;
-    if (s->graphs[bucket]) {
-        CUDA_CHECK(s, cudaGraphLaunch(s->graphs[bucket], s->stream));
+    if (s->graph) {
+        CUDA_CHECK(s, cudaGraphLaunch(s->graph, s->stream));
         s->graph_replays++;
         return FB_OK;
     }
-    TRY(forward(s, s->pos, 1, false, 0));
-    int span = (bucket + 1) * GRAPH_BUCKET;
-    if (span > p->max_seq) span = p->max_seq;
-    if (capture_decode_graph(s, span, &s->graphs[bucket]) != FB_OK) {
+    TRY(forward(s, 1, false, NULL));
+    if (capture_decode_graph(s, &s->graph) != FB_OK) {
         s->graphs_failed = true;
         snprintf(s->notes, sizeof s->notes, "graph capture failed, so plain launches: %.200s", s->error);
         s->error[0] = '\0';
@@ -615,11 +642,6 @@ static fb_status eager_ops_create(const fb_host *host, const fb_model_view *mv, 
     if (st == FB_OK) st = load_weights(s, mv);
     if (st == FB_OK) st = alloc_state(s);
     if (st == FB_OK) {
-        s->n_graphs = (s->config.max_seq + GRAPH_BUCKET - 1) / GRAPH_BUCKET;
-        s->graphs = calloc((size_t)s->n_graphs, sizeof *s->graphs);
-        if (!s->graphs) st = fail(s, FB_ERR_OUT_OF_MEMORY, "eager_ops: out of host memory");
-    }
-    if (st == FB_OK) {
         // Uploads went through the legacy stream, the zeroing through ours: wait for both.
         cudaError_t err = cudaDeviceSynchronize();
         if (err != cudaSuccess) st = cuda_fail(s, err, "cudaDeviceSynchronize()", __FILE__, __LINE__);
@@ -635,8 +657,7 @@ static fb_status eager_ops_create(const fb_host *host, const fb_model_view *mv, 
              "weights and GEMM inputs %s (from %s), f32 accumulation (no TF32), f32 residual stream and KV cache; "
              "%s",
              names[s->wtype], host->type_name(FB_MODEL_LAYER(mv, 0)->attn_q.type),
-             s->allow_graphs ? "decode: a CUDA graph per 256-position bucket (masked attention over it), prefill "
-                               "launched"
+             s->allow_graphs ? "decode: one CUDA graph for every position (split-K attention), prefill launched"
                              : "plain launches");
     s->error[0] = '\0';
     *out = s;
@@ -684,22 +705,20 @@ static fb_status eager_ops_prefill(fb_session *s, const int32_t *tokens, uint32_
     TRY(use_device(s));
     bool all = (flags & FB_LOGITS_ALL) != 0;
     int pos = s->pos;
+    // chunks of up to max_batch positions, each one forward pass (every
+    // GEMM over the whole chunk, one attention launch per layer)
     for (uint32_t done = 0; done < n;) {
         int batch = (int)(n - done) < p->max_batch ? (int)(n - done) : p->max_batch;
         bool last_chunk = done + (uint32_t)batch == n;
         TRY(upload_step(s, pos, tokens + done, batch));
-        TRY(forward(s, pos, batch, all, 0));
-        size_t row = (size_t)p->vocab_size * sizeof(float);
-        if (all)
-            CUDA_CHECK(s, cudaMemcpyAsync(logits + (size_t)done * p->vocab_size, r->logits, (size_t)batch * row,
-                                          cudaMemcpyDeviceToHost, s->stream));
-        if (last_chunk) {
+        // every position's logits (ALL), or the prompt's last (LAST), straight to the caller's buffer
+        float *out = all                                      ? logits + (size_t)done * p->vocab_size
+                     : last_chunk && (flags & FB_LOGITS_LAST) ? logits
+                                                              : NULL;
+        TRY(forward(s, batch, all, out));
+        if (last_chunk)
             CUDA_CHECK(s, cudaMemcpyAsync(r->pinned + 1 + p->max_batch, r->next_token, sizeof(int32_t),
                                           cudaMemcpyDeviceToHost, s->stream));
-            if (flags & FB_LOGITS_LAST)
-                CUDA_CHECK(s, cudaMemcpyAsync(logits, r->logits + (all ? (size_t)(batch - 1) * p->vocab_size : 0), row,
-                                              cudaMemcpyDeviceToHost, s->stream));
-        }
         CUDA_CHECK(s, cudaStreamSynchronize(s->stream)); // the pinned staging is reused by the next chunk
         pos += batch;
         done += (uint32_t)batch;
@@ -717,7 +736,7 @@ static fb_status eager_ops_decode(fb_session *s, int32_t token, float *logits, i
     TRY(upload_step(s, s->pos, &token, 1));
     if (s->allow_graphs && !s->graphs_failed) TRY(decode_with_graph(s));
     else
-        TRY(forward(s, s->pos, 1, false, 0));
+        TRY(forward(s, 1, false, NULL));
     CUDA_CHECK(s, cudaMemcpyAsync(r->pinned + 1 + p->max_batch, r->next_token, sizeof(int32_t), cudaMemcpyDeviceToHost,
                                   s->stream));
     if (logits)
@@ -773,9 +792,7 @@ static void eager_ops_destroy(fb_session *s) {
         cudaSetDevice(s->device);
         cudaStreamSynchronize(s->stream);
     }
-    for (int i = 0; s->graphs && i < s->n_graphs; i++)
-        if (s->graphs[i]) cudaGraphExecDestroy(s->graphs[i]);
-    free(s->graphs);
+    if (s->graph) cudaGraphExecDestroy(s->graph);
     if (s->cublas) cublasDestroy(s->cublas);
     fbc_memory_free_all(&s->mem);
     if (s->state.pinned) cudaFreeHost(s->state.pinned);

@@ -23,6 +23,11 @@ int eo_config_from_view(const fb_model_view *mv, uint32_t max_context, int max_b
                  mv->head_dim);
         return -1;
     }
+    if (mv->head_dim > EO_ATTENTION_MAX_HEAD_DIM) {
+        snprintf(msg, msg_size, "eager_ops: head_dim %u is over the %d its attention kernels handle", mv->head_dim,
+                 EO_ATTENTION_MAX_HEAD_DIM);
+        return -1;
+    }
     /* Every product below must fit an int: the kernels index rows with int. */
     const uint64_t limit = (uint64_t)1 << 30;
     if ((uint64_t)mv->n_head * mv->head_dim >= limit || (uint64_t)mv->n_head_kv * mv->head_dim >= limit ||
@@ -62,11 +67,12 @@ void eo_plan_compute(const eo_config *c, eo_dtype type, eo_plan *plan) {
     plan->weights = (uint64_t)c->n_layers * per_layer + vocab * dim * e * (c->tied ? 1 : 2) + dim * f +
                     (uint64_t)(c->n_rot / 2) * f;
     plan->kv_cache = 2 * (uint64_t)c->n_layers * (uint64_t)c->max_seq * kv * f;
-    plan->activations = B * (2 * dim + 2 * q + 2 * kv + 2 * ff + vocab) * f // x xb2, q att_out, k v, hb hb2, logits
-                        + (uint64_t)c->n_heads * (uint64_t)c->max_seq * f   // att
-                        + (type == EO_F32 ? B * dim * f                     // xb: the f32 GEMM input
-                                          : B * (uint64_t)c->widest * e)    // xh: the 16-bit GEMM input
-                        + (B + 2) * sizeof(int32_t);                        // pos, tokens, next token
+    plan->activations = B * (2 * dim + 2 * q + 2 * kv + 2 * ff) * f // x xb2, q att_out, k v, hb hb2
+                        + (uint64_t)eo_logits_rows(c) * vocab * f   // logits, a slice of rows
+                        + eo_attention_decode_partials(c->n_heads, c->head_dim, EO_DECODE_SPLITS) * f +
+                        (type == EO_F32 ? B * dim * f                  // xb: the f32 GEMM input
+                                        : B * (uint64_t)c->widest * e) // xh: the 16-bit GEMM input
+                        + (B + 2) * sizeof(int32_t);                   // pos, tokens, next token
     plan->workspace = EO_CUBLAS_WORKSPACE_BYTES;
     plan->total = plan->weights + plan->kv_cache + plan->activations + plan->workspace;
 }

@@ -32,15 +32,32 @@ typedef struct eo_config {
 } eo_config;
 
 /* Fill c from the model view; max_context 0 means the model's n_ctx (and is
- * capped by it). Returns 0, or -1 with a sentence in msg. */
+ * capped by it). Returns 0, or -1 with a sentence in msg (also for a
+ * head_dim over EO_ATTENTION_MAX_HEAD_DIM, which the attention kernels do
+ * not handle). */
 int eo_config_from_view(const fb_model_view *mv, uint32_t max_context, int max_batch, eo_config *c, char *msg,
                         size_t msg_size);
+
+/* Splits of the sequence in decode attention (eo_attention_decode_forward):
+ * 8 KV heads x 32 splits give an H100/H200's 132 SMs about two blocks each,
+ * whatever the position. */
+#define EO_DECODE_SPLITS 32
+
+/* The classifier's output buffer holds this many rows (at most); a prefill
+ * chunk that asks for every position's logits gets them a slice at a time
+ * (a 512 x 128256 f32 buffer would be 262 MB). */
+#define EO_LOGITS_ROWS 64
+
+static inline int eo_logits_rows(const eo_config *c) {
+    return c->max_batch < EO_LOGITS_ROWS ? c->max_batch : EO_LOGITS_ROWS;
+}
 
 /* Device bytes the session allocates itself, by purpose. */
 typedef struct eo_plan {
     uint64_t weights;     // matrices at the storage type, norms and RoPE frequencies at f32
     uint64_t kv_cache;    // K and V, f32, every layer and position
-    uint64_t activations; // the per-op intermediates for max_batch positions, attention scores, step inputs
+    uint64_t activations; // the per-op intermediates for max_batch positions, logits slice, decode
+                          // attention partials, step inputs
     uint64_t workspace;   // the cuBLAS workspace (graph capture needs one set by us)
     uint64_t total;
 } eo_plan;

@@ -9,8 +9,12 @@
  * GEMM's type, as an eager framework's f16 op yields an f16 tensor: there
  * is no conversion op between them (the residual stream, the arithmetic of
  * every op and the KV cache stay f32, as in cpu_ref).
- * No kernel here is clever; where one needs a reduction it is one block per
- * row with a warp-shuffle tree.
+ * Where a kernel needs a reduction it is one block per row with a
+ * warp-shuffle tree. The two attention kernels are the exception to "plain":
+ * as PyTorch's scaled_dot_product_attention does, they tile (flash
+ * attention for prefill, split over the sequence for decode) so that
+ * attention is one or two launches per layer and reads each key and value
+ * once per tile of queries; their comments give the tiling.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -29,6 +33,13 @@
     ((void)(stream), eo_emu_launch(#kernel, kernel, blocks, threads, __VA_ARGS__))
 #else
 #define EO_LAUNCH(kernel, blocks, threads, stream, ...) kernel<<<blocks, threads, 0, stream>>>(__VA_ARGS__)
+#endif
+
+/* #pragma unroll, which the host compiler of the emulation does not know. */
+#ifdef EO_EMULATE
+#define EO_UNROLL
+#else
+#define EO_UNROLL _Pragma("unroll")
 #endif
 
 static const int kBlock = 256;
@@ -206,34 +217,327 @@ extern "C" cudaError_t eo_kv_append_forward(float *key_cache, float *value_cache
 }
 
 // ----------------------------------------------------------------------------
-// softmax with the causal mask: one block per row
+// attention, prefill: every query row of the chunk in one launch
+// (flash-attention style; cpu_ref's attention_worker is the twin)
+//
+// Shapes: q and out (batch, n_heads * head_dim), one layer's key_cache and
+// value_cache (max_seq, kv_dim); row b is at position *pos + b.
+// A block owns kAttnQueries query vectors: rows_per_block consecutive rows
+// times heads_per_block query heads, all of one KV head g (its whole GQA
+// group, or a slice of it when the group has more than kAttnQueries heads).
+// Four adjacent lanes serve one query vector. The block walks positions
+// 0 .. (its last row's position) in tiles of KV_TILE:
+//   load:    the tile's keys and values of head g into shared memory, once
+//            for all the block's queries
+//   scores:  each lane scores a quarter of the tile: q . k_t * scale, and
+//            -inf past the query's own position (the causal mask)
+//   softmax: online: the query's running maximum m and sum l take in the
+//            tile's, and what was accumulated so far is rescaled by
+//            exp(m_old - m_new)
+//   values:  each lane adds p_t * v_t to its quarter of the output dimensions
+//            (every fourth group of four)
+// and at the end divides by l. Row tiles are issued latest first: the latest
+// rows have the most positions to attend to. f32 throughout.
 
-__global__ void softmax_kernel(float *att, int row_stride, int n_cols, const int32_t *pos, int pos_offset,
-                               float scale) {
-    float *x = att + (size_t)blockIdx.x * row_stride;
-    int len = *pos + pos_offset + 1;
-    if (len > n_cols) len = n_cols;
-    float max = -INFINITY;
-    for (int t = threadIdx.x; t < len; t += blockDim.x) {
-        float v = x[t] * scale;
-        x[t] = v;
-        max = fmaxf(max, v);
+static const int kAttnThreads = 128;
+static const int kAttnQueries = 32;                        // query vectors per block
+static const int kAttnLanes = kAttnThreads / kAttnQueries; // threads per query vector (4)
+
+template <int HD_MAX>
+__global__ void __launch_bounds__(kAttnThreads)
+    attention_prefill_kernel(float *out, const float *q, const float *key_cache, const float *value_cache, int batch,
+                             int n_heads, int n_kv_heads, int head_dim, const int32_t *pos, float scale,
+                             int heads_per_block, int head_chunks, int rows_per_block) {
+    const int KV_TILE = HD_MAX <= 64 ? 32 : 16; // positions per tile: the shared arrays stay under 48 KiB
+    const int kScores = KV_TILE / kAttnLanes;   // scores per lane per tile
+    const int kChunks = HD_MAX / 16;            // float4 chunks of output dimensions per lane
+    // Rows of head_dim padded with zeros to whole float4s, read 16 bytes at a
+    // time; q and k rows 4 floats longer, so that the rows that lanes read
+    // together start in different banks.
+    __shared__ __align__(16) float q_tile[kAttnQueries][HD_MAX + 4];
+    __shared__ __align__(16) float k_tile[KV_TILE][HD_MAX + 4];
+    __shared__ __align__(16) float v_tile[KV_TILE][HD_MAX];
+    __shared__ float p_tile[kAttnQueries][KV_TILE + 1];
+
+    const int kv_mul = n_heads / n_kv_heads, kv_dim = n_kv_heads * head_dim, q_dim = n_heads * head_dim;
+    const int hd4 = (head_dim + 3) / 4, hd_pad = 4 * hd4;
+    // this block: a tile of rows (latest first), KV head g, a chunk of g's query heads
+    const int n_row_tiles = (batch + rows_per_block - 1) / rows_per_block, per_row_tile = n_kv_heads * head_chunks;
+    const int row_tile = n_row_tiles - 1 - (int)blockIdx.x / per_row_tile;
+    const int g = (int)blockIdx.x % per_row_tile / head_chunks, chunk = (int)blockIdx.x % head_chunks;
+    const int b0 = row_tile * rows_per_block, pos0 = *pos;
+    const int b_end = b0 + rows_per_block < batch ? b0 + rows_per_block : batch;
+    const int kv_end = pos0 + b_end; // the block's rows attend to positions 0 .. kv_end - 1
+    // this thread: lane `lane` of query vector `query` = (row b, head h)
+    const int query = (int)threadIdx.x / kAttnLanes, lane = (int)threadIdx.x % kAttnLanes;
+    const int r = query / heads_per_block, j = chunk * heads_per_block + query % heads_per_block;
+    const int b = b0 + r, h = g * kv_mul + j;
+    const bool active = r < rows_per_block && b < batch && j < kv_mul;
+    const int q_pos = active ? pos0 + b : pos0; // an idle query still sees position 0: its maximum stays finite
+
+    // load: the block's queries (zeros for idle ones and past head_dim)
+    for (int i = threadIdx.x; i < kAttnQueries * hd_pad; i += kAttnThreads) {
+        int qq = i / hd_pad, d = i % hd_pad;
+        int rr = qq / heads_per_block, jj = chunk * heads_per_block + qq % heads_per_block, bb = b0 + rr;
+        bool on = rr < rows_per_block && bb < batch && jj < kv_mul && d < head_dim;
+        q_tile[qq][d] = on ? q[(size_t)bb * q_dim + (size_t)(g * kv_mul + jj) * head_dim + d] : 0.0f;
     }
-    max = block_max(max);
-    float sum = 0.0f;
-    for (int t = threadIdx.x; t < len; t += blockDim.x) {
-        float e = expf(x[t] - max);
-        x[t] = e;
-        sum += e;
+
+    const float *k_head = key_cache + (size_t)g * head_dim, *v_head = value_cache + (size_t)g * head_dim;
+    float m = -INFINITY, l = 0.0f, acc[4 * kChunks]; // acc[4 * cc + e]: dimension 4 * (lane + 4 * cc) + e
+    EO_UNROLL
+    for (int k = 0; k < 4 * kChunks; k++) acc[k] = 0.0f;
+    for (int t0 = 0; t0 < kv_end; t0 += KV_TILE) {
+        __syncthreads(); // the queries are loaded; the previous tile is no longer read
+        // load: keys and values of positions t0 .. t0 + KV_TILE - 1 (zeros from kv_end on)
+        for (int i = threadIdx.x; i < KV_TILE * hd_pad; i += kAttnThreads) {
+            int tt = i / hd_pad, d = i % hd_pad, t = t0 + tt;
+            bool in = t < kv_end && d < head_dim;
+            k_tile[tt][d] = in ? k_head[(size_t)t * kv_dim + d] : 0.0f;
+            v_tile[tt][d] = in ? v_head[(size_t)t * kv_dim + d] : 0.0f;
+        }
+        __syncthreads();
+        // scores against this lane's positions t0 + lane + 4k; -inf past the query's own
+        float s[kScores];
+        EO_UNROLL
+        for (int k = 0; k < kScores; k++) s[k] = 0.0f;
+        for (int c = 0; c < hd4; c++) {
+            const float4 qc = *(const float4 *)&q_tile[query][4 * c];
+            EO_UNROLL
+            for (int k = 0; k < kScores; k++) {
+                const float4 kc = *(const float4 *)&k_tile[lane + k * kAttnLanes][4 * c];
+                s[k] += qc.x * kc.x; // in order of d, as cpu_ref sums
+                s[k] += qc.y * kc.y;
+                s[k] += qc.z * kc.z;
+                s[k] += qc.w * kc.w;
+            }
+        }
+        float tile_max = -INFINITY;
+        EO_UNROLL
+        for (int k = 0; k < kScores; k++) {
+            s[k] = t0 + lane + k * kAttnLanes <= q_pos ? s[k] * scale : -INFINITY;
+            tile_max = fmaxf(tile_max, s[k]);
+        }
+        // softmax, online: the query's four lanes agree on the maximum, then on the tile's sum
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+        const float m_new = fmaxf(m, tile_max); // finite: the first tile holds position 0
+        const float rescale = expf(m - m_new);  // 0 at the first tile
+        float sum = 0.0f;
+        EO_UNROLL
+        for (int k = 0; k < kScores; k++) {
+            float p = expf(s[k] - m_new); // 0 where masked
+            p_tile[query][lane + k * kAttnLanes] = p;
+            sum += p;
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        l = l * rescale + sum;
+        m = m_new;
+        __syncthreads(); // every lane's probabilities are in p_tile
+
+        // values: this lane's float4 chunks lane + 4cc of the output (each probability read once)
+        EO_UNROLL
+        for (int k = 0; k < 4 * kChunks; k++) acc[k] *= rescale;
+        for (int tt = 0; tt < KV_TILE; tt++) {
+            const float p = p_tile[query][tt];
+            EO_UNROLL
+            for (int cc = 0; cc < kChunks; cc++)
+                if (lane + 4 * cc < hd4) {
+                    const float4 vc = *(const float4 *)&v_tile[tt][4 * (lane + 4 * cc)];
+                    acc[4 * cc + 0] += p * vc.x;
+                    acc[4 * cc + 1] += p * vc.y;
+                    acc[4 * cc + 2] += p * vc.z;
+                    acc[4 * cc + 3] += p * vc.w;
+                }
+        }
     }
-    sum = block_sum(sum);
-    for (int t = threadIdx.x; t < n_cols; t += blockDim.x) x[t] = t < len ? x[t] / sum : 0.0f;
+    if (active) {
+        float *o = out + (size_t)b * q_dim + (size_t)h * head_dim;
+        EO_UNROLL
+        for (int k = 0; k < 4 * kChunks; k++) {
+            int d = 4 * (lane + 4 * (k / 4)) + k % 4;
+            if (d < head_dim) o[d] = acc[k] / l;
+        }
+    }
 }
 
-extern "C" cudaError_t eo_softmax_forward(float *att, int n_rows, int row_stride, int n_cols, const int32_t *pos,
-                                          int pos_offset, float scale, cudaStream_t stream) {
-    if (n_rows <= 0 || n_cols <= 0) return cudaSuccess;
-    EO_LAUNCH(softmax_kernel, n_rows, kBlock, stream, att, row_stride, n_cols, pos, pos_offset, scale);
+static bool attention_shape_ok(int n_heads, int n_kv_heads, int head_dim) {
+    return n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0 && head_dim > 0 &&
+           head_dim <= EO_ATTENTION_MAX_HEAD_DIM;
+}
+
+extern "C" cudaError_t eo_attention_prefill_forward(float *out, const float *q, const float *key_cache,
+                                                    const float *value_cache, int batch, int n_heads, int n_kv_heads,
+                                                    int head_dim, const int32_t *pos, cudaStream_t stream) {
+    if (batch <= 0) return cudaSuccess;
+    if (!attention_shape_ok(n_heads, n_kv_heads, head_dim)) return cudaErrorInvalidValue;
+    int kv_mul = n_heads / n_kv_heads;
+    int heads_per_block = kv_mul < kAttnQueries ? kv_mul : kAttnQueries;
+    int head_chunks = (kv_mul + heads_per_block - 1) / heads_per_block;
+    int rows_per_block = kAttnQueries / heads_per_block;
+    unsigned blocks = (unsigned)((batch + rows_per_block - 1) / rows_per_block * n_kv_heads * head_chunks);
+    float scale = 1.0f / sqrtf((float)head_dim); // as cpu_ref
+    if (head_dim <= 64)
+        EO_LAUNCH(attention_prefill_kernel<64>, blocks, kAttnThreads, stream, out, q, key_cache, value_cache, batch,
+                  n_heads, n_kv_heads, head_dim, pos, scale, heads_per_block, head_chunks, rows_per_block);
+    else
+        EO_LAUNCH(attention_prefill_kernel<128>, blocks, kAttnThreads, stream, out, q, key_cache, value_cache, batch,
+                  n_heads, n_kv_heads, head_dim, pos, scale, heads_per_block, head_chunks, rows_per_block);
+    return cudaGetLastError();
+}
+
+// ----------------------------------------------------------------------------
+// attention, decode: one query row, split over the sequence (flash-decoding)
+//
+// Shapes: q and out (n_heads * head_dim), one layer's caches (max_seq,
+// kv_dim), partials (n_heads, n_splits, head_dim + 2).
+// attention_decode_kernel: block (g, chunk, split) takes the positions
+// [split * len, (split + 1) * len) of 0 .. *pos, len = ceil((*pos + 1) /
+// n_splits), and up to kDecodeHeads query heads of KV head g (its whole
+// group when it has at most kDecodeHeads). It walks its positions in tiles
+// of kAttnThreads:
+//   scores:  thread i scores position t0 + i against every head of the block
+//            (lanes parallel over positions; each key row read once)
+//   softmax: online, one warp per head: the running maximum and sum take in
+//            the tile's, and each thread's accumulators are rescaled
+//   values:  thread (phase, d) adds p_t * v_t[d] for every head, over the
+//            tile's positions t0 + phase + k * n_phases (each value read once)
+// then, per head, writes its unnormalised output, maximum and sum to
+// partials (an empty split: 0, -inf, 0).
+// attention_decode_combine_kernel: one block per query head weights each
+// split by exp(m_split - m), m the largest, and divides by the total sum.
+
+static const int kDecodeHeads = 8; // query heads per decode block (LLaMA groups have 4 to 8)
+
+__global__ void __launch_bounds__(kAttnThreads)
+    attention_decode_kernel(float *partials, const float *q, const float *key_cache, const float *value_cache,
+                            int n_heads, int n_kv_heads, int head_dim, int n_splits, int head_chunks,
+                            const int32_t *pos, float scale) {
+    __shared__ float q_s[kDecodeHeads][EO_ATTENTION_MAX_HEAD_DIM];
+    __shared__ float p_s[kDecodeHeads][kAttnThreads]; // scores, then probabilities; at the end the phases' sums
+    __shared__ float m_s[kDecodeHeads], l_s[kDecodeHeads], rescale_s[kDecodeHeads];
+
+    const int kv_mul = n_heads / n_kv_heads, kv_dim = n_kv_heads * head_dim;
+    const int split = (int)blockIdx.x % n_splits, chunk = (int)blockIdx.x / n_splits % head_chunks;
+    const int g = (int)blockIdx.x / n_splits / head_chunks;
+    const int j0 = chunk * kDecodeHeads; // the block's first head within the group
+    const int n_h = kv_mul - j0 < kDecodeHeads ? kv_mul - j0 : kDecodeHeads;
+    const int h0 = g * kv_mul + j0;
+    const int n_pos = *pos + 1, len = (n_pos + n_splits - 1) / n_splits;
+    const int t_begin = split * len < n_pos ? split * len : n_pos;
+    const int t_end = t_begin + len < n_pos ? t_begin + len : n_pos;
+
+    for (int i = threadIdx.x; i < n_h * head_dim; i += kAttnThreads)
+        q_s[i / head_dim][i % head_dim] = q[(size_t)h0 * head_dim + i];
+    if ((int)threadIdx.x < kDecodeHeads) m_s[threadIdx.x] = -INFINITY, l_s[threadIdx.x] = 0.0f;
+    // for the values: this thread's output dimension d and phase
+    const int n_phases = kAttnThreads / head_dim; // >= 1: head_dim <= 128
+    const int phase = (int)threadIdx.x / head_dim, d = (int)threadIdx.x % head_dim;
+    const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32;
+    const float *k_head = key_cache + (size_t)g * head_dim, *v_head = value_cache + (size_t)g * head_dim;
+    float acc[kDecodeHeads];
+    EO_UNROLL
+    for (int jj = 0; jj < kDecodeHeads; jj++) acc[jj] = 0.0f;
+
+    for (int t0 = t_begin; t0 < t_end; t0 += kAttnThreads) {
+        __syncthreads(); // q_s and m_s set; the previous tile's probabilities consumed
+        // scores: this thread's position against every head of the block
+        const int t = t0 + (int)threadIdx.x;
+        float s[kDecodeHeads];
+        EO_UNROLL
+        for (int jj = 0; jj < kDecodeHeads; jj++) s[jj] = 0.0f;
+        if (t < t_end) {
+            const float *k = k_head + (size_t)t * kv_dim;
+            for (int i = 0; i < head_dim; i++) {
+                float ki = k[i];
+                EO_UNROLL
+                for (int jj = 0; jj < kDecodeHeads; jj++)
+                    if (jj < n_h) s[jj] += q_s[jj][i] * ki;
+            }
+        }
+        EO_UNROLL
+        for (int jj = 0; jj < kDecodeHeads; jj++)
+            if (jj < n_h) p_s[jj][threadIdx.x] = t < t_end ? s[jj] * scale : -INFINITY;
+        __syncthreads();
+        // softmax, online: warp w updates heads w, w + 4, ...
+        for (int jj = warp; jj < n_h; jj += kAttnThreads / 32) {
+            float tile_max = -INFINITY;
+            for (int i = lane; i < kAttnThreads; i += 32) tile_max = fmaxf(tile_max, p_s[jj][i]);
+            tile_max = warp_max(tile_max);
+            const float m_new = fmaxf(m_s[jj], tile_max); // finite: position t0 is in the tile
+            float sum = 0.0f;
+            for (int i = lane; i < kAttnThreads; i += 32) {
+                float p = expf(p_s[jj][i] - m_new); // 0 past t_end
+                p_s[jj][i] = p;
+                sum += p;
+            }
+            sum = warp_sum(sum); // every lane has read m_s[jj] before lane 0 writes it below
+            if (lane == 0) {
+                rescale_s[jj] = expf(m_s[jj] - m_new); // 0 at the first tile
+                l_s[jj] = l_s[jj] * rescale_s[jj] + sum;
+                m_s[jj] = m_new;
+            }
+        }
+        __syncthreads();
+        // values: out_j[d] += p_j(t) v_t[d], this phase's positions of the tile
+        if (phase < n_phases) {
+            const int n_t = t_end - t0 < kAttnThreads ? t_end - t0 : kAttnThreads;
+            EO_UNROLL
+            for (int jj = 0; jj < kDecodeHeads; jj++)
+                if (jj < n_h) acc[jj] *= rescale_s[jj];
+            for (int u = phase; u < n_t; u += n_phases) {
+                float v = v_head[(size_t)(t0 + u) * kv_dim + d];
+                EO_UNROLL
+                for (int jj = 0; jj < kDecodeHeads; jj++)
+                    if (jj < n_h) acc[jj] += p_s[jj][u] * v;
+            }
+        }
+    }
+    // the phases' sums, through p_s, then this split's partials
+    __syncthreads();
+    if (phase < n_phases) {
+        EO_UNROLL
+        for (int jj = 0; jj < kDecodeHeads; jj++)
+            if (jj < n_h) p_s[jj][threadIdx.x] = acc[jj];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < n_h * head_dim; i += kAttnThreads) {
+        int jj = i / head_dim, dd = i % head_dim;
+        float o = 0.0f;
+        for (int ph = 0; ph < n_phases; ph++) o += p_s[jj][ph * head_dim + dd];
+        float *part = partials + ((size_t)(h0 + jj) * n_splits + split) * (head_dim + 2);
+        part[dd] = o;
+        if (dd == 0) part[head_dim] = m_s[jj], part[head_dim + 1] = l_s[jj];
+    }
+}
+
+__global__ void attention_decode_combine_kernel(float *out, const float *partials, int head_dim, int n_splits) {
+    const int h = blockIdx.x, stride = head_dim + 2;
+    const float *part = partials + (size_t)h * n_splits * stride;
+    float m = -INFINITY, l = 0.0f;
+    for (int sp = 0; sp < n_splits; sp++) m = fmaxf(m, part[sp * stride + head_dim]); // finite: split 0 holds t = 0
+    for (int sp = 0; sp < n_splits; sp++)
+        l += part[sp * stride + head_dim + 1] * expf(part[sp * stride + head_dim] - m);
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float o = 0.0f;
+        for (int sp = 0; sp < n_splits; sp++) o += part[sp * stride + d] * expf(part[sp * stride + head_dim] - m);
+        out[(size_t)h * head_dim + d] = o / l;
+    }
+}
+
+extern "C" cudaError_t eo_attention_decode_forward(float *out, float *partials, const float *q, const float *key_cache,
+                                                   const float *value_cache, int n_heads, int n_kv_heads, int head_dim,
+                                                   int n_splits, const int32_t *pos, cudaStream_t stream) {
+    if (!attention_shape_ok(n_heads, n_kv_heads, head_dim) || n_splits < 1) return cudaErrorInvalidValue;
+    int kv_mul = n_heads / n_kv_heads, head_chunks = (kv_mul + kDecodeHeads - 1) / kDecodeHeads;
+    unsigned blocks = (unsigned)(n_kv_heads * head_chunks * n_splits);
+    float scale = 1.0f / sqrtf((float)head_dim); // as cpu_ref
+    EO_LAUNCH(attention_decode_kernel, blocks, kAttnThreads, stream, partials, q, key_cache, value_cache, n_heads,
+              n_kv_heads, head_dim, n_splits, head_chunks, pos, scale);
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+    EO_LAUNCH(attention_decode_combine_kernel, n_heads, kAttnThreads, stream, out, partials, head_dim, n_splits);
     return cudaGetLastError();
 }
 
@@ -336,7 +640,7 @@ extern "C" cudaError_t eo_argmax_forward(int32_t *out, const float *x, int n, cu
 }
 
 // ----------------------------------------------------------------------------
-// matmul and attention: cuBLAS, f32 accumulation
+// matmul: cuBLAS, f32 accumulation
 
 static cudaDataType_t cuda_type(eo_dtype type) {
     return type == EO_F16 ? CUDA_R_16F : type == EO_BF16 ? CUDA_R_16BF : CUDA_R_32F;
@@ -349,34 +653,4 @@ extern "C" cublasStatus_t eo_matmul_forward(cublasHandle_t handle, float *y, con
     // column-major: C (n_out x batch) = A^T (n_out x n_in) B (n_in x batch), A = W as n_in x n_out
     return cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n_out, batch, n_in, &one, w, t, n_in, x, t, n_in, &zero, y,
                         CUDA_R_32F, n_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-}
-
-extern "C" cublasStatus_t eo_attention_scores_forward(cublasHandle_t handle, float *att, const float *q,
-                                                      const float *key_cache, int n_pos, int n_heads, int n_kv_heads,
-                                                      int head_dim, int max_seq) {
-    const float one = 1.0f, zero = 0.0f;
-    int kv_mul = n_heads / n_kv_heads, kv_dim = n_kv_heads * head_dim;
-    // per KV head g: C_g (n_pos x kv_mul, ld max_seq) = A_g^T B_g, with
-    //   A_g = K_g: head_dim x n_pos at key_cache + g*head_dim, lda kv_dim  (used transposed)
-    //   B_g = Q_g: head_dim x kv_mul at q + g*kv_mul*head_dim, ldb head_dim
-    //   C_g at att + g*kv_mul*max_seq: column j is head g*kv_mul + j's row of att
-    return cublasGemmStridedBatchedEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n_pos, kv_mul, head_dim, &one, key_cache,
-                                      CUDA_R_32F, kv_dim, (long long)head_dim, q, CUDA_R_32F, head_dim,
-                                      (long long)kv_mul * head_dim, &zero, att, CUDA_R_32F, max_seq,
-                                      (long long)kv_mul * max_seq, n_kv_heads, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-}
-
-extern "C" cublasStatus_t eo_attention_values_forward(cublasHandle_t handle, float *out, const float *att,
-                                                      const float *value_cache, int n_pos, int n_heads, int n_kv_heads,
-                                                      int head_dim, int max_seq) {
-    const float one = 1.0f, zero = 0.0f;
-    int kv_mul = n_heads / n_kv_heads, kv_dim = n_kv_heads * head_dim;
-    // per KV head g: C_g (head_dim x kv_mul, ld head_dim) = A_g B_g, with
-    //   A_g = V_g: head_dim x n_pos at value_cache + g*head_dim, lda kv_dim
-    //   B_g = P_g: n_pos x kv_mul at att + g*kv_mul*max_seq, ldb max_seq
-    //   C_g at out + g*kv_mul*head_dim: column j is head g*kv_mul + j's output
-    return cublasGemmStridedBatchedEx(
-        handle, CUBLAS_OP_N, CUBLAS_OP_N, head_dim, kv_mul, n_pos, &one, value_cache, CUDA_R_32F, kv_dim,
-        (long long)head_dim, att, CUDA_R_32F, max_seq, (long long)kv_mul * max_seq, &zero, out, CUDA_R_32F, head_dim,
-        (long long)kv_mul * head_dim, n_kv_heads, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }

@@ -12,8 +12,8 @@
  * Layouts (row-major, like cpu_ref):
  *   activations     (batch, n) f32, rows of n contiguous values
  *   weight matrix   (n_out rows, n_in cols), dtype `type`: GGUF order, ne[0] = n_in contiguous
- *   KV cache        (max_seq, kv_dim) f32 per layer; position t's key at key_cache + t * kv_dim
- *   attention       att (n_heads, max_seq) f32: head h's scores at att + h * max_seq
+ *   KV cache        (max_seq, kv_dim) f32 per layer; position t's key at key_cache + t * kv_dim,
+ *                   KV head g's part at + g * head_dim
  *
  * Plain C declarations (C and CUDA both include this file). */
 #ifndef FB_EAGER_OPS_KERNELS_H
@@ -60,13 +60,6 @@ cudaError_t eo_rope_forward(float *q, float *k, int batch, int n_heads, int n_kv
 cudaError_t eo_kv_append_forward(float *key_cache, float *value_cache, const float *k, const float *v, int batch,
                                  int kv_dim, const int32_t *pos, cudaStream_t stream);
 
-/* softmax: for each of n_rows rows of att (stride row_stride): the first
- * len = *pos + pos_offset + 1 values (at most n_cols) become
- * softmax(scale * x); the values from len to n_cols become 0 (the causal
- * mask, so a GEMM over n_cols positions adds nothing past the query's own). */
-cudaError_t eo_softmax_forward(float *att, int n_rows, int row_stride, int n_cols, const int32_t *pos, int pos_offset,
-                               float scale, cudaStream_t stream);
-
 /* silu: out = x / (1 + exp(-x)), n values. out may be x. */
 cudaError_t eo_silu_forward(float *out, const float *x, size_t n, cudaStream_t stream);
 
@@ -93,22 +86,45 @@ cudaError_t eo_convert_forward(void *out, eo_dtype type, const float *x, size_t 
 cublasStatus_t eo_matmul_forward(cublasHandle_t handle, float *y, const void *x, const void *w, eo_dtype type,
                                  int batch, int n_in, int n_out);
 
-/* Attention scores for one query row, as one strided-batched GEMM with a
- * batch per KV head g: the kv_mul = n_heads / n_kv_heads query heads of the
- * group are the columns of Q_g (head_dim x kv_mul, contiguous in q), the
- * keys of positions 0..n_pos-1 the columns of K_g (head_dim x n_pos, ld
- * kv_dim, in the layer's key cache):
- *   att[h * max_seq + t] = q_h . k_t  for t < n_pos      (S_g = K_g^T Q_g)
- * (scaling and the mask are the softmax's). */
-cublasStatus_t eo_attention_scores_forward(cublasHandle_t handle, float *att, const float *q, const float *key_cache,
-                                           int n_pos, int n_heads, int n_kv_heads, int head_dim, int max_seq);
+/* The attention kernels handle heads of at most this many dimensions
+ * (LLaMA-family models have 64 or 128); eo_config_from_view refuses more. */
+#define EO_ATTENTION_MAX_HEAD_DIM 128
 
-/* Attention output for one query row, batched per KV head as above:
- *   out_h = sum over t < n_pos of att[h * max_seq + t] * v_t   (O_g = V_g P_g)
- * out (n_heads * head_dim) f32. */
-cublasStatus_t eo_attention_values_forward(cublasHandle_t handle, float *out, const float *att,
-                                           const float *value_cache, int n_pos, int n_heads, int n_kv_heads,
-                                           int head_dim, int max_seq);
+/* attention, prefill: causal grouped-query attention of `batch` query rows
+ * in one launch, the CUDA twin of cpu_ref's attention_worker. Row b of q
+ * (batch, n_heads * head_dim), at position *pos + b, attends to positions
+ * 0..*pos + b of one layer's key_cache and value_cache (max_seq, kv_dim),
+ * which already hold the chunk's own keys and values (kv append first):
+ *   out_h(b) = sum over t <= *pos + b of softmax_t(q_h(b) . k_t / sqrt(head_dim)) v_t
+ * with k and v of KV head h / (n_heads / n_kv_heads). out (batch, q_dim)
+ * f32. Flash-attention style: a block takes a tile of query rows times the
+ * query heads of one KV head, streams that head's keys and values through
+ * shared memory a tile at a time (each read once per query tile, whatever the
+ * group size) and keeps an online softmax, so no score matrix is stored.
+ * f32 arithmetic throughout. head_dim <= EO_ATTENTION_MAX_HEAD_DIM. */
+cudaError_t eo_attention_prefill_forward(float *out, const float *q, const float *key_cache, const float *value_cache,
+                                         int batch, int n_heads, int n_kv_heads, int head_dim, const int32_t *pos,
+                                         cudaStream_t stream);
+
+/* attention, decode: the same for one query row at position *pos, split
+ * over the sequence (flash-decoding), so that a long context still fills
+ * the GPU: positions 0..*pos are cut into n_splits contiguous ranges, and a
+ * block per (KV head, split) scores them against every query head of the
+ * group (lanes parallel over positions; keys and values read once), keeping
+ * an online softmax; its unnormalised output, running maximum and sum go to
+ * `partials`, and a second kernel combines the splits of each head into out
+ * (n_heads * head_dim) f32. The grid does not depend on *pos, so the two
+ * launches can be captured once and replayed at every position.
+ * partials holds eo_attention_decode_partials(...) floats. */
+cudaError_t eo_attention_decode_forward(float *out, float *partials, const float *q, const float *key_cache,
+                                        const float *value_cache, int n_heads, int n_kv_heads, int head_dim,
+                                        int n_splits, const int32_t *pos, cudaStream_t stream);
+
+/* Floats of eo_attention_decode_forward's partials: per query head and split,
+ * head_dim output values, the maximum and the sum. */
+static inline size_t eo_attention_decode_partials(int n_heads, int head_dim, int n_splits) {
+    return (size_t)n_heads * (size_t)n_splits * ((size_t)head_dim + 2);
+}
 
 #ifdef __cplusplus
 }
