@@ -403,6 +403,7 @@ static fb_status build_kernels(fb_session *s, const fb_settings *settings) {
     free(src);
     for (int k = 0; k < JF_K_COUNT; k++)
         for (int kind = 0; kind < (jf_kernel_per_layer((jf_kernel_id)k) ? s->c.n_kinds : 1); kind++) {
+            if (!jf_kernel_present(&s->c, (jf_kernel_id)k)) continue;
             char name[64];
             jf_kernel_name((jf_kernel_id)k, kind, name, sizeof name);
             CU_CHECK(s, s->drv.module_get_function(&s->fn[k][kind], s->module, name));
