@@ -478,13 +478,15 @@ extern "C" __global__ void __launch_bounds__(JF_PF_THREADS)
 // keys per shared-memory tile: Q, K, V tiles of (BQ or BKV) x (head_dim + 4) floats fit in 48 KiB
 #define JF_PF_BKV (JF_HEAD_DIM <= 64 ? 32 : JF_HEAD_DIM <= 128 ? 16 : 8)
 #define JF_PF_HS ((JF_HEAD_DIM + 3) / 4 * 4 + 4) // row stride of the tiles: float4s, rows on shifted banks
-#define JF_PF_DPT ((JF_HEAD_DIM + 7) / 8)        // output dimensions per thread
+#define JF_PF_HD4 ((JF_HEAD_DIM + 3) / 4 * 4)    // head_dim in whole float4s
+#define JF_PF_DG ((JF_PF_HD4 + 31) / 32)         // float4s of output dimensions per thread
 
 // Block (query tile, head h): queries 32 blockIdx.x .. + 32 of the chunk
 // (positions step[0] + i) against keys 0 .. their own position of kv head
 // h / (heads per kv head), from the cache (this chunk's keys were written by
-// jf_pf_qkv). Thread (query tid / 8, lane tid % 8 of the query's eight):
-// scores of keys tid % 8 + 8 m of each tile, output dimensions tid % 8 + 8 m;
+// jf_pf_qkv). Thread (query tid / 8, lane s = tid % 8 of the query's eight):
+// scores of keys s + 8 m of each tile, output dimensions 4 s + 32 j .. + 3
+// (so a warp's loads of a V row are 128 contiguous bytes);
 // the eight threads of a query share its running max and sum through
 // shuffles. Output: act (split, row stride JF_LD_Q), the last head also
 // zeroing the padding columns.
@@ -509,9 +511,10 @@ extern "C" __global__ void __launch_bounds__(JF_PF_THREADS)
         const int i = e / JF_PF_HS, d = e % JF_PF_HS;
         s_q[e] = q0 + i < n && d < JF_HEAD_DIM ? q[(size_t)(q0 + i) * JF_Q_DIM + (size_t)h * JF_HEAD_DIM + d] : 0.0f;
     }
-    float m = JF_NEG_INF, l = 0.0f, o[JF_PF_DPT];
+    float m = JF_NEG_INF, l = 0.0f;
+    float4 o[JF_PF_DG];
 #pragma unroll
-    for (int j = 0; j < JF_PF_DPT; j++) o[j] = 0.0f;
+    for (int j = 0; j < JF_PF_DG; j++) o[j].x = o[j].y = o[j].z = o[j].w = 0.0f;
 #pragma unroll 1
     for (int t0 = 0; t0 < kv_end; t0 += JF_PF_BKV) {
         __syncthreads(); // the previous tile is consumed (and, the first time, the queries are in)
@@ -568,23 +571,39 @@ extern "C" __global__ void __launch_bounds__(JF_PF_THREADS)
         m = m_new;
         __syncthreads();
 #pragma unroll
-        for (int j = 0; j < JF_PF_DPT; j++) {
-            const int d = sub + 8 * j;
-            float acc = o[j] * correction;
-            if (d < JF_HEAD_DIM)
-#pragma unroll 8
-                for (int kk = 0; kk < JF_PF_BKV; kk++)
-                    acc = fmaf(s_p[qi * (JF_PF_BKV + 1) + kk], s_v[kk * JF_PF_HS + d], acc);
-            o[j] = acc;
+        for (int j = 0; j < JF_PF_DG; j++) {
+            o[j].x *= correction;
+            o[j].y *= correction;
+            o[j].z *= correction;
+            o[j].w *= correction;
+        }
+#pragma unroll 4
+        for (int kk = 0; kk < JF_PF_BKV; kk++) {
+            const float p = s_p[qi * (JF_PF_BKV + 1) + kk];
+#pragma unroll
+            for (int j = 0; j < JF_PF_DG; j++) {
+                const int d = 4 * sub + 32 * j;
+                if (d < JF_PF_HD4) {
+                    const float4 v = *(const float4 *)&s_v[kk * JF_PF_HS + d];
+                    o[j].x = fmaf(p, v.x, o[j].x);
+                    o[j].y = fmaf(p, v.y, o[j].y);
+                    o[j].z = fmaf(p, v.z, o[j].z);
+                    o[j].w = fmaf(p, v.w, o[j].w);
+                }
+            }
         }
     }
     const int pos = q0 + qi;
     if (pos < n) {
         const float inv = 1.0f / l;
 #pragma unroll
-        for (int j = 0; j < JF_PF_DPT; j++) {
-            const int d = sub + 8 * j;
-            if (d < JF_HEAD_DIM) jf_pf_store<JF_LD_Q>(act, pos, h * JF_HEAD_DIM + d, o[j] * inv);
+        for (int j = 0; j < JF_PF_DG; j++) {
+            const float out[4] = {o[j].x, o[j].y, o[j].z, o[j].w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int d = 4 * sub + 32 * j + e;
+                if (d < JF_HEAD_DIM) jf_pf_store<JF_LD_Q>(act, pos, h * JF_HEAD_DIM + d, out[e] * inv);
+            }
         }
         if (h == JF_N_HEADS - 1)
             for (int c = JF_Q_DIM + sub; c < JF_LD_Q; c += 8) jf_pf_store<JF_LD_Q>(act, pos, c, 0.0f);
