@@ -122,7 +122,7 @@ add_test(NAME jit_fused_emulated_native
 set_tests_properties(jit_fused_emulated_native PROPERTIES TIMEOUT 600)
 
 # The tensor-core prefill (jit_fused_prefill.cuh) on the CPU: two odd models
-# at f16 (and one at bf16), a 150-token prompt in chunks of 80, against
+# at f16 (and one at bf16), a 161-token prompt in chunks of 80, against
 # cpu_ref (1e-5), decode steps after it; then its mutations, each of which
 # must fail (a wrong fragment lane mapping, no lo half, a wrong causal bound,
 # RoPE at the wrong position).

@@ -91,13 +91,13 @@ static void test_config(void) {
           "1B plan: %" PRIu64 " weight bytes for %" PRIu64 " matrix weights", plan.weights, matrices);
     CHECK(plan.kv_cache == 2ull * 16 * 4096 * 512 * 4, "1B plan: KV cache %" PRIu64, plan.kv_cache);
     CHECK(plan.total == plan.weights + plan.kv_cache + plan.activations, "plan total");
-    /* the tensor-core prefill's chunk: 512 positions of x (4 MiB), q (4 MiB) and two f16 planes of the
-     * operands (4 MiB at the width, 16 MiB at ff): 28 MiB and the step inputs */
+    /* the tensor-core prefill's chunk: 1024 positions of x (8 MiB), q (8 MiB) and two f16 planes of the
+     * operands (8 MiB at the width, 32 MiB at ff): 56 MiB and the step inputs */
     uint64_t pf[6];
     uint64_t pf_total = jf_prefill_bytes(&c, pf);
-    CHECK(c.pf_chunk == 512 && pf[1] == 512ull * 2048 * 4 && pf[2] == 512ull * 2048 * 4 &&
-              pf[3] == 2ull * 512 * 2048 * 2 && pf[4] == 2ull * 512 * 8192 * 2 && pf_total < 29ull << 20 &&
-              pf_total > 28ull << 20 && plan.activations > pf_total,
+    CHECK(c.pf_chunk == 1024 && pf[1] == 1024ull * 2048 * 4 && pf[2] == 1024ull * 2048 * 4 &&
+              pf[3] == 2ull * 1024 * 2048 * 2 && pf[4] == 2ull * 1024 * 8192 * 2 && pf_total < 57ull << 20 &&
+              pf_total > 56ull << 20 && plan.activations > pf_total,
           "1B plan: the prefill chunk's %" PRIu64 " bytes are in the activations", pf_total);
     CHECK(jf_prefill_use(&c, 2048) && jf_prefill_use(&c, JF_PF_MIN_POSITIONS) &&
               !jf_prefill_use(&c, JF_PF_MIN_POSITIONS - 1),
@@ -243,7 +243,7 @@ static void test_source(void) {
         CHECK(jf_kernel_present(&c, (jf_kernel_id)k), "bf16 source has %s", jf_kernel_names[k]);
     }
     CHECK(c.pf_chunk == JF_PF_CHUNK && strstr(src, jf_prefill_template) != NULL &&
-              strstr(src, "#define JF_PF_CHUNK 512\n#define JF_PF_T JF_T_BF16\n") != NULL,
+              strstr(src, "#define JF_PF_CHUNK 1024\n#define JF_PF_T JF_T_BF16\n") != NULL,
           "bf16: the tensor-core prefill's template and constants follow");
     free(src);
     /* f32 weights: no tensor-core prefill (an f16 operand would round them) */

@@ -18,8 +18,9 @@
  *   model 1: width 128, 4 heads / 2 KV heads of 32 (GQA with two groups),
  *            ff 344, vocab 517, tied; at f16
  * with a chunk of 80 positions (two position tiles, the second partial)
- * instead of the plugin's 512: a prompt of 150 tokens is two chunks, the
- * second partial (70), and spans five 32-key attention tiles. Checked:
+ * instead of the plugin's 1024: a prompt of 161 tokens is three chunks, the
+ * last of one position (one LM-head row), and spans six 32-key attention
+ * tiles. Checked:
  *   - every position's logits of the prefill against cpu_ref's (top-1 and
  *     relative error: the tensor-core path must agree with cpu_ref as well
  *     as f32 activations do, 1e-5, not merely within the f16 bounds of
@@ -46,7 +47,7 @@
 #include "synth.h"
 
 #define CHUNK 80     /* positions per prefill pass here (the plugin's: JF_PF_CHUNK) */
-#define N_PROMPT 150 /* two chunks: 80 and 70 */
+#define N_PROMPT 161 /* three chunks: 80, 80 and 1 */
 #define N_DECODE 6   /* teacher-forced decode steps after the prefill */
 #define N_TOKENS (N_PROMPT + N_DECODE)
 #define LM_GRID 4

@@ -19,7 +19,11 @@
 
 #include "jf_host.h"
 
-#define JF_PF_CHUNK 512        /* positions per tensor-core prefill pass (JF_PF_CHUNK in the kernels) */
+/* Positions per tensor-core prefill pass (JF_PF_CHUNK in the kernels): at 1024 the GEMMs of W_o and
+ * W_down on the 1B shapes are 16 x 16 blocks of 64 positions x 128 rows, about one wave on an H200's 132
+ * SMs at 2 blocks each (at 512 they would fill half of it); a 2048-token prompt is 2 passes, each
+ * reading every weight once; the chunk's buffers are 56 MiB at f16 on the 1B shapes. */
+#define JF_PF_CHUNK 1024
 #define JF_PF_MIN_POSITIONS 16 /* shorter prompts take the _nb path (two of its passes or fewer) */
 
 /* The prefill kernels' template, embedded at build time. */

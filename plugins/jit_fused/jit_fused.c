@@ -8,7 +8,7 @@
  * graph with its input and output copies, and replayed at every position:
  * the position and token live in device memory, and decode attention sizes
  * its sequence splits from them, so one graph serves the whole context.
- * Prefill of a long prompt at f16 or bf16 runs on tensor cores, 512 positions
+ * Prefill of a long prompt at f16 or bf16 runs on tensor cores, 1024 positions
  * per pass (plugins/jit_fused/jit_fused_prefill.cuh, jf_prefill.h); short
  * prompts, and f32 or native weights, run the decode kernels over 8
  * positions per pass.
