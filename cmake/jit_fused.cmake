@@ -121,11 +121,11 @@ add_test(NAME jit_fused_emulated_native
          COMMAND test_jit_fused_emulated ${CMAKE_BINARY_DIR}/tests/tmp ${FB_CXX} ${CMAKE_SOURCE_DIR}/tests --native)
 set_tests_properties(jit_fused_emulated_native PROPERTIES TIMEOUT 600)
 
-# The tensor-core prefill (jit_fused_prefill.cuh) on the CPU: two odd models
+# The tensor-core prefill (jit_fused_prefill.cuh) on the CPU: three odd models
 # at f16 (and one at bf16), a 161-token prompt in chunks of 80, against
 # cpu_ref (1e-5), decode steps after it; then its mutations, each of which
-# must fail (a wrong fragment lane mapping, no lo half, a wrong causal bound,
-# RoPE at the wrong position).
+# must fail (a wrong fragment lane mapping in a GEMM and in attention, no lo
+# half, a wrong causal bound, RoPE at the wrong position).
 add_executable(test_jit_fused_prefill_emulated ${CMAKE_SOURCE_DIR}/tests/test_jit_fused_prefill_emulated.c)
 target_link_libraries(test_jit_fused_prefill_emulated PRIVATE jit_fused_host fbcore)
 add_dependencies(test_jit_fused_prefill_emulated cpu_ref)

@@ -49,7 +49,9 @@ uint64_t jf_prefill_bytes(const jf_config *c, uint64_t bytes[6]) {
 #define PF_THREADS 256 /* JF_PF_THREADS */
 #define PF_BM 64       /* positions per GEMM tile (JF_PF_BM) */
 #define PF_BN 128      /* weight rows per GEMM tile (JF_PF_BN); gate/up: 64 of each */
-#define PF_BQ 32       /* queries per attention block (JF_PF_BQ) */
+
+/* Warps of an attention block, 16 queries each (JF_PF_AW). */
+static int attention_warps(const jf_config *c) { return c->head_dim <= 64 ? 4 : 2; }
 
 static unsigned ceil_div(int a, int b) { return (unsigned)((a + b - 1) / b); }
 
@@ -81,9 +83,12 @@ int jf_prefill_forward(const jf_config *c, const jf_buffers *b, const jf_prefill
                        &vc};
         if ((rc = launch(ctx, JF_K_PF_QKV, 0, pos_tiles, ceil_div(c->q_dim + 2 * c->kv_dim, PF_BN), 1, T, qkv)))
             return rc;
-        // causal attention: (query tiles, heads); act = split(attention output)
+        // causal attention on tensor cores: (query tiles of 16 per warp, heads); act = split(attention output)
         void *att[] = {(void *)&pb->step, &n, (void *)&pb->q, &kc, &vc, (void *)&pb->act};
-        if ((rc = launch(ctx, JF_K_PF_ATTENTION, 0, ceil_div(n, PF_BQ), (unsigned)c->n_heads, 1, T, att))) return rc;
+        const int aw = attention_warps(c);
+        if ((rc = launch(ctx, JF_K_PF_ATTENTION, 0, ceil_div(n, 16 * aw), (unsigned)c->n_heads, 1, 32u * (unsigned)aw,
+                         att)))
+            return rc;
         // x += W_o . att
         void *out[] = {&n, (void *)&pb->act, (void *)&lw->w_o, (void *)&pb->x};
         if ((rc = launch(ctx, JF_K_PF_OUT, 0, pos_tiles, ceil_div(c->dim, PF_BN), 1, T, out))) return rc;

@@ -29,8 +29,10 @@
 //                      the epilogue; q kept f32 for attention
 //   jf_pf_attention    causal GQA attention of the chunk's queries against the
 //                      cache, flash style (online softmax over key tiles in
-//                      shared memory, f32 on CUDA cores); writes its output
-//                      as the split operand of W_o
+//                      shared memory), Q K^T and P V on tensor cores as tf32
+//                      with split f32 operands (3 mma per product, see the
+//                      attention chapter); writes its output as the split
+//                      operand of W_o
 //   jf_pf_out          W_o GEMM, x += in the epilogue
 //   jf_pf_norm         (the FFN norm)
 //   jf_pf_gate_up      W_gate and W_up GEMM in one block; silu(gate) * up in
@@ -63,7 +65,9 @@
 //
 // Mutations the emulated test must catch (each defined alone):
 //   JF_MUTATE_PF_LANE     A fragments' registers 1 and 2 swapped (rows g+8 / cols +8)
-//   JF_MUTATE_PF_NO_LO    no split: only the hi part (f16: lo dropped; bf16: mid and lo)
+//   JF_MUTATE_PF_ATT_LANE the same in attention's Q fragments (tf32: rows g+8 / cols +4)
+//   JF_MUTATE_PF_NO_LO    no split: only the hi part (f16: lo dropped; bf16: mid and lo;
+//                         attention's tf32 operands: lo dropped)
 //   JF_MUTATE_PF_CAUSAL   each query also sees the next position's key
 //   JF_MUTATE_PF_ROPE     RoPE at the position within the chunk, not in the prompt
 
@@ -473,139 +477,215 @@ extern "C" __global__ void __launch_bounds__(JF_PF_THREADS)
 }
 
 // ------------------------------------------------------------------ attention
+// Causal GQA attention of the chunk's queries on tensor cores:
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, each f32 operand split
+// as x = hi + lo with hi = tf32(x) and lo = tf32(x - hi) (tf32 keeps f32's
+// exponent, so nothing overflows), and each product taken as hi.hi + hi.lo +
+// lo.hi: 3 mma, ~21 bits of every operand kept (lo.lo, under 2^-22 of the
+// product, is left out). Fragment layouts (PTX ISA, "Matrix Fragments for
+// mma.m16n8k8", .tf32), one element per .b32 register, g = lane >> 2, t = lane & 3:
+//   A (16 x 8): a0 (row g, col t), a1 (row g + 8, col t), a2 (row g, col t + 4), a3 (row g + 8, col t + 4)
+//   B (8 x 8):  b0 (row t, col g), b1 (row t + 4, col g)
+//   C, D:       as m16n8k16's: c0, c1 (row g, cols 2t, 2t+1), c2, c3 (row g + 8, same cols)
+// Block (query tile, head h), JF_PF_AW warps of 16 queries each; for each
+// tile of JF_PF_BKV keys (of kv head h / (heads per kv head), from the cache,
+// which jf_pf_qkv wrote for this chunk): S = Q K^T on tensor cores, an online
+// softmax per query row (a row's values sit in the 4 lanes of a group: their
+// max and sum by two xor-shuffles), P to shared memory, O += P V on tensor
+// cores. Output: act (split, row stride JF_LD_Q); the last head also zeroes
+// the padding columns.
 
-#define JF_PF_BQ 32 // queries per attention block
-// keys per shared-memory tile: Q, K, V tiles of (BQ or BKV) x (head_dim + 4) floats fit in 48 KiB
-#define JF_PF_BKV (JF_HEAD_DIM <= 64 ? 32 : JF_HEAD_DIM <= 128 ? 16 : 8)
-#define JF_PF_HS ((JF_HEAD_DIM + 3) / 4 * 4 + 4) // row stride of the tiles: float4s, rows on shifted banks
-#define JF_PF_HD4 ((JF_HEAD_DIM + 3) / 4 * 4)    // head_dim in whole float4s
-#define JF_PF_DG ((JF_PF_HD4 + 31) / 32)         // float4s of output dimensions per thread
+#define JF_PF_AW (JF_HEAD_DIM <= 64 ? 4 : 2)      // warps per attention block
+#define JF_PF_BQ (16 * JF_PF_AW)                  // queries per attention block
+#define JF_PF_BKV (JF_HEAD_DIM <= 64 ? 32 : 16)   // keys per tile
+#define JF_PF_HDP ((JF_HEAD_DIM + 7) / 8 * 8)     // head_dim in whole k8 steps (zeros after)
+#define JF_PF_QS ((JF_PF_HDP + 31) / 32 * 32 + 4) // row stride of Q, K: (row g, col t) loads on 32 banks
+#define JF_PF_VS ((JF_PF_HDP + 31) / 32 * 32 + 8) // row stride of V: (row t, col g) loads on 32 banks
+#define JF_PF_PS (JF_PF_BKV + 4)                  // row stride of P
 
-// Block (query tile, head h): queries 32 blockIdx.x .. + 32 of the chunk
-// (positions step[0] + i) against keys 0 .. their own position of kv head
-// h / (heads per kv head), from the cache (this chunk's keys were written by
-// jf_pf_qkv). Thread (query tid / 8, lane s = tid % 8 of the query's eight):
-// scores of keys s + 8 m of each tile, output dimensions 4 s + 32 j .. + 3
-// (so a warp's loads of a V row are 128 contiguous bytes);
-// the eight threads of a query share its running max and sum through
-// shuffles. Output: act (split, row stride JF_LD_Q), the last head also
-// zeroing the padding columns.
-extern "C" __global__ void __launch_bounds__(JF_PF_THREADS)
+// The tf32 bits of f, rounded to nearest (ties away, as cvt.rna.tf32.f32):
+// the low 13 bits zero. Finite values.
+__device__ __forceinline__ fb_u32 jf_pf_tf32(float f) { return (__float_as_uint(f) + 0x1000u) & 0xFFFFE000u; }
+
+__device__ __forceinline__ void jf_pf_split_tf32(float x, fb_u32 &hi, fb_u32 &lo) {
+    hi = jf_pf_tf32(x);
+    lo = jf_pf_tf32(x - __uint_as_float(hi));
+#ifdef JF_MUTATE_PF_NO_LO
+    lo = 0u;
+#endif
+}
+
+// acc[j] += A . B[j] for j < NT, A and B[j] split: hi.hi + hi.lo + lo.hi.
+template <int NT>
+__device__ __forceinline__ void jf_pf_mma_tf32(float acc[NT][4], const fb_u32 ahi[4], const fb_u32 alo[4],
+                                               const fb_u32 bhi[NT][2], const fb_u32 blo[NT][2]) {
+#ifndef JF_EMULATE
+    // term outermost: consecutive mma write different accumulators, so they need not wait for each other
+#pragma unroll
+    for (int term = 0; term < 3; term++)
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            const fb_u32 *a = term == 2 ? alo : ahi, *b = term == 1 ? blo[j] : bhi[j];
+            asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                "{%0, %1, %2, %3};"
+                : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
+                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+        }
+#else
+    // The emulated warp collective (see jf_pf_mma_step): each lane's D
+    // elements from the owners the tf32 layout names.
+    __shared__ fb_u32 s_a[JF_PF_THREADS][8], s_b[JF_PF_THREADS][4 * (JF_PF_HDP / 8 > NT ? JF_PF_HDP / 8 : NT)];
+    const int lane = threadIdx.x & 31, base = threadIdx.x & ~31, g = lane >> 2, t = lane & 3;
+    memcpy(s_a[threadIdx.x], ahi, 16);
+    memcpy(s_a[threadIdx.x] + 4, alo, 16);
+    memcpy(s_b[threadIdx.x], bhi, 8 * NT);
+    memcpy(s_b[threadIdx.x] + 2 * NT, blo, 8 * NT);
+    __syncthreads();
+    for (int j = 0; j < NT; j++)
+        for (int i = 0; i < 4; i++) {
+            const int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
+            float sum = acc[j][i];
+            for (int term = 0; term < 3; term++)
+                for (int k = 0; k < 8; k++) {
+                    // A(row, k): lane 4 (row % 8) + k % 4, register (row >= 8) + 2 (k >= 4)
+                    const fb_u32 ra =
+                        s_a[base + 4 * (row & 7) + (k & 3)][(term == 2 ? 4 : 0) + (row >> 3) + 2 * (k >> 2)];
+                    // B(k, col): lane 4 col + k % 4, register (k >= 4)
+                    const fb_u32 rb = s_b[base + 4 * col + (k & 3)][(term == 1 ? 2 * NT : 0) + 2 * j + (k >> 2)];
+                    sum += __uint_as_float(ra) * __uint_as_float(rb);
+                }
+            acc[j][i] = sum;
+        }
+    __syncthreads();
+#endif
+}
+
+extern "C" __global__ void __launch_bounds__(JF_PF_AW * 32)
     jf_pf_attention(const int *step, int n, const float *q, const float *key_cache, const float *value_cache,
                     fb_u16 *act) {
-    static_assert(4 * (JF_PF_BQ * JF_PF_HS + 2 * JF_PF_BKV * JF_PF_HS + JF_PF_BQ * (JF_PF_BKV + 1)) <= 48 * 1024,
+    static_assert(4 * (JF_PF_BQ * JF_PF_QS + JF_PF_BKV * (JF_PF_QS + JF_PF_VS) + JF_PF_BQ * JF_PF_PS) <= 48 * 1024,
                   "attention tiles exceed 48 KiB of shared memory");
-    __shared__ __align__(16) float s_q[JF_PF_BQ * JF_PF_HS];
-    __shared__ __align__(16) float s_k[JF_PF_BKV * JF_PF_HS];
-    __shared__ __align__(16) float s_v[JF_PF_BKV * JF_PF_HS];
-    __shared__ float s_p[JF_PF_BQ * (JF_PF_BKV + 1)];
+    constexpr int NK = JF_PF_BKV / 8, ND = JF_PF_HDP / 8; // n tiles of S (keys), of O (dimensions)
+    __shared__ float s_q[JF_PF_BQ * JF_PF_QS], s_k[JF_PF_BKV * JF_PF_QS], s_v[JF_PF_BKV * JF_PF_VS],
+        s_p[JF_PF_BQ * JF_PF_PS];
     jf_begin();
-    const int tid = threadIdx.x, qi = tid >> 3, sub = tid & 7;
-    const int h = blockIdx.y, q0 = blockIdx.x * JF_PF_BQ;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int h = blockIdx.y, q0 = blockIdx.x * JF_PF_BQ, w0 = 16 * warp; // the warp's rows of the tile
     const int kv_off = (h / (JF_N_HEADS / JF_N_KV_HEADS)) * JF_HEAD_DIM;
     const int pos0 = step[0];
-    const int last_q = min(n, q0 + JF_PF_BQ) - 1;                    // the tile's last valid query
-    const int kv_end = pos0 + last_q + 1;                            // keys it sees
-    const int my_pos = pos0 + q0 + qi;                               // this thread's query position
-    for (int e = tid; e < JF_PF_BQ * JF_PF_HS; e += JF_PF_THREADS) { // zeros in the padding: the dots run over it
-        const int i = e / JF_PF_HS, d = e % JF_PF_HS;
+    const int kv_end = pos0 + min(n, q0 + JF_PF_BQ);                    // keys the tile's queries see
+    const int my_pos[2] = {pos0 + q0 + w0 + g, pos0 + q0 + w0 + g + 8}; // the query positions of rows g, g + 8
+    for (int e = tid; e < JF_PF_BQ * JF_PF_QS; e += JF_PF_AW * 32) {
+        const int i = e / JF_PF_QS, d = e % JF_PF_QS;
         s_q[e] = q0 + i < n && d < JF_HEAD_DIM ? q[(size_t)(q0 + i) * JF_Q_DIM + (size_t)h * JF_HEAD_DIM + d] : 0.0f;
     }
-    float m = JF_NEG_INF, l = 0.0f;
-    float4 o[JF_PF_DG];
+    float m[2] = {JF_NEG_INF, JF_NEG_INF}, l[2] = {0.0f, 0.0f}, o[ND][4];
 #pragma unroll
-    for (int j = 0; j < JF_PF_DG; j++) o[j].x = o[j].y = o[j].z = o[j].w = 0.0f;
+    for (int j = 0; j < ND; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
 #pragma unroll 1
     for (int t0 = 0; t0 < kv_end; t0 += JF_PF_BKV) {
         __syncthreads(); // the previous tile is consumed (and, the first time, the queries are in)
-        for (int e = tid; e < JF_PF_BKV * JF_PF_HS; e += JF_PF_THREADS) {
-            const int j = e / JF_PF_HS, d = e % JF_PF_HS, t = t0 + j;
-            const bool ok = t < kv_end && d < JF_HEAD_DIM;
-            s_k[e] = ok ? key_cache[(size_t)t * JF_KV_DIM + kv_off + d] : 0.0f;
-            s_v[e] = ok ? value_cache[(size_t)t * JF_KV_DIM + kv_off + d] : 0.0f;
+        for (int e = tid; e < JF_PF_BKV * JF_PF_HDP; e += JF_PF_AW * 32) {
+            const int j = e / JF_PF_HDP, d = e % JF_PF_HDP, key = t0 + j;
+            const bool ok = key < kv_end && d < JF_HEAD_DIM;
+            s_k[j * JF_PF_QS + d] = ok ? key_cache[(size_t)key * JF_KV_DIM + kv_off + d] : 0.0f;
+            s_v[j * JF_PF_VS + d] = ok ? value_cache[(size_t)key * JF_KV_DIM + kv_off + d] : 0.0f;
         }
         __syncthreads();
-        // scores of keys sub + 8 m
-        float sc[JF_PF_BKV / 8];
+        // S = Q K^T (16 queries x BKV keys per warp)
+        float s[NK][4];
 #pragma unroll
-        for (int mm = 0; mm < JF_PF_BKV / 8; mm++) sc[mm] = 0.0f;
-#pragma unroll 4
-        for (int d = 0; d < JF_PF_HS; d += 4) {
-            const float4 qv = *(const float4 *)&s_q[qi * JF_PF_HS + d];
+        for (int j = 0; j < NK; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
 #pragma unroll
-            for (int mm = 0; mm < JF_PF_BKV / 8; mm++) {
-                const float4 kv = *(const float4 *)&s_k[(sub + 8 * mm) * JF_PF_HS + d];
-                sc[mm] = fmaf(qv.x, kv.x, sc[mm]);
-                sc[mm] = fmaf(qv.y, kv.y, sc[mm]);
-                sc[mm] = fmaf(qv.z, kv.z, sc[mm]);
-                sc[mm] = fmaf(qv.w, kv.w, sc[mm]);
-            }
-        }
-        float tile_max = JF_NEG_INF;
+        for (int kk = 0; kk < JF_PF_HDP; kk += 8) {
+            fb_u32 ahi[4], alo[4], bhi[NK][2], blo[NK][2];
 #pragma unroll
-        for (int mm = 0; mm < JF_PF_BKV / 8; mm++) {
-            const int t = t0 + sub + 8 * mm;
-#ifdef JF_MUTATE_PF_CAUSAL
-            const bool visible = t <= my_pos + 1 && t < kv_end;
+            for (int r = 0; r < 4; r++) // a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4)
+#ifdef JF_MUTATE_PF_ATT_LANE
+                jf_pf_split_tf32(s_q[(w0 + g + 8 * (r >> 1)) * JF_PF_QS + kk + t + 4 * (r & 1)], ahi[r], alo[r]);
 #else
-            const bool visible = t <= my_pos;
+                jf_pf_split_tf32(s_q[(w0 + g + 8 * (r & 1)) * JF_PF_QS + kk + t + 4 * (r >> 1)], ahi[r], alo[r]);
 #endif
-            sc[mm] = visible ? sc[mm] * JF_ATT_SCALE : JF_NEG_INF;
-            tile_max = fmaxf(tile_max, sc[mm]);
+#pragma unroll
+            for (int j = 0; j < NK; j++) // B(k, n) = K[key 8 j + n][dim kk + k]: b0 (t, g), b1 (t + 4, g)
+#pragma unroll
+                for (int r = 0; r < 2; r++)
+                    jf_pf_split_tf32(s_k[(8 * j + g) * JF_PF_QS + kk + t + 4 * r], bhi[j][r], blo[j][r]);
+            jf_pf_mma_tf32<NK>(s, ahi, alo, bhi, blo);
         }
+        // online softmax of rows g (registers 0, 1) and g + 8 (registers 2, 3)
+        float corr[2];
 #pragma unroll
-        for (int off = 1; off < 8; off <<= 1) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, off));
-        const float m_new = fmaxf(m, tile_max);
-        // m_new is finite from the first tile on: key 0 is visible to every query
-        const float correction = expf(m - m_new); // 0 while m = -inf
-        float psum = 0.0f;
+        for (int half = 0; half < 2; half++) {
+            float tile_max = JF_NEG_INF;
 #pragma unroll
-        for (int mm = 0; mm < JF_PF_BKV / 8; mm++) {
-            const float p = expf(sc[mm] - m_new); // 0 for a masked key
-            s_p[qi * (JF_PF_BKV + 1) + sub + 8 * mm] = p;
-            psum += p;
-        }
+            for (int j = 0; j < NK; j++)
 #pragma unroll
-        for (int off = 1; off < 8; off <<= 1) psum += __shfl_xor_sync(0xffffffffu, psum, off);
-        l = l * correction + psum;
-        m = m_new;
-        __syncthreads();
-#pragma unroll
-        for (int j = 0; j < JF_PF_DG; j++) {
-            o[j].x *= correction;
-            o[j].y *= correction;
-            o[j].z *= correction;
-            o[j].w *= correction;
-        }
-#pragma unroll 4
-        for (int kk = 0; kk < JF_PF_BKV; kk++) {
-            const float p = s_p[qi * (JF_PF_BKV + 1) + kk];
-#pragma unroll
-            for (int j = 0; j < JF_PF_DG; j++) {
-                const int d = 4 * sub + 32 * j;
-                if (d < JF_PF_HD4) {
-                    const float4 v = *(const float4 *)&s_v[kk * JF_PF_HS + d];
-                    o[j].x = fmaf(p, v.x, o[j].x);
-                    o[j].y = fmaf(p, v.y, o[j].y);
-                    o[j].z = fmaf(p, v.z, o[j].z);
-                    o[j].w = fmaf(p, v.w, o[j].w);
+                for (int c = 0; c < 2; c++) {
+                    const int key = t0 + 8 * j + 2 * t + c;
+#ifdef JF_MUTATE_PF_CAUSAL
+                    const bool visible = key <= my_pos[half] + 1 && key < kv_end;
+#else
+                    const bool visible = key <= my_pos[half];
+#endif
+                    float &v = s[j][2 * half + c];
+                    v = visible ? v * JF_ATT_SCALE : JF_NEG_INF;
+                    tile_max = fmaxf(tile_max, v);
                 }
-            }
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+            const float m_new = fmaxf(m[half], tile_max); // finite from the first tile on: key 0 is visible to all
+            corr[half] = expf(m[half] - m_new);           // 0 while m = -inf
+            float psum = 0.0f;
+#pragma unroll
+            for (int j = 0; j < NK; j++)
+#pragma unroll
+                for (int c = 0; c < 2; c++) {
+                    const float p = expf(s[j][2 * half + c] - m_new); // 0 for a masked key
+                    s_p[(w0 + g + 8 * half) * JF_PF_PS + 8 * j + 2 * t + c] = p;
+                    psum += p;
+                }
+            psum += __shfl_xor_sync(0xffffffffu, psum, 1);
+            psum += __shfl_xor_sync(0xffffffffu, psum, 2);
+            l[half] = l[half] * corr[half] + psum;
+            m[half] = m_new;
+        }
+#pragma unroll
+        for (int j = 0; j < ND; j++) {
+            o[j][0] *= corr[0];
+            o[j][1] *= corr[0];
+            o[j][2] *= corr[1];
+            o[j][3] *= corr[1];
+        }
+        __syncthreads(); // P is in (a warp reads only its own rows; the block barrier stands for a warp's)
+                         // O += P V (16 queries x head_dim per warp)
+#pragma unroll
+        for (int kk = 0; kk < JF_PF_BKV; kk += 8) {
+            fb_u32 ahi[4], alo[4], bhi[ND][2], blo[ND][2];
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+                jf_pf_split_tf32(s_p[(w0 + g + 8 * (r & 1)) * JF_PF_PS + kk + t + 4 * (r >> 1)], ahi[r], alo[r]);
+#pragma unroll
+            for (int j = 0; j < ND; j++) // B(k, n) = V[key kk + k][dim 8 j + n]
+#pragma unroll
+                for (int r = 0; r < 2; r++)
+                    jf_pf_split_tf32(s_v[(kk + t + 4 * r) * JF_PF_VS + 8 * j + g], bhi[j][r], blo[j][r]);
+            jf_pf_mma_tf32<ND>(o, ahi, alo, bhi, blo);
         }
     }
-    const int pos = q0 + qi;
-    if (pos < n) {
-        const float inv = 1.0f / l;
 #pragma unroll
-        for (int j = 0; j < JF_PF_DG; j++) {
-            const float out[4] = {o[j].x, o[j].y, o[j].z, o[j].w};
+    for (int half = 0; half < 2; half++) {
+        const int pos = q0 + w0 + g + 8 * half;
+        if (pos >= n) continue;
+        const float inv = 1.0f / l[half];
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int d = 4 * sub + 32 * j + e;
-                if (d < JF_HEAD_DIM) jf_pf_store<JF_LD_Q>(act, pos, h * JF_HEAD_DIM + d, out[e] * inv);
+        for (int j = 0; j < ND; j++)
+#pragma unroll
+            for (int c = 0; c < 2; c++) {
+                const int d = 8 * j + 2 * t + c;
+                if (d < JF_HEAD_DIM) jf_pf_store<JF_LD_Q>(act, pos, h * JF_HEAD_DIM + d, o[j][2 * half + c] * inv);
             }
-        }
         if (h == JF_N_HEADS - 1)
-            for (int c = JF_Q_DIM + sub; c < JF_LD_Q; c += 8) jf_pf_store<JF_LD_Q>(act, pos, c, 0.0f);
+            for (int c = JF_Q_DIM + t; c < JF_LD_Q; c += 4) jf_pf_store<JF_LD_Q>(act, pos, c, 0.0f);
     }
 }
