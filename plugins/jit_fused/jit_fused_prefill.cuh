@@ -381,11 +381,13 @@ template <bool GU> __device__ __forceinline__ int jf_pf_row(int nt, int i) {
 // ------------------------------------------------------------------ the GEMM kernels
 // Grids: (position tiles, weight-row tiles): the position tiles of one
 // weight tile run side by side, so the weights come from DRAM about once per
-// chunk and the (small) activations from L2.
+// chunk and the (small) activations from L2. __launch_bounds__(256, 2): at
+// most 128 registers, so two blocks (16 warps) share an SM, one computing
+// while the other waits on its copies (ptxas chose 117-127 without it).
 
 // Q, K, V; RoPE on adjacent row pairs (a thread's c0, c1 and c2, c3); q to
 // q (f32), k and v into the cache at position step[0] + pos.
-extern "C" __global__ void __launch_bounds__(JF_PF_THREADS)
+extern "C" __global__ void __launch_bounds__(JF_PF_THREADS, 2)
     jf_pf_qkv(const int *step, int n, const fb_u16 *act, const fb_u16 *w_qkv, const float *rope_inv_freq, float *q,
               float *key_cache, float *value_cache) {
     constexpr int M = JF_Q_DIM + 2 * JF_KV_DIM;
@@ -443,13 +445,13 @@ template <int LD> __device__ __forceinline__ void jf_pf_residual(int n, const fb
             }
 }
 
-extern "C" __global__ void __launch_bounds__(JF_PF_THREADS)
+extern "C" __global__ void __launch_bounds__(JF_PF_THREADS, 2)
     jf_pf_out(int n, const fb_u16 *act, const fb_u16 *w_o, float *x) {
     jf_begin();
     jf_pf_residual<JF_LD_Q>(n, act, w_o, x);
 }
 
-extern "C" __global__ void __launch_bounds__(JF_PF_THREADS)
+extern "C" __global__ void __launch_bounds__(JF_PF_THREADS, 2)
     jf_pf_down(int n, const fb_u16 *act_h, const fb_u16 *w_down, float *x) {
     jf_begin();
     jf_pf_residual<JF_LD_FF>(n, act_h, w_down, x);
@@ -457,7 +459,7 @@ extern "C" __global__ void __launch_bounds__(JF_PF_THREADS)
 
 // Gate and up rows 64 blockIdx.y .. + 64 together: h = silu(gate) * up,
 // written split into act_h (zeros in the padding columns up to JF_LD_FF).
-extern "C" __global__ void __launch_bounds__(JF_PF_THREADS)
+extern "C" __global__ void __launch_bounds__(JF_PF_THREADS, 2)
     jf_pf_gate_up(int n, const fb_u16 *act, const fb_u16 *w_gate, const fb_u16 *w_up, fb_u16 *act_h) {
     __shared__ jf_pf_tiles s;
     jf_begin();
