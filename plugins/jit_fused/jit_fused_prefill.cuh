@@ -21,6 +21,10 @@
 // differ from cpu_ref. Limits: at f16 an activation of magnitude >= 65520 has
 // no hi part (overflows), and lo parts under 2^-24 are flushed: activations
 // of LLaMA-type models after RMSNorm, attention and SwiGLU stay far inside.
+// The emulated mma adds in f32 with round-to-nearest; the tensor cores' own
+// additions inside an mma are not specified by PTX (published measurements
+// of earlier generations found truncation), so the agreement a GPU gives
+// may be somewhat looser than the emulated 1.3e-6 .. 2.9e-6: a GPU run says.
 //
 // A chunk of n <= JF_PF_CHUNK positions, per layer (jf_prefill_forward):
 //   jf_pf_norm         RMSNorm of each position, written as the split operand
