@@ -14,6 +14,7 @@
 #   test_jit_fused_nvrtc       the generated kernels of a preset's shapes compiled by
 #                              NVRTC for sm_80 and sm_90 at f32, f16, bf16: no device
 #   test_jit_fused_emulated    the generated kernels run on the CPU against cpu_ref: no device
+#   test_jit_fused_prefill_emulated  the tensor-core prefill's kernels, the same way
 #   (test_gpu_backend --backend jit_fused: the loader contract and agreement with cpu_ref)
 
 find_package(CUDAToolkit REQUIRED)
@@ -27,6 +28,15 @@ add_custom_command(
   DEPENDS ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jit_fused_kernels.cuh ${CMAKE_SOURCE_DIR}/cmake/embed_text.cmake
   COMMENT "Embedding plugins/jit_fused/jit_fused_kernels.cuh into jit_fused"
   VERBATIM)
+# The tensor-core prefill's kernels (jf_prefill.c appends them to the source where they apply).
+set(_jf_prefill_c ${CMAKE_CURRENT_BINARY_DIR}/generated/jf_prefill_template.c)
+add_custom_command(
+  OUTPUT ${_jf_prefill_c}
+  COMMAND ${CMAKE_COMMAND} -DIN=${CMAKE_SOURCE_DIR}/plugins/jit_fused/jit_fused_prefill.cuh -DOUT=${_jf_prefill_c}
+          -DNAME=jf_prefill_template -P ${CMAKE_SOURCE_DIR}/cmake/embed_text.cmake
+  DEPENDS ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jit_fused_prefill.cuh ${CMAKE_SOURCE_DIR}/cmake/embed_text.cmake
+  COMMENT "Embedding plugins/jit_fused/jit_fused_prefill.cuh into jit_fused"
+  VERBATIM)
 
 # The host half, shared by the plugin and its no-device tests. SHA-256 for
 # the cache key is compiled in from core/sha256.c (a leaf with no core
@@ -34,8 +44,10 @@ add_custom_command(
 add_library(jit_fused_host STATIC
   ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jf_host.c
   ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jf_upload.c
+  ${CMAKE_SOURCE_DIR}/plugins/jit_fused/jf_prefill.c
   ${CMAKE_SOURCE_DIR}/core/sha256.c
-  ${_jf_template_c})
+  ${_jf_template_c}
+  ${_jf_prefill_c})
 target_include_directories(jit_fused_host
   PUBLIC ${CMAKE_SOURCE_DIR}/plugins/jit_fused ${CMAKE_SOURCE_DIR}/core/include
   PRIVATE ${CMAKE_SOURCE_DIR}/core)
@@ -119,6 +131,24 @@ set_tests_properties(jit_fused_emulated PROPERTIES TIMEOUT 600)
 add_test(NAME jit_fused_emulated_native
          COMMAND test_jit_fused_emulated ${CMAKE_BINARY_DIR}/tests/tmp ${FB_CXX} ${CMAKE_SOURCE_DIR}/tests --native)
 set_tests_properties(jit_fused_emulated_native PROPERTIES TIMEOUT 600)
+
+# The tensor-core prefill (jit_fused_prefill.cuh) on the CPU: three odd models
+# at f16 (and one at bf16), a 161-token prompt in chunks of 80, against
+# cpu_ref (1e-5), decode steps after it; then its mutations, each of which
+# must fail (a wrong fragment lane mapping in a GEMM and in attention, no lo
+# half, a wrong causal bound, RoPE at the wrong position).
+add_executable(test_jit_fused_prefill_emulated ${CMAKE_SOURCE_DIR}/tests/test_jit_fused_prefill_emulated.c)
+target_link_libraries(test_jit_fused_prefill_emulated PRIVATE jit_fused_host fbcore)
+add_dependencies(test_jit_fused_prefill_emulated cpu_ref)
+add_test(NAME jit_fused_prefill_emulated
+         COMMAND test_jit_fused_prefill_emulated ${CMAKE_BINARY_DIR}/tests/tmp ${FB_CXX} ${CMAKE_SOURCE_DIR}/tests)
+set_tests_properties(jit_fused_prefill_emulated PROPERTIES TIMEOUT 600)
+if(NOT FB_SANITIZE)
+  add_test(NAME jit_fused_prefill_emulated_mutations
+           COMMAND test_jit_fused_prefill_emulated ${CMAKE_BINARY_DIR}/tests/tmp ${FB_CXX} ${CMAKE_SOURCE_DIR}/tests
+                   --mutations)
+  set_tests_properties(jit_fused_prefill_emulated_mutations PROPERTIES TIMEOUT 600)
+endif()
 
 # Through the loader: the no-device contract here; agreement with cpu_ref,
 # graphs and the kernel cache where a GPU is (exit 77 without one).

@@ -38,7 +38,8 @@
 #   7. bench_gpu on it, eager_ops and jit_fused side by side in one process:
 #      f16 (and eager_ops at f32), graphs off and on, jit_fused with a cold
 #      and then a warm kernel cache; jit_fused once more without
-#      programmatic dependent launch (FAIRBENCH_JIT_PDL=0)
+#      programmatic dependent launch (FAIRBENCH_JIT_PDL=0), and its
+#      tensor-core prefill on a 2048-token prompt at f16 and bf16
 #   8. jit_fused at weight_precision = native, the file's own block formats
 #      read in place, on the 1B shapes as Q8_0, Q4_0 and the Q4_K_M mix:
 #      fairbench synth, agreement with cpu_ref's native path over 32
@@ -256,6 +257,10 @@ main() {
     if [[ $backends == *jit_fused* ]]; then # what programmatic dependent launch gives
       FAIRBENCH_JIT_PDL=0 step bench_1b_nopdl 90 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend jit_fused \
         --precision f16 --graphs 1 --jit-cache warm --tokens 128 --prompt 16 --warmup 8
+      # the tensor-core prefill (jit_fused_prefill.cuh) on a 2048-token prompt, two chunks of 1024: issue 17's
+      # figure is llama.cpp's 46,600 tok/s on an H200 (bench_gpu's prefill/s is the session's first prefill)
+      step bench_1b_prefill 120 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend jit_fused \
+        --precision f16,bf16 --graphs 1 --jit-cache warm --tokens 8 --prompt 2048 --warmup 2
     fi
     if [[ $backends == *eager_ops* ]]; then
       step bench_1b_f32 90 "$bin/bench_gpu" /tmp/gpu-check-1b.gguf --backend eager_ops --precision f32 --graphs 0,1 \

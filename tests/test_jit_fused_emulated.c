@@ -76,6 +76,7 @@ static emu_launch_fn build_emulator(const jf_config *c, const char *tmp_dir, con
     fprintf(f, "static const jf_emu_entry jf_emu_table[] = {\n");
     for (int k = 0; k < JF_K_COUNT; k++)
         for (int kind = 0; kind < (jf_kernel_per_layer((jf_kernel_id)k) ? c->n_kinds : 1); kind++) {
+            if (!jf_kernel_present(c, (jf_kernel_id)k)) continue;
             char name[64];
             jf_kernel_name((jf_kernel_id)k, kind, name, sizeof name);
             fprintf(f, "    JF_EMU_ENTRY(%s),\n", name);

@@ -17,6 +17,7 @@
 #include "check.h"
 #include "cpu_ref_session.h"
 #include "jf_host.h"
+#include "jf_prefill.h"
 #include "quant.h"
 #include "synth.h"
 
@@ -90,6 +91,17 @@ static void test_config(void) {
           "1B plan: %" PRIu64 " weight bytes for %" PRIu64 " matrix weights", plan.weights, matrices);
     CHECK(plan.kv_cache == 2ull * 16 * 4096 * 512 * 4, "1B plan: KV cache %" PRIu64, plan.kv_cache);
     CHECK(plan.total == plan.weights + plan.kv_cache + plan.activations, "plan total");
+    /* the tensor-core prefill's chunk: 1024 positions of x (8 MiB), q (8 MiB) and two f16 planes of the
+     * operands (8 MiB at the width, 32 MiB at ff): 56 MiB and the step inputs */
+    uint64_t pf[6];
+    uint64_t pf_total = jf_prefill_bytes(&c, pf);
+    CHECK(c.pf_chunk == 1024 && pf[1] == 1024ull * 2048 * 4 && pf[2] == 1024ull * 2048 * 4 &&
+              pf[3] == 2ull * 1024 * 2048 * 2 && pf[4] == 2ull * 1024 * 8192 * 2 && pf_total < 57ull << 20 &&
+              pf_total > 56ull << 20 && plan.activations > pf_total,
+          "1B plan: the prefill chunk's %" PRIu64 " bytes are in the activations", pf_total);
+    CHECK(jf_prefill_use(&c, 2048) && jf_prefill_use(&c, JF_PF_MIN_POSITIONS) &&
+              !jf_prefill_use(&c, JF_PF_MIN_POSITIONS - 1),
+          "1B at f16: prompts of %d+ tokens prefill on tensor cores", JF_PF_MIN_POSITIONS);
 }
 
 /* The plan against the bytes the tensors of a real (synthetic) model take
@@ -225,9 +237,23 @@ static void test_source(void) {
         /* _1 and _nb entry points come from one macro: their stem is in the template */
         char *suffix = strstr(decl, "_1");
         if (!suffix) suffix = strstr(decl, "_nb");
-        if (suffix && k >= JF_K_QKV_ROPE_1) *suffix = '\0';
-        CHECK(strstr(jf_kernel_template, decl) != NULL, "template defines %s", jf_kernel_names[k]);
+        if (suffix && k >= JF_K_QKV_ROPE_1 && k < JF_K_PF_NORM) *suffix = '\0';
+        /* the tensor-core prefill's kernels are in their own template, appended at f16 and bf16 */
+        const char *tmpl = k >= JF_K_PF_NORM ? jf_prefill_template : jf_kernel_template;
+        CHECK(strstr(tmpl, decl) != NULL, "template defines %s", jf_kernel_names[k]);
+        CHECK(jf_kernel_present(&c, (jf_kernel_id)k), "bf16 source has %s", jf_kernel_names[k]);
     }
+    CHECK(c.pf_chunk == JF_PF_CHUNK && strstr(src, jf_prefill_template) != NULL &&
+              strstr(src, "#define JF_PF_CHUNK 1024\n#define JF_PF_T JF_T_BF16\n") != NULL,
+          "bf16: the tensor-core prefill's template and constants follow");
+    free(src);
+    /* f32 weights: no tensor-core prefill (an f16 operand would round them) */
+    jf_config_from_view(&odd_view, 0, JF_F32, &c, msg, sizeof msg);
+    src = jf_generate_source(&c);
+    CHECK(src && c.pf_chunk == 0 && !strstr(src, "jf_pf_qkv") && !jf_kernel_present(&c, JF_K_PF_QKV) &&
+              jf_kernel_present(&c, JF_K_QKV_ROPE_NB) && !jf_prefill_use(&c, 2048) &&
+              strcmp(jf_prefill_note(&c), "prefill: CUDA cores") == 0,
+          "f32: prefill on CUDA cores only");
     free(src);
 }
 

@@ -3,7 +3,9 @@
  * bf16, with no GPU: each compilation must succeed and give a cubin for the
  * real architecture, every entry point the plugin looks up must be in it,
  * and ptxas must report no register spills (a spilling matvec would read
- * local memory on every step).
+ * local memory on every step). At f16 and bf16 that includes the
+ * tensor-core prefill's kernels (jit_fused_prefill.cuh: jf_pf_*), whose
+ * registers and shared memory are printed.
  *
  *   test_jit_fused_nvrtc SHAPE [native]
  *
@@ -67,6 +69,7 @@ static void compile_and_check(jf_config *c, const char *what) {
         int missing = 0, expected = 0;
         for (int k = 0; k < JF_K_COUNT; k++)
             for (int kind = 0; kind < (jf_kernel_per_layer((jf_kernel_id)k) ? c->n_kinds : 1); kind++) {
+                if (!jf_kernel_present(c, (jf_kernel_id)k)) continue;
                 char name[64];
                 jf_kernel_name((jf_kernel_id)k, kind, name, sizeof name);
                 expected++;
@@ -104,6 +107,25 @@ static void compile_and_check(jf_config *c, const char *what) {
             if (len >= (int)sizeof line) break;
         }
         if (len > 0 && len < (int)sizeof line) printf("    registers:%s\n", line);
+        /* registers, spill and shared bytes of each tensor-core prefill kernel (jf_pf_*) */
+        len = 0;
+        for (const char *q = img.log; q && (q = strstr(q, "entry function 'jf_pf_")) != NULL;) {
+            q += 16;
+            const char *end = strchr(q, '\'');
+            const char *used = end ? strstr(end, "Used ") : NULL;
+            if (!end || !used) break;
+            const char *smem = strstr(used, "bytes smem");
+            int smem_bytes = 0;
+            if (smem && smem - used < 200) { /* "Used 96 registers, used 1 barriers, 40960 bytes smem" */
+                const char *b = smem - 1;
+                while (b > used && b[-1] >= '0' && b[-1] <= '9') b--;
+                smem_bytes = atoi(b);
+            }
+            len += snprintf(line + len, sizeof line - (size_t)len, " %.*s %d (%d B smem)", (int)(end - q) - 3, q + 3,
+                            atoi(used + 5), smem_bytes);
+            if (len >= (int)sizeof line) break;
+        }
+        if (len > 0 && len < (int)sizeof line) printf("    prefill registers:%s\n", line);
         jf_image_free(&img);
     }
 }

@@ -1,6 +1,7 @@
 /* jf_host.c - shapes, memory plan, weight conversion, source generation,
  * NVRTC and the kernel cache of jit_fused (no GPU needed; see jf_host.h). */
 #include "jf_host.h"
+#include "jf_prefill.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -157,6 +158,7 @@ int jf_config_from_view(const fb_model_view *mv, uint32_t max_context, jf_wtype 
     c->ld_q = jf_padded(c->q_dim, c->esize);
     c->ld_ff = jf_padded(c->n_ff, c->esize);
     c->nb = JF_PREFILL_POSITIONS;
+    c->pf_chunk = w == JF_F16 || w == JF_BF16 ? JF_PF_CHUNK : 0; // tensor-core prefill (jf_prefill.h)
     // Up to about 256 attention items (KV head, split) per query on a long
     // context: enough to fill a large GPU, few enough that the merge stays
     // cheap. Short contexts use fewer splits (jf_att_chunk in the kernels).
@@ -217,7 +219,8 @@ void jf_plan_compute(const jf_config *c, jf_plan *plan) {
                         + (B + 1) * sizeof(int32_t) + sizeof(uint64_t)   // step, argmax key
                         + B * (uint64_t)c->n_kv_heads * sizeof(uint32_t) // attention arrivals
                         + (uint64_t)jf_sync_words(c) * sizeof(uint32_t)  // the persistent step's counters
-                        + (uint64_t)c->n_layers * sizeof(jf_step_layer); // and its table of layers
+                        + (uint64_t)c->n_layers * sizeof(jf_step_layer)  // and its table of layers
+                        + jf_prefill_bytes(c, (uint64_t[6]){0});         // the tensor-core prefill's buffers
     plan->total = plan->weights + plan->kv_cache + plan->activations;
 }
 
@@ -367,12 +370,15 @@ const char *const jf_kernel_names[JF_K_COUNT] = {
     "jf_embed",           "jf_attention_split", "jf_qkv_rope_1",       "jf_out_residual_1",
     "jf_gate_up_1",       "jf_down_residual_1", "jf_lm_head_1",        "jf_qkv_rope_nb",
     "jf_out_residual_nb", "jf_gate_up_nb",      "jf_down_residual_nb", "jf_lm_head_nb",
-    "jf_decode_step",
+    "jf_decode_step",     "jf_pf_norm",         "jf_pf_qkv",           "jf_pf_attention",
+    "jf_pf_out",          "jf_pf_gate_up",      "jf_pf_down",
 };
 
 int jf_kernel_per_layer(jf_kernel_id k) {
     return (k >= JF_K_QKV_ROPE_1 && k <= JF_K_DOWN_RESIDUAL_1) || (k >= JF_K_QKV_ROPE_NB && k <= JF_K_DOWN_RESIDUAL_NB);
 }
+
+int jf_kernel_present(const jf_config *c, jf_kernel_id k) { return k < JF_K_PF_NORM || c->pf_chunk > 0; }
 
 void jf_kernel_name(jf_kernel_id k, int kind, char *out, size_t out_size) {
     if (jf_kernel_per_layer(k)) snprintf(out, out_size, "%s_k%d", jf_kernel_names[k], kind);
@@ -447,12 +453,19 @@ char *jf_generate_source(const jf_config *c) {
     }
     if (t < sizeof tail) t += (size_t)snprintf(tail + t, sizeof tail - t, "    }\n}\n");
     if (t >= sizeof tail) return NULL;
-    size_t tlen = strlen(jf_kernel_template);
-    char *src = malloc((size_t)n + tlen + t + 1);
-    if (!src) return NULL;
+    char *prefill = jf_prefill_source(c); // the tensor-core prefill's kernels, or ""
+    if (!prefill) return NULL;
+    size_t tlen = strlen(jf_kernel_template), plen = strlen(prefill);
+    char *src = malloc((size_t)n + tlen + plen + t + 1);
+    if (!src) {
+        free(prefill);
+        return NULL;
+    }
     memcpy(src, head, (size_t)n);
     memcpy(src + n, jf_kernel_template, tlen);
-    memcpy(src + n + tlen, tail, t + 1);
+    memcpy(src + n + tlen, prefill, plen);
+    memcpy(src + n + tlen + plen, tail, t + 1);
+    free(prefill);
     return src;
 }
 

@@ -77,6 +77,8 @@ typedef struct jf_config {
     int splits;                    /* most sequence splits of decode attention (JF_SPLITS; see jf_attention) */
     int pdl;                       /* programmatic dependent launch (sm_90+): 0 from jf_config_from_view; the plugin
                                       sets it once it knows the device (JF_PDL in the kernels) */
+    int pf_chunk;                  /* positions per tensor-core prefill pass (JF_PF_CHUNK, jf_prefill.h) when every
+                                      matrix is f16 or bf16; 0: prefill on CUDA cores only */
 } jf_config;
 
 /* Fill c from the model view for weight type w; max_context 0 means the
@@ -99,7 +101,8 @@ int jf_padded(int n, int esize);
 typedef struct jf_plan {
     uint64_t weights;     /* padded matrices at the storage type; norms, RoPE frequencies at f32 */
     uint64_t kv_cache;    /* K and V, f32, every layer and position */
-    uint64_t activations; /* x, q, attention partials and output, h, logits for JF_NB positions; step inputs */
+    uint64_t activations; /* x, q, attention partials and output, h, logits for JF_NB positions; step inputs;
+                             the tensor-core prefill's chunk buffers (jf_prefill_bytes) */
     uint64_t total;
 } jf_plan;
 
@@ -151,12 +154,23 @@ typedef enum jf_kernel_id {
     JF_K_DOWN_RESIDUAL_NB,
     JF_K_LM_HEAD_NB,
     JF_K_DECODE_STEP, /* the persistent decode step (jf_decode_step) */
+    /* the tensor-core prefill (jit_fused_prefill.cuh): only where c->pf_chunk > 0 */
+    JF_K_PF_NORM,
+    JF_K_PF_QKV,
+    JF_K_PF_ATTENTION,
+    JF_K_PF_OUT,
+    JF_K_PF_GATE_UP,
+    JF_K_PF_DOWN,
     JF_K_COUNT
 } jf_kernel_id;
 extern const char *const jf_kernel_names[JF_K_COUNT];
 
 /* 1 for the kernels of a layer (one per kind), 0 for the others. */
 int jf_kernel_per_layer(jf_kernel_id k);
+
+/* 1 when the source generated for c has kernel k (the prefill kernels exist
+ * only where c->pf_chunk > 0). */
+int jf_kernel_present(const jf_config *c, jf_kernel_id k);
 
 /* The entry point's name for kind `kind` (ignored for the global ones). */
 void jf_kernel_name(jf_kernel_id k, int kind, char *out, size_t out_size);

@@ -8,7 +8,10 @@
  * graph with its input and output copies, and replayed at every position:
  * the position and token live in device memory, and decode attention sizes
  * its sequence splits from them, so one graph serves the whole context.
- * Prefill runs the same kernels over 8 positions per pass.
+ * Prefill of a long prompt at f16 or bf16 runs on tensor cores, 1024 positions
+ * per pass (plugins/jit_fused/jit_fused_prefill.cuh, jf_prefill.h); short
+ * prompts, and f32 or native weights, run the decode kernels over 8
+ * positions per pass.
  *
  * Precision: weights stored at the profile's f32, f16 or bf16 (converted on
  * the host at load, quantised types dequantised), or at `native` in the
@@ -56,6 +59,7 @@
 #include "fb_cuda_common.h"
 #include "jf_host.h"
 #include "jf_upload.h"
+#include "jf_prefill.h"
 
 #define JIT_FUSED_VERSION "1.0.0"
 
@@ -123,9 +127,10 @@ struct fb_session {
     jf_config c;
     fb_precision precision;
     Driver drv;
-    jf_buffers b;    // device pointers: weights, activations, KV cache
-    int32_t *h_step; // host, page-locked: (1 + nb) step inputs
-    uint64_t *h_key; // host, page-locked: the argmax key
+    jf_buffers b;          // device pointers: weights, activations, KV cache
+    jf_prefill_buffers pb; // device pointers: the tensor-core prefill's chunk (when c.pf_chunk > 0)
+    int32_t *h_step;       // host, page-locked: (1 + max(nb, pf_chunk)) step inputs
+    uint64_t *h_key;       // host, page-locked: the argmax key
     int device, cc_major, cc_minor, sm_count;
     char device_name[128];
     cudaStream_t stream;
@@ -419,6 +424,21 @@ static fb_status alloc_state(fb_session *s) {
     CUDA_CHECK(s, cudaMemsetAsync(r->x, 0, B * (size_t)c->ld_dim * f, s->stream));
     CUDA_CHECK(s, cudaMemsetAsync(r->att, 0, B * (size_t)c->ld_q * f, s->stream));
     CUDA_CHECK(s, cudaMemsetAsync(r->hb, 0, B * (size_t)c->ld_ff * f, s->stream));
+    // The tensor-core prefill's chunk (jf_prefill.h): step inputs, x, q, the split operands.
+    uint64_t pf[6];
+    if (jf_prefill_bytes(c, pf) > 0) {
+        DEV_ALLOC(s, s->pb.step, pf[0], "prefill step inputs");
+        DEV_ALLOC(s, s->pb.x, pf[1], "prefill activations");
+        DEV_ALLOC(s, s->pb.q, pf[2], "prefill activations");
+        DEV_ALLOC(s, s->pb.act, pf[3], "prefill split operands");
+        DEV_ALLOC(s, s->pb.act_h, pf[4], "prefill split operands");
+        DEV_ALLOC(s, s->pb.scratch_key, pf[5], "the argmax");
+        // The kernels write every column they read; zeros all the same, so no stale NaN ever meets a weight.
+        CUDA_CHECK(s, cudaMemsetAsync(s->pb.x, 0, pf[1], s->stream));
+        CUDA_CHECK(s, cudaMemsetAsync(s->pb.act, 0, pf[3], s->stream));
+        CUDA_CHECK(s, cudaMemsetAsync(s->pb.act_h, 0, pf[4], s->stream));
+        if ((size_t)c->pf_chunk > B) B = (size_t)c->pf_chunk; // the host step buffer serves both paths
+    }
     CUDA_CHECK(s, cudaMallocHost((void **)&s->h_step, (B + 1) * sizeof(int32_t)));
     CUDA_CHECK(s, cudaMallocHost((void **)&s->h_key, sizeof(uint64_t)));
     s->host_bytes += (B + 1) * sizeof(int32_t) + sizeof(uint64_t);
@@ -479,6 +499,7 @@ static fb_status build_kernels(fb_session *s, const fb_settings *settings) {
     free(src);
     for (int k = 0; k < JF_K_COUNT; k++)
         for (int kind = 0; kind < (jf_kernel_per_layer((jf_kernel_id)k) ? s->c.n_kinds : 1); kind++) {
+            if (!jf_kernel_present(&s->c, (jf_kernel_id)k)) continue;
             char name[64];
             jf_kernel_name((jf_kernel_id)k, kind, name, sizeof name);
             CU_CHECK(s, s->drv.module_get_function(&s->fn[k][kind], s->module, name));
@@ -733,10 +754,11 @@ static fb_status jit_fused_create(const fb_host *host, const fb_model_view *mv, 
     else
         snprintf(how, sizeof how, "decode: %d kernels per step%s%s", 2 + 5 * s->c.n_layers,
                  s->allow_graphs ? " in a CUDA graph" : "", s->c.pdl ? ", dependent launch" : "");
-    snprintf(s->notes, sizeof s->notes, "weights %.50s, f32 accumulation, f32 activations and KV cache; %.70s; %.60s",
-             weights, how, s->jit_note);
-    size_t notes_len = strlen(s->notes);
-    snprintf(s->notes + notes_len, sizeof s->notes - notes_len, "%s", s->load_note);
+    // the JIT's note last: where the notes are full, it is what gets cut
+    char full[640];
+    snprintf(full, sizeof full, "weights %.50s, f32 accumulation, activations and KV cache; %s; %.70s%s; %s", weights,
+             jf_prefill_note(&s->c), how, s->load_note, s->jit_note);
+    snprintf(s->notes, sizeof s->notes, "%.*s", (int)sizeof s->notes - 1, full);
     s->error[0] = '\0';
     *out = s;
     return FB_OK;
@@ -762,12 +784,73 @@ static fb_status use_device(fb_session *s) {
     return FB_OK;
 }
 
+/* Where jf_prefill_forward's LM-head groups go: every row (all), or the
+ * last row of the last group (logits, when asked), into the caller's buffer. */
+typedef struct PrefillLogits {
+    fb_session *s;
+    float *logits; // the caller's; NULL: none asked for
+    bool all;
+    uint32_t done; // positions before this chunk
+} PrefillLogits;
+
+static int prefill_logits(void *ctx, int first, int count) {
+    PrefillLogits *o = ctx;
+    fb_session *s = o->s;
+    const size_t row = (size_t)s->c.vocab * sizeof(float);
+    cudaError_t err = o->all ? cudaMemcpyAsync(o->logits + ((size_t)o->done + (size_t)first) * (size_t)s->c.vocab,
+                                               s->b.logits, (size_t)count * row, cudaMemcpyDeviceToHost, s->stream)
+                             : cudaMemcpyAsync(o->logits, s->b.logits + (size_t)(count - 1) * (size_t)s->c.vocab, row,
+                                               cudaMemcpyDeviceToHost, s->stream);
+    if (err != cudaSuccess) {
+        cuda_fail(s, err, "cudaMemcpyAsync (prefill logits)", __FILE__, __LINE__);
+        return -1;
+    }
+    return 0;
+}
+
+/* A prompt on tensor cores (jit_fused_prefill.cuh), c->pf_chunk positions
+ * per pass; the LM head only where logits are asked for, and for the last
+ * position. */
+static fb_status prefill_tensor_cores(fb_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, float *logits) {
+    const jf_config *c = &s->c;
+    const bool all = (flags & FB_LOGITS_ALL) != 0, last_row = (flags & FB_LOGITS_LAST) && !all;
+    int pos = s->pos;
+    for (uint32_t done = 0; done < n;) {
+        int batch = (int)(n - done) < c->pf_chunk ? (int)(n - done) : c->pf_chunk;
+        bool last = done + (uint32_t)batch == n;
+        s->h_step[0] = pos;
+        memcpy(s->h_step + 1, tokens + done, (size_t)batch * sizeof(int32_t));
+        CUDA_CHECK(s, cudaMemcpyAsync(s->pb.step, s->h_step, (size_t)(batch + 1) * sizeof(int32_t),
+                                      cudaMemcpyHostToDevice, s->stream));
+        PrefillLogits out = {s, logits, all, done};
+        bool emit = all || (last && last_row);
+        if (jf_prefill_forward(c, &s->b, &s->pb, s->lm_grid, batch, all ? 0 : batch - 1, all || last,
+                               emit ? prefill_logits : NULL, &out, launch_kernel, s) != 0)
+            return s->error[0] ? FB_ERR_INTERNAL : fail(s, FB_ERR_INTERNAL, "jit_fused: a prefill launch failed");
+        if (last)
+            CUDA_CHECK(s,
+                       cudaMemcpyAsync(s->h_key, s->b.argmax_key, sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream));
+        CUDA_CHECK(s, cudaStreamSynchronize(s->stream)); // the pinned step buffer is reused by the next pass
+        pos += batch;
+        done += (uint32_t)batch;
+    }
+    s->pos = pos;
+    return FB_OK;
+}
+
 static fb_status jit_fused_prefill(fb_session *s, const int32_t *tokens, uint32_t n, uint32_t flags, float *logits,
                                    int32_t *next_token) {
     const jf_config *c = &s->c;
     jf_buffers *r = &s->b;
     TRY(check_tokens(s, tokens, n, flags, logits, next_token));
     TRY(use_device(s));
+    // Long prompts at f16/bf16 on tensor cores; short ones, and f32 or native weights, on the _nb
+    // kernels below (JF_NB positions per pass): see jf_prefill_use.
+    if (jf_prefill_use(c, (int)n)) {
+        TRY(prefill_tensor_cores(s, tokens, n, flags, logits));
+        *next_token = jf_token_of_key(*s->h_key);
+        return FB_OK;
+    }
     bool all = (flags & FB_LOGITS_ALL) != 0;
     size_t row = (size_t)c->vocab * sizeof(float);
     int pos = s->pos;
