@@ -68,6 +68,7 @@
 # none started past the budget:
 #   plugins 30; synth_1b 60 (llama3.2-1b F16); agree_1b_jit_fused 90 and
 #   agree_1b_eager_ops 90 (test_gpu_backend --model, f16, 32 positions);
+#   agree_1b_jit_fused_kernels 60 (the same with decode = kernels);
 #   bench_1b 120 (bench_gpu, eager_ops and jit_fused, f16, graphs on, warm
 #   cache asked, prompts 16 and 2048); bench_1b_kernels 60 (jit_fused
 #   with decode = kernels, its per-op graph, beside the persistent step
@@ -84,8 +85,8 @@
 #   the machine's own: torch.compile mode reduce-overhead, i.e. CUDA graphs,
 #   f16, the same file, prompts and harness; its prefill is its decode step
 #   token by token, and its cold start includes the compile); torch_8b 300,
-#   only when 200 s of the budget are left. The limits add up to about 32
-#   minutes (30 without llama.cpp): the budget (480 s by default), not their
+#   only when 200 s of the budget are left. The limits add up to about 33
+#   minutes (31 without llama.cpp): the budget (480 s by default), not their
 #   sum, bounds the run, each limit is cut to what is left of it, and the
 #   steps come in order of importance (what the table needs first). It prints every measured row (tok/s and % of copy bandwidth
 #   at prompts 16 and 2048, prefill tok/s and time to first token, load,
@@ -457,6 +458,9 @@ wall_check() {
     for b in jit_fused eager_ops; do
       step "agree_1b_$b" 90 "$bin/test_gpu_backend" --backend "$b" "$work" --model "$d1" --positions 32
     done
+    # jit_fused's per-op decode too (its default, checked above, is the persistent step)
+    step agree_1b_jit_fused_kernels 60 "$bin/test_gpu_backend" --backend jit_fused "$work" --model "$d1" \
+      --positions 32 --option decode=kernels
     cat "$d1" >/dev/null
     step bench_1b 120 "$bin/bench_gpu" "$d1" --backend eager_ops,jit_fused --precision f16 "${bench[@]}"
     # jit_fused's per-op decode (a kernel per fused op, ~5 per layer, in a graph) beside its persistent step
@@ -597,7 +601,7 @@ wall_report() {
     echo " a session's first row only; fresh: a new process, file in the page cache, kernel cache warm)"
   } >"$rows"
   while IFS= read -r line; do note "$line"; done <"$rows"
-  for s in agree_1b_jit_fused agree_1b_eager_ops agree_1b_native_Q4_K_M; do
+  for s in agree_1b_jit_fused agree_1b_jit_fused_kernels agree_1b_eager_ops agree_1b_native_Q4_K_M; do
     line=$(grep -soE 'top-1 [0-9]+/[0-9]+.*' "$rd/$s.out" | tail -n 1)
     [[ -n $line ]] && note "$s: $line"
   done
@@ -678,7 +682,7 @@ wall_report() {
       figure "cold start $M f16, warm kernel cache: ms" "$b" "$v" "<=" 50 "" "$note"
     done
   done
-  for b in jit_fused eager_ops; do
+  for b in jit_fused jit_fused_kernels eager_ops; do # jit_fused_kernels: jit_fused with decode = kernels
     read -r top1 rel < <(agreement "$rd/agree_1b_$b.out")
     figure "agreement 1B f16: top-1 vs cpu_ref" "$b" "${top1:-}" ">=" 99 "%"
     figure "agreement 1B f16: logits relative error" "$b" "${rel:-}" "<=" 1e-3 ""

@@ -19,7 +19,10 @@
  *       copy bandwidth); for a JIT backend, the kernel cache cold then warm.
  *       With --model, also agreement at f16 on that model over N positions
  *       (default 32).
- * --backend defaults to eager_ops. --plugin FILE.so loads the backend under
+ * --backend defaults to eager_ops. --option KEY=VALUE (up to 4) passes a
+ * per-backend option to every session of the backend under test
+ * (jit_fused: decode=kernels checks its per-op decode instead of the
+ * persistent step). --plugin FILE.so loads the backend under
  * test from that file instead of finding it by name. --emulated says it is
  * a CPU emulation build (tests/eager_ops_emulated.cc: its kernels run as
  * fibers, its GEMMs as loops): the same tests on a small model (width 64,
@@ -38,6 +41,9 @@ static const fb_plugin *eager, *ref; /* eager: the backend under test, whichever
 static bool jit;                     /* it is a JIT backend (jit_fused): declares FB_CAP_JIT, reports a kernel cache */
 static char cache_dir[600];          /* its kernel cache, inside TMP_DIR */
 static bool emulated;                /* a CPU emulation build: small model, no bandwidth floor */
+static fb_option options[4];         /* --option KEY=VALUE: per-backend options of the backend under test */
+static uint32_t n_options;
+static char option_text[4][2][128];
 
 static fb_session *create(const fb_plugin *api, const test_model *tm, fb_precision precision, int graphs,
                           uint32_t max_context) {
@@ -49,7 +55,9 @@ static fb_session *create(const fb_plugin *api, const test_model *tm, fb_precisi
                             .jit_cache = FB_JIT_CACHE_WARM,
                             .threads = 0,
                             .max_context = max_context,
-                            .cache_dir = cache_dir[0] ? cache_dir : NULL};
+                            .cache_dir = cache_dir[0] ? cache_dir : NULL,
+                            .n_options = api == eager ? n_options : 0,
+                            .options = options};
     fb_session *s = NULL;
     char message[512] = "";
     fb_status st = api->create(fb_host_services(), &tm->view.view, &settings, &s, message, sizeof message);
@@ -448,6 +456,13 @@ int main(int argc, char **argv) {
             emulated = true;
         else if (strcmp(argv[i], "--native") == 0)
             file_precision = FB_PRECISION_NATIVE; /* with --model */
+        else if (strcmp(argv[i], "--option") == 0 && i + 1 < argc && n_options < 4 && strchr(argv[i + 1], '=')) {
+            const char *o = argv[++i], *eq = strchr(o, '=');
+            snprintf(option_text[n_options][0], sizeof option_text[0][0], "%.*s", (int)(eq - o), o);
+            snprintf(option_text[n_options][1], sizeof option_text[0][1], "%s", eq + 1);
+            options[n_options] = (fb_option){option_text[n_options][0], option_text[n_options][1]};
+            n_options++;
+        }
         else
             tmp_dir = argv[i];
     }
