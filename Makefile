@@ -20,15 +20,17 @@ WERROR     ?= $(if $(CI_ON),ON,OFF)
 REQUIRE_CUDA ?= OFF
 # SANITIZE=1: `make test` also runs the suite built with ASan + UBSan
 # (build-asan), but for the tests in SANITIZE_SKIP (a ctest -E regex): the
-# CPU emulation of eager_ops end to end and its conformance run (8 minutes
-# each under ASan, on a busy 2-core machine; its kernels run under ASan op
-# by op in eager_ops_kernels_emulated), NVRTC's compilations (NVRTC's own
-# time; jit_fused_host covers the code that generates their source) and the
-# native block formats' emulation (its f16 twin, jit_fused_emulated, runs
-# under ASan; the native one was run under ASan by hand for Q8_0 and Q6_K).
+# CPU emulation of eager_ops end to end, with chunked prefill, and its
+# conformance run (8 minutes each under ASan, on a busy 2-core machine; its
+# kernels run under ASan op by op in eager_ops_kernels_emulated), NVRTC's
+# compilations (NVRTC's own time; jit_fused_host covers the code that
+# generates their source), the native block formats' emulation (its f16
+# twin, jit_fused_emulated, runs under ASan; the native one was run under
+# ASan by hand for Q8_0 and Q6_K) and the tensor-core prefill's mutations
+# (the prefill itself, jit_fused_prefill_emulated, runs under ASan).
 SANITIZE   ?= 0
 SANITIZE_ON := $(filter 1 ON on true yes,$(SANITIZE))
-SANITIZE_SKIP ?= ^(eager_ops_emulated|eager_ops_emulated_conformance|jit_fused_nvrtc_.*|jit_fused_emulated_native)$$
+SANITIZE_SKIP ?= ^(eager_ops_emulated|eager_ops_emulated_chunked_prefill|eager_ops_emulated_conformance|jit_fused_nvrtc_.*|jit_fused_emulated_native|jit_fused_prefill_emulated_mutations)$$
 # Under ASan the tests' plugin listings must not start a Python with PyTorch
 # in it (the Python bridge's probe imports each framework: 80 s under ASan,
 # and LSan then reports the interpreter's never-freed memory). The bridge's
