@@ -462,8 +462,7 @@ int main(int argc, char **argv) {
             snprintf(option_text[n_options][1], sizeof option_text[0][1], "%s", eq + 1);
             options[n_options] = (fb_option){option_text[n_options][0], option_text[n_options][1]};
             n_options++;
-        }
-        else
+        } else
             tmp_dir = argv[i];
     }
     printf("test_gpu_backend --backend %s%s%s: seed %" PRIu64 "\n", backend, no_device ? " --no-device" : "",
