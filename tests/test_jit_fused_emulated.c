@@ -23,12 +23,12 @@
  *
  * What this does not check: speed, the CUDA graph, device memory, the
  * driver and NVRTC calls; those need a GPU (scripts/gpu-check.sh). */
-#include <dlfcn.h>
 #include <inttypes.h>
 #include <time.h>
 
 #include "check.h"
 #include "cpu_ref_session.h"
+#include "jf_emu_host.h"
 #include "jf_host.h"
 #include "quant.h"
 #include "synth.h"
@@ -37,176 +37,19 @@
 #define N_PREFILL 11 /* the first ones by prefill: a pass of 8, then one of 3 */
 #define LM_GRID 4    /* the LM head's grid-stride loop runs 32 times over 1001 rows */
 
-typedef int (*emu_launch_fn)(const char *, unsigned, unsigned, unsigned, unsigned, void **, char *, size_t);
-typedef long (*emu_spins_fn)(void);
-
 #define PERSISTENT_GRID 3 /* blocks of the persistent decode step, run at once */
-
-typedef struct Emu {
-    emu_launch_fn launch;
-    char error[512];
-    int launches;
-} Emu;
-
-static int emu_launch(void *ctx, jf_kernel_id k, int kind, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
-                      void **args) {
-    Emu *e = ctx;
-    char name[64];
-    jf_kernel_name(k, kind, name, sizeof name);
-    e->launches++;
-    return e->launch(name, gx, gy, gz, threads, args, e->error, sizeof e->error);
-}
-
-/* Build the generated source for c as a shared object (with `defines`
- * before it: a mutation, or ""); its launcher, or NULL. */
-static emu_launch_fn build_emulator(const jf_config *c, const char *tmp_dir, const char *cxx, const char *inc,
-                                    const char *tag, const char *defines, void **handle) {
-    char cpp[512], so[512], cmd[2048];
-    snprintf(cpp, sizeof cpp, "%s/jit_fused_emulated_%s.cpp", tmp_dir, tag);
-    snprintf(so, sizeof so, "%s/jit_fused_emulated_%s.so", tmp_dir, tag);
-    char *src = jf_generate_source(c);
-    FILE *f = fopen(cpp, "w");
-    if (!src || !f) {
-        CHECK(0, "write %s", cpp);
-        free(src);
-        if (f) fclose(f);
-        return NULL;
-    }
-    fprintf(f, "#define JF_EMULATE 1\n%s#include \"jf_emulate.h\"\n%s\n", defines, src);
-    fprintf(f, "static const jf_emu_entry jf_emu_table[] = {\n");
-    for (int k = 0; k < JF_K_COUNT; k++)
-        for (int kind = 0; kind < (jf_kernel_per_layer((jf_kernel_id)k) ? c->n_kinds : 1); kind++) {
-            if (!jf_kernel_present(c, (jf_kernel_id)k)) continue;
-            char name[64];
-            jf_kernel_name((jf_kernel_id)k, kind, name, sizeof name);
-            fprintf(f, "    JF_EMU_ENTRY(%s),\n", name);
-        }
-    fprintf(f, "};\nJF_EMU_LAUNCH_DEFINITION\n");
-    fclose(f);
-    free(src);
-    const char *extra = getenv("JF_EMU_CXXFLAGS"); /* e.g. "-g" when debugging a kernel */
-#if defined(__SANITIZE_ADDRESS__)
-    /* a sanitizer build of this test checks the kernels' memory accesses too
-     * (tests/cuda_emulate.h announces its stack switches to ASan) */
-    const char *sanitize = "-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined";
-#else
-    const char *sanitize = "";
-#endif
-    snprintf(cmd, sizeof cmd, "%s -std=c++17 -O1 -shared -fPIC -w %s %s -I%s -o %s %s 2>&1", cxx, sanitize,
-             extra ? extra : "", inc, so, cpp);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = system(cmd);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    CHECK(rc == 0, "%s: the host compiler builds the generated kernels (%s)", tag, cmd);
-    if (rc != 0) return NULL;
-    printf("  %s: kernels built for the CPU in %.1f s\n", tag,
-           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-    *handle = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-    emu_launch_fn fn = *handle ? (emu_launch_fn)dlsym(*handle, "jf_emu_launch") : NULL;
-    CHECK(fn != NULL, "%s: load %s: %s", tag, so, *handle ? "no jf_emu_launch" : dlerror());
-    return fn;
-}
-
-/* Host copies of everything the kernels touch, laid out as the plugin lays
- * them out on the device. */
-typedef struct HostModel {
-    jf_buffers b;
-    void *blocks[128];
-    int n_blocks;
-} HostModel;
-
-static void *take(HostModel *h, size_t bytes) {
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (p && h->n_blocks < 128) h->blocks[h->n_blocks++] = p;
-    return p;
-}
-
-static void host_free(HostModel *h) {
-    for (int i = 0; i < h->n_blocks; i++) free(h->blocks[i]);
-    free(h->b.layers);
-}
-
-static size_t matrix_bytes(const jf_config *c, const fb_tensor_view *t) {
-    return (size_t)t->ne[1] * (size_t)jf_row_bytes(jf_device_type(c, t->type), t->ne[0]);
-}
-
-/* Matrix t into the device layout of its device type (the plugin's own
- * jf_layout_rows): into `into`, or a new block stored in *out. */
-static int convert(HostModel *h, const jf_config *c, const fb_tensor_view *t, void **out, void *into) {
-    void *dst = into ? into : (*out = take(h, matrix_bytes(c, t)));
-    return dst ? jf_layout_rows(fb_host_services(), t->type, t->data, t->ne[1], t->ne[0], dst,
-                                jf_device_type(c, t->type), 2)
-               : -2;
-}
-
-/* A norm vector into f32 rows of ld_dim (zero padding). */
-static int convert_vector(HostModel *h, const jf_config *c, const fb_tensor_view *t, float **out) {
-    *out = take(h, (size_t)c->ld_dim * sizeof(float));
-    return *out ? jf_layout_rows(fb_host_services(), t->type, t->data, 1, t->ne[0], *out, JF_T_F32, 1) : -2;
-}
-
-static int host_load(HostModel *h, const jf_config *c, const fb_model_view *mv) {
-    memset(h, 0, sizeof *h);
-    jf_buffers *b = &h->b;
-    size_t f = sizeof(float), B = (size_t)c->nb;
-    int rc = 0;
-    b->layers = calloc((size_t)c->n_layers, sizeof *b->layers);
-    rc |= convert(h, c, mv->token_embd, &b->token_embd, NULL);
-    for (int l = 0; l < c->n_layers; l++) {
-        const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
-        jf_layer_buffers *lw = &b->layers[l];
-        lw->kind = jf_layer_kind(c, mv, l);
-        rc |= lw->kind < 0;
-        rc |= convert_vector(h, c, &L->attn_norm, &lw->attn_norm);
-        size_t q_bytes = matrix_bytes(c, &L->attn_q), k_bytes = matrix_bytes(c, &L->attn_k);
-        lw->w_qkv = take(h, q_bytes + k_bytes + matrix_bytes(c, &L->attn_v));
-        uint8_t *qkv = lw->w_qkv;
-        rc |= convert(h, c, &L->attn_q, NULL, qkv);
-        rc |= convert(h, c, &L->attn_k, NULL, qkv + q_bytes);
-        rc |= convert(h, c, &L->attn_v, NULL, qkv + q_bytes + k_bytes);
-        rc |= convert(h, c, &L->attn_output, &lw->w_o, NULL);
-        rc |= convert_vector(h, c, &L->ffn_norm, &lw->ffn_norm);
-        rc |= convert(h, c, &L->ffn_gate, &lw->w_gate, NULL);
-        rc |= convert(h, c, &L->ffn_up, &lw->w_up, NULL);
-        rc |= convert(h, c, &L->ffn_down, &lw->w_down, NULL);
-    }
-    rc |= convert_vector(h, c, mv->output_norm, &b->output_norm);
-    if (mv->tied_output) b->output = b->token_embd;
-    else
-        rc |= convert(h, c, mv->output, &b->output, NULL);
-    b->rope_inv_freq = take(h, (size_t)(c->n_rot / 2) * f);
-    if (b->rope_inv_freq)
-        jf_rope_inv_freq(b->rope_inv_freq, c->n_rot, mv->rope_freq_base,
-                         mv->rope_freqs ? (const float *)mv->rope_freqs->data : NULL);
-    size_t kv = (size_t)c->n_layers * (size_t)c->max_seq * (size_t)c->kv_dim;
-    b->step = take(h, (B + 1) * sizeof(int32_t));
-    b->argmax_key = take(h, sizeof(uint64_t));
-    b->x = take(h, B * (size_t)c->ld_dim * f); /* calloc: the padding is zero */
-    b->q = take(h, B * (size_t)c->q_dim * f);
-    b->part = take(h, B * (size_t)c->n_heads * (size_t)c->splits * (size_t)(c->head_dim + 2) * f);
-    b->att = take(h, B * (size_t)c->ld_q * f);
-    b->hb = take(h, B * (size_t)c->ld_ff * f);
-    b->logits = take(h, B * (size_t)c->vocab * f);
-    b->key_cache = take(h, kv * f);
-    b->value_cache = take(h, kv * f);
-    b->att_count = take(h, B * (size_t)c->n_kv_heads * sizeof(uint32_t)); /* zero, as the plugin clears them */
-    b->sync = take(h, jf_sync_words(c) * sizeof(uint32_t));
-    b->step_layers = take(h, (size_t)c->n_layers * sizeof(jf_step_layer));
-    if (b->step_layers && !rc) jf_step_layers(c, b, b->step_layers);
-    return rc || h->n_blocks >= 128 || !b->step_layers ? -1 : 0;
-}
 
 /* As jit_fused_prefill: chunks of c->nb; logits of every position (all) or
  * of the last. Returns the argmax token, or -1. */
-static int32_t emu_prefill(Emu *e, const jf_config *c, HostModel *h, int pos, const int32_t *tokens, int n, int all,
-                           float *logits) {
+static int32_t emu_prefill(jf_emu *e, const jf_config *c, jf_emu_model *h, int pos, const int32_t *tokens, int n,
+                           int all, float *logits) {
     for (int done = 0; done < n;) {
         int batch = n - done < c->nb ? n - done : c->nb;
         int last = done + batch == n;
         h->b.step[0] = pos + done;
         memcpy(h->b.step + 1, tokens + done, (size_t)batch * sizeof(int32_t));
-        if (jf_forward(c, &h->b, LM_GRID, batch, all ? 0 : batch - 1, all || last, emu_launch, e) != 0) return -1;
+        if (jf_forward(c, &h->b, LM_GRID, batch, all ? 0 : batch - 1, all || last, jf_emu_launch_kernel, e) != 0)
+            return -1;
         if (all) memcpy(logits + (size_t)done * c->vocab, h->b.logits, (size_t)batch * c->vocab * sizeof(float));
         else if (last)
             memcpy(logits, h->b.logits, (size_t)c->vocab * sizeof(float));
@@ -246,11 +89,11 @@ static const double min_agree[] = {1.0, 0.95, 0.90, 1.0}, max_rel[] = {1e-4, 3e-
 /* Decode step i (teacher-forced token tokens[i]) on the emulated kernels:
  * the persistent step (one launch, PERSISTENT_GRID blocks at once) or the
  * per-op kernels. 0, or -1 with the error in e->error. */
-static int emu_decode(Emu *e, const jf_config *c, HostModel *h, int i, int32_t token, int persistent) {
+static int emu_decode(jf_emu *e, const jf_config *c, jf_emu_model *h, int i, int32_t token, int persistent) {
     h->b.step[0] = i;
     h->b.step[1] = token;
-    return persistent ? jf_decode_persistent(c, &h->b, PERSISTENT_GRID, emu_launch, e)
-                      : jf_forward(c, &h->b, LM_GRID, 1, 0, 1, emu_launch, e);
+    return persistent ? jf_decode_persistent(c, &h->b, PERSISTENT_GRID, jf_emu_launch_kernel, e)
+                      : jf_forward(c, &h->b, LM_GRID, 1, 0, 1, jf_emu_launch_kernel, e);
 }
 
 /* The generated kernels for model tm at precision w against cpu_ref's logits:
@@ -287,23 +130,21 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
 
     void *handle = NULL;
     char full_tag[96], defines[96] = "";
-    /* one file name per build: C++ statics in inline functions are unique symbols, which make dlclose
-     * keep the library, and a second dlopen of the same path would return the first build */
     snprintf(full_tag, sizeof full_tag, "%s_%s%s%s_s%d", tag, name, mutation ? "_" : "", mutation ? mutation : "",
              c.splits);
     if (mutation) snprintf(defines, sizeof defines, "#define %s 1\n", mutation);
-    emu_launch_fn launch = build_emulator(&c, env->tmp_dir, env->cxx, env->inc, full_tag, defines, &handle);
-    emu_spins_fn spins = handle ? (emu_spins_fn)dlsym(handle, "jf_emu_spins") : NULL;
-    HostModel h;
-    if (!launch || !spins || host_load(&h, &c, mv) != 0) {
-        if (!launch || !spins) CHECK(0, "%s: emulator", full_tag);
-        else
+    jf_emu e;
+    jf_emu_model h;
+    if (jf_emu_build(&c, env->tmp_dir, env->cxx, env->inc, "jit_fused_emulated", full_tag, defines, &e, &handle) != 0 ||
+        jf_emu_model_load(&h, &c, mv) != 0) {
+        if (e.launch) {
             CHECK(0, "%s: weights laid out", full_tag);
+            jf_emu_model_free(&h);
+        }
         free(want);
         if (handle) dlclose(handle);
         return;
     }
-    Emu e = {.launch = launch};
     float *got = malloc((size_t)N_TOKENS * n_vocab * sizeof(float));
     char label[128];
     if (mutation) {
@@ -324,7 +165,7 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
             int ok = tok >= 0 && agreement(label, got, want, N_TOKENS, n_vocab, min_agree[w], max_rel[w], 1);
             CHECK(tok >= 0 && !ok, "%s: the mutated kernels (%s) must fail the agreement check", tag, mutation);
         }
-        host_free(&h);
+        jf_emu_model_free(&h);
         free(got);
         free(want);
         dlclose(handle);
@@ -337,7 +178,7 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
     int32_t tok = emu_prefill(&e, &c, &h, 0, tokens, N_PREFILL, 1, got);
     CHECK(tok >= 0, "%s: prefill: %s", full_tag, e.error);
     int bad_argmax = tok != argmax_f(got + (size_t)(N_PREFILL - 1) * n_vocab, (size_t)n_vocab);
-    long spins0 = spins();
+    long spins0 = e.spins();
     for (int i = N_PREFILL; i < N_TOKENS && tok >= 0; i++) {
         if (emu_decode(&e, &c, &h, i, tokens[i], i % 2 == 0) != 0) {
             CHECK(0, "%s: decode at %d (%s): %s", full_tag, i, i % 2 == 0 ? "persistent" : "kernels", e.error);
@@ -349,7 +190,7 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("  %s: %d launches emulated in %.1f s; the persistent step's blocks paused %ld times for each other\n", name,
-           e.launches, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, spins() - spins0);
+           e.launches, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, e.spins() - spins0);
     if (tok >= 0) {
         snprintf(label, sizeof label, "%s prefill %d + decode %d vs cpu_ref", name, N_PREFILL, N_TOKENS - N_PREFILL);
         agreement(label, got, want, N_TOKENS, n_vocab, min_agree[w], max_rel[w], 0);
@@ -371,7 +212,7 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
         }
         CHECK(bad_argmax == 0, "%s: the kernels' argmax is the argmax of their logits (%d mismatches)", full_tag,
               bad_argmax);
-        CHECK(spins() > spins0, "%s: the persistent step's blocks waited for each other at least once", full_tag);
+        CHECK(e.spins() > spins0, "%s: the persistent step's blocks waited for each other at least once", full_tag);
         /* a fresh prefill of every token, the last logits only (the KV cache is simply overwritten) */
         float *last = malloc((size_t)n_vocab * sizeof(float));
         int32_t t2 = emu_prefill(&e, &c, &h, 0, tokens, N_TOKENS, 0, last);
@@ -380,7 +221,7 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
         agreement(label, last, want + (size_t)(N_TOKENS - 1) * n_vocab, 1, n_vocab, min_agree[w], max_rel[w], 0);
         free(last);
     }
-    host_free(&h);
+    jf_emu_model_free(&h);
     free(got);
     free(want);
     dlclose(handle);

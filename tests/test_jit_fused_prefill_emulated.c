@@ -39,12 +39,12 @@
  * What this does not check: speed, cp.async's asynchrony, the real mma's
  * rounding inside its f32 accumulation, NVRTC's code (test_jit_fused_nvrtc
  * compiles it) and everything else a GPU run checks (scripts/gpu-check.sh). */
-#include <dlfcn.h>
 #include <inttypes.h>
 #include <time.h>
 
 #include "check.h"
 #include "cpu_ref_session.h"
+#include "jf_emu_host.h"
 #include "jf_host.h"
 #include "jf_prefill.h"
 #include "quant.h"
@@ -62,173 +62,26 @@
 #define MAX_REL 1e-5
 #define MIN_AGREE 0.99 /* top-1 agreement */
 
-typedef int (*emu_launch_fn)(const char *, unsigned, unsigned, unsigned, unsigned, void **, char *, size_t);
-
-typedef struct Emu {
-    emu_launch_fn launch;
-    char error[512];
-    int launches;
-} Emu;
-
-static int emu_launch(void *ctx, jf_kernel_id k, int kind, unsigned gx, unsigned gy, unsigned gz, unsigned threads,
-                      void **args) {
-    Emu *e = ctx;
-    char name[64];
-    jf_kernel_name(k, kind, name, sizeof name);
-    e->launches++;
-    return e->launch(name, gx, gy, gz, threads, args, e->error, sizeof e->error);
-}
-
-/* The generated source for c built as a shared object (`defines` before
- * it: a mutation, or ""); its launcher, or NULL. */
-static emu_launch_fn build_emulator(const jf_config *c, const char *tmp_dir, const char *cxx, const char *inc,
-                                    const char *tag, const char *defines, void **handle) {
-    char cpp[512], so[512], cmd[2048];
-    snprintf(cpp, sizeof cpp, "%s/jit_fused_prefill_emulated_%s.cpp", tmp_dir, tag);
-    snprintf(so, sizeof so, "%s/jit_fused_prefill_emulated_%s.so", tmp_dir, tag);
-    char *src = jf_generate_source(c);
-    FILE *f = fopen(cpp, "w");
-    if (!src || !f) {
-        CHECK(0, "write %s", cpp);
-        free(src);
-        if (f) fclose(f);
-        return NULL;
-    }
-    fprintf(f, "#define JF_EMULATE 1\n%s#include \"jf_emulate.h\"\n%s\n", defines, src);
-    fprintf(f, "static const jf_emu_entry jf_emu_table[] = {\n");
-    for (int k = 0; k < JF_K_COUNT; k++)
-        for (int kind = 0; kind < (jf_kernel_per_layer((jf_kernel_id)k) ? c->n_kinds : 1); kind++) {
-            if (!jf_kernel_present(c, (jf_kernel_id)k)) continue;
-            char name[64];
-            jf_kernel_name((jf_kernel_id)k, kind, name, sizeof name);
-            fprintf(f, "    JF_EMU_ENTRY(%s),\n", name);
-        }
-    fprintf(f, "};\nJF_EMU_LAUNCH_DEFINITION\n");
-    fclose(f);
-    free(src);
-    const char *extra = getenv("JF_EMU_CXXFLAGS");
-#if defined(__SANITIZE_ADDRESS__)
-    const char *sanitize = "-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined";
-#else
-    const char *sanitize = "";
-#endif
-    /* GCC makes the static locals of inline functions (the kernels' __shared__ arrays) "unique" symbols,
-     * which the dynamic linker shares between the builds this test loads one after another (the f16
-     * build's arrays would serve the bf16 build): -fno-gnu-unique keeps each build's own */
-    char probe[600];
-    snprintf(probe, sizeof probe, "%s -fno-gnu-unique -x c++ -E /dev/null >/dev/null 2>&1", cxx);
-    const char *unique = system(probe) == 0 ? "-fno-gnu-unique" : "";
-    snprintf(cmd, sizeof cmd, "%s -std=c++17 -O1 -shared -fPIC -w %s %s %s -I%s -o %s %s 2>&1", cxx, unique, sanitize,
-             extra ? extra : "", inc, so, cpp);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = system(cmd);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    CHECK(rc == 0, "%s: the host compiler builds the generated kernels (%s)", tag, cmd);
-    if (rc != 0) return NULL;
-    printf("  %s: kernels built for the CPU in %.1f s\n", tag,
-           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-    *handle = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-    emu_launch_fn fn = *handle ? (emu_launch_fn)dlsym(*handle, "jf_emu_launch") : NULL;
-    CHECK(fn != NULL, "%s: load %s: %s", tag, so, *handle ? "no jf_emu_launch" : dlerror());
-    return fn;
-}
-
-/* Host copies of everything the kernels touch, laid out as the plugin lays
- * them out on the device (calloc: padding and unwritten rows are zero). */
+/* The model as the plugin lays it out (tests/jf_emu_host.h), and the
+ * tensor-core prefill's own buffers at the sizes the plugin allocates. */
 typedef struct HostModel {
-    jf_buffers b;
+    jf_emu_model m;
     jf_prefill_buffers pb;
-    void *blocks[128];
-    int n_blocks;
 } HostModel;
 
-static void *take(HostModel *h, size_t bytes) {
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (p && h->n_blocks < 128) h->blocks[h->n_blocks++] = p;
-    return p;
-}
-
-static void host_free(HostModel *h) {
-    for (int i = 0; i < h->n_blocks; i++) free(h->blocks[i]);
-    free(h->b.layers);
-}
-
-static size_t matrix_bytes(const jf_config *c, const fb_tensor_view *t) {
-    return (size_t)t->ne[1] * (size_t)jf_row_bytes(jf_device_type(c, t->type), t->ne[0]);
-}
-
-static int convert(HostModel *h, const jf_config *c, const fb_tensor_view *t, void **out, void *into) {
-    void *dst = into ? into : (*out = take(h, matrix_bytes(c, t)));
-    return dst ? jf_layout_rows(fb_host_services(), t->type, t->data, t->ne[1], t->ne[0], dst,
-                                jf_device_type(c, t->type), 2)
-               : -2;
-}
-
-static int convert_vector(HostModel *h, const jf_config *c, const fb_tensor_view *t, float **out) {
-    *out = take(h, (size_t)c->ld_dim * sizeof(float));
-    return *out ? jf_layout_rows(fb_host_services(), t->type, t->data, 1, t->ne[0], *out, JF_T_F32, 1) : -2;
-}
-
 static int host_load(HostModel *h, const jf_config *c, const fb_model_view *mv) {
-    memset(h, 0, sizeof *h);
-    jf_buffers *b = &h->b;
-    size_t f = sizeof(float), B = (size_t)c->nb;
-    int rc = 0;
-    b->layers = calloc((size_t)c->n_layers, sizeof *b->layers);
-    rc |= convert(h, c, mv->token_embd, &b->token_embd, NULL);
-    for (int l = 0; l < c->n_layers; l++) {
-        const fb_layer_view *L = FB_MODEL_LAYER(mv, l);
-        jf_layer_buffers *lw = &b->layers[l];
-        lw->kind = jf_layer_kind(c, mv, l);
-        rc |= lw->kind < 0;
-        rc |= convert_vector(h, c, &L->attn_norm, &lw->attn_norm);
-        size_t q_bytes = matrix_bytes(c, &L->attn_q), k_bytes = matrix_bytes(c, &L->attn_k);
-        lw->w_qkv = take(h, q_bytes + k_bytes + matrix_bytes(c, &L->attn_v));
-        uint8_t *qkv = lw->w_qkv;
-        rc |= convert(h, c, &L->attn_q, NULL, qkv);
-        rc |= convert(h, c, &L->attn_k, NULL, qkv + q_bytes);
-        rc |= convert(h, c, &L->attn_v, NULL, qkv + q_bytes + k_bytes);
-        rc |= convert(h, c, &L->attn_output, &lw->w_o, NULL);
-        rc |= convert_vector(h, c, &L->ffn_norm, &lw->ffn_norm);
-        rc |= convert(h, c, &L->ffn_gate, &lw->w_gate, NULL);
-        rc |= convert(h, c, &L->ffn_up, &lw->w_up, NULL);
-        rc |= convert(h, c, &L->ffn_down, &lw->w_down, NULL);
-    }
-    rc |= convert_vector(h, c, mv->output_norm, &b->output_norm);
-    if (mv->tied_output) b->output = b->token_embd;
-    else
-        rc |= convert(h, c, mv->output, &b->output, NULL);
-    b->rope_inv_freq = take(h, (size_t)(c->n_rot / 2) * f);
-    if (b->rope_inv_freq)
-        jf_rope_inv_freq(b->rope_inv_freq, c->n_rot, mv->rope_freq_base,
-                         mv->rope_freqs ? (const float *)mv->rope_freqs->data : NULL);
-    size_t kv = (size_t)c->n_layers * (size_t)c->max_seq * (size_t)c->kv_dim;
-    b->step = take(h, (B + 1) * sizeof(int32_t));
-    b->argmax_key = take(h, sizeof(uint64_t));
-    b->x = take(h, B * (size_t)c->ld_dim * f);
-    b->q = take(h, B * (size_t)c->q_dim * f);
-    b->part = take(h, B * (size_t)c->n_heads * (size_t)c->splits * (size_t)(c->head_dim + 2) * f);
-    b->att = take(h, B * (size_t)c->ld_q * f);
-    b->hb = take(h, B * (size_t)c->ld_ff * f);
-    b->logits = take(h, B * (size_t)c->vocab * f);
-    b->key_cache = take(h, kv * f);
-    b->value_cache = take(h, kv * f);
-    b->att_count = take(h, B * (size_t)c->n_kv_heads * sizeof(uint32_t));
-    b->sync = take(h, jf_sync_words(c) * sizeof(uint32_t));
-    b->step_layers = take(h, (size_t)c->n_layers * sizeof(jf_step_layer));
-    if (b->step_layers) jf_step_layers(c, b, b->step_layers);
-    /* the prefill's own buffers, at the sizes the plugin allocates */
+    if (jf_emu_model_load(&h->m, c, mv) != 0) return -1;
     uint64_t bytes[6];
     jf_prefill_bytes(c, bytes);
     jf_prefill_buffers *pb = &h->pb;
-    pb->step = take(h, bytes[0]);
-    pb->x = take(h, bytes[1]);
-    pb->q = take(h, bytes[2]);
-    pb->act = take(h, bytes[3]);
-    pb->act_h = take(h, bytes[4]);
-    pb->scratch_key = take(h, bytes[5]);
-    return rc || h->n_blocks >= 128 || !pb->scratch_key ? -1 : 0;
+    memset(pb, 0, sizeof *pb);
+    pb->step = jf_emu_take(&h->m, bytes[0]);
+    pb->x = jf_emu_take(&h->m, bytes[1]);
+    pb->q = jf_emu_take(&h->m, bytes[2]);
+    pb->act = jf_emu_take(&h->m, bytes[3]);
+    pb->act_h = jf_emu_take(&h->m, bytes[4]);
+    pb->scratch_key = jf_emu_take(&h->m, bytes[5]);
+    return h->m.n_blocks >= 128 || !pb->scratch_key ? -1 : 0;
 }
 
 /* Where the LM head's logits go: every position's rows into `all`. */
@@ -240,23 +93,25 @@ typedef struct Emit {
 
 static int emit_logits(void *ctx, int first, int count) {
     Emit *e = ctx;
-    memcpy(e->all + (size_t)(e->done + first) * e->vocab, e->h->b.logits, (size_t)count * e->vocab * sizeof(float));
+    memcpy(e->all + (size_t)(e->done + first) * e->vocab, e->h->m.b.logits, (size_t)count * e->vocab * sizeof(float));
     return 0;
 }
 
 /* As the plugin's prefill: chunks of c->pf_chunk, every position's logits
  * into got. Returns the argmax token, or -1. */
-static int32_t emu_prefill(Emu *e, const jf_config *c, HostModel *h, const int32_t *tokens, int n, float *got) {
+static int32_t emu_prefill(jf_emu *e, const jf_config *c, HostModel *h, const int32_t *tokens, int n, float *got) {
     Emit em = {.h = h, .all = got, .vocab = c->vocab};
     for (int done = 0; done < n;) {
         int batch = n - done < c->pf_chunk ? n - done : c->pf_chunk;
         h->pb.step[0] = done;
         memcpy(h->pb.step + 1, tokens + done, (size_t)batch * sizeof(int32_t));
         em.done = done;
-        if (jf_prefill_forward(c, &h->b, &h->pb, LM_GRID, batch, 0, 1, emit_logits, &em, emu_launch, e) != 0) return -1;
+        if (jf_prefill_forward(c, &h->m.b, &h->pb, LM_GRID, batch, 0, 1, emit_logits, &em, jf_emu_launch_kernel, e) !=
+            0)
+            return -1;
         done += batch;
     }
-    return jf_token_of_key(*h->b.argmax_key);
+    return jf_token_of_key(*h->m.b.argmax_key);
 }
 
 /* Top-1 agreement and relative error over n rows; 1 when within the bounds. */
@@ -305,16 +160,19 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
     char full_tag[80], defines[96] = "";
     snprintf(full_tag, sizeof full_tag, "%s_%s%s%s", tag, name, mutation ? "_" : "", mutation ? mutation : "");
     if (mutation) snprintf(defines, sizeof defines, "#define %s 1\n", mutation);
-    emu_launch_fn launch = build_emulator(&c, env->tmp_dir, env->cxx, env->inc, full_tag, defines, &handle);
+    jf_emu e;
     HostModel h;
-    if (!launch || host_load(&h, &c, mv) != 0) {
-        CHECK(0, "%s: %s", full_tag, launch ? "weights laid out" : "emulator");
-        if (launch) host_free(&h);
+    if (jf_emu_build(&c, env->tmp_dir, env->cxx, env->inc, "jit_fused_prefill_emulated", full_tag, defines, &e,
+                     &handle) != 0 ||
+        host_load(&h, &c, mv) != 0) {
+        if (e.launch) {
+            CHECK(0, "%s: weights laid out", full_tag);
+            jf_emu_model_free(&h.m);
+        }
         free(want);
         if (handle) dlclose(handle);
         return;
     }
-    Emu e = {.launch = launch};
     float *got = malloc((size_t)N_TOKENS * n_vocab * sizeof(float));
     char label[128];
     struct timespec t0, t1;
@@ -333,16 +191,16 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
         /* the KV cache the prefill wrote, through the decode kernels */
         int bad = 0;
         for (int i = N_PROMPT; i < N_TOKENS; i++) {
-            h.b.step[0] = i;
-            h.b.step[1] = tokens[i];
+            h.m.b.step[0] = i;
+            h.m.b.step[1] = tokens[i];
             /* the persistent step and the per-op kernels in turn */
-            if ((i % 2 ? jf_forward(&c, &h.b, LM_GRID, 1, 0, 1, emu_launch, &e)
-                       : jf_decode_persistent(&c, &h.b, 3, emu_launch, &e)) != 0) {
+            if ((i % 2 ? jf_forward(&c, &h.m.b, LM_GRID, 1, 0, 1, jf_emu_launch_kernel, &e)
+                       : jf_decode_persistent(&c, &h.m.b, 3, jf_emu_launch_kernel, &e)) != 0) {
                 CHECK(0, "%s: decode at %d: %s", full_tag, i, e.error);
                 bad = 1;
                 break;
             }
-            memcpy(got + (size_t)i * n_vocab, h.b.logits, (size_t)n_vocab * sizeof(float));
+            memcpy(got + (size_t)i * n_vocab, h.m.b.logits, (size_t)n_vocab * sizeof(float));
         }
         if (!bad) {
             snprintf(label, sizeof label, "%s decode %d after it vs cpu_ref", name, N_DECODE);
@@ -352,7 +210,7 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("  %s: %d launches emulated in %.1f s\n", full_tag, e.launches,
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-    host_free(&h);
+    jf_emu_model_free(&h.m);
     free(got);
     free(want);
     dlclose(handle);
