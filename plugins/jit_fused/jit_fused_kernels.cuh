@@ -625,6 +625,19 @@ __device__ __forceinline__ bool jf_qkv_rows(int item, int warp, const fb_u8 *w_q
     return pair < JF_QKV_PAIRS;
 }
 
+// RoPE of the pair (y0, y1) = rows (r, r + 1) of [q; k] at position pos, r
+// even and below JF_Q_DIM + JF_KV_DIM: angles in double, as cpu_ref's. One
+// home for the decode and the tensor-core prefill epilogues.
+__device__ __forceinline__ void jf_rope_pair(int r, int pos, const float *rope_inv_freq, float &y0, float &y1) {
+    const int i = ((r < JF_Q_DIM ? r : r - JF_Q_DIM) % JF_HEAD_DIM) / 2;
+    if (i >= JF_N_ROT / 2) return;
+    const double angle = (double)pos * (double)rope_inv_freq[i];
+    const float c = (float)cos(angle), s = (float)sin(angle);
+    const float t = y0 * c - y1 * s;
+    y1 = y0 * s + y1 * c;
+    y0 = t;
+}
+
 // RMSNorm (inv: jf_block_inv_rms of x), then Q, K and V in one matvec over
 // the stacked rows; each warp computes one adjacent pair of rows, which is
 // exactly a RoPE pair, and rotates it, then writes q, or k and v into the
@@ -655,14 +668,7 @@ __device__ __forceinline__ void jf_qkv_rope(int item, const int *step, int nb, c
         const int pos = pos0 + b;
         float y0 = acc[b][0] * inv[b], y1 = acc[b][1] * inv[b];
         if (r < JF_Q_DIM + JF_KV_DIM) {
-            const int i = ((r < JF_Q_DIM ? r : r - JF_Q_DIM) % JF_HEAD_DIM) / 2;
-            if (i < JF_N_ROT / 2) {
-                double angle = (double)pos * (double)rope_inv_freq[i];
-                float c = (float)cos(angle), s = (float)sin(angle);
-                float t = y0 * c - y1 * s;
-                y1 = y0 * s + y1 * c;
-                y0 = t;
-            }
+            jf_rope_pair(r, pos, rope_inv_freq, y0, y1);
             if (r < JF_Q_DIM) {
                 q[(size_t)b * JF_Q_DIM + r] = y0;
                 q[(size_t)b * JF_Q_DIM + r + 1] = y1;

@@ -414,16 +414,7 @@ extern "C" __global__ void __launch_bounds__(JF_PF_THREADS, 2)
 #else
                 const int at = pos0 + pos;
 #endif
-                if (r < JF_Q_DIM + JF_KV_DIM) {
-                    const int i = ((r < JF_Q_DIM ? r : r - JF_Q_DIM) % JF_HEAD_DIM) / 2;
-                    if (i < JF_N_ROT / 2) {
-                        double angle = (double)at * (double)rope_inv_freq[i];
-                        float c = (float)cos(angle), sn = (float)sin(angle);
-                        float t0 = y0 * c - y1 * sn;
-                        y1 = y0 * sn + y1 * c;
-                        y0 = t0;
-                    }
-                }
+                if (r < JF_Q_DIM + JF_KV_DIM) jf_rope_pair(r, at, rope_inv_freq, y0, y1);
                 float *dst = r < JF_Q_DIM ? q + (size_t)pos * JF_Q_DIM + r
                              : r < JF_Q_DIM + JF_KV_DIM
                                  ? key_cache + (size_t)(pos0 + pos) * JF_KV_DIM + (r - JF_Q_DIM)
