@@ -104,6 +104,23 @@ static int jf_emu_build(const jf_config *c, const char *tmp_dir, const char *cxx
     return -1;
 }
 
+/* Top-1 agreement and relative error of n logits rows against cpu_ref's; 1
+ * when within the bounds. Checked (must pass) unless `report_only`. */
+static int jf_emu_agreement(const char *label, const float *got, const float *want, int n, int n_vocab,
+                            double min_agree, double max_rel, int report_only) {
+    int agree = 0;
+    for (int i = 0; i < n; i++)
+        agree += argmax_f(got + (size_t)i * n_vocab, (size_t)n_vocab) ==
+                 argmax_f(want + (size_t)i * n_vocab, (size_t)n_vocab);
+    double rel = rel_error(got, want, (size_t)n * n_vocab);
+    printf("  %-44s top-1 %d/%d, logits relative error %.3g\n", label, agree, n, rel);
+    int ok = (double)agree / n >= min_agree && rel <= max_rel;
+    if (!report_only)
+        CHECK(ok, "%s: top-1 %d/%d (need %.2f), relative error %.3g (at most %.3g)", label, agree, n, min_agree, rel,
+              max_rel);
+    return ok;
+}
+
 /* Host copies of everything the kernels touch, laid out as the plugin lays
  * them out on the device (calloc: padding and unwritten rows are zero). */
 typedef struct jf_emu_model {

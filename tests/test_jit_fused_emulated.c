@@ -58,23 +58,6 @@ static int32_t emu_prefill(jf_emu *e, const jf_config *c, jf_emu_model *h, int p
     return jf_token_of_key(*h->b.argmax_key);
 }
 
-/* Top-1 agreement and relative error; 1 when within the bounds. Checked
- * (must pass) unless `report_only`. */
-static int agreement(const char *label, const float *got, const float *want, int n, int n_vocab, double min_agree,
-                     double max_rel, int report_only) {
-    int agree = 0;
-    for (int i = 0; i < n; i++)
-        agree += argmax_f(got + (size_t)i * n_vocab, (size_t)n_vocab) ==
-                 argmax_f(want + (size_t)i * n_vocab, (size_t)n_vocab);
-    double rel = rel_error(got, want, (size_t)n * n_vocab);
-    printf("  %-34s top-1 %d/%d, logits relative error %.3g\n", label, agree, n, rel);
-    int ok = (double)agree / n >= min_agree && rel <= max_rel;
-    if (!report_only)
-        CHECK(ok, "%s: top-1 %d/%d (need %.2f), relative error %.3g (at most %.3g)", label, agree, n, min_agree, rel,
-              max_rel);
-    return ok;
-}
-
 typedef struct Env {
     const char *tmp_dir, *cxx, *inc;
     const fb_plugin *ref;
@@ -162,7 +145,7 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
         } else {
             CHECK(tok >= 0, "%s: %s", full_tag, e.error);
             snprintf(label, sizeof label, "%s prefill %d + decode %d", mutation, N_PREFILL, N_TOKENS - N_PREFILL);
-            int ok = tok >= 0 && agreement(label, got, want, N_TOKENS, n_vocab, min_agree[w], max_rel[w], 1);
+            int ok = tok >= 0 && jf_emu_agreement(label, got, want, N_TOKENS, n_vocab, min_agree[w], max_rel[w], 1);
             CHECK(tok >= 0 && !ok, "%s: the mutated kernels (%s) must fail the agreement check", tag, mutation);
         }
         jf_emu_model_free(&h);
@@ -193,7 +176,7 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
            e.launches, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, e.spins() - spins0);
     if (tok >= 0) {
         snprintf(label, sizeof label, "%s prefill %d + decode %d vs cpu_ref", name, N_PREFILL, N_TOKENS - N_PREFILL);
-        agreement(label, got, want, N_TOKENS, n_vocab, min_agree[w], max_rel[w], 0);
+        jf_emu_agreement(label, got, want, N_TOKENS, n_vocab, min_agree[w], max_rel[w], 0);
         /* each decode path on its own positions */
         for (int persistent = 0; persistent < 2; persistent++) {
             int n = 0;
@@ -206,7 +189,7 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
                     n++;
                 }
             snprintf(label, sizeof label, "%s decode, %s", name, persistent ? "persistent step" : "per-op kernels");
-            agreement(label, g, wv, n, n_vocab, min_agree[w], max_rel[w], 0);
+            jf_emu_agreement(label, g, wv, n, n_vocab, min_agree[w], max_rel[w], 0);
             free(g);
             free(wv);
         }
@@ -218,7 +201,7 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
         int32_t t2 = emu_prefill(&e, &c, &h, 0, tokens, N_TOKENS, 0, last);
         CHECK(t2 == argmax_f(last, (size_t)n_vocab), "%s: last-only prefill's argmax", full_tag);
         snprintf(label, sizeof label, "%s prefill %d, last logits only", name, N_TOKENS);
-        agreement(label, last, want + (size_t)(N_TOKENS - 1) * n_vocab, 1, n_vocab, min_agree[w], max_rel[w], 0);
+        jf_emu_agreement(label, last, want + (size_t)(N_TOKENS - 1) * n_vocab, 1, n_vocab, min_agree[w], max_rel[w], 0);
         free(last);
     }
     jf_emu_model_free(&h);

@@ -114,21 +114,6 @@ static int32_t emu_prefill(jf_emu *e, const jf_config *c, HostModel *h, const in
     return jf_token_of_key(*h->m.b.argmax_key);
 }
 
-/* Top-1 agreement and relative error over n rows; 1 when within the bounds. */
-static int agreement(const char *label, const float *got, const float *want, int n, int n_vocab, int report_only) {
-    int agree = 0;
-    for (int i = 0; i < n; i++)
-        agree += argmax_f(got + (size_t)i * n_vocab, (size_t)n_vocab) ==
-                 argmax_f(want + (size_t)i * n_vocab, (size_t)n_vocab);
-    double rel = rel_error(got, want, (size_t)n * n_vocab);
-    printf("  %-44s top-1 %d/%d, logits relative error %.3g\n", label, agree, n, rel);
-    int ok = (double)agree / n >= MIN_AGREE && rel <= MAX_REL;
-    if (!report_only)
-        CHECK(ok, "%s: top-1 %d/%d (need %.2f), relative error %.3g (at most %.3g)", label, agree, n, MIN_AGREE, rel,
-              MAX_REL);
-    return ok;
-}
-
 typedef struct Env {
     const char *tmp_dir, *cxx, *inc;
     const fb_plugin *ref;
@@ -181,11 +166,11 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
     CHECK(tok >= 0, "%s: prefill: %s", full_tag, e.error);
     if (mutation) {
         snprintf(label, sizeof label, "%s prefill %d", mutation, N_PROMPT);
-        int ok = tok >= 0 && agreement(label, got, want, N_PROMPT, n_vocab, 1);
+        int ok = tok >= 0 && jf_emu_agreement(label, got, want, N_PROMPT, n_vocab, MIN_AGREE, MAX_REL, 1);
         CHECK(tok >= 0 && !ok, "%s: the mutated kernels (%s) must fail the agreement check", tag, mutation);
     } else if (tok >= 0) {
         snprintf(label, sizeof label, "%s prefill %d (chunks of %d) vs cpu_ref", name, N_PROMPT, CHUNK);
-        agreement(label, got, want, N_PROMPT, n_vocab, 0);
+        jf_emu_agreement(label, got, want, N_PROMPT, n_vocab, MIN_AGREE, MAX_REL, 0);
         CHECK(tok == argmax_f(got + (size_t)(N_PROMPT - 1) * n_vocab, (size_t)n_vocab),
               "%s: the returned argmax is the last logits row's", full_tag);
         /* the KV cache the prefill wrote, through the decode kernels */
@@ -204,7 +189,8 @@ static void run_case(const test_model *tm, const char *tag, jf_wtype w, const in
         }
         if (!bad) {
             snprintf(label, sizeof label, "%s decode %d after it vs cpu_ref", name, N_DECODE);
-            agreement(label, got + (size_t)N_PROMPT * n_vocab, want + (size_t)N_PROMPT * n_vocab, N_DECODE, n_vocab, 0);
+            jf_emu_agreement(label, got + (size_t)N_PROMPT * n_vocab, want + (size_t)N_PROMPT * n_vocab, N_DECODE,
+                             n_vocab, MIN_AGREE, MAX_REL, 0);
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
